@@ -1,0 +1,287 @@
+// currant: a job queue for processes on one host, in shared memory.
+//
+// What a caller may rely on
+// -------------------------
+// * Delivery is at least once. A job is handed to one consumer at a time
+//   under a lease; if that consumer dies, or its lease expires without a
+//   heartbeat, the job is queued again (attempt counted) by whichever process
+//   notices first: at the latest when some process next waits on, enqueues
+//   to, or reaps the queue after the lease deadline.
+// * Completion is recorded once: ack/fail/retry succeed only while the job is
+//   still picked by this Queue object under the same pick (epoch). A call that
+//   returns success reports a fact already applied to the segment; the one
+//   exception is ack_deferred(), which says so in its name.
+// * Order within an entrypoint: higher priority first, then FIFO by enqueue
+//   sequence. A job whose execute_after lies in the future is invisible until
+//   then. No order is promised across entrypoints.
+// * A process may be killed at any instruction; the next process to take an
+//   affected lock repairs the structures. Nothing acknowledged is lost.
+// * Payload views (Job::payload) point into the segment and stay valid until
+//   the job is acked, failed, retried, or its lease is lost; read-only.
+//
+// What a caller may not rely on
+// -----------------------------
+// * A Queue object is not thread-safe: use one per thread (each is a separate
+//   participant with its own registry entry). Queue objects must not be
+//   used in a child after fork(); open the queue again there.
+// * Job status of a finished job in `memory` durability is kept only until its
+//   slot is reused (then status() says unknown).
+//
+// Errors: every failure throws currant::Error with an Errc and a message
+// naming the queue, entrypoint or limit (see currant/shm/error.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+#include "currant/shm/error.hpp"
+
+namespace currant {
+
+using JobId = std::uint64_t;         // host id (16 bits) << 48 | counter (48 bits)
+using EntrypointId = std::uint32_t;  // index in the queue's entrypoint table
+
+enum class JobStatus : std::uint8_t {
+    unknown = 0,  // no such job in the segment (never existed, or finished and its slot reused)
+    queued,
+    picked,
+    successful,
+    exception,
+    canceled,
+};
+std::string_view job_status_name(JobStatus status) noexcept;
+
+enum class Durability : std::uint8_t {
+    memory = 0, // no transition log; slots freed at completion; lost at reboot
+    async = 1,  // transitions logged for the mirror; finished slots kept until mirrored
+    sync = 2,   // like async, and enqueue returns only once the mirror committed it
+};
+std::string_view durability_name(Durability durability) noexcept;
+Durability parse_durability(std::string_view text); // throws invalid_argument
+
+struct QueueOptions {
+    std::string name;
+    std::uint32_t slots = 65536;           // jobs the arena holds at once (queued + picked + unmirrored)
+    std::uint32_t payload_bytes = 256;     // inline payload capacity per job
+    std::uint32_t max_entrypoints = 64;
+    std::uint32_t max_participants = 256;  // Queue objects attached at once, across processes
+    std::uint32_t log_capacity = 65536;    // transition records per entrypoint (async/sync)
+    std::uint16_t host_id = 0;             // high 16 bits of every job id
+    unsigned mode = 0600;                  // permission bits of the segment
+    std::optional<gid_t> group;            // owning group (give mode 0660 to let it in)
+};
+
+struct EntrypointOptions {
+    Durability durability = Durability::memory;
+    std::chrono::milliseconds lease{30'000};          // how long a pick is valid without heartbeat
+    std::uint32_t max_attempts = 5;                   // deliveries before a job ends `exception`
+    std::chrono::milliseconds retry_delay{1'000};     // back-off of the first retry, doubled per attempt
+    std::chrono::milliseconds max_retry_delay{300'000};
+};
+
+struct EnqueueOptions {
+    std::int32_t priority = 0;                 // higher runs first
+    std::int64_t execute_after_ns = 0;         // CLOCK_REALTIME, ns since the epoch; 0 = now
+    std::uint32_t max_attempts = 0;            // 0: the entrypoint's default
+    std::chrono::milliseconds log_wait{1'000}; // async/sync: how long to wait for log space
+    std::chrono::milliseconds sync_wait{5'000};// sync: how long to wait for the mirror's commit
+};
+
+// What identifies one pick of one job. Value type; stale handles are refused.
+struct JobHandle {
+    std::uint32_t slot = 0;
+    std::uint64_t epoch = 0;
+    JobId id = 0;
+};
+
+// A picked job. payload points into the segment (zero copy).
+struct Job {
+    JobHandle handle;
+    EntrypointId entrypoint = 0;
+    std::int32_t priority = 0;
+    std::uint32_t attempts = 0;            // 1 on the first delivery
+    std::int64_t enqueued_at_ns = 0;       // CLOCK_REALTIME
+    std::span<const std::byte> payload;
+};
+
+// A slot reserved for writing a payload in place; commit() queues it.
+struct Reservation {
+    std::uint32_t slot = 0;
+    std::uint64_t epoch = 0;
+    EntrypointId entrypoint = 0;
+    JobId id = 0;
+    std::span<std::byte> payload;          // writable; capacity = payload_bytes
+};
+
+struct JobState {
+    JobId id = 0;
+    JobStatus status = JobStatus::unknown;
+    EntrypointId entrypoint = 0;
+    std::int32_t priority = 0;
+    std::uint32_t attempts = 0;
+};
+
+struct EntrypointStats {
+    std::string name;
+    EntrypointId id = 0;
+    Durability durability = Durability::memory;
+    std::uint64_t queued = 0;     // ready now
+    std::uint64_t delayed = 0;    // queued with execute_after in the future
+    std::uint64_t picked = 0;
+    // Totals since creation, summed over all processes (live and reaped).
+    std::uint64_t enqueued = 0;
+    std::uint64_t picks = 0;
+    std::uint64_t successful = 0;
+    std::uint64_t failed = 0;     // ended `exception`
+    std::uint64_t retried = 0;    // requeued after failure, lease expiry or owner death
+    std::uint64_t canceled = 0;
+    std::uint64_t log_pending = 0;// transitions logged but not yet mirrored
+};
+
+struct QueueInfo {
+    std::string name;
+    std::uint32_t slots = 0, payload_bytes = 0, max_entrypoints = 0, max_participants = 0,
+                  log_capacity = 0, host_id = 0, slot_bytes = 0;
+    std::uint64_t segment_bytes = 0;
+    std::uint64_t incarnation = 0;
+    std::int64_t created_at_ns = 0;
+    std::uint32_t free_slots = 0;
+    std::uint32_t participants = 0;        // registered right now
+    unsigned mode = 0;
+    uid_t owner_uid = 0;
+    gid_t owner_gid = 0;
+};
+
+struct ParticipantInfo {
+    std::uint32_t index = 0;
+    pid_t pid = 0;
+    bool alive = false;
+    bool sleeping = false;
+};
+
+struct DoctorReport {
+    bool sound = true;
+    std::vector<std::string> problems;     // empty when sound
+    std::uint32_t dead_participants_reaped = 0;
+    std::uint32_t expired_leases_requeued = 0;
+};
+
+// One record of an entrypoint's transition log (the change feed).
+struct Transition {
+    std::uint64_t sequence = 0;            // per-entrypoint, gapless from 1
+    JobId id = 0;
+    std::uint32_t slot = 0;
+    JobStatus status = JobStatus::unknown; // the state entered
+    std::uint32_t attempts = 0;
+    std::uint64_t epoch = 0;               // the slot's epoch after the transition
+    std::int64_t at_ns = 0;                // CLOCK_REALTIME
+};
+
+namespace detail { class QueueState; }
+
+class Queue {
+public:
+    // Creates a new queue segment. Throws already_exists, invalid_argument.
+    static Queue create(const QueueOptions& options);
+    // Opens an existing queue. Throws not_found, version_mismatch, ...
+    static Queue open(std::string_view name);
+    // Retires and unlinks the queue; processes still attached get
+    // segment_retired on their next call. Returns false if it did not exist.
+    static bool remove(std::string_view name);
+
+    Queue(Queue&&) noexcept;
+    Queue& operator=(Queue&&) noexcept;
+    ~Queue(); // close(): flushes deferred acks, requeues unreturned prefetched jobs
+
+    // Unregisters now. Jobs handed out and not acked are requeued (attempt counted).
+    void close();
+
+    const std::string& name() const noexcept;
+    QueueInfo info() const;
+
+    // Declares an entrypoint, or returns the existing one's id (updating its
+    // options if they differ). Names: 1..63 bytes, no control characters.
+    EntrypointId declare_entrypoint(std::string_view name, const EntrypointOptions& options = {});
+    EntrypointId entrypoint(std::string_view name) const; // throws not_found
+    std::string entrypoint_name(EntrypointId id) const;
+    std::vector<std::string> entrypoint_names() const;
+
+    // --- producing ---
+    JobId enqueue(EntrypointId entrypoint, std::span<const std::byte> payload,
+                  const EnqueueOptions& options = {});
+    // All-or-nothing per job, in order: returns how many were enqueued (ids
+    // written to ids_out); stops at the first failure and throws it only if
+    // none was enqueued.
+    std::size_t enqueue_batch(EntrypointId entrypoint, std::span<const std::span<const std::byte>> payloads,
+                              std::span<JobId> ids_out, const EnqueueOptions& options = {});
+    Reservation reserve(EntrypointId entrypoint);
+    JobId commit(Reservation& reservation, std::size_t payload_size, const EnqueueOptions& options = {});
+    void abandon(Reservation& reservation) noexcept;
+
+    // --- consuming ---
+    // Picks up to out.size() jobs from the given entrypoints, waiting up to
+    // timeout (negative: forever; zero: do not wait). Returns how many.
+    std::size_t dequeue(std::span<const EntrypointId> entrypoints, std::span<Job> out,
+                        std::chrono::nanoseconds timeout);
+    // One job at a time, served from a prefetch buffer of picked jobs that
+    // stay recorded in the segment as this consumer's (see set_prefetch).
+    std::optional<Job> dequeue_one(std::span<const EntrypointId> entrypoints,
+                                   std::chrono::nanoseconds timeout);
+    void set_prefetch(std::uint32_t jobs); // 1..1024, default 8
+
+    void ack(const JobHandle& job);                         // throws stale_handle/not_owner
+    std::size_t ack(std::span<const JobHandle> jobs);       // returns how many were acked
+    // Deferred ack: buffered, applied by flush(), before this consumer sleeps,
+    // before the earliest lease deadline of a buffered job, every 64 jobs and
+    // at close. Not yet a fact when it returns.
+    void ack_deferred(const JobHandle& job);
+    std::size_t flush();
+
+    void fail(const JobHandle& job);                        // ends `exception` now
+    // Requeues with back-off (delay, or the entrypoint's exponential back-off)
+    // and returns true, or ends `exception` past max attempts and returns false.
+    bool retry(const JobHandle& job, std::optional<std::chrono::milliseconds> delay = std::nullopt);
+    // Extends the leases; returns how many were extended (expired or stale ones are not).
+    std::size_t heartbeat(std::span<const JobHandle> jobs);
+
+    // Cancels a queued job; returns false if it is not queued (picked, finished, unknown).
+    bool cancel(JobId id);
+
+    // --- inspecting ---
+    std::vector<JobState> status(std::span<const JobId> ids) const;
+    std::vector<EntrypointStats> stats() const;
+    std::vector<ParticipantInfo> participants() const;
+    // Reaps dead participants and expired leases now; checks every structure.
+    DoctorReport doctor();
+    // Reaps dead participants and expired leases; returns jobs requeued.
+    std::size_t reap();
+
+    // --- change feed (for currantd) ---
+    std::size_t read_feed(EntrypointId entrypoint, std::uint64_t from_sequence, std::span<Transition> out) const;
+    // Marks transitions up to and including sequence as mirrored: frees log
+    // space, recycles finished slots, wakes sync enqueuers.
+    void commit_feed(EntrypointId entrypoint, std::uint64_t sequence);
+    std::uint64_t feed_committed(EntrypointId entrypoint) const;
+
+private:
+    explicit Queue(std::unique_ptr<detail::QueueState> state) noexcept;
+    std::unique_ptr<detail::QueueState> state_;
+};
+
+// Helpers for payloads given as text.
+inline std::span<const std::byte> as_payload(std::string_view text) noexcept {
+    return std::as_bytes(std::span<const char>(text.data(), text.size()));
+}
+inline std::string_view as_text(std::span<const std::byte> payload) noexcept {
+    return {reinterpret_cast<const char*>(payload.data()), payload.size()};
+}
+
+} // namespace currant

@@ -1,0 +1,406 @@
+// Dequeue, sleeping, ack/fail/retry, heartbeat, cancel.
+#include <algorithm>
+#include <immintrin.h>
+
+#include "currant/shm/clock.hpp"
+#include "currant/shm/crash_point.hpp"
+#include "currant/shm/futex.hpp"
+#include "queue_state.hpp"
+
+namespace currant::detail {
+
+using shm::SlotState;
+using shm::StateWord;
+
+namespace {
+constexpr std::int64_t spin_before_sleep_ns = 10'000;   // DESIGN: spin at most ~10 us
+constexpr std::int64_t sweep_interval_ns = 100'000'000; // liveness sweep at most every 100 ms
+constexpr std::size_t deferred_ack_batch = 64;
+
+SlotState final_state_of(JobStatus status) {
+    switch (status) {
+    case JobStatus::successful: return SlotState::successful;
+    case JobStatus::exception: return SlotState::exception;
+    case JobStatus::canceled: return SlotState::canceled;
+    default: return SlotState::exception;
+    }
+}
+} // namespace
+
+std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::int64_t now_real,
+                                    std::int64_t now_mono) {
+    EntrypointControl& c = entrypoints_[ep];
+    promote_due(ep, now_real);
+    const std::int64_t lease = c.lease_ns.load(std::memory_order_relaxed);
+    const std::int64_t deadline = now_mono + lease;
+    std::size_t picked = 0;
+    while (picked < out.size() && c.lane_count > 0) {
+        PriorityLane& lane = c.lanes[0];
+        const std::uint32_t slot = lane_pop_front(c, lane);
+        std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+        const std::uint64_t word = state.load(std::memory_order_acquire);
+        JobRecord& rec = record(slot);
+        if (StateWord::state(word) != SlotState::queued || rec.entrypoint != ep)
+            throw Error(Errc::corrupt_segment, (c.lock.request_repair(), describe(ep)) +
+                                                   ": a ready lane lists a slot that is not queued here; "
+                                                   "the next locker rebuilds the index");
+        remove_lane_if_empty(c, lane);
+        const std::uint64_t new_word = StateWord::next(word, SlotState::picked, my_tag());
+        begin_intent(c, slot, word, new_word);
+        ++rec.attempts;
+        rec.lease_deadline_ns.store(deadline, std::memory_order_relaxed);
+        state.store(new_word, std::memory_order_release);
+        append_log(ep, slot, new_word);
+        c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+        c.intent.active = 0;
+        shm::crash_point("dequeue.picked_one");
+        Job& job = out[picked++];
+        job.handle = JobHandle{slot, StateWord::epoch(new_word), rec.job_id};
+        job.entrypoint = ep;
+        job.priority = rec.priority;
+        job.attempts = rec.attempts;
+        job.enqueued_at_ns = rec.enqueued_at_ns;
+        job.payload = std::span<const std::byte>(arena_.payload(slot),
+                                                 std::min(rec.payload_size, arena_.payload_bytes()));
+    }
+    if (picked) {
+        c.picked_count.fetch_add(std::uint32_t(picked), std::memory_order_relaxed);
+        if (c.earliest_lease_ns.load(std::memory_order_relaxed) > deadline) {
+            const bool was_unset = c.earliest_lease_ns.load(std::memory_order_relaxed) == no_deadline;
+            c.earliest_lease_ns.store(deadline, std::memory_order_relaxed);
+            // Sleepers computed their deadlines without this lease: let one recompute.
+            if (was_unset) wake_sleepers(ep, 1);
+        }
+        count(ep, counter_picks, picked);
+    }
+    return picked;
+}
+
+bool QueueState::anything_ready(std::span<const EntrypointId> eps, std::int64_t now_real,
+                                std::int64_t now_mono) const noexcept {
+    for (EntrypointId ep : eps) {
+        const EntrypointControl& c = entrypoints_[ep];
+        if (c.ready_count.load(std::memory_order_seq_cst) > 0) return true;
+        if (c.earliest_delayed_ns.load(std::memory_order_relaxed) <= now_real) return true;
+        if (c.earliest_lease_ns.load(std::memory_order_relaxed) <= now_mono) return true;
+    }
+    return false;
+}
+
+void QueueState::maybe_sweep(std::int64_t now_mono) {
+    if (now_mono - last_sweep_ns_ < sweep_interval_ns) return;
+    last_sweep_ns_ = now_mono;
+    sweep_participants();
+}
+
+std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job> out, std::int64_t timeout_ns) {
+    check_usable();
+    if (eps.empty()) throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': dequeue needs at least one entrypoint");
+    for (EntrypointId ep : eps) check_entrypoint(ep);
+    if (out.empty()) return 0;
+    ensure_registered();
+    const std::int64_t start = shm::monotonic_ns();
+    const std::int64_t give_up = timeout_ns < 0 ? no_deadline : start + timeout_ns;
+    std::int64_t spin_until = start + spin_before_sleep_ns;
+    for (;;) {
+        check_usable();
+        const std::int64_t now_real = shm::realtime_ns();
+        const std::int64_t now_mono = shm::monotonic_ns();
+        if (!deferred_acks_.empty() && now_mono >= deferred_flush_by_) flush();
+        std::size_t picked = 0;
+        const std::size_t count = eps.size();
+        const std::uint32_t first = rotation_++;
+        for (std::size_t k = 0; k < count && picked < out.size(); ++k) {
+            const EntrypointId ep = eps[(first + k) % count];
+            EntrypointControl& c = entrypoints_[ep];
+            if (c.earliest_lease_ns.load(std::memory_order_relaxed) <= now_mono) reap_expired_leases(ep, now_mono);
+            if (c.ready_count.load(std::memory_order_acquire) == 0 &&
+                c.earliest_delayed_ns.load(std::memory_order_relaxed) > now_real)
+                continue;
+            lock_entrypoint(ep);
+            shm::LockHolder holder(c.lock);
+            picked += pick_locked(ep, out.subspan(picked), now_real, now_mono);
+        }
+        if (picked) return picked;
+        if (now_mono >= give_up) return 0;
+        if (now_mono < spin_until) {
+            for (int i = 0; i < 32; ++i) _mm_pause();
+            continue;
+        }
+
+        // Going to sleep: make deferred acks facts and check for dead peers first.
+        flush();
+        maybe_sweep(now_mono);
+        ParticipantEntry& me = participant_entries_[my_index_];
+        const std::uint32_t word_index = my_index_ / 64;
+        const std::uint64_t bit = std::uint64_t(1) << (my_index_ % 64);
+        me.wake_word.store(1, std::memory_order_seq_cst);
+        for (EntrypointId ep : eps) sleeper_words(ep)[word_index].fetch_or(bit, std::memory_order_seq_cst);
+        const std::int64_t check_real = shm::realtime_ns();
+        const std::int64_t check_mono = shm::monotonic_ns();
+        if (!anything_ready(eps, check_real, check_mono)) {
+            std::int64_t wake_at = give_up;
+            for (EntrypointId ep : eps) {
+                const EntrypointControl& c = entrypoints_[ep];
+                const std::int64_t delayed = c.earliest_delayed_ns.load(std::memory_order_relaxed);
+                if (delayed != no_deadline) wake_at = std::min(wake_at, check_mono + (delayed - check_real));
+                wake_at = std::min(wake_at, c.earliest_lease_ns.load(std::memory_order_relaxed));
+            }
+            const std::int64_t sleep_ns = wake_at == no_deadline ? -1 : std::max<std::int64_t>(wake_at - check_mono, 0);
+            if (sleep_ns != 0) shm::futex_wait(me.wake_word, 1, sleep_ns);
+        }
+        me.wake_word.store(0, std::memory_order_relaxed);
+        for (EntrypointId ep : eps) sleeper_words(ep)[word_index].fetch_and(~bit, std::memory_order_relaxed);
+        spin_until = shm::monotonic_ns() + spin_before_sleep_ns;
+    }
+}
+
+void QueueState::set_prefetch(std::uint32_t jobs) {
+    if (jobs == 0 || jobs > 1024) throw Error(Errc::invalid_argument, "prefetch must be between 1 and 1024 jobs");
+    prefetch_limit_ = jobs;
+}
+
+std::optional<Job> QueueState::dequeue_one(std::span<const EntrypointId> eps, std::int64_t timeout_ns) {
+    if (prefetch_position_ < prefetch_.size()) return prefetch_[prefetch_position_++];
+    prefetch_.resize(prefetch_limit_);
+    const std::size_t got = dequeue(eps, prefetch_, timeout_ns);
+    prefetch_.resize(got);
+    prefetch_position_ = 0;
+    if (got == 0) return std::nullopt;
+    return prefetch_[prefetch_position_++];
+}
+
+bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus final_status,
+                               std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release) {
+    // Caller holds [E]. The state word moves by CAS because a picked job's
+    // owner may ack it concurrently without the lock (memory durability);
+    // exactly one of the two CASes wins. Returns false if we lost.
+    EntrypointControl& c = entrypoints_[ep];
+    JobRecord& rec = record(slot);
+    std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+    if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
+        const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, acting_owner);
+        if (!state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) return false;
+        rec.last_job_id = rec.job_id;
+        rec.last_status = std::uint32_t(final_status);
+        to_release.push_back(slot);
+        return true;
+    }
+    const std::uint64_t new_word = StateWord::next(word, final_state_of(final_status), 0);
+    begin_intent(c, slot, word, new_word);
+    const bool won = state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel);
+    if (won) append_log(ep, slot, new_word);
+    c.intent.active = 0;
+    return won;
+}
+
+QueueState::RequeueResult QueueState::requeue_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word,
+                                                     std::int64_t delay_ns, std::uint32_t acting_owner,
+                                                     std::vector<std::uint32_t>& to_release) {
+    EntrypointControl& c = entrypoints_[ep];
+    JobRecord& rec = record(slot);
+    if (rec.attempts >= rec.max_attempts) {
+        if (!finish_locked(ep, slot, word, JobStatus::exception, acting_owner, to_release)) return RequeueResult::raced;
+        c.picked_count.fetch_sub(1, std::memory_order_relaxed);
+        return RequeueResult::dead;
+    }
+    const std::int64_t now_real = shm::realtime_ns();
+    const std::uint64_t new_word = StateWord::next(word, SlotState::queued, 0);
+    begin_intent(c, slot, word, new_word);
+    if (!arena_.state_word(slot).compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) {
+        c.intent.active = 0;
+        return RequeueResult::raced;
+    }
+    c.picked_count.fetch_sub(1, std::memory_order_relaxed);
+    // Queued slots are touched only under [E], which we hold: the fields
+    // below are ours until we unlock. A crash here is repaired by the rebuild.
+    shm::crash_point("requeue.unlinked");
+    rec.execute_after_ns = delay_ns > 0 ? now_real + delay_ns : 0;
+    rec.sequence = c.next_sequence++;
+    rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
+    const bool ready = place_queued(ep, slot, now_real);
+    append_log(ep, slot, new_word);
+    if (ready) c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    c.intent.active = 0;
+    return RequeueResult::requeued;
+}
+
+std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first) {
+    check_usable();
+    if (!registered_) {
+        if (throw_on_first && !jobs.empty())
+            throw Error(Errc::not_owner, "queue '" + segment_.name() + "': this Queue holds no picked jobs");
+        return 0;
+    }
+    std::size_t finished = 0;
+    scratch_release_.clear();
+    for (const JobHandle& job : jobs) {
+        if (job.slot >= arena_.slot_count()) {
+            if (throw_on_first) throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': job handle names slot " + std::to_string(job.slot) + " beyond the arena");
+            continue;
+        }
+        std::atomic<std::uint64_t>& state = arena_.state_word(job.slot);
+        std::uint64_t word = state.load(std::memory_order_acquire);
+        JobRecord& rec = record(job.slot);
+        const bool mine = StateWord::state(word) == SlotState::picked && StateWord::owner(word) == my_tag() &&
+                          StateWord::epoch(word) == job.epoch && rec.job_id == job.id;
+        if (!mine) {
+            if (throw_on_first) {
+                if (StateWord::state(word) == SlotState::picked && StateWord::owner(word) != my_tag() && rec.job_id == job.id)
+                    throw Error(Errc::not_owner, "queue '" + segment_.name() + "': job " + std::to_string(job.id) + " is picked by another consumer (its lease expired and it was re-picked)");
+                throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job " + std::to_string(job.id) + " is no longer picked under this handle (already finished, requeued after lease expiry, or the slot was reused)");
+            }
+            continue;
+        }
+        const EntrypointId ep = rec.entrypoint;
+        if (ep >= entrypoint_count()) continue;
+        EntrypointControl& c = entrypoints_[ep];
+        const Counter counter = final_status == JobStatus::successful ? counter_successful
+                               : final_status == JobStatus::canceled ? counter_canceled : counter_failed;
+        if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
+            // The state word CAS is the commit point; a reaper requeueing the
+            // same pick races on the same CAS and exactly one wins.
+            rec.last_job_id = rec.job_id;
+            rec.last_status = std::uint32_t(final_status);
+            const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, my_tag());
+            if (!state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) {
+                if (throw_on_first) throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job " + std::to_string(job.id) + " was requeued (lease expired) before it was acked");
+                continue;
+            }
+            shm::crash_point("ack.marked");
+            c.picked_count.fetch_sub(1, std::memory_order_relaxed);
+            scratch_release_.push_back(job.slot);
+        } else {
+            lock_entrypoint(ep);
+            shm::LockHolder holder(c.lock);
+            word = state.load(std::memory_order_acquire);
+            if (!(StateWord::state(word) == SlotState::picked && StateWord::owner(word) == my_tag() &&
+                  StateWord::epoch(word) == job.epoch)) {
+                if (throw_on_first) throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job " + std::to_string(job.id) + " was requeued (lease expired) before it was acked");
+                continue;
+            }
+            if (!finish_locked(ep, job.slot, word, final_status, my_tag(), scratch_release_)) continue;
+            c.picked_count.fetch_sub(1, std::memory_order_relaxed);
+        }
+        count(ep, counter);
+        ++finished;
+    }
+    for (std::uint32_t slot : scratch_release_) give_back_slot(slot);
+    scratch_release_.clear();
+    return finished;
+}
+
+void QueueState::ack_deferred(const JobHandle& job) {
+    check_usable();
+    deferred_acks_.push_back(job);
+    if (job.slot < arena_.slot_count()) {
+        const std::int64_t deadline = record(job.slot).lease_deadline_ns.load(std::memory_order_relaxed);
+        // Flush well before the lease runs out.
+        if (deadline > 0) deferred_flush_by_ = std::min(deferred_flush_by_, deadline - 100'000'000);
+    }
+    if (deferred_acks_.size() >= deferred_ack_batch || shm::monotonic_ns() >= deferred_flush_by_) flush();
+}
+
+std::size_t QueueState::flush() {
+    if (deferred_acks_.empty()) return 0;
+    const std::size_t done = finish(deferred_acks_, JobStatus::successful, false);
+    deferred_acks_.clear();
+    deferred_flush_by_ = no_deadline;
+    return done;
+}
+
+bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_ns) {
+    check_usable();
+    if (job.slot >= arena_.slot_count() || !registered_)
+        throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job handle is not held by this Queue");
+    const EntrypointId ep = record(job.slot).entrypoint;
+    if (ep >= entrypoint_count()) throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job handle is stale");
+    EntrypointControl& c = entrypoints_[ep];
+    RequeueResult result = RequeueResult::raced;
+    scratch_release_.clear();
+    {
+        lock_entrypoint(ep);
+        shm::LockHolder holder(c.lock);
+        const std::uint64_t word = arena_.state_word(job.slot).load(std::memory_order_acquire);
+        JobRecord& rec = record(job.slot);
+        if (!(StateWord::state(word) == SlotState::picked && StateWord::owner(word) == my_tag() &&
+              StateWord::epoch(word) == job.epoch && rec.job_id == job.id))
+            throw Error(Errc::stale_handle, describe(ep) + ": job " + std::to_string(job.id) + " is no longer picked under this handle");
+        std::int64_t delay = 0;
+        if (delay_ns) {
+            delay = *delay_ns;
+        } else {
+            const std::int64_t base = c.retry_delay_ns.load(std::memory_order_relaxed);
+            const std::int64_t cap = c.max_retry_delay_ns.load(std::memory_order_relaxed);
+            const std::uint32_t shift = std::min<std::uint32_t>(rec.attempts ? rec.attempts - 1 : 0, 30);
+            delay = std::min<std::int64_t>(cap, base > (cap >> shift) ? cap : base << shift);
+        }
+        result = requeue_locked(ep, job.slot, word, delay, my_tag(), scratch_release_);
+    }
+    if (result == RequeueResult::raced)
+        throw Error(Errc::stale_handle, describe(ep) + ": job " + std::to_string(job.id) + " was requeued (lease expired) before the retry");
+    count(ep, result == RequeueResult::requeued ? counter_retried : counter_failed);
+    for (std::uint32_t slot : scratch_release_) give_back_slot(slot);
+    scratch_release_.clear();
+    // A ready job, or a delayed one that may now be the earliest: one sleeper re-checks.
+    if (result == RequeueResult::requeued) wake_sleepers(ep, 1);
+    return result == RequeueResult::requeued;
+}
+
+std::size_t QueueState::heartbeat(std::span<const JobHandle> jobs) {
+    check_usable();
+    std::size_t extended = 0;
+    const std::int64_t now = shm::monotonic_ns();
+    for (const JobHandle& job : jobs) {
+        if (job.slot >= arena_.slot_count() || !registered_) continue;
+        const std::uint64_t word = arena_.state_word(job.slot).load(std::memory_order_acquire);
+        JobRecord& rec = record(job.slot);
+        if (!(StateWord::state(word) == SlotState::picked && StateWord::owner(word) == my_tag() &&
+              StateWord::epoch(word) == job.epoch && rec.job_id == job.id))
+            continue;
+        if (rec.entrypoint >= entrypoint_count()) continue;
+        std::int64_t deadline = rec.lease_deadline_ns.load(std::memory_order_acquire);
+        // A reaper claims an expired lease by CAS to 0; extend only a live one.
+        if (deadline == 0 || deadline <= now) continue;
+        const std::int64_t lease = entrypoints_[rec.entrypoint].lease_ns.load(std::memory_order_relaxed);
+        if (rec.lease_deadline_ns.compare_exchange_strong(deadline, now + lease, std::memory_order_acq_rel))
+            ++extended;
+    }
+    return extended;
+}
+
+bool QueueState::cancel(JobId id) {
+    check_usable();
+    ensure_registered();
+    const std::uint32_t n = arena_.slot_count();
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::uint64_t seen = arena_.state_word(slot).load(std::memory_order_acquire);
+        if (StateWord::state(seen) != SlotState::queued || record(slot).job_id != id) continue;
+        const EntrypointId ep = record(slot).entrypoint;
+        if (ep >= entrypoint_count()) return false;
+        EntrypointControl& c = entrypoints_[ep];
+        scratch_release_.clear();
+        {
+            lock_entrypoint(ep);
+            shm::LockHolder holder(c.lock);
+            const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+            JobRecord& rec = record(slot);
+            if (StateWord::state(word) != SlotState::queued || rec.job_id != id) return false;
+            if (rec.heap_position != shm::no_slot) {
+                heap_remove(ep, rec.heap_position);
+            } else {
+                lane_unlink(c, slot);
+                c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+                update_earliest_delayed(ep); // a freed lane may unblock a parked job
+            }
+            finish_locked(ep, slot, word, JobStatus::canceled, my_tag(), scratch_release_);
+        }
+        count(ep, counter_canceled);
+        for (std::uint32_t s : scratch_release_) give_back_slot(s);
+        scratch_release_.clear();
+        return true;
+    }
+    return false;
+}
+
+} // namespace currant::detail

@@ -1,0 +1,299 @@
+// Status, stats, info, doctor and the change feed.
+#include <algorithm>
+#include <cstring>
+#include <sys/stat.h>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "currant/shm/clock.hpp"
+#include "currant/shm/futex.hpp"
+#include "queue_state.hpp"
+
+namespace currant::detail {
+
+using shm::SlotState;
+using shm::StateWord;
+
+namespace {
+JobStatus live_status(SlotState state) noexcept {
+    switch (state) {
+    case SlotState::queued: return JobStatus::queued;
+    case SlotState::picked: return JobStatus::picked;
+    case SlotState::successful: return JobStatus::successful;
+    case SlotState::exception: return JobStatus::exception;
+    case SlotState::canceled: return JobStatus::canceled;
+    default: return JobStatus::unknown;
+    }
+}
+} // namespace
+
+std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
+    segment_.check_not_retired();
+    std::unordered_map<JobId, std::size_t> wanted;
+    for (std::size_t i = 0; i < ids.size(); ++i) wanted.emplace(ids[i], i);
+    std::vector<JobState> result(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) result[i].id = ids[i];
+    const std::uint32_t n = arena_.slot_count();
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        const JobRecord& rec = record(slot);
+        const SlotState state = StateWord::state(word);
+        const bool live = state != SlotState::free && state != SlotState::reserved;
+        const JobId id = live ? rec.job_id : rec.last_job_id;
+        auto found = wanted.find(id);
+        if (found == wanted.end() || id == 0) continue;
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            if (ids[i] != id) continue;
+            JobState& out = result[i];
+            if (live) {
+                out.status = live_status(state);
+                out.entrypoint = rec.entrypoint;
+                out.priority = rec.priority;
+                out.attempts = rec.attempts;
+            } else if (out.status == JobStatus::unknown && rec.last_status <= std::uint32_t(JobStatus::canceled)) {
+                out.status = JobStatus(rec.last_status);
+                out.entrypoint = rec.entrypoint;
+                out.priority = rec.priority;
+                out.attempts = rec.attempts;
+            }
+        }
+    }
+    return result;
+}
+
+std::vector<EntrypointStats> QueueState::stats() const {
+    segment_.check_not_retired();
+    const std::uint32_t count = entrypoint_count();
+    std::vector<EntrypointStats> result(count);
+    for (EntrypointId ep = 0; ep < count; ++ep) {
+        const EntrypointControl& c = entrypoints_[ep];
+        EntrypointStats& s = result[ep];
+        s.id = ep;
+        s.name = std::string(c.name, strnlen(c.name, entrypoint_name_bytes));
+        s.durability = Durability(c.durability.load(std::memory_order_relaxed));
+        std::uint64_t totals[counter_kinds] = {};
+        for (std::uint32_t k = 0; k < counter_kinds; ++k)
+            totals[k] = c.retired_counters[k].load(std::memory_order_relaxed);
+        for (std::uint32_t p = 0; p < max_participants_; ++p)
+            for (std::uint32_t k = 0; k < counter_kinds; ++k)
+                totals[k] += counters(p, ep)[k].load(std::memory_order_relaxed);
+        s.enqueued = totals[counter_enqueued];
+        s.picks = totals[counter_picks];
+        s.successful = totals[counter_successful];
+        s.failed = totals[counter_failed];
+        s.retried = totals[counter_retried];
+        s.canceled = totals[counter_canceled];
+        s.log_pending = c.log_head.load(std::memory_order_acquire) - c.log_committed.load(std::memory_order_acquire);
+    }
+    // Depths are counted from the state words (exact at the moment of each read).
+    const std::int64_t now = shm::realtime_ns();
+    const std::uint32_t n = arena_.slot_count();
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const SlotState state = StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire));
+        if (state != SlotState::queued && state != SlotState::picked) continue;
+        const JobRecord& rec = record(slot);
+        if (rec.entrypoint >= count) continue;
+        EntrypointStats& s = result[rec.entrypoint];
+        if (state == SlotState::picked) ++s.picked;
+        else if (rec.execute_after_ns > now) ++s.delayed;
+        else ++s.queued;
+    }
+    return result;
+}
+
+std::vector<ParticipantInfo> QueueState::participants() const {
+    std::vector<ParticipantInfo> result;
+    for (std::uint32_t i = 0; i < max_participants_; ++i) {
+        const ParticipantEntry& entry = participant_entries_[i];
+        if (entry.status.load(std::memory_order_acquire) != std::uint32_t(ParticipantStatus::active)) continue;
+        ParticipantInfo info;
+        info.index = i;
+        info.pid = entry.pid;
+        info.sleeping = entry.wake_word.load(std::memory_order_relaxed) != 0;
+        // Alive is judged by the life lock in doctor(); here a quick view.
+        info.alive = true;
+        result.push_back(info);
+    }
+    return result;
+}
+
+QueueInfo QueueState::info() const {
+    segment_.check_not_retired();
+    const auto& header = segment_.header();
+    QueueInfo info;
+    info.name = segment_.name();
+    info.slots = header.parameters.slot_count;
+    info.payload_bytes = header.parameters.payload_bytes;
+    info.max_entrypoints = header.parameters.max_entrypoints;
+    info.max_participants = header.parameters.max_participants;
+    info.log_capacity = header.parameters.log_capacity;
+    info.host_id = header.parameters.host_id;
+    info.slot_bytes = header.slot_bytes;
+    info.segment_bytes = header.total_bytes;
+    info.incarnation = header.incarnation;
+    info.created_at_ns = header.creation_realtime_ns;
+    std::uint32_t free_slots = 0;
+    for (std::uint32_t slot = 0; slot < arena_.slot_count(); ++slot)
+        if (StateWord::state(arena_.state_word(slot).load(std::memory_order_relaxed)) == SlotState::free) ++free_slots;
+    info.free_slots = free_slots;
+    info.participants = std::uint32_t(participants().size());
+    struct stat object {};
+    if (::stat(("/dev/shm/currant." + segment_.name()).c_str(), &object) == 0) {
+        info.mode = object.st_mode & 07777;
+        info.owner_uid = object.st_uid;
+        info.owner_gid = object.st_gid;
+    }
+    return info;
+}
+
+DoctorReport QueueState::doctor() {
+    check_usable();
+    ensure_registered();
+    DoctorReport report;
+    report.dead_participants_reaped = std::uint32_t(sweep_participants());
+    const std::int64_t now_mono = shm::monotonic_ns();
+    for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep)
+        if (entrypoints_[ep].earliest_lease_ns.load(std::memory_order_relaxed) <= now_mono)
+            report.expired_leases_requeued += std::uint32_t(reap_expired_leases(ep, now_mono));
+    auto problem = [&](std::string text) {
+        report.sound = false;
+        report.problems.push_back(std::move(text));
+    };
+    if (std::string arena_problem = arena_.check(); !arena_problem.empty()) problem("arena: " + arena_problem);
+
+    const std::uint32_t n = arena_.slot_count();
+    for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep) {
+        EntrypointControl& c = entrypoints_[ep];
+        const std::string where = describe(ep) + ": ";
+        lock_entrypoint(ep);
+        shm::LockHolder holder(c.lock);
+        if (c.intent.active) problem(where + "an intent record is still active");
+        std::vector<std::uint8_t> seen(n, 0);
+        std::uint32_t ready = 0;
+        if (c.lane_count > max_priority_lanes) { problem(where + "lane count out of range"); continue; }
+        for (std::uint32_t l = 0; l < c.lane_count; ++l) {
+            const PriorityLane& lane = c.lanes[l];
+            if (l > 0 && c.lanes[l - 1].priority <= lane.priority) problem(where + "priority lanes out of order");
+            std::uint32_t walked = 0, previous = shm::no_slot;
+            std::uint64_t last_sequence = 0;
+            for (std::uint32_t slot = lane.head; slot != shm::no_slot; slot = record(slot).lane_next) {
+                if (slot >= n) { problem(where + "lane link out of range"); break; }
+                if (seen[slot]) { problem(where + "slot " + std::to_string(slot) + " listed twice"); break; }
+                seen[slot] = 1;
+                const JobRecord& rec = record(slot);
+                const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+                if (StateWord::state(word) != SlotState::queued) problem(where + "lane lists slot " + std::to_string(slot) + " which is not queued");
+                if (rec.entrypoint != ep || rec.priority != lane.priority) problem(where + "lane lists a job of another entrypoint or priority");
+                if (rec.lane_prev != previous) problem(where + "lane back link broken at slot " + std::to_string(slot));
+                if (rec.sequence <= last_sequence) problem(where + "lane not in FIFO order at slot " + std::to_string(slot));
+                last_sequence = rec.sequence;
+                previous = slot;
+                if (++walked > n) { problem(where + "lane has a cycle"); break; }
+            }
+            if (walked != lane.count) problem(where + "lane count " + std::to_string(lane.count) + " but " + std::to_string(walked) + " linked");
+            if (lane.tail != previous) problem(where + "lane tail is wrong");
+            ready += walked;
+        }
+        if (c.ready_count.load(std::memory_order_relaxed) != ready)
+            problem(where + "ready count " + std::to_string(c.ready_count.load()) + " but " + std::to_string(ready) + " in lanes");
+        if (c.delayed_count > n) { problem(where + "delayed count out of range"); continue; }
+        const DelayedEntry* heap = delayed_heap(ep);
+        for (std::uint32_t i = 0; i < c.delayed_count; ++i) {
+            const std::uint32_t slot = heap[i].slot;
+            if (slot >= n) { problem(where + "delayed heap entry out of range"); break; }
+            if (seen[slot]) { problem(where + "slot " + std::to_string(slot) + " both ready and delayed"); continue; }
+            seen[slot] = 1;
+            if (record(slot).heap_position != i) problem(where + "heap position of slot " + std::to_string(slot) + " is wrong");
+            if (StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire)) != SlotState::queued)
+                problem(where + "delayed heap lists a slot that is not queued");
+            if (i > 0 && heap[i].due_ns < heap[(i - 1) / 2].due_ns) problem(where + "delayed heap order broken");
+        }
+        for (std::uint32_t slot = 0; slot < n; ++slot) {
+            const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+            if (StateWord::state(word) == SlotState::queued && record(slot).entrypoint == ep && !seen[slot])
+                problem(where + "queued slot " + std::to_string(slot) + " is in no lane or heap (lost)");
+        }
+        if (c.log_head.load() < c.log_committed.load() || c.log_head.load() != c.log_written)
+            problem(where + "transition log positions are inconsistent");
+    }
+    // Every picked or reserved slot must belong to a live participant.
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        const SlotState state = StateWord::state(word);
+        if (state != SlotState::picked && state != SlotState::reserved) continue;
+        const std::uint32_t owner = StateWord::owner(word);
+        if (owner == 0 || owner > max_participants_ ||
+            participant_entries_[owner - 1].status.load(std::memory_order_acquire) != std::uint32_t(ParticipantStatus::active))
+            problem("slot " + std::to_string(slot) + " is " + (state == SlotState::picked ? "picked" : "reserved") +
+                    " by participant " + std::to_string(owner) + " which is not registered");
+    }
+    return report;
+}
+
+std::size_t QueueState::read_feed(EntrypointId ep, std::uint64_t from, std::span<Transition> out) const {
+    segment_.check_not_retired();
+    check_entrypoint(ep);
+    const EntrypointControl& c = entrypoints_[ep];
+    const std::uint64_t head = c.log_head.load(std::memory_order_acquire);
+    const std::uint64_t committed = c.log_committed.load(std::memory_order_acquire);
+    if (from == 0) from = 1;
+    if (from <= committed) from = committed + 1; // records at or below the cursor may be overwritten
+    std::size_t produced = 0;
+    for (std::uint64_t sequence = from; sequence <= head && produced < out.size(); ++sequence) {
+        const TransitionRecord& entry = log(ep)[(sequence - 1) % log_capacity_];
+        Transition& t = out[produced++];
+        t.sequence = entry.sequence;
+        t.id = entry.job_id;
+        t.slot = entry.slot;
+        t.status = JobStatus(entry.status);
+        t.attempts = entry.attempts;
+        t.epoch = entry.epoch;
+        t.at_ns = entry.at_ns;
+    }
+    return produced;
+}
+
+void QueueState::commit_feed(EntrypointId ep, std::uint64_t sequence) {
+    check_usable();
+    check_entrypoint(ep);
+    ensure_registered();
+    EntrypointControl& c = entrypoints_[ep];
+    const std::uint64_t head = c.log_head.load(std::memory_order_acquire);
+    if (sequence > head)
+        throw Error(Errc::invalid_argument, describe(ep) + ": cannot commit sequence " + std::to_string(sequence) +
+                                                " beyond the log head " + std::to_string(head));
+    std::uint64_t previous = c.log_committed.load(std::memory_order_acquire);
+    if (sequence <= previous) return;
+    // Recycle finished slots whose final transition is now committed. The
+    // state word CAS (final state, same epoch) -> reserved(us) makes this
+    // idempotent and safe against a concurrent committer.
+    std::vector<std::uint32_t> to_release;
+    for (std::uint64_t s = previous + 1; s <= sequence; ++s) {
+        const TransitionRecord& entry = log(ep)[(s - 1) % log_capacity_];
+        const JobStatus status = JobStatus(entry.status);
+        if (status != JobStatus::successful && status != JobStatus::exception && status != JobStatus::canceled) continue;
+        if (entry.slot >= arena_.slot_count()) continue;
+        std::atomic<std::uint64_t>& state = arena_.state_word(entry.slot);
+        std::uint64_t word = state.load(std::memory_order_acquire);
+        if (StateWord::epoch(word) != entry.epoch || live_status(StateWord::state(word)) != status) continue;
+        JobRecord& rec = record(entry.slot);
+        rec.last_job_id = rec.job_id;
+        rec.last_status = std::uint32_t(status);
+        if (state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
+                                          std::memory_order_acq_rel))
+            to_release.push_back(entry.slot);
+    }
+    while (previous < sequence &&
+           !c.log_committed.compare_exchange_weak(previous, sequence, std::memory_order_acq_rel)) {
+    }
+    if (!to_release.empty()) arena_.release(my_tag(), to_release);
+    c.commit_signal.fetch_add(1, std::memory_order_release);
+    shm::futex_wake(c.commit_signal, INT32_MAX);
+}
+
+std::uint64_t QueueState::feed_committed(EntrypointId ep) const {
+    check_entrypoint(ep);
+    return entrypoints_[ep].log_committed.load(std::memory_order_acquire);
+}
+
+} // namespace currant::detail

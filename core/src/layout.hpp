@@ -1,0 +1,218 @@
+// core's region of the segment: entrypoints, the participant registry, the
+// delayed heaps, the transition logs and per-participant counters.
+//
+// Internal: the layout is pinned by shm::layout_version and the layout word.
+// Guard notation next to each field:
+//   [immutable]      written by the creator before the magic is published
+//   [E]              guarded by the entrypoint's lock
+//   [R]              guarded by the registry lock (entrypoint declarations)
+//   [L]              guarded by the participant's life lock
+//   [atomic, order]  accessed without a lock with the stated memory order
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "currant/shm/arena.hpp"
+#include "currant/shm/layout.hpp"
+#include "currant/shm/robust_mutex.hpp"
+
+namespace currant::detail {
+
+using shm::cache_line;
+
+inline constexpr std::uint32_t max_priority_lanes = 32;
+inline constexpr std::size_t entrypoint_name_bytes = 64;
+inline constexpr std::int64_t no_deadline = INT64_MAX;
+
+// Per-slot job metadata, right after the slot's state word.
+struct JobRecord {
+    std::uint64_t job_id;           // written by the owner while reserved; fixed while queued/picked
+    std::uint64_t sequence;         // [E] FIFO order within the entrypoint
+    std::int64_t execute_after_ns;  // written while reserved or under [E]; CLOCK_REALTIME
+    std::int64_t enqueued_at_ns;    // written while reserved; CLOCK_REALTIME
+    // CLOCK_MONOTONIC. Set under [E] at pick; extended by the owner's
+    // heartbeat and claimed (set to 0) by a reaper, both with CAS, so a
+    // heartbeat either lands before the reaper's claim or fails.
+    std::atomic<std::int64_t> lease_deadline_ns;
+    std::uint32_t entrypoint;       // written while reserved
+    std::int32_t priority;          // written while reserved
+    std::uint32_t payload_size;     // written while reserved
+    std::uint32_t attempts;         // [E] deliveries so far
+    std::uint32_t max_attempts;     // written while reserved
+    std::uint32_t lane_next;        // [E] ready lane links (shm::no_slot = none)
+    std::uint32_t lane_prev;        // [E]
+    std::uint32_t heap_position;    // [E] index in the delayed heap, shm::no_slot if not there
+    std::atomic<std::uint32_t> mirror_dirty; // [atomic, relaxed] set when a transition could not be logged
+    std::uint32_t last_status;      // JobStatus of last_job_id once the slot was freed
+    std::uint64_t last_job_id;      // written by the finisher before the slot is freed
+};
+static_assert(std::is_standard_layout_v<JobRecord>);
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+
+struct PriorityLane {
+    std::int32_t priority;
+    std::uint32_t head;   // oldest (lowest sequence)
+    std::uint32_t tail;
+    std::uint32_t count;
+};
+
+// An operation in flight under the entrypoint lock. A repairer that finds it
+// active completes the log append if the state word reached new_word, and
+// otherwise treats the operation as never started. Indexes are rebuilt from
+// the state words either way.
+struct Intent {
+    std::uint32_t active;          // [E] 1 while an operation runs
+    std::uint32_t slot;            // [E]
+    std::uint64_t old_word;        // [E]
+    std::uint64_t new_word;        // [E]
+    std::uint64_t log_head_before; // [E]
+};
+
+struct TransitionRecord {
+    std::uint64_t sequence;
+    std::uint64_t job_id;
+    std::uint64_t epoch;
+    std::int64_t at_ns;
+    std::uint32_t slot;
+    std::uint8_t status;
+    std::uint8_t unused[3];
+    std::uint32_t attempts;
+    std::uint32_t unused2;
+};
+static_assert(sizeof(TransitionRecord) == 48);
+
+struct DelayedEntry {
+    std::int64_t due_ns;     // CLOCK_REALTIME
+    std::uint64_t sequence;
+    std::uint32_t slot;
+    std::uint32_t unused;
+};
+
+enum Counter : std::uint32_t {
+    counter_enqueued = 0,
+    counter_picks,
+    counter_successful,
+    counter_failed,
+    counter_retried,
+    counter_canceled,
+    counter_kinds = 8,
+};
+
+struct EntrypointControl {
+    // Configuration: [R] to declare; changed under [E]; read with relaxed
+    // loads (a stale read only applies the old option to one more job).
+    std::atomic<std::uint32_t> declared;   // [atomic, release/acquire] 1 once name and options are written
+    std::atomic<std::uint32_t> durability;
+    std::atomic<std::uint32_t> max_attempts;
+    std::uint32_t unused;
+    std::atomic<std::int64_t> lease_ns;
+    std::atomic<std::int64_t> retry_delay_ns;
+    std::atomic<std::int64_t> max_retry_delay_ns;
+    char name[entrypoint_name_bytes];      // [R] immutable once declared
+
+    alignas(cache_line) shm::RobustMutex lock;
+    Intent intent;                          // [E]
+    std::uint64_t next_sequence;            // [E]
+    std::uint32_t lane_count;               // [E] lanes sorted by priority, descending
+    std::uint32_t delayed_count;            // [E] entries in the delayed heap
+    PriorityLane lanes[max_priority_lanes]; // [E]
+    // [E] writer side of the transition log; readers use log_head.
+    std::uint64_t log_written;
+
+    // Read without the lock by consumers deciding whether to lock or sleep.
+    // Stored under [E] with release (after the job is published), loaded with
+    // seq_cst by a consumer after it set its sleeper bit (Dekker pairing with
+    // the producer's fence before it reads the sleeper bits).
+    alignas(cache_line) std::atomic<std::uint32_t> ready_count;
+    std::atomic<std::uint32_t> picked_count;        // [E] writes, relaxed reads (stats)
+    std::atomic<std::int64_t> earliest_delayed_ns;  // [E] writes; relaxed reads: top of the delayed heap
+    // Lower bound on the lease deadlines of picked jobs (CLOCK_MONOTONIC).
+    // Lowered under [E] at pick; replaced only by a lease scan under [E].
+    std::atomic<std::int64_t> earliest_lease_ns;
+
+    // Transition log positions. log_head: next sequence to be written,
+    // stored with release after the record is complete; the mirror reads
+    // records below it with acquire. log_committed: the mirror's cursor.
+    alignas(cache_line) std::atomic<std::uint64_t> log_head;
+    alignas(cache_line) std::atomic<std::uint64_t> log_committed;
+    std::atomic<std::uint32_t> commit_signal;       // futex: bumped at every commit
+    std::atomic<std::uint32_t> dirty_slots;         // slots marked mirror_dirty
+
+    // Counters of reaped participants, folded in by the reaper.
+    alignas(cache_line) std::atomic<std::uint64_t> retired_counters[counter_kinds];
+};
+static_assert(std::is_standard_layout_v<EntrypointControl>);
+
+enum class ParticipantStatus : std::uint32_t { free = 0, active = 1 };
+
+struct ParticipantEntry {
+    // Held by the participant's holder thread for as long as it is
+    // registered: trylock EBUSY = alive, EOWNERDEAD = dead (reap it).
+    shm::RobustMutex life_lock;
+    std::atomic<std::uint32_t> status;     // [L] ParticipantStatus
+    std::int32_t pid;                      // [L] diagnostics only
+    std::uint64_t start_time;              // [L] /proc start time, diagnostics only
+
+    // Futex the participant sleeps on: 1 = sleeping, 0 = awake. Set to 1 by
+    // its owner (seq_cst) before it sets sleeper bits; set to 0 by a waker
+    // that cleared its sleeper bit (release), then FUTEX_WAKE.
+    alignas(cache_line) std::atomic<std::uint32_t> wake_word;
+};
+static_assert(std::is_standard_layout_v<ParticipantEntry>);
+
+struct CoreHeader {
+    std::uint32_t max_entrypoints;      // [immutable]
+    std::uint32_t max_participants;     // [immutable]
+    std::uint32_t log_capacity;         // [immutable]
+    std::uint32_t sleeper_words;        // [immutable] 64-bit words per entrypoint
+    std::uint64_t entrypoints_offset;   // [immutable] relative to the core region
+    std::uint64_t participants_offset;  // [immutable]
+    std::uint64_t sleepers_offset;      // [immutable] uint64[max_entrypoints][sleeper_words]
+    std::uint64_t delayed_offset;       // [immutable] DelayedEntry[max_entrypoints][slot_count]
+    std::uint64_t logs_offset;          // [immutable] TransitionRecord[max_entrypoints][log_capacity]
+    std::uint64_t counters_offset;      // [immutable] uint64[max_participants][max_entrypoints][counter_kinds]
+    std::uint64_t region_bytes;         // [immutable]
+
+    alignas(cache_line) shm::RobustMutex registry_lock; // guards entrypoint declaration
+    std::atomic<std::uint32_t> entrypoint_count;        // [R] writes; acquire reads
+};
+static_assert(std::is_standard_layout_v<CoreHeader>);
+
+struct CoreGeometry {
+    std::uint64_t entrypoints_offset, participants_offset, sleepers_offset, delayed_offset, logs_offset,
+        counters_offset, region_bytes;
+    std::uint32_t sleeper_words;
+};
+
+inline std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
+
+inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
+    CoreGeometry g{};
+    g.sleeper_words = (p.max_participants + 63) / 64;
+    std::uint64_t at = round_up(sizeof(CoreHeader), cache_line);
+    g.entrypoints_offset = at;
+    at = round_up(at + sizeof(EntrypointControl) * std::uint64_t(p.max_entrypoints), cache_line);
+    g.participants_offset = at;
+    at = round_up(at + sizeof(ParticipantEntry) * std::uint64_t(p.max_participants), cache_line);
+    g.sleepers_offset = at;
+    // Each entrypoint's sleeper words on their own line(s).
+    const std::uint64_t sleeper_stride = round_up(8ull * g.sleeper_words, cache_line);
+    at = round_up(at + sleeper_stride * p.max_entrypoints, 4096);
+    g.delayed_offset = at;
+    at = round_up(at + sizeof(DelayedEntry) * std::uint64_t(p.slot_count) * p.max_entrypoints, 4096);
+    g.logs_offset = at;
+    at = round_up(at + sizeof(TransitionRecord) * std::uint64_t(p.log_capacity) * p.max_entrypoints, 4096);
+    g.counters_offset = at;
+    // Each participant's counters on their own lines (single writer each).
+    const std::uint64_t counter_stride = round_up(8ull * counter_kinds * p.max_entrypoints, cache_line);
+    at = round_up(at + counter_stride * p.max_participants, 4096);
+    g.region_bytes = at;
+    return g;
+}
+
+inline constexpr std::uint32_t record_bytes = sizeof(JobRecord);
+
+} // namespace currant::detail

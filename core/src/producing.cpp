@@ -1,0 +1,232 @@
+// Enqueue (copy and reserve/commit) and waking sleepers.
+#include <cstring>
+
+#include "currant/shm/clock.hpp"
+#include "currant/shm/crash_point.hpp"
+#include "currant/shm/futex.hpp"
+#include "queue_state.hpp"
+
+namespace currant::detail {
+
+using shm::SlotState;
+using shm::StateWord;
+
+JobId QueueState::next_job_id() noexcept {
+    if (id_next_ == id_end_) {
+        // Blocks of 256 ids per participant: one shared RMW per 256 jobs.
+        id_next_ = segment_.header().next_job_counter.fetch_add(256, std::memory_order_relaxed);
+        id_end_ = id_next_ + 256;
+    }
+    return (std::uint64_t(host_id_) << 48) | (id_next_++ & ((std::uint64_t(1) << 48) - 1));
+}
+
+std::uint32_t QueueState::take_slot() {
+    if (slot_cache_.empty()) {
+        slot_cache_.resize(cache_refill_);
+        std::uint32_t got = arena_.reserve(my_tag(), slot_cache_);
+        if (got == 0) {
+            // Dead processes may be holding slots: reap them, then try once more.
+            sweep_participants();
+            got = arena_.reserve(my_tag(), slot_cache_);
+        }
+        slot_cache_.resize(got);
+        if (got == 0)
+            throw Error(Errc::arena_full, "queue '" + segment_.name() + "': arena full (all " +
+                                              std::to_string(arena_.slot_count()) +
+                                              " slots hold queued, picked or unmirrored jobs); "
+                                              "consumers are behind or the queue needs more slots");
+    }
+    const std::uint32_t slot = slot_cache_.back();
+    slot_cache_.pop_back();
+    return slot;
+}
+
+void QueueState::give_back_slot(std::uint32_t slot) noexcept {
+    slot_cache_.push_back(slot);
+    if (slot_cache_.size() > 2 * cache_refill_) {
+        const std::size_t keep = cache_refill_;
+        arena_.release(my_tag(), std::span<const std::uint32_t>(slot_cache_).subspan(keep));
+        slot_cache_.resize(keep);
+    }
+}
+
+void QueueState::release_slots(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept {
+    try {
+        arena_.release(owner, slots);
+    } catch (...) {
+        // Left reserved by owner: freed when owner closes or is reaped.
+    }
+}
+
+void QueueState::wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept {
+    // Pairs with the seq_cst fetch_or of a consumer's sleeper bit followed by
+    // its seq_cst load of ready_count: either we see its bit, or it sees our
+    // job (the ready_count store happened before this fence).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    std::atomic<std::uint64_t>* words = sleeper_words(ep);
+    const std::uint32_t word_count = core_->sleeper_words;
+    for (std::uint32_t w = 0; w < word_count && count > 0; ++w) {
+        std::uint64_t bits = words[w].load(std::memory_order_relaxed);
+        while (bits != 0 && count > 0) {
+            const unsigned bit = unsigned(__builtin_ctzll(bits));
+            const std::uint64_t mask = std::uint64_t(1) << bit;
+            bits &= ~mask;
+            // Whoever clears the bit owns the wake-up of that sleeper.
+            if ((words[w].fetch_and(~mask, std::memory_order_acq_rel) & mask) == 0) continue;
+            const std::uint32_t index = w * 64 + bit;
+            if (index >= max_participants_) continue;
+            auto& word = participant_entries_[index].wake_word;
+            word.store(0, std::memory_order_release);
+            shm::futex_wake(word, 1);
+            --count;
+        }
+    }
+}
+
+namespace {
+void validate_enqueue_options(const EnqueueOptions& options) {
+    if (options.execute_after_ns < 0) throw Error(Errc::invalid_argument, "execute_after must not be negative");
+    if (options.log_wait.count() < 0 || options.sync_wait.count() < 0)
+        throw Error(Errc::invalid_argument, "wait times must not be negative");
+}
+} // namespace
+
+Reservation QueueState::reserve(EntrypointId ep) {
+    check_usable();
+    check_entrypoint(ep);
+    ensure_registered();
+    const std::uint32_t slot = take_slot();
+    Reservation reservation;
+    reservation.slot = slot;
+    reservation.epoch = StateWord::epoch(arena_.state_word(slot).load(std::memory_order_relaxed));
+    reservation.entrypoint = ep;
+    reservation.id = next_job_id();
+    reservation.payload = std::span<std::byte>(arena_.payload(slot), arena_.payload_bytes());
+    return reservation;
+}
+
+void QueueState::abandon(Reservation& reservation) noexcept {
+    if (reservation.payload.data() == nullptr || !registered_) return;
+    const std::uint64_t word = arena_.state_word(reservation.slot).load(std::memory_order_relaxed);
+    if (StateWord::state(word) == SlotState::reserved && StateWord::owner(word) == my_tag() &&
+        StateWord::epoch(word) == reservation.epoch)
+        give_back_slot(reservation.slot);
+    reservation.payload = {};
+}
+
+JobId QueueState::commit(Reservation& reservation, std::size_t size, const EnqueueOptions& options) {
+    check_usable();
+    validate_enqueue_options(options);
+    if (reservation.payload.data() == nullptr || !registered_ || reservation.slot >= arena_.slot_count())
+        throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': reservation is empty or already used");
+    const EntrypointId ep = reservation.entrypoint;
+    check_entrypoint(ep);
+    if (size > arena_.payload_bytes())
+        throw Error(Errc::payload_too_large, describe(ep) + ": payload of " + std::to_string(size) +
+                                                 " bytes exceeds the slot capacity of " +
+                                                 std::to_string(arena_.payload_bytes()) + " bytes");
+    const std::uint32_t slot = reservation.slot;
+    std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+    const std::uint64_t word = state.load(std::memory_order_relaxed);
+    if (StateWord::state(word) != SlotState::reserved || StateWord::owner(word) != my_tag() ||
+        StateWord::epoch(word) != reservation.epoch)
+        throw Error(Errc::stale_handle, describe(ep) + ": reservation is no longer held");
+
+    EntrypointControl& c = entrypoints_[ep];
+    JobRecord& rec = record(slot);
+    const std::int64_t now_real = shm::realtime_ns();
+    rec.job_id = reservation.id;
+    rec.execute_after_ns = options.execute_after_ns;
+    rec.enqueued_at_ns = now_real;
+    rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
+    rec.entrypoint = ep;
+    rec.priority = options.priority;
+    rec.payload_size = std::uint32_t(size);
+    rec.attempts = 0;
+    rec.max_attempts = options.max_attempts ? options.max_attempts : c.max_attempts.load(std::memory_order_relaxed);
+    rec.mirror_dirty.store(0, std::memory_order_relaxed);
+    rec.lane_next = rec.lane_prev = rec.heap_position = shm::no_slot;
+
+    const Durability durability = Durability(c.durability.load(std::memory_order_relaxed));
+    const std::int64_t log_deadline = shm::monotonic_ns() + std::int64_t(options.log_wait.count()) * 1'000'000;
+    std::uint64_t sequence = 0;
+    bool ready = false;
+    for (;;) {
+        lock_entrypoint(ep);
+        shm::LockHolder holder(c.lock);
+        if (durability != Durability::memory &&
+            c.log_written - c.log_committed.load(std::memory_order_acquire) >= log_capacity_) {
+            // Enqueue is the one transition that waits for log space.
+            const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
+            holder.release();
+            const std::int64_t left = log_deadline - shm::monotonic_ns();
+            if (left <= 0)
+                throw Error(Errc::log_full, describe(ep) + ": transition log full (" +
+                                                std::to_string(log_capacity_) +
+                                                " records not yet mirrored); is currantd running?");
+            shm::futex_wait(c.commit_signal, signal, std::min<std::int64_t>(left, 100'000'000));
+            continue;
+        }
+        if (rec.execute_after_ns <= now_real && !lane_for(c, rec.priority, false) &&
+            c.lane_count == max_priority_lanes)
+            throw Error(Errc::priority_lanes_full,
+                        describe(ep) + ": " + std::to_string(max_priority_lanes) +
+                            " distinct priorities are queued already; use fewer priority values");
+        const std::uint64_t new_word = StateWord::next(word, SlotState::queued, 0);
+        begin_intent(c, slot, word, new_word);
+        shm::crash_point("enqueue.locked");
+        rec.sequence = c.next_sequence++;
+        ready = place_queued(ep, slot, now_real);
+        shm::crash_point("enqueue.linked");
+        state.store(new_word, std::memory_order_release);
+        shm::crash_point("enqueue.published");
+        append_log(ep, slot, new_word);
+        sequence = c.log_written;
+        if (ready) c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        c.intent.active = 0;
+        break;
+    }
+    reservation.payload = {};
+    count(ep, counter_enqueued);
+    // A new ready job wakes one sleeper; a new earliest delayed job wakes one
+    // so that it re-computes its sleep deadline.
+    if (ready || c.earliest_delayed_ns.load(std::memory_order_relaxed) == rec.execute_after_ns)
+        wake_sleepers(ep, 1);
+
+    if (durability == Durability::sync) {
+        const std::int64_t deadline = shm::monotonic_ns() + std::int64_t(options.sync_wait.count()) * 1'000'000;
+        while (c.log_committed.load(std::memory_order_acquire) < sequence) {
+            const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
+            if (c.log_committed.load(std::memory_order_acquire) >= sequence) break;
+            const std::int64_t left = deadline - shm::monotonic_ns();
+            if (left <= 0)
+                throw Error(Errc::timed_out,
+                            describe(ep) + ": job " + std::to_string(reservation.id) +
+                                " is queued but not yet committed by the mirror; it stays queued, "
+                                "do not resubmit it");
+            shm::futex_wait(c.commit_signal, signal, left);
+        }
+    }
+    return reservation.id;
+}
+
+JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options) {
+    check_usable();
+    check_entrypoint(ep);
+    validate_enqueue_options(options);
+    if (payload.size() > arena_.payload_bytes())
+        throw Error(Errc::payload_too_large, describe(ep) + ": payload of " + std::to_string(payload.size()) +
+                                                 " bytes exceeds the slot capacity of " +
+                                                 std::to_string(arena_.payload_bytes()) +
+                                                 " bytes (set --payload-bytes at init)");
+    Reservation reservation = reserve(ep);
+    if (!payload.empty()) std::memcpy(reservation.payload.data(), payload.data(), payload.size());
+    try {
+        return commit(reservation, payload.size(), options);
+    } catch (const Error& error) {
+        if (error.code() != Errc::timed_out) abandon(reservation);
+        throw;
+    }
+}
+
+} // namespace currant::detail

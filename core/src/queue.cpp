@@ -1,0 +1,156 @@
+// currant::Queue: the public C++ API, forwarding to detail::QueueState.
+#include "currant/queue.hpp"
+
+#include "currant/shm/segment.hpp"
+#include "queue_state.hpp"
+
+namespace currant {
+
+std::string_view job_status_name(JobStatus status) noexcept {
+    switch (status) {
+    case JobStatus::queued: return "queued";
+    case JobStatus::picked: return "picked";
+    case JobStatus::successful: return "successful";
+    case JobStatus::exception: return "exception";
+    case JobStatus::canceled: return "canceled";
+    case JobStatus::unknown: break;
+    }
+    return "unknown";
+}
+
+std::string_view durability_name(Durability durability) noexcept {
+    switch (durability) {
+    case Durability::memory: return "memory";
+    case Durability::async: return "async";
+    case Durability::sync: return "sync";
+    }
+    return "unknown";
+}
+
+Durability parse_durability(std::string_view text) {
+    if (text == "memory") return Durability::memory;
+    if (text == "async") return Durability::async;
+    if (text == "sync") return Durability::sync;
+    throw Error(Errc::invalid_argument,
+                "unknown durability '" + std::string(text) + "' (expected memory, async or sync)");
+}
+
+namespace {
+std::int64_t to_ns(std::chrono::nanoseconds timeout) noexcept {
+    return timeout.count() < 0 ? -1 : std::int64_t(timeout.count());
+}
+} // namespace
+
+Queue Queue::create(const QueueOptions& options) {
+    if (options.slots == 0) throw Error(Errc::invalid_argument, "slots must be at least 1");
+    if (options.max_entrypoints == 0 || options.max_entrypoints > 4096)
+        throw Error(Errc::invalid_argument, "max entrypoints must be between 1 and 4096");
+    if (options.max_participants == 0 || options.max_participants > 65534)
+        throw Error(Errc::invalid_argument, "max participants must be between 1 and 65534");
+    if (options.log_capacity == 0) throw Error(Errc::invalid_argument, "log capacity must be at least 1");
+    shm::CreateSpec spec;
+    spec.name = options.name;
+    spec.parameters.slot_count = options.slots;
+    spec.parameters.payload_bytes = options.payload_bytes;
+    spec.parameters.record_bytes = detail::record_bytes;
+    spec.parameters.max_entrypoints = options.max_entrypoints;
+    spec.parameters.max_participants = options.max_participants;
+    spec.parameters.log_capacity = options.log_capacity;
+    spec.parameters.host_id = options.host_id;
+    spec.core_bytes = detail::QueueState::core_bytes_for(spec.parameters);
+    spec.mode = options.mode;
+    spec.group = options.group;
+    shm::Segment segment = shm::Segment::create(spec, &detail::QueueState::initialize_core);
+    return Queue(std::make_unique<detail::QueueState>(std::move(segment)));
+}
+
+Queue Queue::open(std::string_view name) {
+    return Queue(std::make_unique<detail::QueueState>(shm::Segment::open(name, detail::record_bytes)));
+}
+
+bool Queue::remove(std::string_view name) { return shm::Segment::remove(name); }
+
+Queue::Queue(std::unique_ptr<detail::QueueState> state) noexcept : state_(std::move(state)) {}
+Queue::Queue(Queue&&) noexcept = default;
+Queue& Queue::operator=(Queue&&) noexcept = default;
+Queue::~Queue() = default;
+
+void Queue::close() { state_->close(); }
+const std::string& Queue::name() const noexcept { return state_->name(); }
+QueueInfo Queue::info() const { return state_->info(); }
+
+EntrypointId Queue::declare_entrypoint(std::string_view name, const EntrypointOptions& options) {
+    return state_->declare_entrypoint(name, options);
+}
+EntrypointId Queue::entrypoint(std::string_view name) const { return state_->find_entrypoint(name); }
+std::string Queue::entrypoint_name(EntrypointId id) const { return state_->entrypoint_name(id); }
+std::vector<std::string> Queue::entrypoint_names() const {
+    std::vector<std::string> names;
+    for (EntrypointId id = 0; id < state_->entrypoint_count(); ++id) names.push_back(state_->entrypoint_name(id));
+    return names;
+}
+
+JobId Queue::enqueue(EntrypointId entrypoint, std::span<const std::byte> payload, const EnqueueOptions& options) {
+    return state_->enqueue(entrypoint, payload, options);
+}
+
+std::size_t Queue::enqueue_batch(EntrypointId entrypoint, std::span<const std::span<const std::byte>> payloads,
+                                 std::span<JobId> ids_out, const EnqueueOptions& options) {
+    if (ids_out.size() < payloads.size())
+        throw Error(Errc::invalid_argument, "queue '" + name() + "': ids_out is smaller than the batch");
+    std::size_t done = 0;
+    for (; done < payloads.size(); ++done) {
+        try {
+            ids_out[done] = state_->enqueue(entrypoint, payloads[done], options);
+        } catch (const Error&) {
+            if (done == 0) throw;
+            break;
+        }
+    }
+    return done;
+}
+
+Reservation Queue::reserve(EntrypointId entrypoint) { return state_->reserve(entrypoint); }
+JobId Queue::commit(Reservation& reservation, std::size_t payload_size, const EnqueueOptions& options) {
+    return state_->commit(reservation, payload_size, options);
+}
+void Queue::abandon(Reservation& reservation) noexcept { state_->abandon(reservation); }
+
+std::size_t Queue::dequeue(std::span<const EntrypointId> entrypoints, std::span<Job> out,
+                           std::chrono::nanoseconds timeout) {
+    return state_->dequeue(entrypoints, out, to_ns(timeout));
+}
+std::optional<Job> Queue::dequeue_one(std::span<const EntrypointId> entrypoints, std::chrono::nanoseconds timeout) {
+    return state_->dequeue_one(entrypoints, to_ns(timeout));
+}
+void Queue::set_prefetch(std::uint32_t jobs) { state_->set_prefetch(jobs); }
+
+void Queue::ack(const JobHandle& job) { state_->finish({&job, 1}, JobStatus::successful, true); }
+std::size_t Queue::ack(std::span<const JobHandle> jobs) { return state_->finish(jobs, JobStatus::successful, false); }
+void Queue::ack_deferred(const JobHandle& job) { state_->ack_deferred(job); }
+std::size_t Queue::flush() { return state_->flush(); }
+void Queue::fail(const JobHandle& job) { state_->finish({&job, 1}, JobStatus::exception, true); }
+bool Queue::retry(const JobHandle& job, std::optional<std::chrono::milliseconds> delay) {
+    std::optional<std::int64_t> delay_ns;
+    if (delay) {
+        if (delay->count() < 0) throw Error(Errc::invalid_argument, "retry delay must not be negative");
+        delay_ns = std::int64_t(delay->count()) * 1'000'000;
+    }
+    return state_->retry(job, delay_ns);
+}
+std::size_t Queue::heartbeat(std::span<const JobHandle> jobs) { return state_->heartbeat(jobs); }
+bool Queue::cancel(JobId id) { return state_->cancel(id); }
+
+std::vector<JobState> Queue::status(std::span<const JobId> ids) const { return state_->status(ids); }
+std::vector<EntrypointStats> Queue::stats() const { return state_->stats(); }
+std::vector<ParticipantInfo> Queue::participants() const { return state_->participants(); }
+DoctorReport Queue::doctor() { return state_->doctor(); }
+std::size_t Queue::reap() { return state_->reap(); }
+
+std::size_t Queue::read_feed(EntrypointId entrypoint, std::uint64_t from_sequence, std::span<Transition> out) const {
+    return state_->read_feed(entrypoint, from_sequence, out);
+}
+void Queue::commit_feed(EntrypointId entrypoint, std::uint64_t sequence) { state_->commit_feed(entrypoint, sequence); }
+std::uint64_t Queue::feed_committed(EntrypointId entrypoint) const { return state_->feed_committed(entrypoint); }
+
+} // namespace currant

@@ -1,0 +1,247 @@
+// Construction, region accessors and entrypoint declarations.
+#include "queue_state.hpp"
+
+#include <cstring>
+#include <pthread.h>
+
+#include "currant/shm/clock.hpp"
+
+namespace currant::detail {
+
+namespace {
+std::atomic<std::uint64_t> forks_seen{0};
+void on_fork_in_child() noexcept { forks_seen.fetch_add(1, std::memory_order_relaxed); }
+const bool fork_handler_installed = [] {
+    pthread_atfork(nullptr, nullptr, &on_fork_in_child);
+    return true;
+}();
+} // namespace
+
+std::uint64_t fork_generation() noexcept {
+    (void)fork_handler_installed;
+    return forks_seen.load(std::memory_order_relaxed);
+}
+
+std::uint64_t QueueState::core_bytes_for(const shm::SegmentParameters& parameters) {
+    return compute_core_geometry(parameters).region_bytes;
+}
+
+void QueueState::initialize_core(shm::Segment& segment) {
+    const auto& parameters = segment.header().parameters;
+    const CoreGeometry geometry = compute_core_geometry(parameters);
+    auto* core = segment.at<CoreHeader>(segment.header().core_offset);
+    core->max_entrypoints = parameters.max_entrypoints;
+    core->max_participants = parameters.max_participants;
+    core->log_capacity = parameters.log_capacity;
+    core->sleeper_words = geometry.sleeper_words;
+    core->entrypoints_offset = geometry.entrypoints_offset;
+    core->participants_offset = geometry.participants_offset;
+    core->sleepers_offset = geometry.sleepers_offset;
+    core->delayed_offset = geometry.delayed_offset;
+    core->logs_offset = geometry.logs_offset;
+    core->counters_offset = geometry.counters_offset;
+    core->region_bytes = geometry.region_bytes;
+    core->registry_lock.initialize();
+    core->entrypoint_count.store(0, std::memory_order_relaxed);
+    std::byte* region = reinterpret_cast<std::byte*>(core);
+    auto* entrypoints = reinterpret_cast<EntrypointControl*>(region + geometry.entrypoints_offset);
+    for (std::uint32_t i = 0; i < parameters.max_entrypoints; ++i) {
+        EntrypointControl& c = entrypoints[i];
+        c.declared.store(0, std::memory_order_relaxed);
+        c.lock.initialize();
+        c.intent = Intent{};
+        c.next_sequence = 1;
+        c.lane_count = 0;
+        c.delayed_count = 0;
+        c.log_written = 0;
+        c.ready_count.store(0, std::memory_order_relaxed);
+        c.picked_count.store(0, std::memory_order_relaxed);
+        c.earliest_delayed_ns.store(no_deadline, std::memory_order_relaxed);
+        c.earliest_lease_ns.store(no_deadline, std::memory_order_relaxed);
+        c.log_head.store(0, std::memory_order_relaxed);
+        c.log_committed.store(0, std::memory_order_relaxed);
+        c.commit_signal.store(0, std::memory_order_relaxed);
+        c.dirty_slots.store(0, std::memory_order_relaxed);
+        for (auto& counter : c.retired_counters) counter.store(0, std::memory_order_relaxed);
+    }
+    auto* participants = reinterpret_cast<ParticipantEntry*>(region + geometry.participants_offset);
+    for (std::uint32_t i = 0; i < parameters.max_participants; ++i) {
+        participants[i].life_lock.initialize();
+        participants[i].status.store(std::uint32_t(ParticipantStatus::free), std::memory_order_relaxed);
+        participants[i].pid = 0;
+        participants[i].start_time = 0;
+        participants[i].wake_word.store(0, std::memory_order_relaxed);
+    }
+    // Sleeper bits, heaps, logs and counters start zeroed (fresh shm pages).
+    // Slot records: lane links and heap positions start empty.
+    shm::Arena arena(segment);
+    for (std::uint32_t slot = 0; slot < parameters.slot_count; ++slot) {
+        auto& rec = arena.record<JobRecord>(slot);
+        rec.lane_next = rec.lane_prev = shm::no_slot;
+        rec.heap_position = shm::no_slot;
+        rec.last_status = std::uint32_t(JobStatus::unknown);
+        rec.last_job_id = 0;
+        rec.job_id = 0;
+        rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
+        rec.mirror_dirty.store(0, std::memory_order_relaxed);
+    }
+}
+
+QueueState::QueueState(shm::Segment segment)
+    : segment_(std::move(segment)), arena_(segment_), opened_fork_generation_(fork_generation()) {
+    const auto& header = segment_.header();
+    core_ = segment_.at<CoreHeader>(header.core_offset);
+    const CoreGeometry expected = compute_core_geometry(header.parameters);
+    if (header.core_bytes != expected.region_bytes || core_->region_bytes != expected.region_bytes ||
+        core_->entrypoints_offset != expected.entrypoints_offset ||
+        core_->participants_offset != expected.participants_offset ||
+        core_->sleepers_offset != expected.sleepers_offset || core_->delayed_offset != expected.delayed_offset ||
+        core_->logs_offset != expected.logs_offset || core_->counters_offset != expected.counters_offset ||
+        core_->max_entrypoints != header.parameters.max_entrypoints ||
+        core_->max_participants != header.parameters.max_participants ||
+        core_->log_capacity != header.parameters.log_capacity)
+        throw Error(Errc::corrupt_segment,
+                    "queue '" + segment_.name() + "': core region layout does not match the header");
+    std::byte* region = reinterpret_cast<std::byte*>(core_);
+    entrypoints_ = reinterpret_cast<EntrypointControl*>(region + core_->entrypoints_offset);
+    participant_entries_ = reinterpret_cast<ParticipantEntry*>(region + core_->participants_offset);
+    max_entrypoints_ = core_->max_entrypoints;
+    max_participants_ = core_->max_participants;
+    log_capacity_ = core_->log_capacity;
+    sleeper_stride_words_ = round_up(8ull * core_->sleeper_words, cache_line) / 8;
+    counter_stride_ = round_up(8ull * counter_kinds * max_entrypoints_, cache_line) / 8;
+    host_id_ = std::uint16_t(header.parameters.host_id);
+    if (entrypoint_count() > max_entrypoints_)
+        throw Error(Errc::corrupt_segment, "queue '" + segment_.name() + "': entrypoint count out of range");
+    // Each process keeps a few free slots of its own; small enough that a
+    // small arena is not hoarded by idle processes.
+    cache_refill_ = std::clamp<std::uint32_t>(arena_.slot_count() / (4 * max_participants_), 1, 32);
+    slot_cache_.reserve(4 * cache_refill_ + 64);
+}
+
+QueueState::~QueueState() { close(); }
+
+std::atomic<std::uint64_t>* QueueState::sleeper_words(EntrypointId ep) const noexcept {
+    auto* base = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::byte*>(core_) +
+                                                                core_->sleepers_offset);
+    return base + sleeper_stride_words_ * ep;
+}
+
+DelayedEntry* QueueState::delayed_heap(EntrypointId ep) const noexcept {
+    auto* base = reinterpret_cast<DelayedEntry*>(reinterpret_cast<std::byte*>(core_) + core_->delayed_offset);
+    return base + std::uint64_t(arena_.slot_count()) * ep;
+}
+
+TransitionRecord* QueueState::log(EntrypointId ep) const noexcept {
+    auto* base = reinterpret_cast<TransitionRecord*>(reinterpret_cast<std::byte*>(core_) + core_->logs_offset);
+    return base + std::uint64_t(log_capacity_) * ep;
+}
+
+std::atomic<std::uint64_t>* QueueState::counters(std::uint32_t participant, EntrypointId ep) const noexcept {
+    auto* base = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::byte*>(core_) +
+                                                                core_->counters_offset);
+    return base + counter_stride_ * participant + std::uint64_t(counter_kinds) * ep;
+}
+
+void QueueState::count(EntrypointId ep, Counter kind, std::uint64_t by) noexcept {
+    // Single writer (this participant): a plain load/store pair, no RMW.
+    auto& counter = counters(my_index_, ep)[kind];
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+void QueueState::check_usable() const {
+    if (opened_fork_generation_ != fork_generation())
+        throw Error(Errc::forked_process, "queue '" + segment_.name() +
+                                              "' was opened before fork(): open it again in the child");
+    if (closed_) throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "' is closed");
+    segment_.check_not_retired();
+}
+
+std::string QueueState::describe(EntrypointId id) const {
+    std::string text = "queue '" + segment_.name() + "'";
+    if (id < entrypoint_count()) text += ", entrypoint '" + std::string(entrypoints_[id].name) + "'";
+    return text;
+}
+
+void QueueState::check_entrypoint(EntrypointId id) const {
+    if (id >= entrypoint_count() || entrypoints_[id].declared.load(std::memory_order_acquire) == 0)
+        throw Error(Errc::not_found, "queue '" + segment_.name() + "': no entrypoint with id " +
+                                         std::to_string(id) + " (declare it first)");
+}
+
+namespace {
+void validate_entrypoint_name(std::string_view name) {
+    if (name.empty()) throw Error(Errc::invalid_argument, "entrypoint name is empty");
+    if (name.size() >= entrypoint_name_bytes)
+        throw Error(Errc::invalid_argument, "entrypoint name '" + std::string(name.substr(0, 20)) +
+                                                "...' is longer than " +
+                                                std::to_string(entrypoint_name_bytes - 1) + " bytes");
+    for (unsigned char c : name)
+        if (c < 0x20 || c == 0x7f)
+            throw Error(Errc::invalid_argument, "entrypoint name contains a control character");
+}
+
+void validate_entrypoint_options(const EntrypointOptions& options) {
+    if (options.lease.count() <= 0) throw Error(Errc::invalid_argument, "lease must be positive");
+    if (options.max_attempts == 0) throw Error(Errc::invalid_argument, "max attempts must be at least 1");
+    if (options.retry_delay.count() < 0 || options.max_retry_delay.count() < 0)
+        throw Error(Errc::invalid_argument, "retry delays must not be negative");
+    if (std::uint32_t(options.durability) > std::uint32_t(Durability::sync))
+        throw Error(Errc::invalid_argument, "unknown durability");
+}
+
+void store_options(EntrypointControl& c, const EntrypointOptions& options) {
+    c.durability.store(std::uint32_t(options.durability), std::memory_order_relaxed);
+    c.max_attempts.store(options.max_attempts, std::memory_order_relaxed);
+    c.lease_ns.store(std::int64_t(options.lease.count()) * 1'000'000, std::memory_order_relaxed);
+    c.retry_delay_ns.store(std::int64_t(options.retry_delay.count()) * 1'000'000, std::memory_order_relaxed);
+    c.max_retry_delay_ns.store(std::int64_t(options.max_retry_delay.count()) * 1'000'000,
+                               std::memory_order_relaxed);
+}
+} // namespace
+
+EntrypointId QueueState::declare_entrypoint(std::string_view name, const EntrypointOptions& options) {
+    check_usable();
+    validate_entrypoint_name(name);
+    validate_entrypoint_options(options);
+    // Registry repair: an entry is counted only after its declared flag was
+    // published, so a declarer that died half-way left an uncounted entry
+    // that the next declarer overwrites. Nothing to rebuild.
+    core_->registry_lock.lock([]() noexcept { return true; });
+    shm::LockHolder holder(core_->registry_lock);
+    const std::uint32_t count = entrypoint_count();
+    for (std::uint32_t i = 0; i < count; ++i) {
+        if (name == entrypoints_[i].name) {
+            lock_entrypoint(i);
+            shm::LockHolder entry(entrypoints_[i].lock);
+            store_options(entrypoints_[i], options);
+            return i;
+        }
+    }
+    if (count >= max_entrypoints_)
+        throw Error(Errc::entrypoint_table_full, "queue '" + segment_.name() + "': all " +
+                                                     std::to_string(max_entrypoints_) +
+                                                     " entrypoints are declared (raise --entrypoints at init)");
+    EntrypointControl& c = entrypoints_[count];
+    std::memset(c.name, 0, sizeof c.name);
+    std::memcpy(c.name, name.data(), name.size());
+    store_options(c, options);
+    c.declared.store(1, std::memory_order_release);
+    core_->entrypoint_count.store(count + 1, std::memory_order_release);
+    return count;
+}
+
+EntrypointId QueueState::find_entrypoint(std::string_view name) const {
+    segment_.check_not_retired();
+    const std::uint32_t count = entrypoint_count();
+    for (std::uint32_t i = 0; i < count; ++i)
+        if (name == entrypoints_[i].name) return i;
+    throw Error(Errc::not_found, "queue '" + segment_.name() + "': unknown entrypoint '" + std::string(name) + "'");
+}
+
+std::string QueueState::entrypoint_name(EntrypointId id) const {
+    check_entrypoint(id);
+    return entrypoints_[id].name;
+}
+
+} // namespace currant::detail

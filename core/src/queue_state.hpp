@@ -1,0 +1,191 @@
+// The implementation behind currant::Queue. Internal.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <pthread.h>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "currant/queue.hpp"
+#include "currant/shm/arena.hpp"
+#include "currant/shm/segment.hpp"
+#include "layout.hpp"
+
+namespace currant::detail {
+
+// Process-wide count of fork() calls seen in this process image; a Queue
+// opened under another count is refused (DESIGN: a forked child does not
+// inherit its parent's registration).
+std::uint64_t fork_generation() noexcept;
+
+class QueueState {
+public:
+    QueueState(shm::Segment segment);
+    ~QueueState();
+
+    static void initialize_core(shm::Segment& segment);
+    static std::uint64_t core_bytes_for(const shm::SegmentParameters& parameters);
+
+    // --- lifecycle ---
+    void check_usable() const;          // retired / forked
+    void ensure_registered();
+    void close() noexcept;
+
+    // --- entrypoints ---
+    EntrypointId declare_entrypoint(std::string_view name, const EntrypointOptions& options);
+    EntrypointId find_entrypoint(std::string_view name) const;
+    std::string entrypoint_name(EntrypointId id) const;
+    std::uint32_t entrypoint_count() const noexcept {
+        return core_->entrypoint_count.load(std::memory_order_acquire);
+    }
+    EntrypointControl& control(EntrypointId id) const noexcept { return entrypoints_[id]; }
+    void check_entrypoint(EntrypointId id) const;
+    std::string describe(EntrypointId id) const; // "queue 'q', entrypoint 'e'"
+
+    // --- producing ---
+    JobId enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options);
+    Reservation reserve(EntrypointId ep);
+    JobId commit(Reservation& reservation, std::size_t size, const EnqueueOptions& options);
+    void abandon(Reservation& reservation) noexcept;
+
+    // --- consuming ---
+    std::size_t dequeue(std::span<const EntrypointId> eps, std::span<Job> out, std::int64_t timeout_ns);
+    std::optional<Job> dequeue_one(std::span<const EntrypointId> eps, std::int64_t timeout_ns);
+    void set_prefetch(std::uint32_t jobs);
+    std::size_t finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first);
+    void ack_deferred(const JobHandle& job);
+    std::size_t flush();
+    bool retry(const JobHandle& job, std::optional<std::int64_t> delay_ns);
+    std::size_t heartbeat(std::span<const JobHandle> jobs);
+    bool cancel(JobId id);
+
+    // --- inspecting ---
+    std::vector<JobState> status(std::span<const JobId> ids) const;
+    std::vector<EntrypointStats> stats() const;
+    std::vector<ParticipantInfo> participants() const;
+    QueueInfo info() const;
+    DoctorReport doctor();
+    std::size_t reap();
+
+    // --- feed ---
+    std::size_t read_feed(EntrypointId ep, std::uint64_t from, std::span<Transition> out) const;
+    void commit_feed(EntrypointId ep, std::uint64_t sequence);
+    std::uint64_t feed_committed(EntrypointId ep) const;
+
+    const std::string& name() const noexcept { return segment_.name(); }
+
+private:
+    friend class EntrypointLock;
+
+    // Region accessors.
+    JobRecord& record(std::uint32_t slot) const noexcept { return arena_.record<JobRecord>(slot); }
+    std::atomic<std::uint64_t>* sleeper_words(EntrypointId ep) const noexcept;
+    DelayedEntry* delayed_heap(EntrypointId ep) const noexcept;
+    TransitionRecord* log(EntrypointId ep) const noexcept;
+    std::atomic<std::uint64_t>* counters(std::uint32_t participant, EntrypointId ep) const noexcept;
+    void count(EntrypointId ep, Counter kind, std::uint64_t by = 1) noexcept;
+
+    // Entrypoint lock with repair.
+    void lock_entrypoint(EntrypointId ep);
+    bool repair_entrypoint(EntrypointId ep) noexcept;
+
+    // Index maintenance, all under [E].
+    PriorityLane* lane_for(EntrypointControl& c, std::int32_t priority, bool create);
+    void lane_append(EntrypointControl& c, PriorityLane& lane, std::uint32_t slot);
+    void lane_unlink(EntrypointControl& c, std::uint32_t slot);
+    std::uint32_t lane_pop_front(EntrypointControl& c, PriorityLane& lane);
+    void remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane);
+    void heap_push(EntrypointId ep, std::uint32_t slot);
+    void heap_remove(EntrypointId ep, std::uint32_t position);
+    void heap_sift_up(EntrypointId ep, std::uint32_t position);
+    void heap_sift_down(EntrypointId ep, std::uint32_t position);
+    void update_earliest_delayed(EntrypointId ep);
+    void promote_due(EntrypointId ep, std::int64_t now_realtime);
+    // Places a QUEUED slot into its lane (ready) or the delayed heap.
+    // Returns true if it became ready.
+    bool place_queued(EntrypointId ep, std::uint32_t slot, std::int64_t now_realtime);
+    bool append_log(EntrypointId ep, std::uint32_t slot, std::uint64_t word);
+    void begin_intent(EntrypointControl& c, std::uint32_t slot, std::uint64_t old_word, std::uint64_t new_word);
+    // Requeue (or end `exception` past max attempts) a PICKED slot whose
+    // word is `word`. Returns true if requeued. acting_owner receives the
+    // slot for freeing in memory durability.
+    enum class RequeueResult { requeued, dead, raced };
+    RequeueResult requeue_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, std::int64_t delay_ns,
+                                 std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release);
+    bool finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus final_status,
+                       std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release);
+
+    // Waking.
+    void wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept;
+    bool anything_ready(std::span<const EntrypointId> eps, std::int64_t now_real, std::int64_t now_mono) const noexcept;
+
+    // Slots.
+    std::uint32_t take_slot();
+    void give_back_slot(std::uint32_t slot) noexcept;
+    void release_slots(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept;
+    JobId next_job_id() noexcept;
+
+    // Picking.
+    std::size_t pick_locked(EntrypointId ep, std::span<Job> out, std::int64_t now_real, std::int64_t now_mono);
+
+    // Reaping.
+    std::size_t reap_expired_leases(EntrypointId ep, std::int64_t now_mono);
+    std::size_t sweep_participants();
+    bool reap_participant(std::uint32_t index) noexcept;
+    std::size_t requeue_holdings(std::uint32_t owner_tag, std::uint32_t acting_owner);
+    void maybe_sweep(std::int64_t now_mono);
+
+    // Registration.
+    void start_holder_thread();
+    static void* holder_main(void* self);
+    void holder_run();
+    void unregister() noexcept;
+
+    std::uint32_t my_tag() const noexcept { return my_index_ + 1; }
+
+    shm::Segment segment_;
+    shm::Arena arena_;
+    CoreHeader* core_;
+    EntrypointControl* entrypoints_;
+    ParticipantEntry* participant_entries_;
+    std::uint32_t max_entrypoints_;
+    std::uint32_t max_participants_;
+    std::uint32_t log_capacity_;
+    std::uint64_t sleeper_stride_words_;
+    std::uint64_t counter_stride_;
+    std::uint16_t host_id_;
+    std::uint64_t opened_fork_generation_;
+
+    // Participant state (process-local).
+    bool registered_ = false;
+    bool closed_ = false;
+    std::uint32_t my_index_ = 0;
+    pthread_t holder_thread_{};
+    bool holder_started_ = false;
+    std::mutex holder_mutex_;
+    std::condition_variable holder_wakeup_;
+    bool holder_should_release_ = false;
+    std::promise<std::uint32_t> holder_claim_;
+
+    std::vector<std::uint32_t> slot_cache_;
+    std::uint32_t cache_refill_ = 1;
+    std::uint64_t id_next_ = 0, id_end_ = 0;
+
+    std::vector<Job> prefetch_;
+    std::size_t prefetch_position_ = 0;
+    std::uint32_t prefetch_limit_ = 8;
+
+    std::vector<JobHandle> deferred_acks_;
+    std::int64_t deferred_flush_by_ = no_deadline;
+
+    std::uint32_t rotation_ = 0;
+    std::int64_t last_sweep_ns_ = 0;
+    std::vector<std::uint32_t> scratch_release_;
+};
+
+} // namespace currant::detail

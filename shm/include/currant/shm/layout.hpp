@@ -1,0 +1,85 @@
+// The segment header at offset 0 and the facts it pins down.
+//
+// Everything in the segment is position independent: regions are found by
+// byte offsets recorded here, slots by index. Nothing stores a pointer.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <pthread.h>
+#include <type_traits>
+
+#include "currant/shm/robust_mutex.hpp"
+
+namespace currant::shm {
+
+inline constexpr std::size_t cache_line = 128; // two 64-byte lines: defeats adjacent-line prefetch sharing
+inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRANT1" little-endian
+inline constexpr std::uint32_t layout_version = 1;
+
+// Sizes chosen at creation; immutable afterwards.
+struct SegmentParameters {
+    std::uint32_t slot_count = 0;
+    std::uint32_t payload_bytes = 0;    // inline payload capacity of one slot
+    std::uint32_t record_bytes = 0;     // per-slot metadata owned by core (after the state word)
+    std::uint32_t max_entrypoints = 0;
+    std::uint32_t max_participants = 0;
+    std::uint32_t log_capacity = 0;     // transition records per entrypoint
+    std::uint32_t host_id = 0;          // 16 significant bits
+    std::uint32_t reserved = 0;
+};
+static_assert(std::is_trivially_copyable_v<SegmentParameters>);
+
+// Arena bookkeeping. The free stack lists slots whose state is FREE; it is a
+// derived index, rebuilt from the slots' state words after a dead owner.
+struct alignas(cache_line) ArenaControl {
+    RobustMutex lock;              // guards free_count and the free stack array
+    std::uint32_t free_count;      // guarded by lock: entries valid in the free stack
+};
+
+struct SegmentHeader {
+    // Written last at creation with release order; read first with acquire.
+    // Zero under the creation flock means the creator died half-way.
+    std::atomic<std::uint64_t> magic;
+    std::uint32_t layout_version;     // immutable
+    std::uint32_t header_bytes;       // immutable: sizeof(SegmentHeader)
+    std::uint64_t layout_word;        // immutable: ABI facts, see make_layout_word
+    std::uint64_t total_bytes;        // immutable: the mapped length
+    SegmentParameters parameters;     // immutable
+    std::uint32_t slot_bytes;         // immutable: slot stride
+    std::uint32_t creator_uid;        // immutable
+    std::uint64_t arena_offset;       // immutable: slot 0
+    std::uint64_t free_stack_offset;  // immutable: uint32_t[slot_count]
+    std::uint64_t core_offset;        // immutable: core's region
+    std::uint64_t core_bytes;         // immutable
+    std::int64_t creation_realtime_ns;// immutable
+    std::uint64_t incarnation;        // immutable: new at every creation or rebuild
+    std::uint64_t pid_namespace;      // immutable: inode of the creator's pid namespace
+
+    // Set (release) before the object is unlinked or rebuilt; every call
+    // checks it (relaxed is enough: a stale read only delays the refusal).
+    alignas(cache_line) std::atomic<std::uint32_t> retired;
+
+    // Job id counter: processes take blocks with fetch_add (relaxed; only
+    // uniqueness matters). 48 significant bits.
+    alignas(cache_line) std::atomic<std::uint64_t> next_job_counter;
+
+    ArenaControl arena;
+};
+static_assert(std::is_standard_layout_v<SegmentHeader>);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// ABI facts two processes must agree on to share a segment. Each field gets
+// its own byte range so a mismatch can be named.
+struct LayoutFacts {
+    std::uint32_t mutex_bytes;
+    std::uint32_t cache_line_bytes;
+    std::uint32_t header_bytes;
+    std::uint32_t record_bytes;
+};
+std::uint64_t make_layout_word(const LayoutFacts& facts) noexcept;
+LayoutFacts read_layout_word(std::uint64_t word) noexcept;
+LayoutFacts this_build_layout_facts(std::uint32_t record_bytes) noexcept;
+
+} // namespace currant::shm

@@ -1,0 +1,129 @@
+#include "currant/shm/arena.hpp"
+
+#include <string>
+#include <vector>
+
+#include "currant/shm/crash_point.hpp"
+
+namespace currant::shm {
+
+Arena::Arena(const Segment& segment) noexcept {
+    const SegmentHeader& header = segment.header();
+    control_ = &segment.header().arena;
+    arena_ = segment.at<std::byte>(header.arena_offset);
+    free_stack_ = segment.at<std::uint32_t>(header.free_stack_offset);
+    slot_count_ = header.parameters.slot_count;
+    slot_bytes_ = header.slot_bytes;
+    record_bytes_ = header.parameters.record_bytes;
+    payload_bytes_ = header.parameters.payload_bytes;
+}
+
+void Arena::initialize() {
+    control_->lock.initialize();
+    // Pushed in reverse so slot 0 is handed out first (LIFO keeps hot slots hot).
+    for (std::uint32_t i = 0; i < slot_count_; ++i) {
+        state_word(i).store(StateWord::pack(SlotState::free, 0, 0), std::memory_order_relaxed);
+        free_stack_[i] = slot_count_ - 1 - i;
+    }
+    control_->free_count = slot_count_;
+}
+
+bool Arena::rebuild_free_stack() noexcept {
+    // Runs under the arena lock after a dead owner: FREE slots change state
+    // only under this lock, so the scan is exact.
+    std::uint32_t count = 0;
+    for (std::uint32_t i = slot_count_; i-- > 0;) {
+        if (StateWord::state(state_word(i).load(std::memory_order_acquire)) == SlotState::free)
+            free_stack_[count++] = i;
+    }
+    crash_point("arena.rebuild");
+    control_->free_count = count;
+    return true;
+}
+
+void Arena::lock() {
+    control_->lock.lock([this]() noexcept { return rebuild_free_stack(); });
+}
+
+std::uint32_t Arena::reserve(std::uint32_t owner, std::span<std::uint32_t> out) {
+    lock();
+    LockHolder holder(control_->lock);
+    std::uint32_t taken = 0;
+    while (taken < out.size() && control_->free_count > 0) {
+        const std::uint32_t top = control_->free_count - 1;
+        const std::uint32_t slot = free_stack_[top];
+        std::uint64_t word = slot < slot_count_ ? state_word(slot).load(std::memory_order_acquire) : 0;
+        if (slot >= slot_count_ || StateWord::state(word) != SlotState::free) {
+            // A corrupt stack entry: drop it; doctor and the next rebuild
+            // reconcile the stack with the state words.
+            throw Error(Errc::corrupt_segment, "free stack lists slot " + std::to_string(slot) +
+                                                   " which is not free; run `currant doctor`");
+        }
+        state_word(slot).store(StateWord::next(word, SlotState::reserved, owner), std::memory_order_release);
+        crash_point("arena.reserve.after_mark");
+        control_->free_count = top;
+        out[taken++] = slot;
+    }
+    return taken;
+}
+
+std::uint32_t Arena::release(std::uint32_t owner, std::span<const std::uint32_t> slots) {
+    if (slots.empty()) return 0;
+    lock();
+    LockHolder holder(control_->lock);
+    std::uint32_t released = 0;
+    for (std::uint32_t slot : slots) {
+        if (slot >= slot_count_) continue;
+        std::uint64_t word = state_word(slot).load(std::memory_order_acquire);
+        if (StateWord::state(word) != SlotState::reserved || StateWord::owner(word) != owner) continue;
+        state_word(slot).store(StateWord::next(word, SlotState::free, 0), std::memory_order_release);
+        crash_point("arena.release.after_mark");
+        free_stack_[control_->free_count++] = slot;
+        ++released;
+    }
+    return released;
+}
+
+std::uint32_t Arena::release_all_reserved_by(std::uint32_t owner) {
+    lock();
+    LockHolder holder(control_->lock);
+    std::uint32_t released = 0;
+    for (std::uint32_t slot = 0; slot < slot_count_; ++slot) {
+        std::uint64_t word = state_word(slot).load(std::memory_order_acquire);
+        if (StateWord::state(word) != SlotState::reserved || StateWord::owner(word) != owner) continue;
+        state_word(slot).store(StateWord::next(word, SlotState::free, 0), std::memory_order_release);
+        free_stack_[control_->free_count++] = slot;
+        ++released;
+    }
+    return released;
+}
+
+std::uint32_t Arena::free_count() {
+    lock();
+    LockHolder holder(control_->lock);
+    return control_->free_count;
+}
+
+std::string Arena::check() {
+    lock();
+    LockHolder holder(control_->lock);
+    if (control_->free_count > slot_count_)
+        return "free count " + std::to_string(control_->free_count) + " exceeds slot count";
+    std::vector<bool> listed(slot_count_, false);
+    for (std::uint32_t i = 0; i < control_->free_count; ++i) {
+        std::uint32_t slot = free_stack_[i];
+        if (slot >= slot_count_) return "free stack entry " + std::to_string(i) + " is out of range";
+        if (listed[slot]) return "slot " + std::to_string(slot) + " is on the free stack twice";
+        listed[slot] = true;
+        if (StateWord::state(state_word(slot).load(std::memory_order_acquire)) != SlotState::free)
+            return "slot " + std::to_string(slot) + " is on the free stack but not free";
+    }
+    for (std::uint32_t slot = 0; slot < slot_count_; ++slot) {
+        if (!listed[slot] &&
+            StateWord::state(state_word(slot).load(std::memory_order_acquire)) == SlotState::free)
+            return "slot " + std::to_string(slot) + " is free but missing from the free stack";
+    }
+    return {};
+}
+
+} // namespace currant::shm

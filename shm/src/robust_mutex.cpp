@@ -1,0 +1,80 @@
+#include "currant/shm/robust_mutex.hpp"
+
+#include <cerrno>
+#include <immintrin.h>
+
+#include "currant/shm/clock.hpp"
+#include "currant/shm/crash_point.hpp"
+
+namespace currant::shm {
+
+void RobustMutex::initialize() {
+    pthread_mutexattr_t attributes;
+    if (int rc = pthread_mutexattr_init(&attributes)) throw_system_error("pthread_mutexattr_init", rc);
+    pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+    pthread_mutexattr_setprotocol(&attributes, PTHREAD_PRIO_NONE);
+    int rc = pthread_mutex_init(&mutex_, &attributes);
+    pthread_mutexattr_destroy(&attributes);
+    if (rc) throw_system_error("pthread_mutex_init", rc);
+    repair_needed_.store(0, std::memory_order_relaxed);
+    inconsistent_ = 0;
+}
+
+int RobustMutex::try_acquire() {
+    int rc = pthread_mutex_trylock(&mutex_);
+    if (rc == 0) return acquired;
+    if (rc == EBUSY) return busy;
+    if (rc == EOWNERDEAD) {
+        inconsistent_ = 1;
+        return owner_died;
+    }
+    if (rc == ENOTRECOVERABLE)
+        throw Error(Errc::corrupt_segment, "a segment lock is not recoverable; recreate the queue");
+    throw_system_error("pthread_mutex_trylock", rc);
+}
+
+bool RobustMutex::acquire() {
+    // On 2 CPUs a longer spin starves the owner we are waiting for: spin on
+    // trylock for about 1 us, then block in the kernel.
+    const std::int64_t spin_until = monotonic_ns() + 1000;
+    do {
+        int rc = try_acquire();
+        if (rc == acquired) return false;
+        if (rc == owner_died) return true;
+        for (int i = 0; i < 16; ++i) _mm_pause();
+    } while (monotonic_ns() < spin_until);
+
+    int rc;
+    while ((rc = pthread_mutex_lock(&mutex_)) == EINTR) {}
+    if (rc == 0) return false;
+    if (rc == EOWNERDEAD) {
+        inconsistent_ = 1;
+        return true;
+    }
+    if (rc == ENOTRECOVERABLE)
+        throw Error(Errc::corrupt_segment, "a segment lock is not recoverable; recreate the queue");
+    throw_system_error("pthread_mutex_lock", rc);
+}
+
+void RobustMutex::mark_consistent_if_needed() noexcept {
+    if (inconsistent_) {
+        pthread_mutex_consistent(&mutex_);
+        inconsistent_ = 0;
+    }
+}
+
+void RobustMutex::run_repair(bool repaired) {
+    crash_point("lock.after_repair");
+    if (repaired) repair_needed_.store(0, std::memory_order_relaxed);
+    mark_consistent_if_needed();
+    if (!repaired) {
+        pthread_mutex_unlock(&mutex_);
+        throw Error(Errc::repair_failed,
+                    "repairing state left by a dead process failed; the next locker retries");
+    }
+}
+
+void RobustMutex::unlock() noexcept { pthread_mutex_unlock(&mutex_); }
+
+} // namespace currant::shm
