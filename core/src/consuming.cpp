@@ -64,6 +64,7 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
                                                  std::min(rec.payload_size, arena_.payload_bytes()));
     }
     if (picked) {
+        c.pick_generation.store(c.pick_generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         c.picked_count.fetch_add(std::uint32_t(picked), std::memory_order_relaxed);
         if (c.earliest_lease_ns.load(std::memory_order_relaxed) > deadline) {
             const bool was_unset = c.earliest_lease_ns.load(std::memory_order_relaxed) == no_deadline;

@@ -69,7 +69,7 @@ std::vector<EntrypointStats> QueueState::stats() const {
         const EntrypointControl& c = entrypoints_[ep];
         EntrypointStats& s = result[ep];
         s.id = ep;
-        s.name = std::string(c.name, strnlen(c.name, entrypoint_name_bytes));
+        s.name = std::string(name_of(c));
         s.durability = Durability(c.durability.load(std::memory_order_relaxed));
         std::uint64_t totals[counter_kinds] = {};
         for (std::uint32_t k = 0; k < counter_kinds; ++k)

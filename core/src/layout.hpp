@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <type_traits>
 
 #include "currant/shm/arena.hpp"
@@ -121,6 +122,10 @@ struct EntrypointControl {
     PriorityLane lanes[max_priority_lanes]; // [E]
     // [E] writer side of the transition log; readers use log_head.
     std::uint64_t log_written;
+    // Bumped under [E] (release, after the picks' state words) by every pick
+    // batch; a lease scan reads it (acquire) before scanning without the lock
+    // and compares under the lock to learn whether picks happened meanwhile.
+    std::atomic<std::uint64_t> pick_generation;
 
     // Read without the lock by consumers deciding whether to lock or sleep.
     // Stored under [E] with release (after the job is published), loaded with
@@ -214,5 +219,12 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
 }
 
 inline constexpr std::uint32_t record_bytes = sizeof(JobRecord);
+
+// An entrypoint's name as written in the segment, never reading past its field.
+inline std::string_view name_of(const EntrypointControl& c) noexcept {
+    std::size_t length = 0;
+    while (length < entrypoint_name_bytes && c.name[length] != '\0') ++length;
+    return {c.name, length};
+}
 
 } // namespace currant::detail

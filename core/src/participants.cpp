@@ -262,6 +262,7 @@ std::size_t QueueState::sweep_participants() {
 std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mono) {
     EntrypointControl& c = entrypoints_[ep];
     const std::int64_t lease = c.lease_ns.load(std::memory_order_relaxed);
+    const std::uint64_t generation_before = c.pick_generation.load(std::memory_order_acquire);
     std::vector<std::uint32_t> expired;
     std::int64_t earliest = no_deadline;
     const std::uint32_t n = arena_.slot_count();
@@ -302,8 +303,10 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
                 c.retired_counters[counter_failed].fetch_add(1, std::memory_order_relaxed);
             }
         }
-        // New picks after our scan have deadlines of at least scan time + lease.
-        earliest = std::min(earliest, now_mono + lease);
+        // Picks made while we scanned have deadlines of at least scan time +
+        // lease; if there were none, the scan's minimum is exact (and may be
+        // "no deadline", so an idle queue schedules no wake-up at all).
+        if (c.pick_generation.load(std::memory_order_relaxed) != generation_before) earliest = std::min(earliest, now_mono + lease);
         const std::int64_t current = c.earliest_lease_ns.load(std::memory_order_relaxed);
         c.earliest_lease_ns.store(current > now_mono ? std::min(current, earliest) : earliest,
                                   std::memory_order_relaxed);

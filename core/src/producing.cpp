@@ -114,6 +114,109 @@ void QueueState::abandon(Reservation& reservation) noexcept {
     reservation.payload = {};
 }
 
+void QueueState::prepare_record(std::uint32_t slot, EntrypointId ep, JobId id, std::size_t size,
+                                const EnqueueOptions& options, std::int64_t now_real) noexcept {
+    // The slot is reserved by us: nobody else reads or writes it.
+    JobRecord& rec = record(slot);
+    rec.job_id = id;
+    rec.execute_after_ns = options.execute_after_ns;
+    rec.enqueued_at_ns = now_real;
+    rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
+    rec.entrypoint = ep;
+    rec.priority = options.priority;
+    rec.payload_size = std::uint32_t(size);
+    rec.attempts = 0;
+    rec.max_attempts = options.max_attempts ? options.max_attempts
+                                            : entrypoints_[ep].max_attempts.load(std::memory_order_relaxed);
+    rec.mirror_dirty.store(0, std::memory_order_relaxed);
+    rec.lane_next = rec.lane_prev = rec.heap_position = shm::no_slot;
+}
+
+std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> slots, const EnqueueOptions& options,
+                                std::uint64_t& last_sequence) {
+    // Moves reserved slots (records prepared) to queued under one lock.
+    // Returns how many were published, in order; the rest stay reserved.
+    EntrypointControl& c = entrypoints_[ep];
+    const Durability durability = Durability(c.durability.load(std::memory_order_relaxed));
+    const std::int64_t now_real = shm::realtime_ns();
+    const std::int64_t log_deadline = shm::monotonic_ns() + std::int64_t(options.log_wait.count()) * 1'000'000;
+    std::size_t published = 0;
+    std::uint32_t became_ready = 0;
+    bool new_earliest = false;
+    for (;;) {
+        lock_entrypoint(ep);
+        shm::LockHolder holder(c.lock);
+        std::uint64_t log_room = ~std::uint64_t(0);
+        if (durability != Durability::memory) {
+            log_room = log_capacity_ - (c.log_written - c.log_committed.load(std::memory_order_acquire));
+            if (log_room == 0) {
+                // Enqueue is the one transition that waits for log space.
+                const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
+                holder.release();
+                const std::int64_t left = log_deadline - shm::monotonic_ns();
+                if (left <= 0)
+                    throw Error(Errc::log_full, describe(ep) + ": transition log full (" +
+                                                    std::to_string(log_capacity_) +
+                                                    " records not yet mirrored); is currantd running?");
+                shm::futex_wait(c.commit_signal, signal, std::min<std::int64_t>(left, 100'000'000));
+                continue;
+            }
+        }
+        const std::int64_t earliest_before = c.earliest_delayed_ns.load(std::memory_order_relaxed);
+        for (; published < slots.size() && published < log_room; ++published) {
+            const std::uint32_t slot = slots[published];
+            JobRecord& rec = record(slot);
+            if (rec.execute_after_ns <= now_real && c.lane_count == max_priority_lanes &&
+                !lane_for(c, rec.priority, false)) {
+                if (published == 0)
+                    throw Error(Errc::priority_lanes_full,
+                                describe(ep) + ": " + std::to_string(max_priority_lanes) +
+                                    " distinct priorities are queued already; use fewer priority values");
+                break;
+            }
+            std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+            const std::uint64_t word = state.load(std::memory_order_relaxed);
+            const std::uint64_t new_word = StateWord::next(word, SlotState::queued, 0);
+            begin_intent(c, slot, word, new_word);
+            shm::crash_point("enqueue.locked");
+            rec.sequence = c.next_sequence++;
+            const bool ready = place_queued(ep, slot, now_real);
+            shm::crash_point("enqueue.linked");
+            state.store(new_word, std::memory_order_release);
+            shm::crash_point("enqueue.published");
+            append_log(ep, slot, new_word);
+            if (ready) ++became_ready;
+            c.intent.active = 0;
+        }
+        if (became_ready)
+            c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) + became_ready,
+                                std::memory_order_release);
+        new_earliest = c.earliest_delayed_ns.load(std::memory_order_relaxed) < earliest_before;
+        last_sequence = c.log_written;
+        break;
+    }
+    count(ep, counter_enqueued, published);
+    // One sleeper per ready job; a new earliest delayed job wakes one so it
+    // re-computes its sleep deadline.
+    if (became_ready || new_earliest) wake_sleepers(ep, std::max<std::uint32_t>(became_ready, 1));
+    return published;
+}
+
+void QueueState::wait_for_mirror(EntrypointId ep, std::uint64_t sequence, JobId id, const EnqueueOptions& options) {
+    EntrypointControl& c = entrypoints_[ep];
+    const std::int64_t deadline = shm::monotonic_ns() + std::int64_t(options.sync_wait.count()) * 1'000'000;
+    while (c.log_committed.load(std::memory_order_acquire) < sequence) {
+        const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
+        if (c.log_committed.load(std::memory_order_acquire) >= sequence) break;
+        const std::int64_t left = deadline - shm::monotonic_ns();
+        if (left <= 0)
+            throw Error(Errc::timed_out, describe(ep) + ": job " + std::to_string(id) +
+                                             " is queued but not yet committed by the mirror; it stays queued, "
+                                             "do not resubmit it");
+        shm::futex_wait(c.commit_signal, signal, left);
+    }
+}
+
 JobId QueueState::commit(Reservation& reservation, std::size_t size, const EnqueueOptions& options) {
     check_usable();
     validate_enqueue_options(options);
@@ -126,107 +229,73 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
                                                  " bytes exceeds the slot capacity of " +
                                                  std::to_string(arena_.payload_bytes()) + " bytes");
     const std::uint32_t slot = reservation.slot;
-    std::atomic<std::uint64_t>& state = arena_.state_word(slot);
-    const std::uint64_t word = state.load(std::memory_order_relaxed);
+    const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_relaxed);
     if (StateWord::state(word) != SlotState::reserved || StateWord::owner(word) != my_tag() ||
         StateWord::epoch(word) != reservation.epoch)
         throw Error(Errc::stale_handle, describe(ep) + ": reservation is no longer held");
-
-    EntrypointControl& c = entrypoints_[ep];
-    JobRecord& rec = record(slot);
-    const std::int64_t now_real = shm::realtime_ns();
-    rec.job_id = reservation.id;
-    rec.execute_after_ns = options.execute_after_ns;
-    rec.enqueued_at_ns = now_real;
-    rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
-    rec.entrypoint = ep;
-    rec.priority = options.priority;
-    rec.payload_size = std::uint32_t(size);
-    rec.attempts = 0;
-    rec.max_attempts = options.max_attempts ? options.max_attempts : c.max_attempts.load(std::memory_order_relaxed);
-    rec.mirror_dirty.store(0, std::memory_order_relaxed);
-    rec.lane_next = rec.lane_prev = rec.heap_position = shm::no_slot;
-
-    const Durability durability = Durability(c.durability.load(std::memory_order_relaxed));
-    const std::int64_t log_deadline = shm::monotonic_ns() + std::int64_t(options.log_wait.count()) * 1'000'000;
+    prepare_record(slot, ep, reservation.id, size, options, shm::realtime_ns());
     std::uint64_t sequence = 0;
-    bool ready = false;
-    for (;;) {
-        lock_entrypoint(ep);
-        shm::LockHolder holder(c.lock);
-        if (durability != Durability::memory &&
-            c.log_written - c.log_committed.load(std::memory_order_acquire) >= log_capacity_) {
-            // Enqueue is the one transition that waits for log space.
-            const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
-            holder.release();
-            const std::int64_t left = log_deadline - shm::monotonic_ns();
-            if (left <= 0)
-                throw Error(Errc::log_full, describe(ep) + ": transition log full (" +
-                                                std::to_string(log_capacity_) +
-                                                " records not yet mirrored); is currantd running?");
-            shm::futex_wait(c.commit_signal, signal, std::min<std::int64_t>(left, 100'000'000));
-            continue;
-        }
-        if (rec.execute_after_ns <= now_real && !lane_for(c, rec.priority, false) &&
-            c.lane_count == max_priority_lanes)
-            throw Error(Errc::priority_lanes_full,
-                        describe(ep) + ": " + std::to_string(max_priority_lanes) +
-                            " distinct priorities are queued already; use fewer priority values");
-        const std::uint64_t new_word = StateWord::next(word, SlotState::queued, 0);
-        begin_intent(c, slot, word, new_word);
-        shm::crash_point("enqueue.locked");
-        rec.sequence = c.next_sequence++;
-        ready = place_queued(ep, slot, now_real);
-        shm::crash_point("enqueue.linked");
-        state.store(new_word, std::memory_order_release);
-        shm::crash_point("enqueue.published");
-        append_log(ep, slot, new_word);
-        sequence = c.log_written;
-        if (ready) c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        c.intent.active = 0;
-        break;
-    }
+    publish(ep, {&slot, 1}, options, sequence);
     reservation.payload = {};
-    count(ep, counter_enqueued);
-    // A new ready job wakes one sleeper; a new earliest delayed job wakes one
-    // so that it re-computes its sleep deadline.
-    if (ready || c.earliest_delayed_ns.load(std::memory_order_relaxed) == rec.execute_after_ns)
-        wake_sleepers(ep, 1);
-
-    if (durability == Durability::sync) {
-        const std::int64_t deadline = shm::monotonic_ns() + std::int64_t(options.sync_wait.count()) * 1'000'000;
-        while (c.log_committed.load(std::memory_order_acquire) < sequence) {
-            const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
-            if (c.log_committed.load(std::memory_order_acquire) >= sequence) break;
-            const std::int64_t left = deadline - shm::monotonic_ns();
-            if (left <= 0)
-                throw Error(Errc::timed_out,
-                            describe(ep) + ": job " + std::to_string(reservation.id) +
-                                " is queued but not yet committed by the mirror; it stays queued, "
-                                "do not resubmit it");
-            shm::futex_wait(c.commit_signal, signal, left);
-        }
-    }
+    if (Durability(entrypoints_[ep].durability.load(std::memory_order_relaxed)) == Durability::sync)
+        wait_for_mirror(ep, sequence, reservation.id, options);
     return reservation.id;
 }
 
 JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options) {
+    JobId id = 0;
+    enqueue_batch(ep, {&payload, 1}, {&id, 1}, options);
+    return id;
+}
+
+std::size_t QueueState::enqueue_batch(EntrypointId ep, std::span<const std::span<const std::byte>> payloads,
+                                      std::span<JobId> ids, const EnqueueOptions& options) {
     check_usable();
     check_entrypoint(ep);
     validate_enqueue_options(options);
-    if (payload.size() > arena_.payload_bytes())
-        throw Error(Errc::payload_too_large, describe(ep) + ": payload of " + std::to_string(payload.size()) +
-                                                 " bytes exceeds the slot capacity of " +
-                                                 std::to_string(arena_.payload_bytes()) +
-                                                 " bytes (set --payload-bytes at init)");
-    Reservation reservation = reserve(ep);
-    if (!payload.empty()) std::memcpy(reservation.payload.data(), payload.data(), payload.size());
-    try {
-        return commit(reservation, payload.size(), options);
-    } catch (const Error& error) {
-        if (error.code() != Errc::timed_out) abandon(reservation);
-        throw;
+    if (ids.size() < payloads.size())
+        throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': ids_out is smaller than the batch");
+    for (std::size_t i = 0; i < payloads.size(); ++i)
+        if (payloads[i].size() > arena_.payload_bytes())
+            throw Error(Errc::payload_too_large,
+                        describe(ep) + ": payload " + (payloads.size() > 1 ? "#" + std::to_string(i) + " " : "") +
+                            "of " + std::to_string(payloads[i].size()) + " bytes exceeds the slot capacity of " +
+                            std::to_string(arena_.payload_bytes()) + " bytes (set --payload-bytes at init)");
+    if (payloads.empty()) return 0;
+    ensure_registered();
+    const std::int64_t now_real = shm::realtime_ns();
+    std::size_t done = 0;
+    std::uint32_t slots[64];
+    while (done < payloads.size()) {
+        const std::size_t chunk = std::min<std::size_t>(64, payloads.size() - done);
+        std::size_t taken = 0;
+        try {
+            for (; taken < chunk; ++taken) slots[taken] = take_slot();
+        } catch (const Error&) {
+            if (done + taken == 0) throw;
+        }
+        for (std::size_t i = 0; i < taken; ++i) {
+            const auto& payload = payloads[done + i];
+            if (!payload.empty()) std::memcpy(arena_.payload(slots[i]), payload.data(), payload.size());
+            ids[done + i] = next_job_id();
+            prepare_record(slots[i], ep, ids[done + i], payload.size(), options, now_real);
+        }
+        std::uint64_t sequence = 0;
+        std::size_t published = 0;
+        try {
+            published = publish(ep, {slots, taken}, options, sequence);
+        } catch (const Error&) {
+            for (std::size_t i = 0; i < taken; ++i) give_back_slot(slots[i]);
+            if (done == 0) throw;
+            return done;
+        }
+        for (std::size_t i = published; i < taken; ++i) give_back_slot(slots[i]);
+        if (published && Durability(entrypoints_[ep].durability.load(std::memory_order_relaxed)) == Durability::sync)
+            wait_for_mirror(ep, sequence, ids[done + published - 1], options);
+        done += published;
+        if (published < chunk) break; // arena or log ran out
     }
+    return done;
 }
 
 } // namespace currant::detail

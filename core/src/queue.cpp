@@ -96,18 +96,7 @@ JobId Queue::enqueue(EntrypointId entrypoint, std::span<const std::byte> payload
 
 std::size_t Queue::enqueue_batch(EntrypointId entrypoint, std::span<const std::span<const std::byte>> payloads,
                                  std::span<JobId> ids_out, const EnqueueOptions& options) {
-    if (ids_out.size() < payloads.size())
-        throw Error(Errc::invalid_argument, "queue '" + name() + "': ids_out is smaller than the batch");
-    std::size_t done = 0;
-    for (; done < payloads.size(); ++done) {
-        try {
-            ids_out[done] = state_->enqueue(entrypoint, payloads[done], options);
-        } catch (const Error&) {
-            if (done == 0) throw;
-            break;
-        }
-    }
-    return done;
+    return state_->enqueue_batch(entrypoint, payloads, ids_out, options);
 }
 
 Reservation Queue::reserve(EntrypointId entrypoint) { return state_->reserve(entrypoint); }

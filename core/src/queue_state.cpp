@@ -54,6 +54,7 @@ void QueueState::initialize_core(shm::Segment& segment) {
         c.lane_count = 0;
         c.delayed_count = 0;
         c.log_written = 0;
+        c.pick_generation.store(0, std::memory_order_relaxed);
         c.ready_count.store(0, std::memory_order_relaxed);
         c.picked_count.store(0, std::memory_order_relaxed);
         c.earliest_delayed_ns.store(no_deadline, std::memory_order_relaxed);
@@ -115,7 +116,7 @@ QueueState::QueueState(shm::Segment segment)
         throw Error(Errc::corrupt_segment, "queue '" + segment_.name() + "': entrypoint count out of range");
     // Each process keeps a few free slots of its own; small enough that a
     // small arena is not hoarded by idle processes.
-    cache_refill_ = std::clamp<std::uint32_t>(arena_.slot_count() / (4 * max_participants_), 1, 32);
+    cache_refill_ = std::clamp<std::uint32_t>(arena_.slot_count() / (4 * max_participants_), 1, 128);
     slot_cache_.reserve(4 * cache_refill_ + 64);
 }
 
@@ -159,7 +160,7 @@ void QueueState::check_usable() const {
 
 std::string QueueState::describe(EntrypointId id) const {
     std::string text = "queue '" + segment_.name() + "'";
-    if (id < entrypoint_count()) text += ", entrypoint '" + std::string(entrypoints_[id].name) + "'";
+    if (id < entrypoint_count()) text += ", entrypoint '" + std::string(name_of(entrypoints_[id])) + "'";
     return text;
 }
 
@@ -211,7 +212,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     shm::LockHolder holder(core_->registry_lock);
     const std::uint32_t count = entrypoint_count();
     for (std::uint32_t i = 0; i < count; ++i) {
-        if (name == entrypoints_[i].name) {
+        if (name == name_of(entrypoints_[i])) {
             lock_entrypoint(i);
             shm::LockHolder entry(entrypoints_[i].lock);
             store_options(entrypoints_[i], options);
@@ -235,13 +236,13 @@ EntrypointId QueueState::find_entrypoint(std::string_view name) const {
     segment_.check_not_retired();
     const std::uint32_t count = entrypoint_count();
     for (std::uint32_t i = 0; i < count; ++i)
-        if (name == entrypoints_[i].name) return i;
+        if (name == name_of(entrypoints_[i])) return i;
     throw Error(Errc::not_found, "queue '" + segment_.name() + "': unknown entrypoint '" + std::string(name) + "'");
 }
 
 std::string QueueState::entrypoint_name(EntrypointId id) const {
     check_entrypoint(id);
-    return entrypoints_[id].name;
+    return std::string(name_of(entrypoints_[id]));
 }
 
 } // namespace currant::detail

@@ -49,6 +49,8 @@ public:
 
     // --- producing ---
     JobId enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options);
+    std::size_t enqueue_batch(EntrypointId ep, std::span<const std::span<const std::byte>> payloads,
+                              std::span<JobId> ids, const EnqueueOptions& options);
     Reservation reserve(EntrypointId ep);
     JobId commit(Reservation& reservation, std::size_t size, const EnqueueOptions& options);
     void abandon(Reservation& reservation) noexcept;
@@ -129,6 +131,13 @@ private:
     void give_back_slot(std::uint32_t slot) noexcept;
     void release_slots(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept;
     JobId next_job_id() noexcept;
+
+    // Publishing.
+    void prepare_record(std::uint32_t slot, EntrypointId ep, JobId id, std::size_t size,
+                        const EnqueueOptions& options, std::int64_t now_real) noexcept;
+    std::size_t publish(EntrypointId ep, std::span<const std::uint32_t> slots, const EnqueueOptions& options,
+                        std::uint64_t& last_sequence);
+    void wait_for_mirror(EntrypointId ep, std::uint64_t sequence, JobId id, const EnqueueOptions& options);
 
     // Picking.
     std::size_t pick_locked(EntrypointId ep, std::span<Job> out, std::int64_t now_real, std::int64_t now_mono);

@@ -217,9 +217,11 @@ public:
     // --- producing ---
     JobId enqueue(EntrypointId entrypoint, std::span<const std::byte> payload,
                   const EnqueueOptions& options = {});
-    // All-or-nothing per job, in order: returns how many were enqueued (ids
-    // written to ids_out); stops at the first failure and throws it only if
-    // none was enqueued.
+    // Validates every payload first (an invalid one throws and nothing is
+    // enqueued), then enqueues in order under one lock per 64 jobs and
+    // returns how many were enqueued (ids written to ids_out): fewer than
+    // the batch only when the arena or the transition log runs out, and it
+    // throws only if none was enqueued.
     std::size_t enqueue_batch(EntrypointId entrypoint, std::span<const std::span<const std::byte>> payloads,
                               std::span<JobId> ids_out, const EnqueueOptions& options = {});
     Reservation reserve(EntrypointId entrypoint);
