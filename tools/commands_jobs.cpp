@@ -1,0 +1,203 @@
+// Subcommands that act on jobs: enqueue, status, cancel.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+
+namespace currant::cli {
+
+namespace {
+
+// ---- enqueue ----
+
+struct EnqueueArgs {
+    std::string name;
+    std::string entrypoint;
+    std::optional<std::string> payload;
+    std::optional<std::string> file;
+    bool from_stdin = false;
+    std::int32_t priority = 0;
+    std::chrono::nanoseconds delay{0};
+    std::uint32_t count = 1;
+};
+
+std::string read_all(std::istream& in, const std::string& what) {
+    std::string data{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) {
+        throw std::runtime_error("cannot read " + what);
+    }
+    return data;
+}
+
+std::string read_payload(const EnqueueArgs& args) {
+    if (args.file) {
+        std::ifstream in(*args.file, std::ios::binary);
+        if (!in) {
+            throw std::runtime_error("cannot open '" + *args.file + "': " + std::strerror(errno));
+        }
+        return read_all(in, "'" + *args.file + "'");
+    }
+    if (args.from_stdin) {
+        return read_all(std::cin, "standard input");
+    }
+    return args.payload.value_or(std::string());
+}
+
+int run_enqueue(const EnqueueArgs& args) {
+    if (args.count == 0) {
+        throw CLI::ValidationError("--count", "must be at least 1");
+    }
+    const std::string payload = read_payload(args);
+
+    Queue queue = Queue::open(args.name);
+    const EntrypointId entrypoint = queue.entrypoint(args.entrypoint);
+
+    EnqueueOptions options;
+    options.priority = args.priority;
+    if (args.delay > std::chrono::nanoseconds::zero()) {
+        options.execute_after_ns = realtime_now_ns() + args.delay.count();
+    }
+
+    if (args.count == 1) {
+        std::cout << queue.enqueue(entrypoint, as_payload(payload), options) << '\n';
+        return 0;
+    }
+    // Several copies: in batches. enqueue_batch stops at the first failure and
+    // throws only if it enqueued nothing, so a persistent failure surfaces on
+    // the call after a short batch, once the ids enqueued so far are printed.
+    constexpr std::size_t batch = 1024;
+    const std::vector<std::span<const std::byte>> payloads(std::min<std::size_t>(args.count, batch),
+                                                           as_payload(payload));
+    std::vector<JobId> ids(payloads.size());
+    std::size_t remaining = args.count;
+    while (remaining > 0) {
+        const std::size_t want = std::min(remaining, payloads.size());
+        const std::size_t got = queue.enqueue_batch(entrypoint, std::span(payloads).first(want),
+                                                    std::span(ids).first(want), options);
+        for (std::size_t i = 0; i < got; ++i) {
+            std::cout << ids[i] << '\n';
+        }
+        std::cout.flush();
+        remaining -= got;
+    }
+    return 0;
+}
+
+} // namespace
+
+void add_enqueue(CLI::App& app, Commands& commands) {
+    auto args = std::make_shared<EnqueueArgs>();
+    auto* sub = app.add_subcommand("enqueue", "Enqueue a job and print its id (the entrypoint must exist)");
+    sub->add_option("NAME", args->name, "Queue name")->required();
+    sub->add_option("ENTRYPOINT", args->entrypoint, "Entrypoint name")->required();
+    auto* payload = sub->add_option("PAYLOAD", args->payload, "Payload text (default: empty)");
+    auto* file = sub->add_option("--file", args->file, "Read the payload from a file")->type_name("PATH");
+    auto* from_stdin = sub->add_flag("--stdin", args->from_stdin, "Read the payload from standard input");
+    file->excludes(payload)->excludes(from_stdin);
+    from_stdin->excludes(payload);
+    add_number(*sub, "--priority", args->priority, "Higher runs first");
+    add_seconds(*sub, "--delay", args->delay, "Run no earlier than this many seconds from now");
+    add_number(*sub, "--count", args->count, "Enqueue this many copies");
+    commands.push_back({sub, [args] { return run_enqueue(*args); }});
+}
+
+namespace {
+
+// ---- status ----
+
+struct IdsArgs {
+    std::string name;
+    std::vector<std::string> ids;
+};
+
+// The entrypoint's name, or "#id" if it cannot be named.
+std::string entrypoint_label(const Queue& queue, EntrypointId id) {
+    try {
+        return queue.entrypoint_name(id);
+    } catch (const Error&) {
+        return "#" + std::to_string(id);
+    }
+}
+
+int run_status(const IdsArgs& args) {
+    const std::vector<JobId> ids = parse_job_ids(args.ids);
+    Queue queue = Queue::open(args.name);
+    std::vector<std::vector<std::string>> rows;
+    for (const JobState& state : queue.status(ids)) {
+        const bool known = state.status != JobStatus::unknown;
+        rows.push_back({std::to_string(state.id), std::string(job_status_name(state.status)),
+                        known ? entrypoint_label(queue, state.entrypoint) : "-",
+                        known ? std::to_string(state.attempts) : "-"});
+    }
+    // Aligned columns, no header: ID STATUS ENTRYPOINT ATTEMPTS.
+    std::vector<std::size_t> widths(4, 0);
+    for (const auto& row : rows) {
+        for (std::size_t c = 0; c < 4; ++c) widths[c] = std::max(widths[c], row[c].size());
+    }
+    for (const auto& row : rows) {
+        std::string line;
+        for (std::size_t c = 0; c < 4; ++c) {
+            line += row[c];
+            if (c < 3) line += std::string(widths[c] - row[c].size() + 1, ' ');
+        }
+        std::cout << line << '\n';
+    }
+    return 0;
+}
+
+} // namespace
+
+void add_status(CLI::App& app, Commands& commands) {
+    auto args = std::make_shared<IdsArgs>();
+    auto* sub = app.add_subcommand("status", "Print `ID STATUS ENTRYPOINT ATTEMPTS` for each job id");
+    sub->add_option("NAME", args->name, "Queue name")->required();
+    sub->add_option("ID", args->ids, "Job ids (decimal)")->required();
+    commands.push_back({sub, [args] { return run_status(*args); }});
+}
+
+namespace {
+
+// ---- cancel ----
+
+int run_cancel(const IdsArgs& args) {
+    const std::vector<JobId> ids = parse_job_ids(args.ids);
+    Queue queue = Queue::open(args.name);
+    int exit_status = 0;
+    for (JobId id : ids) {
+        if (queue.cancel(id)) {
+            std::cout << id << " canceled\n";
+            continue;
+        }
+        const JobState state = queue.status(std::span(&id, 1)).at(0);
+        std::cout.flush();
+        if (state.status == JobStatus::unknown) {
+            std::cerr << "currant: job " << id << " not canceled: no such job in queue '" << args.name << "'\n";
+        } else {
+            std::cerr << "currant: job " << id << " not canceled: it is " << job_status_name(state.status)
+                      << ", not queued\n";
+        }
+        exit_status = 1;
+    }
+    return exit_status;
+}
+
+} // namespace
+
+void add_cancel(CLI::App& app, Commands& commands) {
+    auto args = std::make_shared<IdsArgs>();
+    auto* sub = app.add_subcommand("cancel", "Cancel queued jobs; exit 1 if any was not queued");
+    sub->add_option("NAME", args->name, "Queue name")->required();
+    sub->add_option("ID", args->ids, "Job ids (decimal)")->required();
+    commands.push_back({sub, [args] { return run_cancel(*args); }});
+}
+
+} // namespace currant::cli
