@@ -1,0 +1,321 @@
+// currant between two processes: one producer process, one consumer process.
+//
+//   single   enqueue() one job per call; the consumer takes jobs one at a time
+//            (dequeue_one from a prefetch of picked jobs) and acks with
+//            ack_deferred (applied every 64 jobs and before it sleeps).
+//   batch    enqueue_batch() of --batch jobs; dequeue() of --batch and ack()
+//            of the whole batch.
+//   wakeup   the consumer is asleep in dequeue(); the producer waits until the
+//            consumer is marked sleeping, stamps CLOCK_MONOTONIC into the
+//            payload and enqueues one job; the consumer records now - stamp.
+//   idle     the consumer blocks in dequeue() with no work for --idle-seconds;
+//            reports the CPU time it used.
+//
+// Prints one line per run, or JSON with --json. Each run uses a fresh queue.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "currant/queue.hpp"
+#include "currant/shm/clock.hpp"
+
+using namespace currant;
+
+namespace {
+
+struct Shared {
+    std::atomic<int> consumer_ready{0};
+    std::atomic<int> go{0};
+    std::atomic<std::int64_t> consumer_done_ns{0};
+    std::atomic<std::int64_t> start_ns{0};
+    std::atomic<std::uint64_t> consumed{0};
+    std::atomic<int> sample_index{0};
+    std::atomic<std::int64_t> idle_cpu_ns{0};
+    std::int64_t samples[100000];
+};
+
+Shared* map_shared() {
+    void* memory = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
+    return new (memory) Shared();
+}
+
+std::int64_t cpu_ns_self() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return (std::int64_t(usage.ru_utime.tv_sec) + usage.ru_stime.tv_sec) * 1'000'000'000 +
+           (std::int64_t(usage.ru_utime.tv_usec) + usage.ru_stime.tv_usec) * 1000;
+}
+
+template <typename Body>
+pid_t spawn(Body body) {
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int code = 0;
+        try {
+            body();
+        } catch (const std::exception& error) {
+            std::fprintf(stderr, "child: %s\n", error.what());
+            code = 1;
+        }
+        _exit(code);
+    }
+    return pid;
+}
+
+bool wait_ok(pid_t pid) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+struct Options {
+    std::string mode = "single";
+    std::uint64_t jobs = 2'000'000;
+    std::uint32_t batch = 64;
+    std::uint32_t payload = 64;
+    std::uint32_t slots = 65536;
+    std::uint32_t prefetch = 64;
+    std::uint32_t samples = 2000;
+    double idle_seconds = 2.0;
+    int runs = 1;
+    bool json = false;
+};
+
+std::string queue_name() { return "bench-" + std::to_string(getpid()); }
+
+double run_throughput(const Options& options, bool batched) {
+    const std::string name = queue_name();
+    Queue::remove(name);
+    QueueOptions queue_options;
+    queue_options.name = name;
+    queue_options.slots = options.slots;
+    queue_options.payload_bytes = options.payload;
+    queue_options.max_entrypoints = 4;
+    queue_options.max_participants = 8;
+    queue_options.log_capacity = 16;
+    Queue queue = Queue::create(queue_options);
+    queue.declare_entrypoint("bench");
+    Shared* shared = map_shared();
+
+    pid_t consumer = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        q.set_prefetch(options.prefetch);
+        std::vector<Job> jobs(options.batch);
+        std::vector<JobHandle> handles(options.batch);
+        std::uint64_t count = 0;
+        shared->consumer_ready.store(1);
+        while (count < options.jobs) {
+            if (batched) {
+                const std::size_t got = q.dequeue({&ep, 1}, jobs, std::chrono::seconds(10));
+                if (got == 0) throw std::runtime_error("consumer timed out");
+                for (std::size_t i = 0; i < got; ++i) handles[i] = jobs[i].handle;
+                q.ack(std::span<const JobHandle>(handles.data(), got));
+                count += got;
+            } else {
+                auto job = q.dequeue_one({&ep, 1}, std::chrono::seconds(10));
+                if (!job) throw std::runtime_error("consumer timed out");
+                q.ack_deferred(job->handle);
+                ++count;
+            }
+        }
+        q.flush();
+        shared->consumer_done_ns.store(shm::monotonic_ns());
+        shared->consumed.store(count);
+    });
+    pid_t producer = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        std::vector<std::byte> payload(options.payload, std::byte{7});
+        std::vector<std::span<const std::byte>> payloads(options.batch, std::span<const std::byte>(payload));
+        std::vector<JobId> ids(options.batch);
+        while (shared->consumer_ready.load() == 0) std::this_thread::yield();
+        shared->start_ns.store(shm::monotonic_ns());
+        std::uint64_t sent = 0;
+        while (sent < options.jobs) {
+            try {
+                if (batched) {
+                    const std::size_t want = std::min<std::uint64_t>(options.batch, options.jobs - sent);
+                    sent += q.enqueue_batch(ep, std::span(payloads.data(), want), ids);
+                } else {
+                    q.enqueue(ep, payload);
+                    ++sent;
+                }
+            } catch (const Error& error) {
+                if (error.code() != Errc::arena_full) throw;
+                std::this_thread::yield(); // back-pressure: the consumer is behind
+            }
+        }
+    });
+    const bool ok = wait_ok(producer) & wait_ok(consumer);
+    queue.close();
+    Queue::remove(name);
+    if (!ok || shared->consumed.load() != options.jobs) throw std::runtime_error("a benchmark process failed");
+    const double seconds = double(shared->consumer_done_ns.load() - shared->start_ns.load()) / 1e9;
+    munmap(shared, sizeof(Shared));
+    return double(options.jobs) / seconds;
+}
+
+struct Latency {
+    double p50_us, p90_us, p99_us, max_us;
+    std::size_t samples;
+};
+
+Latency run_wakeup(const Options& options) {
+    const std::string name = queue_name();
+    Queue::remove(name);
+    QueueOptions queue_options;
+    queue_options.name = name;
+    queue_options.slots = 1024;
+    queue_options.payload_bytes = 64;
+    queue_options.max_entrypoints = 4;
+    queue_options.max_participants = 8;
+    queue_options.log_capacity = 16;
+    Queue queue = Queue::create(queue_options);
+    queue.declare_entrypoint("bench");
+    Shared* shared = map_shared();
+    const std::uint32_t samples = std::min<std::uint32_t>(options.samples, 100000);
+
+    pid_t consumer = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        Job job;
+        for (std::uint32_t i = 0; i < samples; ++i) {
+            if (q.dequeue({&ep, 1}, {&job, 1}, std::chrono::seconds(10)) != 1)
+                throw std::runtime_error("consumer timed out");
+            const std::int64_t now = shm::monotonic_ns();
+            std::int64_t stamp;
+            std::memcpy(&stamp, job.payload.data(), sizeof stamp);
+            shared->samples[i] = now - stamp;
+            q.ack(job.handle);
+        }
+    });
+    pid_t producer = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        std::byte payload[64] = {};
+        for (std::uint32_t i = 0; i < samples; ++i) {
+            // Wait until the consumer is asleep in the kernel (its wake word
+            // is set after its spin), then give it a moment to be descheduled.
+            for (;;) {
+                bool sleeping = false;
+                for (const auto& participant : q.participants())
+                    if (participant.pid != getpid() && participant.sleeping) sleeping = true;
+                if (sleeping) break;
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+            const std::int64_t stamp = shm::monotonic_ns();
+            std::memcpy(payload, &stamp, sizeof stamp);
+            q.enqueue(ep, payload);
+        }
+    });
+    const bool ok = wait_ok(producer) & wait_ok(consumer);
+    queue.close();
+    Queue::remove(name);
+    if (!ok) throw std::runtime_error("a benchmark process failed");
+    std::vector<std::int64_t> values(shared->samples, shared->samples + samples);
+    munmap(shared, sizeof(Shared));
+    std::sort(values.begin(), values.end());
+    auto at = [&](double q) { return double(values[std::min<std::size_t>(values.size() - 1, std::size_t(q * values.size()))]) / 1000.0; };
+    return Latency{at(0.50), at(0.90), at(0.99), double(values.back()) / 1000.0, values.size()};
+}
+
+double run_idle(const Options& options) {
+    const std::string name = queue_name();
+    Queue::remove(name);
+    QueueOptions queue_options;
+    queue_options.name = name;
+    queue_options.slots = 1024;
+    queue_options.max_entrypoints = 4;
+    queue_options.max_participants = 8;
+    queue_options.log_capacity = 16;
+    Queue queue = Queue::create(queue_options);
+    queue.declare_entrypoint("bench");
+    Shared* shared = map_shared();
+    pid_t consumer = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        Job job;
+        const std::int64_t before = cpu_ns_self();
+        q.dequeue({&ep, 1}, {&job, 1}, std::chrono::nanoseconds(std::int64_t(options.idle_seconds * 1e9)));
+        shared->idle_cpu_ns.store(cpu_ns_self() - before);
+    });
+    const bool ok = wait_ok(consumer);
+    queue.close();
+    Queue::remove(name);
+    if (!ok) throw std::runtime_error("idle consumer failed");
+    const double cpu_seconds = double(shared->idle_cpu_ns.load()) / 1e9;
+    munmap(shared, sizeof(Shared));
+    return cpu_seconds;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Options options;
+    CLI::App app{"currant two-process benchmark (one producer process, one consumer process)"};
+    app.add_option("--mode", options.mode, "single | batch | wakeup | idle")
+        ->check(CLI::IsMember({"single", "batch", "wakeup", "idle"}));
+    app.add_option("--jobs", options.jobs, "jobs per run (single, batch)");
+    app.add_option("--batch", options.batch, "batch size (batch mode)")->check(CLI::Range(1, 4096));
+    app.add_option("--payload", options.payload, "payload bytes")->check(CLI::Range(8, 1 << 20));
+    app.add_option("--slots", options.slots, "arena slots");
+    app.add_option("--prefetch", options.prefetch, "consumer prefetch (single mode)")->check(CLI::Range(1, 1024));
+    app.add_option("--samples", options.samples, "wake-ups to measure (wakeup mode)");
+    app.add_option("--idle-seconds", options.idle_seconds, "idle wait (idle mode)");
+    app.add_option("--runs", options.runs, "repetitions")->check(CLI::Range(1, 100));
+    app.add_flag("--json", options.json, "print JSON");
+    CLI11_PARSE(app, argc, argv);
+    try {
+        for (int run = 0; run < options.runs; ++run) {
+            if (options.mode == "single" || options.mode == "batch") {
+                const bool batched = options.mode == "batch";
+                const double rate = run_throughput(options, batched);
+                if (options.json)
+                    std::printf("{\"bench\":\"currant_two_process\",\"mode\":\"%s\",\"batch\":%u,\"payload\":%u,"
+                                "\"jobs\":%llu,\"jobs_per_second\":%.0f}\n",
+                                options.mode.c_str(), batched ? options.batch : 1, options.payload,
+                                (unsigned long long)options.jobs, rate);
+                else
+                    std::printf("currant two-process %s%s: %llu jobs of %u bytes: %.0f jobs/s (enqueue + dequeue + ack)\n",
+                                options.mode.c_str(), batched ? (" " + std::to_string(options.batch)).c_str() : "",
+                                (unsigned long long)options.jobs, options.payload, rate);
+            } else if (options.mode == "wakeup") {
+                const Latency latency = run_wakeup(options);
+                if (options.json)
+                    std::printf("{\"bench\":\"currant_wakeup\",\"samples\":%zu,\"p50_us\":%.2f,\"p90_us\":%.2f,"
+                                "\"p99_us\":%.2f,\"max_us\":%.2f}\n",
+                                latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us);
+                else
+                    std::printf("currant wake-up of a sleeping consumer: %zu samples: p50 %.2f us, p90 %.2f us, "
+                                "p99 %.2f us, max %.2f us\n",
+                                latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us);
+            } else {
+                const double cpu = run_idle(options);
+                if (options.json)
+                    std::printf("{\"bench\":\"currant_idle\",\"seconds\":%.1f,\"cpu_seconds\":%.6f}\n",
+                                options.idle_seconds, cpu);
+                else
+                    std::printf("currant idle consumer: %.1f s blocked in dequeue used %.6f s of CPU\n",
+                                options.idle_seconds, cpu);
+            }
+            std::fflush(stdout);
+        }
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "currant-two-process: %s\n", error.what());
+        return 1;
+    }
+    return 0;
+}
