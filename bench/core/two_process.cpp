@@ -92,6 +92,18 @@ struct Options {
     bool json = false;
 };
 
+char process_state(pid_t pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", int(pid));
+    FILE* file = std::fopen(path, "r");
+    if (!file) return 0;
+    char buffer[512] = {};
+    const std::size_t got = std::fread(buffer, 1, sizeof buffer - 1, file);
+    std::fclose(file);
+    const char* close_paren = std::strrchr(buffer, ')');
+    return (got && close_paren && close_paren[1] == ' ') ? close_paren[2] : 0;
+}
+
 std::string queue_name() { return "bench-" + std::to_string(getpid()); }
 
 double run_throughput(const Options& options, bool batched) {
@@ -208,14 +220,15 @@ Latency run_wakeup(const Options& options) {
         for (std::uint32_t i = 0; i < samples; ++i) {
             // Wait until the consumer is asleep in the kernel (its wake word
             // is set after its spin), then give it a moment to be descheduled.
+            // Same protocol as floor_futex_wakeup: the waiter must be asleep
+            // in the kernel (state S in /proc) before each wake.
             for (;;) {
-                bool sleeping = false;
+                pid_t sleeper = 0;
                 for (const auto& participant : q.participants())
-                    if (participant.pid != getpid() && participant.sleeping) sleeping = true;
-                if (sleeping) break;
-                std::this_thread::sleep_for(std::chrono::microseconds(50));
+                    if (participant.pid != getpid() && participant.sleeping) sleeper = participant.pid;
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+                if (sleeper != 0 && process_state(sleeper) == 'S') break;
             }
-            std::this_thread::sleep_for(std::chrono::microseconds(200));
             const std::int64_t stamp = shm::monotonic_ns();
             std::memcpy(payload, &stamp, sizeof stamp);
             q.enqueue(ep, payload);

@@ -44,7 +44,8 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
             throw Error(Errc::corrupt_segment, (c.lock.request_repair(), describe(ep)) +
                                                    ": a ready lane lists a slot that is not queued here; "
                                                    "the next locker rebuilds the index");
-        remove_lane_if_empty(c, lane);
+        if (remove_lane_if_empty(c, lane) && c.delayed_count > 0)
+            update_earliest_delayed(ep); // a job parked for want of a lane may move now
         const std::uint64_t new_word = StateWord::next(word, SlotState::picked, my_tag());
         begin_intent(c, slot, word, new_word);
         ++rec.attempts;
@@ -139,7 +140,9 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         for (EntrypointId ep : eps) sleeper_words(ep)[word_index].fetch_or(bit, std::memory_order_seq_cst);
         const std::int64_t check_real = shm::realtime_ns();
         const std::int64_t check_mono = shm::monotonic_ns();
-        if (!anything_ready(eps, check_real, check_mono)) {
+        // Queue::remove sets retired (seq_cst) and then wakes every sleeper:
+        // checking it after our wake word is set closes the gap.
+        if (!anything_ready(eps, check_real, check_mono) && !segment_.retired_seq_cst()) {
             std::int64_t wake_at = give_up;
             for (EntrypointId ep : eps) {
                 const EntrypointControl& c = entrypoints_[ep];
@@ -162,7 +165,16 @@ void QueueState::set_prefetch(std::uint32_t jobs) {
 }
 
 std::optional<Job> QueueState::dequeue_one(std::span<const EntrypointId> eps, std::int64_t timeout_ns) {
-    if (prefetch_position_ < prefetch_.size()) return prefetch_[prefetch_position_++];
+    check_usable();
+    while (prefetch_position_ < prefetch_.size()) {
+        // A prefetched job is handed out only while its pick is still ours:
+        // its lease may have expired and another consumer picked it.
+        const Job& job = prefetch_[prefetch_position_++];
+        const std::uint64_t word = arena_.state_word(job.handle.slot).load(std::memory_order_acquire);
+        if (StateWord::state(word) == SlotState::picked && StateWord::owner(word) == my_tag() &&
+            StateWord::epoch(word) == job.handle.epoch)
+            return job;
+    }
     prefetch_.resize(prefetch_limit_);
     const std::size_t got = dequeue(eps, prefetch_, timeout_ns);
     prefetch_.resize(got);
@@ -286,7 +298,9 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         count(ep, counter);
         ++finished;
     }
-    for (std::uint32_t slot : scratch_release_) give_back_slot(slot);
+    // Finished slots go straight back to the arena (one lock per call), so
+    // another process's producer can use them at once.
+    if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
     scratch_release_.clear();
     return finished;
 }
@@ -341,7 +355,7 @@ bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_n
     if (result == RequeueResult::raced)
         throw Error(Errc::stale_handle, describe(ep) + ": job " + std::to_string(job.id) + " was requeued (lease expired) before the retry");
     count(ep, result == RequeueResult::requeued ? counter_retried : counter_failed);
-    for (std::uint32_t slot : scratch_release_) give_back_slot(slot);
+    if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
     scratch_release_.clear();
     // A ready job, or a delayed one that may now be the earliest: one sleeper re-checks.
     if (result == RequeueResult::requeued) wake_sleepers(ep, 1);
@@ -397,7 +411,7 @@ bool QueueState::cancel(JobId id) {
             finish_locked(ep, slot, word, JobStatus::canceled, my_tag(), scratch_release_);
         }
         count(ep, counter_canceled);
-        for (std::uint32_t s : scratch_release_) give_back_slot(s);
+        if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
         scratch_release_.clear();
         return true;
     }

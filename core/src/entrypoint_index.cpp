@@ -68,11 +68,12 @@ void QueueState::lane_append(EntrypointControl& c, PriorityLane& lane, std::uint
     ++lane.count;
 }
 
-void QueueState::remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane) {
-    if (lane.count != 0) return;
+bool QueueState::remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane) {
+    if (lane.count != 0) return false;
     const std::uint32_t index = std::uint32_t(&lane - c.lanes);
     for (std::uint32_t j = index; j + 1 < c.lane_count; ++j) c.lanes[j] = c.lanes[j + 1];
     --c.lane_count;
+    return true;
 }
 
 std::uint32_t QueueState::lane_pop_front(EntrypointControl& c, PriorityLane& lane) {
@@ -101,7 +102,8 @@ void QueueState::lane_unlink(EntrypointControl& c, std::uint32_t slot) {
     else corrupt(c.lock, "lane link out of range");
     rec.lane_next = rec.lane_prev = shm::no_slot;
     --lane->count;
-    remove_lane_if_empty(c, *lane);
+    if (remove_lane_if_empty(c, *lane) && c.delayed_count > 0)
+        update_earliest_delayed(EntrypointId(&c - entrypoints_)); // a parked job may move now
 }
 
 namespace {

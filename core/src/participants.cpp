@@ -134,11 +134,10 @@ void QueueState::unregister() noexcept {
 
 void QueueState::close() noexcept {
     if (closed_) return;
-    closed_ = true;
     // In a forked child none of this belongs to us: just unmap.
-    if (opened_fork_generation_ != fork_generation() || !registered_) return;
-    if (segment_.retired()) {
-        unregister();
+    if (opened_fork_generation_ != fork_generation() || !registered_ || segment_.retired()) {
+        closed_ = true;
+        if (opened_fork_generation_ == fork_generation()) unregister();
         return;
     }
     try {
@@ -157,6 +156,7 @@ void QueueState::close() noexcept {
     for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
         sleeper_words(ep)[my_index_ / 64].fetch_and(~(std::uint64_t(1) << (my_index_ % 64)),
                                                     std::memory_order_relaxed);
+    closed_ = true;
     // Fold our counters into the entrypoints' totals before the entry is reused.
     for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
         for (std::uint32_t k = 0; k < counter_kinds; ++k) {
@@ -312,11 +312,18 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
                                   std::memory_order_relaxed);
         ready_after = c.ready_count.load(std::memory_order_relaxed);
     }
-    if (!to_release.empty()) {
-        for (std::uint32_t slot : to_release) give_back_slot(slot);
-    }
+    if (!to_release.empty()) release_slots(to_release, my_tag());
     if (ready_after > ready_before) wake_sleepers(ep, ready_after - ready_before);
     return requeued;
+}
+
+void QueueState::wake_everyone() noexcept {
+    for (std::uint32_t i = 0; i < max_participants_; ++i) {
+        auto& word = participant_entries_[i].wake_word;
+        if (word.load(std::memory_order_seq_cst) == 0) continue;
+        word.store(0, std::memory_order_release);
+        shm::futex_wake(word, 1);
+    }
 }
 
 std::size_t QueueState::reap() {

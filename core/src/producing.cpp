@@ -31,10 +31,11 @@ std::uint32_t QueueState::take_slot() {
         }
         slot_cache_.resize(got);
         if (got == 0)
-            throw Error(Errc::arena_full, "queue '" + segment_.name() + "': arena full (all " +
+            throw Error(Errc::arena_full, "queue '" + segment_.name() + "': arena full (no free slot among " +
                                               std::to_string(arena_.slot_count()) +
-                                              " slots hold queued, picked or unmirrored jobs); "
-                                              "consumers are behind or the queue needs more slots");
+                                              "; they hold queued, picked or unmirrored jobs, or sit in other "
+                                              "producers' slot caches); consumers are behind or the queue "
+                                              "needs more slots");
     }
     const std::uint32_t slot = slot_cache_.back();
     slot_cache_.pop_back();

@@ -68,7 +68,19 @@ Queue Queue::open(std::string_view name) {
     return Queue(std::make_unique<detail::QueueState>(shm::Segment::open(name, detail::record_bytes)));
 }
 
-bool Queue::remove(std::string_view name) { return shm::Segment::remove(name); }
+bool Queue::remove(std::string_view name) {
+    // Open it first (when it is a valid segment) so that after retiring it we
+    // can wake its sleeping consumers: they then see segment_retired.
+    std::unique_ptr<detail::QueueState> state;
+    try {
+        state = std::make_unique<detail::QueueState>(shm::Segment::open(name, detail::record_bytes));
+    } catch (const Error& error) {
+        if (error.code() == Errc::invalid_argument || error.code() == Errc::permission_denied) throw;
+    }
+    const bool removed = shm::Segment::remove(name);
+    if (state) state->wake_everyone();
+    return removed;
+}
 
 Queue::Queue(std::unique_ptr<detail::QueueState> state) noexcept : state_(std::move(state)) {}
 Queue::Queue(Queue&&) noexcept = default;

@@ -81,6 +81,10 @@ public:
 
     const std::string& name() const noexcept { return segment_.name(); }
 
+    // After the segment was retired: wake every sleeping participant so that
+    // it sees segment_retired instead of sleeping on.
+    void wake_everyone() noexcept;
+
 private:
     friend class EntrypointLock;
 
@@ -101,7 +105,7 @@ private:
     void lane_append(EntrypointControl& c, PriorityLane& lane, std::uint32_t slot);
     void lane_unlink(EntrypointControl& c, std::uint32_t slot);
     std::uint32_t lane_pop_front(EntrypointControl& c, PriorityLane& lane);
-    void remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane);
+    bool remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane);
     void heap_push(EntrypointId ep, std::uint32_t slot);
     void heap_remove(EntrypointId ep, std::uint32_t position);
     void heap_sift_up(EntrypointId ep, std::uint32_t position);

@@ -334,7 +334,7 @@ bool Segment::remove(std::string_view queue_name) {
             bip::mapped_region region(object, bip::read_write, 0, sizeof(SegmentHeader));
             auto& header = *static_cast<SegmentHeader*>(region.get_address());
             if (header.magic.load(std::memory_order_acquire) == segment_magic)
-                header.retired.store(1, std::memory_order_release); // before the name goes away
+                header.retired.store(1, std::memory_order_seq_cst); // before the name goes away
         }
     } catch (const bip::interprocess_exception& error) {
         if (error.get_error_code() == bip::not_found_error || error.get_native_error() == ENOENT)

@@ -74,6 +74,11 @@ public:
     bool retired() const noexcept {
         return header().retired.load(std::memory_order_relaxed) != 0;
     }
+    // The same with a seq_cst load, for a sleeper that must see a retire
+    // which happened before the remover read its wake word (Dekker pairing).
+    bool retired_seq_cst() const noexcept {
+        return header().retired.load(std::memory_order_seq_cst) != 0;
+    }
     // Throws Error(segment_retired) if the queue was removed or recreated.
     void check_not_retired() const;
 
