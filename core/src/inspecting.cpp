@@ -148,9 +148,11 @@ QueueInfo QueueState::info() const {
 
 DoctorReport QueueState::doctor() {
     check_usable();
-    ensure_registered();
     DoctorReport report;
+    // Sweep before registering: registration may claim (and silently reap)
+    // a dead participant's entry, which the report must count.
     report.dead_participants_reaped = std::uint32_t(sweep_participants());
+    ensure_registered();
     const std::int64_t now_mono = shm::monotonic_ns();
     for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep)
         if (entrypoints_[ep].earliest_lease_ns.load(std::memory_order_relaxed) <= now_mono)
