@@ -106,6 +106,9 @@ void validate_header(const SegmentHeader& header, std::size_t mapped, std::strin
     if (header.parameters.slot_count == 0 || header.parameters.max_entrypoints == 0 ||
         header.parameters.max_participants == 0)
         throw Error(Errc::corrupt_segment, queue + "header has a zero size parameter");
+    if (header.parameter_hash != hash_parameters(header.parameters, header.core_bytes))
+        throw Error(Errc::corrupt_segment,
+                    queue + "header parameters do not match their recorded hash (the header was overwritten)");
     Geometry expected{};
     try {
         expected = compute_geometry(header.parameters, header.core_bytes);
@@ -125,6 +128,19 @@ void validate_header(const SegmentHeader& header, std::size_t mapped, std::strin
 }
 
 } // namespace
+
+std::uint64_t hash_parameters(const SegmentParameters& parameters, std::uint64_t core_bytes) noexcept {
+    const std::uint64_t fields[] = {parameters.slot_count,      parameters.payload_bytes, parameters.record_bytes,
+                                    parameters.max_entrypoints, parameters.max_participants,
+                                    parameters.log_capacity,    parameters.host_id,       core_bytes};
+    std::uint64_t hash = 0xcbf29ce484222325ull;
+    for (std::uint64_t field : fields)
+        for (int byte = 0; byte < 8; ++byte) {
+            hash ^= (field >> (8 * byte)) & 0xff;
+            hash *= 0x100000001b3ull;
+        }
+    return hash;
+}
 
 std::uint64_t make_layout_word(const LayoutFacts& facts) noexcept {
     return (std::uint64_t(facts.mutex_bytes & 0xff) << 56) |
@@ -278,6 +294,7 @@ Segment Segment::create(const CreateSpec& spec, const std::function<void(Segment
         header.creation_realtime_ns = realtime_ns();
         header.incarnation = fresh_incarnation();
         header.pid_namespace = current_pid_namespace();
+        header.parameter_hash = hash_parameters(spec.parameters, spec.core_bytes);
         header.retired.store(0, std::memory_order_relaxed);
         header.next_job_counter.store(1, std::memory_order_relaxed);
         Arena(segment).initialize();

@@ -56,6 +56,7 @@ struct SegmentHeader {
     std::int64_t creation_realtime_ns;// immutable
     std::uint64_t incarnation;        // immutable: new at every creation or rebuild
     std::uint64_t pid_namespace;      // immutable: inode of the creator's pid namespace
+    std::uint64_t parameter_hash;     // immutable: FNV-1a of parameters and core_bytes
 
     // Set (release) before the object is unlinked or rebuilt; every call
     // checks it (relaxed is enough: a stale read only delays the refusal).
@@ -79,6 +80,7 @@ struct LayoutFacts {
     std::uint32_t record_bytes;
 };
 std::uint64_t make_layout_word(const LayoutFacts& facts) noexcept;
+std::uint64_t hash_parameters(const SegmentParameters& parameters, std::uint64_t core_bytes) noexcept;
 LayoutFacts read_layout_word(std::uint64_t word) noexcept;
 LayoutFacts this_build_layout_facts(std::uint32_t record_bytes) noexcept;
 
