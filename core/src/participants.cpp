@@ -144,7 +144,7 @@ void QueueState::close() noexcept {
         flush();
     } catch (...) {
     }
-    prefetch_.clear();
+    prefetch_count_ = 0;
     prefetch_position_ = 0;
     try {
         // Jobs handed out (or prefetched) and not finished go back, attempt counted.

@@ -134,13 +134,12 @@ void QueueState::prepare_record(std::uint32_t slot, EntrypointId ep, JobId id, s
 }
 
 std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> slots, const EnqueueOptions& options,
-                                std::uint64_t& last_sequence) {
+                                std::int64_t now_real, std::uint64_t& last_sequence) {
     // Moves reserved slots (records prepared) to queued under one lock.
     // Returns how many were published, in order; the rest stay reserved.
     EntrypointControl& c = entrypoints_[ep];
     const Durability durability = Durability(c.durability.load(std::memory_order_relaxed));
-    const std::int64_t now_real = shm::realtime_ns();
-    const std::int64_t log_deadline = shm::monotonic_ns() + std::int64_t(options.log_wait.count()) * 1'000'000;
+    std::int64_t log_deadline = 0; // read the clock only if we ever have to wait
     std::size_t published = 0;
     std::uint32_t became_ready = 0;
     bool new_earliest = false;
@@ -154,6 +153,8 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
                 // Enqueue is the one transition that waits for log space.
                 const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
                 holder.release();
+                if (log_deadline == 0)
+                    log_deadline = shm::monotonic_ns() + std::int64_t(options.log_wait.count()) * 1'000'000;
                 const std::int64_t left = log_deadline - shm::monotonic_ns();
                 if (left <= 0)
                     throw Error(Errc::log_full, describe(ep) + ": transition log full (" +
@@ -234,9 +235,10 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
     if (StateWord::state(word) != SlotState::reserved || StateWord::owner(word) != my_tag() ||
         StateWord::epoch(word) != reservation.epoch)
         throw Error(Errc::stale_handle, describe(ep) + ": reservation is no longer held");
-    prepare_record(slot, ep, reservation.id, size, options, shm::realtime_ns());
+    const std::int64_t now_real = shm::realtime_ns();
+    prepare_record(slot, ep, reservation.id, size, options, now_real);
     std::uint64_t sequence = 0;
-    publish(ep, {&slot, 1}, options, sequence);
+    publish(ep, {&slot, 1}, options, now_real, sequence);
     reservation.payload = {};
     if (Durability(entrypoints_[ep].durability.load(std::memory_order_relaxed)) == Durability::sync)
         wait_for_mirror(ep, sequence, reservation.id, options);
@@ -284,7 +286,7 @@ std::size_t QueueState::enqueue_batch(EntrypointId ep, std::span<const std::span
         std::uint64_t sequence = 0;
         std::size_t published = 0;
         try {
-            published = publish(ep, {slots, taken}, options, sequence);
+            published = publish(ep, {slots, taken}, options, now_real, sequence);
         } catch (const Error&) {
             for (std::size_t i = 0; i < taken; ++i) give_back_slot(slots[i]);
             if (done == 0) throw;

@@ -140,7 +140,7 @@ private:
     void prepare_record(std::uint32_t slot, EntrypointId ep, JobId id, std::size_t size,
                         const EnqueueOptions& options, std::int64_t now_real) noexcept;
     std::size_t publish(EntrypointId ep, std::span<const std::uint32_t> slots, const EnqueueOptions& options,
-                        std::uint64_t& last_sequence);
+                        std::int64_t now_real, std::uint64_t& last_sequence);
     void wait_for_mirror(EntrypointId ep, std::uint64_t sequence, JobId id, const EnqueueOptions& options);
 
     // Picking.
@@ -191,6 +191,7 @@ private:
 
     std::vector<Job> prefetch_;
     std::size_t prefetch_position_ = 0;
+    std::size_t prefetch_count_ = 0;     // valid jobs in prefetch_
     std::uint32_t prefetch_limit_ = 8;
 
     std::vector<JobHandle> deferred_acks_;
