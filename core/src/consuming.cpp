@@ -28,7 +28,7 @@ SlotState final_state_of(JobStatus status) {
 } // namespace
 
 std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::int64_t now_real,
-                                    std::int64_t now_mono) {
+                                    std::int64_t now_mono, bool& wake_for_lease) {
     EntrypointControl& c = entrypoints_[ep];
     promote_due(ep, now_real);
     const std::int64_t lease = c.lease_ns.load(std::memory_order_relaxed);
@@ -70,8 +70,9 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
         if (c.earliest_lease_ns.load(std::memory_order_relaxed) > deadline) {
             const bool was_unset = c.earliest_lease_ns.load(std::memory_order_relaxed) == no_deadline;
             c.earliest_lease_ns.store(deadline, std::memory_order_relaxed);
-            // Sleepers computed their deadlines without this lease: let one recompute.
-            if (was_unset) wake_sleepers(ep, 1);
+            // Sleepers computed their deadlines without this lease: let one
+            // recompute (after the caller unlocks).
+            if (was_unset) wake_for_lease = true;
         }
         count(ep, counter_picks, picked);
     }
@@ -119,9 +120,13 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
             if (c.ready_count.load(std::memory_order_acquire) == 0 &&
                 c.earliest_delayed_ns.load(std::memory_order_relaxed) > now_real)
                 continue;
-            lock_entrypoint(ep);
-            shm::LockHolder holder(c.lock);
-            picked += pick_locked(ep, out.subspan(picked), now_real, now_mono);
+            bool wake_for_lease = false;
+            {
+                lock_entrypoint(ep);
+                shm::LockHolder holder(c.lock);
+                picked += pick_locked(ep, out.subspan(picked), now_real, now_mono, wake_for_lease);
+            }
+            if (wake_for_lease) wake_sleepers(ep, 1);
         }
         if (picked) return picked;
         if (now_mono >= give_up) return 0;
@@ -133,7 +138,14 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         // Going to sleep: make deferred acks facts and check for dead peers first.
         flush();
         maybe_sweep(now_mono);
+        // A lock left by a dead owner may hide a published job (ready_count
+        // not yet counted): a trylock runs the repair, which recounts it.
+        for (EntrypointId ep : eps) {
+            EntrypointControl& c = entrypoints_[ep];
+            if (c.lock.try_lock([this, ep]() noexcept { return repair_entrypoint(ep); })) c.lock.unlock();
+        }
         ParticipantEntry& me = participant_entries_[my_index_];
+        std::int64_t sleep_ns_override = -1;
         const std::uint32_t word_index = my_index_ / 64;
         const std::uint64_t bit = std::uint64_t(1) << (my_index_ % 64);
         me.wake_word.store(1, std::memory_order_seq_cst);
@@ -151,7 +163,31 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
                 wake_at = std::min(wake_at, c.earliest_lease_ns.load(std::memory_order_relaxed));
             }
             const std::int64_t sleep_ns = wake_at == no_deadline ? -1 : std::max<std::int64_t>(wake_at - check_mono, 0);
-            if (sleep_ns != 0) shm::futex_wait(me.wake_word, 1, sleep_ns);
+            if (sleep_ns != 0) {
+                // Sleep on our wake word and on the life locks of the other
+                // participants: the kernel wakes one waiter when a holder of
+                // a robust lock dies, so a death is noticed without polling.
+                shm::FutexWaitItem items[shm::futex_wait_any_max];
+                std::size_t count = 0;
+                items[count++] = {&me.wake_word, 1};
+                for (std::uint32_t i = 0; i < max_participants_ && count < shm::futex_wait_any_max; ++i) {
+                    if (i == my_index_) continue;
+                    ParticipantEntry& other = participant_entries_[i];
+                    if (other.status.load(std::memory_order_acquire) != std::uint32_t(ParticipantStatus::active)) continue;
+                    if (auto armed = other.life_lock.arm_death_notification()) {
+                        items[count++] = {&other.life_lock.futex_word(), *armed};
+                    } else {
+                        sleep_ns_override = 0; // an owner-less active entry: sweep now instead of sleeping
+                        break;
+                    }
+                }
+                if (sleep_ns_override == 0) {
+                    last_sweep_ns_ = 0;
+                } else if (shm::futex_wait_any({items, count}, sleep_ns) > 0) {
+                    last_sweep_ns_ = 0; // a watched participant died or left: sweep before sleeping again
+                }
+                sleep_ns_override = -1;
+            }
         }
         me.wake_word.store(0, std::memory_order_relaxed);
         for (EntrypointId ep : eps) sleeper_words(ep)[word_index].fetch_and(~bit, std::memory_order_relaxed);

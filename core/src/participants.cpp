@@ -219,8 +219,19 @@ bool QueueState::reap_participant(std::uint32_t index) noexcept {
     try {
         ParticipantEntry& entry = participant_entries_[index];
         const std::uint32_t tag = index + 1;
-        requeue_holdings(tag, tag);
+        jobs_requeued_by_reaping_ += requeue_holdings(tag, tag);
         arena_.release_all_reserved_by(tag);
+        // It may have died holding an entrypoint lock after publishing a job
+        // that no sleeper was told about: taking each lock runs its repair;
+        // then wake sleepers for whatever is ready.
+        for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep) {
+            EntrypointControl& c = entrypoints_[ep];
+            if (c.declared.load(std::memory_order_acquire) == 0) continue;
+            lock_entrypoint(ep);
+            const std::uint32_t ready = c.ready_count.load(std::memory_order_relaxed);
+            c.lock.unlock();
+            if (ready) wake_sleepers(ep, ready);
+        }
         for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
             sleeper_words(ep)[index / 64].fetch_and(~(std::uint64_t(1) << (index % 64)), std::memory_order_relaxed);
         for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
@@ -328,9 +339,11 @@ void QueueState::wake_everyone() noexcept {
 
 std::size_t QueueState::reap() {
     check_usable();
+    // Registration may claim (and reap) a dead participant's entry: count it.
+    const std::size_t reaped_before = jobs_requeued_by_reaping_;
     ensure_registered();
-    std::size_t requeued = 0;
     sweep_participants();
+    std::size_t requeued = jobs_requeued_by_reaping_ - reaped_before;
     const std::int64_t now = shm::monotonic_ns();
     for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep)
         if (entrypoints_[ep].earliest_lease_ns.load(std::memory_order_relaxed) <= now)

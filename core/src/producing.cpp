@@ -76,7 +76,19 @@ void QueueState::wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept {
             if ((words[w].fetch_and(~mask, std::memory_order_acq_rel) & mask) == 0) continue;
             const std::uint32_t index = w * 64 + bit;
             if (index >= max_participants_) continue;
-            auto& word = participant_entries_[index].wake_word;
+            // A sleeper killed in its sleep must not swallow the wake-up: its
+            // life lock is busy only while it lives (EBUSY costs no system call).
+            ParticipantEntry& entry = participant_entries_[index];
+            if (registered_ && index == my_index_) continue;
+            try {
+                if (entry.life_lock.try_lock([this, index]() noexcept { return reap_participant(index); })) {
+                    entry.life_lock.unlock(); // it was dead (now reaped) or just left
+                    continue;
+                }
+            } catch (...) {
+                continue;
+            }
+            auto& word = entry.wake_word;
             word.store(0, std::memory_order_release);
             shm::futex_wake(word, 1);
             --count;

@@ -144,7 +144,8 @@ private:
     void wait_for_mirror(EntrypointId ep, std::uint64_t sequence, JobId id, const EnqueueOptions& options);
 
     // Picking.
-    std::size_t pick_locked(EntrypointId ep, std::span<Job> out, std::int64_t now_real, std::int64_t now_mono);
+    std::size_t pick_locked(EntrypointId ep, std::span<Job> out, std::int64_t now_real, std::int64_t now_mono,
+                            bool& wake_for_lease);
 
     // Reaping.
     std::size_t reap_expired_leases(EntrypointId ep, std::int64_t now_mono);
@@ -200,6 +201,7 @@ private:
     std::uint32_t rotation_ = 0;
     std::int64_t last_sweep_ns_ = 0;
     std::vector<std::uint32_t> scratch_release_;
+    std::size_t jobs_requeued_by_reaping_ = 0;   // dead participants' jobs we requeued
 };
 
 } // namespace currant::detail

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <immintrin.h>
+#include <linux/futex.h>
 
 #include "currant/shm/clock.hpp"
 #include "currant/shm/crash_point.hpp"
@@ -47,8 +48,22 @@ bool RobustMutex::acquire() {
         for (int i = 0; i < 16; ++i) _mm_pause();
     } while (monotonic_ns() < spin_until);
 
+    // Block with a bounded wait: if a waiter woken by an unlock is killed
+    // before it takes the lock while a trylock-er grabs it, glibc's robust
+    // mutex loses the wake-up and the other waiters would sleep on a free
+    // lock forever. Re-trying every 20 ms bounds that loss.
     int rc;
-    while ((rc = pthread_mutex_lock(&mutex_)) == EINTR) {}
+    for (;;) {
+        timespec deadline{};
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += 20'000'000;
+        if (deadline.tv_nsec >= 1'000'000'000) {
+            deadline.tv_nsec -= 1'000'000'000;
+            ++deadline.tv_sec;
+        }
+        rc = pthread_mutex_clocklock(&mutex_, CLOCK_MONOTONIC, &deadline);
+        if (rc != ETIMEDOUT && rc != EINTR) break;
+    }
     if (rc == 0) return false;
     if (rc == EOWNERDEAD) {
         inconsistent_ = 1;
@@ -78,5 +93,25 @@ void RobustMutex::run_repair(bool repaired) {
 }
 
 void RobustMutex::unlock() noexcept { pthread_mutex_unlock(&mutex_); }
+
+// glibc (x86_64, and every Linux glibc since robust mutexes exist) keeps the
+// kernel's robust-futex word as the mutex's first int: owner TID in the low
+// 30 bits, FUTEX_OWNER_DIED and FUTEX_WAITERS above. The kernel's robust
+// list handling writes exactly this word when the owner dies.
+std::atomic<std::uint32_t>& RobustMutex::futex_word() noexcept {
+    static_assert(sizeof(mutex_.__data.__lock) == sizeof(std::uint32_t));
+    return *reinterpret_cast<std::atomic<std::uint32_t>*>(&mutex_.__data.__lock);
+}
+
+std::optional<std::uint32_t> RobustMutex::arm_death_notification() noexcept {
+    std::atomic<std::uint32_t>& word = futex_word();
+    std::uint32_t value = word.load(std::memory_order_acquire);
+    for (;;) {
+        if ((value & FUTEX_TID_MASK) == 0 || (value & FUTEX_OWNER_DIED) != 0) return std::nullopt;
+        if (value & FUTEX_WAITERS) return value;
+        if (word.compare_exchange_weak(value, value | FUTEX_WAITERS, std::memory_order_acq_rel))
+            return value | FUTEX_WAITERS;
+    }
+}
 
 } // namespace currant::shm

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <pthread.h>
 #include <type_traits>
 
@@ -58,6 +59,15 @@ public:
     // Called with the lock held when the caller finds the structures it
     // guards inconsistent (a corrupt index): the next locker repairs them.
     void request_repair() noexcept { repair_needed_.store(1, std::memory_order_relaxed); }
+
+    // Death notification for a lock held long-term (a life lock). Sets
+    // FUTEX_WAITERS on the held lock word, so that when the owner dies the
+    // kernel's robust-list handling FUTEX_WAKEs one waiter on that word.
+    // Returns the value to wait for (futex_wait_any), or nothing if the lock
+    // has no live owner right now (free or owner dead: check it instead).
+    // The owner's eventual unlock then costs one FUTEX_WAKE system call.
+    std::optional<std::uint32_t> arm_death_notification() noexcept;
+    std::atomic<std::uint32_t>& futex_word() noexcept;
 
     // True while repair_needed is set (for doctor and tests).
     bool repair_pending() const noexcept {
