@@ -116,7 +116,7 @@ QueueState::QueueState(shm::Segment segment)
         throw Error(Errc::corrupt_segment, "queue '" + segment_.name() + "': entrypoint count out of range");
     // Each process keeps a few free slots of its own; small enough that a
     // small arena is not hoarded by idle processes.
-    cache_refill_ = std::clamp<std::uint32_t>(arena_.slot_count() / (4 * max_participants_), 1, 128);
+    cache_refill_ = std::clamp<std::uint32_t>(arena_.slot_count() / (4 * max_participants_), 1, 32);
     slot_cache_.reserve(4 * cache_refill_ + 64);
 }
 
