@@ -43,11 +43,15 @@ def main():
     two_process = os.path.join(args.build, "bench/core/currant_two_process")
     floors = os.path.join(args.build, "bench/floors")
     single, batch, message_queue = [], [], []
+    single_pinned, batch_pinned, message_queue_pinned = [], [], []
     wake = {"p50_us": [], "p99_us": []}
     floor_wake = {"p50_us": [], "p99_us": []}
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}", file=sys.stderr)
         message_queue += [r["messages_per_sec"] for r in run_json([os.path.join(floors, "floor_message_queue"), "--json"])]
+        message_queue_pinned += [r["messages_per_sec"] for r in run_json([os.path.join(floors, "floor_message_queue"), "--pin", "--json"])]
+        single_pinned += [r["jobs_per_second"] for r in run_json([two_process, "--mode", "single", "--pin", "--jobs", str(args.jobs_single), "--json"])]
+        batch_pinned += [r["jobs_per_second"] for r in run_json([two_process, "--mode", "batch", "--pin", "--batch", "64", "--jobs", str(args.jobs_batch), "--json"])]
         single += [r["jobs_per_second"] for r in run_json([two_process, "--mode", "single", "--jobs", str(args.jobs_single), "--json"])]
         batch += [r["jobs_per_second"] for r in run_json([two_process, "--mode", "batch", "--batch", "64", "--jobs", str(args.jobs_batch), "--json"])]
         for r in run_json([os.path.join(floors, "floor_futex_wakeup"), "--samples", str(args.samples), "--json"]):
@@ -61,6 +65,9 @@ def main():
     mq_median, mq_text = spread(message_queue)
     single_median, single_text = spread(single)
     batch_median, batch_text = spread(batch)
+    mqp_median, mqp_text = spread(message_queue_pinned)
+    singlep_median, singlep_text = spread(single_pinned)
+    batchp_median, batchp_text = spread(batch_pinned)
     fw50, fw50_text = spread(floor_wake["p50_us"], 1)
     fw99, fw99_text = spread(floor_wake["p99_us"], 1)
     w50, w50_text = spread(wake["p50_us"], 1)
@@ -77,6 +84,9 @@ def main():
     lines.append(f"| floor: Boost `message_queue`, 2 processes, 64 B | (floor) | {mq_text} msg/s | 1 |")
     lines.append(f"| one job per call: enqueue + dequeue_one + ack_deferred, 64 B | >= 2,000,000 jobs/s and > message_queue | {single_text} jobs/s | {single_median / mq_median:.2f} x message_queue |")
     lines.append(f"| batches of 64: enqueue_batch + dequeue + ack | >= 10,000,000 jobs/s | {batch_text} jobs/s | {batch_median / mq_median:.2f} x message_queue |")
+    lines.append(f"| floor: Boost `message_queue`, pinned to CPUs 0 and 1 | (floor) | {mqp_text} msg/s | 1 |")
+    lines.append(f"| one job per call, pinned to CPUs 0 and 1 | >= 2,000,000 jobs/s and > message_queue | {singlep_text} jobs/s | {singlep_median / mqp_median:.2f} x message_queue pinned |")
+    lines.append(f"| batches of 64, pinned to CPUs 0 and 1 | >= 10,000,000 jobs/s | {batchp_text} jobs/s | {batchp_median / mqp_median:.2f} x message_queue pinned |")
     lines.append(f"| floor: bare futex wake-up p50 / p99 | (floor) | {fw50_text} / {fw99_text} us | 1 |")
     lines.append(f"| sleeping consumer woken by an enqueue, p50 | <= 1.5 x floor p50 | {w50_text} us | {w50 / fw50:.2f} x |")
     lines.append(f"| sleeping consumer woken by an enqueue, p99 | <= 1.5 x floor p99 | {w99_text} us | {w99 / fw99:.2f} x |")

@@ -56,11 +56,22 @@ std::int64_t cpu_ns_self() {
            (std::int64_t(usage.ru_utime.tv_usec) + usage.ru_stime.tv_usec) * 1000;
 }
 
+int pin_cpu = -1; // --pin: producer on CPU 0, consumer on CPU 1
+
+void pin_to(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
 template <typename Body>
-pid_t spawn(Body body) {
+pid_t spawn(Body body, int cpu = -1) {
     std::fflush(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
+        pin_to(cpu);
         int code = 0;
         try {
             body();
@@ -145,7 +156,7 @@ double run_throughput(const Options& options, bool batched) {
         q.flush();
         shared->consumer_done_ns.store(shm::monotonic_ns());
         shared->consumed.store(count);
-    });
+    }, pin_cpu < 0 ? -1 : 1);
     pid_t producer = spawn([&] {
         Queue q = Queue::open(name);
         const EntrypointId ep = q.entrypoint("bench");
@@ -169,7 +180,7 @@ double run_throughput(const Options& options, bool batched) {
                 std::this_thread::yield(); // back-pressure: the consumer is behind
             }
         }
-    });
+    }, pin_cpu < 0 ? -1 : 0);
     const bool ok = wait_ok(producer) & wait_ok(consumer);
     queue.close();
     Queue::remove(name);
@@ -290,7 +301,10 @@ int main(int argc, char** argv) {
     app.add_option("--idle-seconds", options.idle_seconds, "idle wait (idle mode)");
     app.add_option("--runs", options.runs, "repetitions")->check(CLI::Range(1, 100));
     app.add_flag("--json", options.json, "print JSON");
+    bool pin = false;
+    app.add_flag("--pin", pin, "pin the producer to CPU 0 and the consumer to CPU 1 (single, batch)");
     CLI11_PARSE(app, argc, argv);
+    if (pin) pin_cpu = 0;
     try {
         for (int run = 0; run < options.runs; ++run) {
             if (options.mode == "single" || options.mode == "batch") {
@@ -298,13 +312,13 @@ int main(int argc, char** argv) {
                 const double rate = run_throughput(options, batched);
                 if (options.json)
                     std::printf("{\"bench\":\"currant_two_process\",\"mode\":\"%s\",\"batch\":%u,\"payload\":%u,"
-                                "\"jobs\":%llu,\"jobs_per_second\":%.0f}\n",
+                                "\"jobs\":%llu,\"pinned\":%s,\"jobs_per_second\":%.0f}\n",
                                 options.mode.c_str(), batched ? options.batch : 1, options.payload,
-                                (unsigned long long)options.jobs, rate);
+                                (unsigned long long)options.jobs, pin ? "true" : "false", rate);
                 else
-                    std::printf("currant two-process %s%s: %llu jobs of %u bytes: %.0f jobs/s (enqueue + dequeue + ack)\n",
+                    std::printf("currant two-process %s%s%s: %llu jobs of %u bytes: %.0f jobs/s (enqueue + dequeue + ack)\n",
                                 options.mode.c_str(), batched ? (" " + std::to_string(options.batch)).c_str() : "",
-                                (unsigned long long)options.jobs, options.payload, rate);
+                                pin ? " pinned" : "", (unsigned long long)options.jobs, options.payload, rate);
             } else if (options.mode == "wakeup") {
                 const Latency latency = run_wakeup(options);
                 if (options.json)
