@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <immintrin.h>
 #include <vector>
 
 #include "currant/queue.hpp"
@@ -41,6 +42,7 @@ struct Shared {
     std::atomic<int> sample_index{0};
     std::atomic<std::int64_t> idle_cpu_ns{0};
     std::int64_t samples[100000];
+    bool same_cpu[100000];
 };
 
 Shared* map_shared() {
@@ -193,6 +195,8 @@ double run_throughput(const Options& options, bool batched) {
 struct Latency {
     double p50_us, p90_us, p99_us, max_us;
     std::size_t samples;
+    std::size_t same_cpu;
+    double same_cpu_p50_us, other_cpu_p50_us;
 };
 
 Latency run_wakeup(const Options& options) {
@@ -219,8 +223,12 @@ Latency run_wakeup(const Options& options) {
                 throw std::runtime_error("consumer timed out");
             const std::int64_t now = shm::monotonic_ns();
             std::int64_t stamp;
+            std::int32_t producer_cpu;
             std::memcpy(&stamp, job.payload.data(), sizeof stamp);
+            std::memcpy(&producer_cpu, job.payload.data() + sizeof stamp, sizeof producer_cpu);
             shared->samples[i] = now - stamp;
+            shared->same_cpu[i] = sched_getcpu() == producer_cpu;
+            shared->sample_index.store(int(i + 1), std::memory_order_release);
             q.ack(job.handle);
         }
     });
@@ -241,19 +249,29 @@ Latency run_wakeup(const Options& options) {
                 if (sleeper != 0 && process_state(sleeper) == 'S') break;
             }
             const std::int64_t stamp = shm::monotonic_ns();
+            const std::int32_t cpu = sched_getcpu();
             std::memcpy(payload, &stamp, sizeof stamp);
+            std::memcpy(payload + sizeof stamp, &cpu, sizeof cpu);
             q.enqueue(ep, payload);
+            // Like the floor's waker: stay runnable until the consumer has
+            // recorded the sample, so both measure the same scheduling case.
+            while (shared->sample_index.load(std::memory_order_acquire) <= int(i)) _mm_pause();
         }
     });
     const bool ok = wait_ok(producer) & wait_ok(consumer);
     queue.close();
     Queue::remove(name);
     if (!ok) throw std::runtime_error("a benchmark process failed");
-    std::vector<std::int64_t> values(shared->samples, shared->samples + samples);
+    std::vector<std::int64_t> values(shared->samples, shared->samples + samples), same, other;
+    for (std::uint32_t i = 0; i < samples; ++i) (shared->same_cpu[i] ? same : other).push_back(shared->samples[i]);
     munmap(shared, sizeof(Shared));
     std::sort(values.begin(), values.end());
+    std::sort(same.begin(), same.end());
+    std::sort(other.begin(), other.end());
+    auto median = [](const std::vector<std::int64_t>& v) { return v.empty() ? 0.0 : double(v[v.size() / 2]) / 1000.0; };
     auto at = [&](double q) { return double(values[std::min<std::size_t>(values.size() - 1, std::size_t(q * values.size()))]) / 1000.0; };
-    return Latency{at(0.50), at(0.90), at(0.99), double(values.back()) / 1000.0, values.size()};
+    return Latency{at(0.50), at(0.90), at(0.99), double(values.back()) / 1000.0, values.size(),
+                   same.size(), median(same), median(other)};
 }
 
 double run_idle(const Options& options) {
@@ -323,12 +341,16 @@ int main(int argc, char** argv) {
                 const Latency latency = run_wakeup(options);
                 if (options.json)
                     std::printf("{\"bench\":\"currant_wakeup\",\"samples\":%zu,\"p50_us\":%.2f,\"p90_us\":%.2f,"
-                                "\"p99_us\":%.2f,\"max_us\":%.2f}\n",
-                                latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us);
+                                "\"p99_us\":%.2f,\"max_us\":%.2f,\"same_cpu_wakes\":%zu,\"same_cpu_p50_us\":%.2f,"
+                                "\"other_cpu_p50_us\":%.2f}\n",
+                                latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us,
+                                latency.same_cpu, latency.same_cpu_p50_us, latency.other_cpu_p50_us);
                 else
                     std::printf("currant wake-up of a sleeping consumer: %zu samples: p50 %.2f us, p90 %.2f us, "
-                                "p99 %.2f us, max %.2f us\n",
-                                latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us);
+                                "p99 %.2f us, max %.2f us (woke on the producer's CPU %zu times, p50 %.2f us; "
+                                "on the other CPU p50 %.2f us)\n",
+                                latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us,
+                                latency.same_cpu, latency.same_cpu_p50_us, latency.other_cpu_p50_us);
             } else {
                 const double cpu = run_idle(options);
                 if (options.json)

@@ -288,7 +288,7 @@ void QueueState::commit_feed(EntrypointId ep, std::uint64_t sequence) {
     while (previous < sequence &&
            !c.log_committed.compare_exchange_weak(previous, sequence, std::memory_order_acq_rel)) {
     }
-    if (!to_release.empty()) arena_.release(my_tag(), to_release);
+    return_to_arena(to_release, my_tag());
     c.commit_signal.fetch_add(1, std::memory_order_release);
     shm::futex_wake(c.commit_signal, INT32_MAX);
 }

@@ -114,8 +114,10 @@ struct EntrypointControl {
     std::atomic<std::int64_t> max_retry_delay_ns;
     char name[entrypoint_name_bytes];      // [R] immutable once declared
 
+    // The lock on its own line: spinning lockers must not steal the line the
+    // owner is writing (intent, lanes).
     alignas(cache_line) shm::RobustMutex lock;
-    Intent intent;                          // [E]
+    alignas(cache_line) Intent intent;      // [E]
     std::uint64_t next_sequence;            // [E]
     std::uint32_t lane_count;               // [E] lanes sorted by priority, descending
     std::uint32_t delayed_count;            // [E] entries in the delayed heap
@@ -175,7 +177,8 @@ struct CoreHeader {
     std::uint32_t sleeper_words;        // [immutable] 64-bit words per entrypoint
     std::uint64_t entrypoints_offset;   // [immutable] relative to the core region
     std::uint64_t participants_offset;  // [immutable]
-    std::uint64_t sleepers_offset;      // [immutable] uint64[max_entrypoints][sleeper_words]
+    std::uint64_t sleepers_offset;      // [immutable] uint64[max_entrypoints + 1][sleeper_words]; the
+                                        // last row marks producers waiting for a free slot
     std::uint64_t delayed_offset;       // [immutable] DelayedEntry[max_entrypoints][slot_count]
     std::uint64_t logs_offset;          // [immutable] TransitionRecord[max_entrypoints][log_capacity]
     std::uint64_t counters_offset;      // [immutable] uint64[max_participants][max_entrypoints][counter_kinds]
@@ -183,6 +186,12 @@ struct CoreHeader {
 
     alignas(cache_line) shm::RobustMutex registry_lock; // guards entrypoint declaration
     std::atomic<std::uint32_t> entrypoint_count;        // [R] writes; acquire reads
+
+    // Futex for producers waiting for a free slot: bumped (release) and woken
+    // by whoever frees slots while a space-waiter bit is set. Waiters set
+    // their bit (seq_cst), then re-check the free count: Dekker pairing with
+    // the releaser's fence before it reads the bits.
+    alignas(cache_line) std::atomic<std::uint32_t> space_signal;
 };
 static_assert(std::is_standard_layout_v<CoreHeader>);
 
@@ -205,7 +214,7 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     g.sleepers_offset = at;
     // Each entrypoint's sleeper words on their own line(s).
     const std::uint64_t sleeper_stride = round_up(8ull * g.sleeper_words, cache_line);
-    at = round_up(at + sleeper_stride * p.max_entrypoints, 4096);
+    at = round_up(at + sleeper_stride * (std::uint64_t(p.max_entrypoints) + 1), 4096);
     g.delayed_offset = at;
     at = round_up(at + sizeof(DelayedEntry) * std::uint64_t(p.slot_count) * p.max_entrypoints, 4096);
     g.logs_offset = at;

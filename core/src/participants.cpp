@@ -209,7 +209,7 @@ std::size_t QueueState::requeue_holdings(std::uint32_t owner_tag, std::uint32_t 
         const std::uint32_t ready_now = c.ready_count.load(std::memory_order_relaxed);
         if (woke && ready_now > ready_before) wake_sleepers(ep, ready_now - ready_before);
     }
-    if (!to_release.empty()) arena_.release(acting_owner, to_release);
+    return_to_arena(to_release, acting_owner);
     return requeued;
 }
 
@@ -220,7 +220,7 @@ bool QueueState::reap_participant(std::uint32_t index) noexcept {
         ParticipantEntry& entry = participant_entries_[index];
         const std::uint32_t tag = index + 1;
         jobs_requeued_by_reaping_ += requeue_holdings(tag, tag);
-        arena_.release_all_reserved_by(tag);
+        if (arena_.release_all_reserved_by(tag) > 0) notify_space();
         // It may have died holding an entrypoint lock after publishing a job
         // that no sleeper was told about: taking each lock runs its repair;
         // then wake sleepers for whatever is ready.
@@ -232,7 +232,7 @@ bool QueueState::reap_participant(std::uint32_t index) noexcept {
             c.lock.unlock();
             if (ready) wake_sleepers(ep, ready);
         }
-        for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
+        for (EntrypointId ep = 0; ep <= max_entrypoints_; ++ep) // the last row: space waiters
             sleeper_words(ep)[index / 64].fetch_and(~(std::uint64_t(1) << (index % 64)), std::memory_order_relaxed);
         for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
             for (std::uint32_t k = 0; k < counter_kinds; ++k) {

@@ -20,7 +20,7 @@ JobId QueueState::next_job_id() noexcept {
     return (std::uint64_t(host_id_) << 48) | (id_next_++ & ((std::uint64_t(1) << 48) - 1));
 }
 
-std::uint32_t QueueState::take_slot() {
+std::uint32_t QueueState::take_slot(std::int64_t arena_wait_ns) {
     if (slot_cache_.empty()) {
         slot_cache_.resize(cache_refill_);
         std::uint32_t got = arena_.reserve(my_tag(), slot_cache_);
@@ -29,6 +29,9 @@ std::uint32_t QueueState::take_slot() {
             sweep_participants();
             got = arena_.reserve(my_tag(), slot_cache_);
         }
+        const std::int64_t deadline = arena_wait_ns > 0 ? shm::monotonic_ns() + arena_wait_ns : 0;
+        while (got == 0 && arena_wait_ns > 0 && wait_for_space(deadline))
+            got = arena_.reserve(my_tag(), slot_cache_);
         slot_cache_.resize(got);
         if (got == 0)
             throw Error(Errc::arena_full, "queue '" + segment_.name() + "': arena full (no free slot among " +
@@ -42,21 +45,54 @@ std::uint32_t QueueState::take_slot() {
     return slot;
 }
 
-void QueueState::give_back_slot(std::uint32_t slot) noexcept {
-    slot_cache_.push_back(slot);
-    if (slot_cache_.size() > 2 * cache_refill_) {
-        const std::size_t keep = cache_refill_;
-        arena_.release(my_tag(), std::span<const std::uint32_t>(slot_cache_).subspan(keep));
-        slot_cache_.resize(keep);
+bool QueueState::wait_for_space(std::int64_t deadline_mono) {
+    // Returns false once the deadline has passed. Blocks in the kernel on
+    // the space futex; a releaser that sees our bit wakes us.
+    const std::int64_t left = deadline_mono - shm::monotonic_ns();
+    if (left <= 0) return false;
+    std::atomic<std::uint64_t>& word = sleeper_words(max_entrypoints_)[my_index_ / 64];
+    const std::uint64_t bit = std::uint64_t(1) << (my_index_ % 64);
+    const std::uint32_t signal = core_->space_signal.load(std::memory_order_acquire);
+    word.fetch_or(bit, std::memory_order_seq_cst);
+    if (arena_.free_count_hint() == 0) shm::futex_wait(core_->space_signal, signal, left);
+    word.fetch_and(~bit, std::memory_order_relaxed);
+    return true;
+}
+
+void QueueState::notify_space() noexcept {
+    // Pairs with wait_for_space: the free count was raised under the arena
+    // lock before this fence; a waiter set its bit before reading the count.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    std::atomic<std::uint64_t>* words = sleeper_words(max_entrypoints_);
+    for (std::uint32_t w = 0; w < core_->sleeper_words; ++w) {
+        if (words[w].load(std::memory_order_relaxed) == 0) continue;
+        core_->space_signal.fetch_add(1, std::memory_order_release);
+        shm::futex_wake(core_->space_signal, INT32_MAX);
+        return;
     }
 }
 
-void QueueState::release_slots(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept {
+void QueueState::return_to_arena(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept {
+    if (slots.empty()) return;
     try {
         arena_.release(owner, slots);
     } catch (...) {
         // Left reserved by owner: freed when owner closes or is reaped.
     }
+    notify_space();
+}
+
+void QueueState::give_back_slot(std::uint32_t slot) noexcept {
+    slot_cache_.push_back(slot);
+    if (slot_cache_.size() > 2 * cache_refill_) {
+        const std::size_t keep = cache_refill_;
+        return_to_arena(std::span<const std::uint32_t>(slot_cache_).subspan(keep), my_tag());
+        slot_cache_.resize(keep);
+    }
+}
+
+void QueueState::release_slots(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept {
+    return_to_arena(slots, owner);
 }
 
 void QueueState::wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept {
@@ -99,7 +135,7 @@ void QueueState::wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept {
 namespace {
 void validate_enqueue_options(const EnqueueOptions& options) {
     if (options.execute_after_ns < 0) throw Error(Errc::invalid_argument, "execute_after must not be negative");
-    if (options.log_wait.count() < 0 || options.sync_wait.count() < 0)
+    if (options.log_wait.count() < 0 || options.sync_wait.count() < 0 || options.arena_wait.count() < 0)
         throw Error(Errc::invalid_argument, "wait times must not be negative");
 }
 } // namespace
@@ -285,7 +321,8 @@ std::size_t QueueState::enqueue_batch(EntrypointId ep, std::span<const std::span
         const std::size_t chunk = std::min<std::size_t>(64, payloads.size() - done);
         std::size_t taken = 0;
         try {
-            for (; taken < chunk; ++taken) slots[taken] = take_slot();
+            const std::int64_t arena_wait_ns = std::int64_t(options.arena_wait.count()) * 1'000'000;
+            for (; taken < chunk; ++taken) slots[taken] = take_slot(taken == 0 && done == 0 ? arena_wait_ns : 0);
         } catch (const Error&) {
             if (done + taken == 0) throw;
         }

@@ -43,6 +43,7 @@ void QueueState::initialize_core(shm::Segment& segment) {
     core->region_bytes = geometry.region_bytes;
     core->registry_lock.initialize();
     core->entrypoint_count.store(0, std::memory_order_relaxed);
+    core->space_signal.store(0, std::memory_order_relaxed);
     std::byte* region = reinterpret_cast<std::byte*>(core);
     auto* entrypoints = reinterpret_cast<EntrypointControl*>(region + geometry.entrypoints_offset);
     for (std::uint32_t i = 0; i < parameters.max_entrypoints; ++i) {

@@ -131,7 +131,10 @@ private:
     bool anything_ready(std::span<const EntrypointId> eps, std::int64_t now_real, std::int64_t now_mono) const noexcept;
 
     // Slots.
-    std::uint32_t take_slot();
+    std::uint32_t take_slot(std::int64_t arena_wait_ns = 0);
+    bool wait_for_space(std::int64_t deadline_mono);
+    void return_to_arena(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept;
+    void notify_space() noexcept;
     void give_back_slot(std::uint32_t slot) noexcept;
     void release_slots(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept;
     JobId next_job_id() noexcept;

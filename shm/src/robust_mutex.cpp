@@ -40,12 +40,15 @@ bool RobustMutex::acquire() {
     if (int rc = try_acquire(); rc != busy) return rc == owner_died;
     // On 2 CPUs a longer spin starves the owner we are waiting for: spin on
     // trylock for about 1 us, then block in the kernel.
+    // Spin on a plain load and trylock only when the word looks free: a
+    // failing CAS would steal the line from the owner on every turn.
     const std::int64_t spin_until = monotonic_ns() + 1000;
     do {
+        for (int i = 0; i < 16; ++i) _mm_pause();
+        if ((futex_word().load(std::memory_order_relaxed) & FUTEX_TID_MASK) != 0) continue;
         int rc = try_acquire();
         if (rc == acquired) return false;
         if (rc == owner_died) return true;
-        for (int i = 0; i < 16; ++i) _mm_pause();
     } while (monotonic_ns() < spin_until);
 
     // Block with a bounded wait: if a waiter woken by an unlock is killed

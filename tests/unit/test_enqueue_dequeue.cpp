@@ -85,6 +85,47 @@ TEST_CASE("a full arena refuses enqueue with arena_full and keeps queued jobs in
     for (const Job& job : jobs) scratch->ack(job.handle);
 }
 
+TEST_CASE("with arena_wait, an enqueue into a full arena blocks until another process frees a slot", "[enqueue]") {
+    ScratchQueue scratch("arenawait", small_options(4));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    for (int i = 0; i < 4; ++i) enqueue_text(scratch.queue(), ep, "x");
+    std::atomic<bool> enqueued{false};
+    std::thread producer([&] {
+        Queue queue = Queue::open(scratch.name());
+        EnqueueOptions options;
+        options.arena_wait = std::chrono::seconds(30);
+        queue.enqueue(ep, as_payload("waited"), options);
+        enqueued = true;
+    });
+    // The producer is blocked: nothing was freed.
+    Queue consumer = Queue::open(scratch.name());
+    auto jobs = dequeue_now(consumer, ep, 1);
+    REQUIRE(jobs.size() == 1);
+    CHECK_FALSE(enqueued.load());
+    consumer.ack(jobs[0].handle);
+    producer.join();
+    CHECK(enqueued.load());
+    CHECK(stats_of(scratch.queue(), ep).queued == 4);
+}
+
+TEST_CASE("with arena_wait, an enqueue into a full arena gives up with arena_full at the deadline", "[enqueue]") {
+    ScratchQueue scratch("arenawaitdeadline", small_options(4));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    for (int i = 0; i < 4; ++i) enqueue_text(scratch.queue(), ep, "x");
+    EnqueueOptions options;
+    options.arena_wait = std::chrono::milliseconds(50);
+    REQUIRE_ERRC(scratch->enqueue(ep, as_payload("late"), options), Errc::arena_full);
+    CHECK(stats_of(scratch.queue(), ep).queued == 4);
+}
+
+TEST_CASE("a negative arena_wait is refused with invalid_argument", "[enqueue][errors]") {
+    ScratchQueue scratch("arenawaitneg", small_options(4));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    EnqueueOptions options;
+    options.arena_wait = std::chrono::milliseconds(-1);
+    REQUIRE_ERRC(scratch->enqueue(ep, as_payload("x"), options), Errc::invalid_argument);
+}
+
 TEST_CASE("acking a job frees its slot for the next enqueue of a full arena", "[enqueue]") {
     ScratchQueue scratch("refill", small_options(4));
     const EntrypointId ep = scratch->declare_entrypoint("jobs");

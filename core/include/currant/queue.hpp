@@ -91,6 +91,8 @@ struct EnqueueOptions {
     std::int32_t priority = 0;                 // higher runs first
     std::int64_t execute_after_ns = 0;         // CLOCK_REALTIME, ns since the epoch; 0 = now
     std::uint32_t max_attempts = 0;            // 0: the entrypoint's default
+    std::chrono::milliseconds arena_wait{0};   // how long to wait (blocked in the kernel) for a free
+                                               // slot when the arena is full; 0: fail with arena_full
     std::chrono::milliseconds log_wait{1'000}; // async/sync: how long to wait for log space
     std::chrono::milliseconds sync_wait{5'000};// sync: how long to wait for the mirror's commit
 };

@@ -87,6 +87,10 @@ public:
 
     // FREE slots right now (under the lock).
     std::uint32_t free_count();
+    // The same without the lock: a hint that may be stale by the time it returns.
+    std::uint32_t free_count_hint() const noexcept {
+        return control_->free_count.load(std::memory_order_seq_cst);
+    }
 
     // Consistency check for doctor: the stack lists exactly the FREE slots,
     // each once. Returns an empty string when sound, else what is wrong.

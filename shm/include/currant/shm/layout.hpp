@@ -34,8 +34,12 @@ static_assert(std::is_trivially_copyable_v<SegmentParameters>);
 // Arena bookkeeping. The free stack lists slots whose state is FREE; it is a
 // derived index, rebuilt from the slots' state words after a dead owner.
 struct alignas(cache_line) ArenaControl {
+    // On its own line: lockers spinning on it must not steal the line the
+    // owner is writing (free_count).
     RobustMutex lock;              // guards free_count and the free stack array
-    std::uint32_t free_count;      // guarded by lock: entries valid in the free stack
+    // Entries valid in the free stack: written under lock (relaxed), read
+    // without it only as a hint (a producer deciding whether to sleep).
+    alignas(cache_line) std::atomic<std::uint32_t> free_count;
 };
 
 struct SegmentHeader {
