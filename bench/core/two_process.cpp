@@ -119,18 +119,24 @@ char process_state(pid_t pid) {
 
 std::string queue_name() { return "bench-" + std::to_string(getpid()); }
 
-double run_throughput(const Options& options, bool batched) {
-    const std::string name = queue_name();
+// A fresh queue with one entrypoint "bench" for one run.
+Queue fresh_queue(const std::string& name, std::uint32_t slots, std::uint32_t payload_bytes) {
     Queue::remove(name);
     QueueOptions queue_options;
     queue_options.name = name;
-    queue_options.slots = options.slots;
-    queue_options.payload_bytes = options.payload;
+    queue_options.slots = slots;
+    queue_options.payload_bytes = payload_bytes;
     queue_options.max_entrypoints = 4;
     queue_options.max_participants = 8;
     queue_options.log_capacity = 16;
     Queue queue = Queue::create(queue_options);
     queue.declare_entrypoint("bench");
+    return queue;
+}
+
+double run_throughput(const Options& options, bool batched) {
+    const std::string name = queue_name();
+    Queue queue = fresh_queue(name, options.slots, options.payload);
     Shared* shared = map_shared();
 
     pid_t consumer = spawn([&] {
@@ -201,16 +207,7 @@ struct Latency {
 
 Latency run_wakeup(const Options& options) {
     const std::string name = queue_name();
-    Queue::remove(name);
-    QueueOptions queue_options;
-    queue_options.name = name;
-    queue_options.slots = 1024;
-    queue_options.payload_bytes = 64;
-    queue_options.max_entrypoints = 4;
-    queue_options.max_participants = 8;
-    queue_options.log_capacity = 16;
-    Queue queue = Queue::create(queue_options);
-    queue.declare_entrypoint("bench");
+    Queue queue = fresh_queue(name, 1024, 64);
     Shared* shared = map_shared();
     const std::uint32_t samples = std::min<std::uint32_t>(options.samples, 100000);
 
@@ -276,15 +273,7 @@ Latency run_wakeup(const Options& options) {
 
 double run_idle(const Options& options) {
     const std::string name = queue_name();
-    Queue::remove(name);
-    QueueOptions queue_options;
-    queue_options.name = name;
-    queue_options.slots = 1024;
-    queue_options.max_entrypoints = 4;
-    queue_options.max_participants = 8;
-    queue_options.log_capacity = 16;
-    Queue queue = Queue::create(queue_options);
-    queue.declare_entrypoint("bench");
+    Queue queue = fresh_queue(name, 1024, 256);
     Shared* shared = map_shared();
     pid_t consumer = spawn([&] {
         Queue q = Queue::open(name);

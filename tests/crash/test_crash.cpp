@@ -544,14 +544,7 @@ TEST_CASE("arena.reserve.after_mark: SIGKILL with a slot marked reserved but sti
         require_killed(child);
         // The next arena locker rebuilds the free stack; if a slot were
         // handed out twice, reserve() would throw corrupt_segment here.
-        const pid_t producer = fork_child([&] {
-            Queue queue = Queue::open(scratch.name());
-            const EntrypointId ep = queue.entrypoint(ep_name);
-            for (std::uint64_t seq = 1; seq < jobs; ++seq) {
-                queue.enqueue(ep, payload_bytes(make_payload(seq)));
-                ledger.on_enqueued(seq);
-            }
-        });
+        const pid_t producer = fork_child([&] { produce_here(scratch.name(), ep_name, 1, jobs, ledger); });
         REQUIRE(wait_child(producer) == 0);
         final_checks(scratch, ledger, [](std::uint64_t seq) { return seq == 0 ? Fate::absent : Fate::completed_once; });
     }
@@ -573,14 +566,7 @@ TEST_CASE("arena.release.after_mark: SIGKILL with a slot marked free but not yet
             queue.close(); // returns the 31 cached slots: dies on the hit-th
         });
         require_killed(child);
-        const pid_t producer = fork_child([&] {
-            Queue queue = Queue::open(scratch.name());
-            const EntrypointId ep = queue.entrypoint(ep_name);
-            for (std::uint64_t seq = 1; seq < jobs; ++seq) {
-                queue.enqueue(ep, payload_bytes(make_payload(seq)));
-                ledger.on_enqueued(seq);
-            }
-        });
+        const pid_t producer = fork_child([&] { produce_here(scratch.name(), ep_name, 1, jobs, ledger); });
         REQUIRE(wait_child(producer) == 0);
         final_checks(scratch, ledger, [](std::uint64_t) { return Fate::completed_once; });
     }

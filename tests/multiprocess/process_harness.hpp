@@ -35,13 +35,6 @@
 #include "currant/queue.hpp"
 #include "test_support.hpp"
 
-namespace Catch {
-template <>
-struct StringMaker<currant::JobStatus> {
-    static std::string convert(currant::JobStatus status) { return std::string(currant::job_status_name(status)); }
-};
-} // namespace Catch
-
 namespace currant::harness {
 
 using namespace std::chrono_literals;

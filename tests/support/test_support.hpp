@@ -8,7 +8,17 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "currant/queue.hpp"
+
+namespace Catch {
+// Job statuses print by name in failed assertions.
+template <>
+struct StringMaker<currant::JobStatus> {
+    static std::string convert(currant::JobStatus status) { return std::string(currant::job_status_name(status)); }
+};
+} // namespace Catch
 
 namespace currant::testing {
 

@@ -25,10 +25,6 @@ struct StringMaker<currant::Error> {
         return "Error(" + std::string(currant::errc_name(error.code())) + ": " + error.what() + ")";
     }
 };
-template <>
-struct StringMaker<currant::JobStatus> {
-    static std::string convert(currant::JobStatus status) { return std::string(currant::job_status_name(status)); }
-};
 } // namespace Catch
 
 namespace currant::unit {
