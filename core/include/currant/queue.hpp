@@ -5,8 +5,10 @@
 // * Delivery is at least once. A job is handed to one consumer at a time
 //   under a lease; if that consumer dies, or its lease expires without a
 //   heartbeat, the job is queued again (attempt counted) by whichever process
-//   notices first: at the latest when some process next waits on, enqueues
-//   to, or reaps the queue after the lease deadline.
+//   notices first. A consumer asleep on the queue is woken by the kernel when
+//   another attached process dies, so a death is noticed at once without
+//   polling; jobs whose lease expires are requeued at the lease deadline,
+//   which every sleeping consumer wakes for.
 // * Completion is recorded once: ack/fail/retry succeed only while the job is
 //   still picked by this Queue object under the same pick (epoch). A call that
 //   returns success reports a fact already applied to the segment; the one
