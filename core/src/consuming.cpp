@@ -33,6 +33,16 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
     promote_due(ep, now_real);
     const std::int64_t lease = c.lease_ns.load(std::memory_order_relaxed);
     const std::int64_t deadline = now_mono + lease;
+    // Start the cache misses of the records we are about to pop all at once.
+    const std::uint32_t ahead = std::min<std::uint32_t>(
+        {c.ready_count.load(std::memory_order_relaxed), std::uint32_t(out.size()), 64u});
+    for (std::uint32_t k = 1; k <= ahead; ++k) {
+        const std::uint32_t slot = c.recent[(c.recent_appended - k) % 64];
+        if (slot >= arena_.slot_count()) continue;
+        const std::byte* base = reinterpret_cast<const std::byte*>(&arena_.state_word(slot));
+        __builtin_prefetch(base, 1);
+        __builtin_prefetch(base + 64, 1);
+    }
     std::size_t picked = 0;
     while (picked < out.size() && c.lane_count > 0) {
         PriorityLane& lane = c.lanes[0];

@@ -66,6 +66,7 @@ void QueueState::lane_append(EntrypointControl& c, PriorityLane& lane, std::uint
     }
     lane.tail = slot;
     ++lane.count;
+    c.recent[c.recent_appended++ % 64] = slot;
 }
 
 bool QueueState::remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane) {

@@ -124,6 +124,14 @@ struct EntrypointControl {
     PriorityLane lanes[max_priority_lanes]; // [E]
     // [E] writer side of the transition log; readers use log_head.
     std::uint64_t log_written;
+    // [E] The last 64 slots appended to any ready lane, newest at
+    // recent_appended - 1: a pick prefetches the records it is about to pop
+    // (when no more than 64 are ready they are exactly these), so their cache
+    // misses overlap instead of following the lane links one by one. A hint
+    // only: nothing reads a slot through it, and a repair just resets it.
+    alignas(cache_line) std::uint32_t recent_appended;
+    std::uint32_t recent[64];
+
     // Bumped under [E] (release, after the picks' state words) by every pick
     // batch; a lease scan reads it (acquire) before scanning without the lock
     // and compares under the lock to learn whether picks happened meanwhile.
