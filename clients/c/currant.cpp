@@ -1,0 +1,418 @@
+// The C ABI (currant.h) over currant::Queue. Every exported function runs its
+// body through guarded(), which turns any exception into a status code and a
+// per-thread message; nothing C++ crosses the boundary.
+#include "currant.h"
+
+#include <currant/queue.hpp>
+
+#include <cstring>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+struct currant_queue {
+    explicit currant_queue(currant::Queue&& q) : queue(std::move(q)) {}
+    currant::Queue queue;
+    // Scratch buffers reused across calls so batches do not allocate each time.
+    std::vector<currant::Job> jobs;
+    std::vector<currant::JobHandle> handles;
+    std::vector<std::span<const std::byte>> spans;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+constexpr int code_of(currant::Errc e) noexcept { return -static_cast<int>(e); }
+
+static_assert(code_of(currant::Errc::invalid_argument) == CURRANT_ERR_INVALID_ARGUMENT);
+static_assert(code_of(currant::Errc::arena_full) == CURRANT_ERR_ARENA_FULL);
+static_assert(code_of(currant::Errc::stale_handle) == CURRANT_ERR_STALE_HANDLE);
+static_assert(code_of(currant::Errc::system_error) == CURRANT_ERR_SYSTEM);
+static_assert(static_cast<int>(currant::JobStatus::canceled) == CURRANT_JOB_CANCELED);
+static_assert(static_cast<int>(currant::JobStatus::exception) == CURRANT_JOB_EXCEPTION);
+static_assert(static_cast<int>(currant::Durability::sync) == CURRANT_DURABILITY_SYNC);
+
+// Thrown for a NULL or otherwise unusable argument found by this layer.
+struct BadArgument {
+    std::string message;
+};
+
+int fail_with(const char* function, int code, const char* message) noexcept {
+    try {
+        last_error = function;
+        last_error += ": ";
+        last_error += message;
+        last_error += " [";
+        last_error += currant_strerror(code);
+        last_error += "]";
+    } catch (...) {
+        // Out of memory while formatting: keep what fits, the code still tells.
+    }
+    return code;
+}
+
+template <typename F>
+int guarded(const char* function, F&& body) noexcept {
+    try {
+        body();
+        return CURRANT_OK;
+    } catch (const BadArgument& e) {
+        return fail_with(function, CURRANT_ERR_INVALID_ARGUMENT, e.message.c_str());
+    } catch (const currant::Error& e) {
+        return fail_with(function, code_of(e.code()), e.what());
+    } catch (const std::bad_alloc&) {
+        return fail_with(function, CURRANT_ERR_SYSTEM, "out of memory");
+    } catch (const std::exception& e) {
+        std::string message;
+        try {
+            message = std::string("internal error: ") + e.what();
+        } catch (...) {
+        }
+        return fail_with(function, CURRANT_ERR_SYSTEM, message.c_str());
+    } catch (...) {
+        return fail_with(function, CURRANT_ERR_SYSTEM, "internal error: unknown exception");
+    }
+}
+
+void require(const void* pointer, const char* argument) {
+    if (pointer == nullptr) throw BadArgument{std::string("argument '") + argument + "' is NULL"};
+}
+
+currant::EnqueueOptions to_options(const currant_enqueue_options* opts) {
+    currant::EnqueueOptions o;
+    if (opts != nullptr) {
+        o.priority = opts->priority;
+        o.execute_after_ns = opts->execute_after_ns;
+        o.max_attempts = opts->max_attempts;
+        o.arena_wait = std::chrono::milliseconds(opts->arena_wait_ms);
+    }
+    return o;
+}
+
+currant::JobHandle to_handle(const currant_job& job) noexcept {
+    return currant::JobHandle{job.slot, job.epoch, job.id};
+}
+
+std::span<const std::byte> payload_span(const void* data, std::size_t size, const char* argument) {
+    if (data == nullptr && size != 0)
+        throw BadArgument{std::string("argument '") + argument + "' is NULL with a non-zero size"};
+    return {static_cast<const std::byte*>(data), size};
+}
+
+const std::vector<currant::JobHandle>& handles_of(currant_queue* queue, const currant_job* jobs,
+                                                  std::size_t count) {
+    queue->handles.clear();
+    queue->handles.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) queue->handles.push_back(to_handle(jobs[i]));
+    return queue->handles;
+}
+
+} // namespace
+
+extern "C" {
+
+const char* currant_strerror(int code) {
+    if (code > 0 || code < CURRANT_ERR_SYSTEM) return "unknown_error";
+    // errc_name returns literals, so the view is NUL-terminated.
+    return currant::errc_name(static_cast<currant::Errc>(-code)).data();
+}
+
+const char* currant_last_error(void) { return last_error.c_str(); }
+
+void currant_create_options_init(currant_create_options* options) {
+    if (options == nullptr) return;
+    const currant::QueueOptions defaults;
+    options->name = nullptr;
+    options->slots = defaults.slots;
+    options->payload_bytes = defaults.payload_bytes;
+    options->max_entrypoints = defaults.max_entrypoints;
+    options->max_participants = defaults.max_participants;
+    options->log_capacity = defaults.log_capacity;
+    options->host_id = defaults.host_id;
+    options->mode = defaults.mode;
+}
+
+void currant_enqueue_options_init(currant_enqueue_options* options) {
+    if (options == nullptr) return;
+    *options = currant_enqueue_options{};
+}
+
+int currant_queue_create(const currant_create_options* options, currant_queue** out) {
+    return guarded("currant_queue_create", [&] {
+        require(options, "options");
+        require(options->name, "options->name");
+        require(out, "out");
+        currant::QueueOptions o;
+        o.name = options->name;
+        o.slots = options->slots;
+        o.payload_bytes = options->payload_bytes;
+        o.max_entrypoints = options->max_entrypoints;
+        o.max_participants = options->max_participants;
+        o.log_capacity = options->log_capacity;
+        o.host_id = options->host_id;
+        o.mode = options->mode;
+        *out = new currant_queue(currant::Queue::create(o));
+    });
+}
+
+int currant_queue_open(const char* name, currant_queue** out) {
+    return guarded("currant_queue_open", [&] {
+        require(name, "name");
+        require(out, "out");
+        *out = new currant_queue(currant::Queue::open(name));
+    });
+}
+
+void currant_queue_close(currant_queue* queue) {
+    if (queue == nullptr) return;
+    // close() may throw (for example on a retired segment); the handle is
+    // freed either way and the destructor does not retry the close.
+    (void)guarded("currant_queue_close", [&] { queue->queue.close(); });
+    delete queue;
+}
+
+int currant_queue_remove(const char* name) {
+    return guarded("currant_queue_remove", [&] {
+        require(name, "name");
+        if (!currant::Queue::remove(name))
+            throw currant::Error(currant::Errc::not_found, std::string("queue '") + name + "' does not exist");
+    });
+}
+
+int currant_declare_entrypoint(currant_queue* queue, const char* name, int durability, uint32_t* id_out) {
+    return guarded("currant_declare_entrypoint", [&] {
+        require(queue, "queue");
+        require(name, "name");
+        require(id_out, "id_out");
+        if (durability < CURRANT_DURABILITY_MEMORY || durability > CURRANT_DURABILITY_SYNC)
+            throw BadArgument{"durability " + std::to_string(durability) +
+                              " is not CURRANT_DURABILITY_MEMORY, _ASYNC or _SYNC"};
+        currant::EntrypointOptions o;
+        o.durability = static_cast<currant::Durability>(durability);
+        *id_out = queue->queue.declare_entrypoint(name, o);
+    });
+}
+
+int currant_entrypoint(currant_queue* queue, const char* name, uint32_t* id_out) {
+    return guarded("currant_entrypoint", [&] {
+        require(queue, "queue");
+        require(name, "name");
+        require(id_out, "id_out");
+        *id_out = queue->queue.entrypoint(name);
+    });
+}
+
+int currant_enqueue(currant_queue* queue, uint32_t entrypoint, const void* payload, size_t size,
+                    const currant_enqueue_options* opts, uint64_t* id_out) {
+    return guarded("currant_enqueue", [&] {
+        require(queue, "queue");
+        require(id_out, "id_out");
+        *id_out = queue->queue.enqueue(entrypoint, payload_span(payload, size, "payload"), to_options(opts));
+    });
+}
+
+int currant_enqueue_batch(currant_queue* queue, uint32_t entrypoint, const currant_buffer* payloads, size_t count,
+                          const currant_enqueue_options* opts, uint64_t* ids_out, size_t* enqueued_out) {
+    return guarded("currant_enqueue_batch", [&] {
+        require(queue, "queue");
+        require(enqueued_out, "enqueued_out");
+        if (count == 0) {
+            *enqueued_out = 0;
+            return;
+        }
+        require(payloads, "payloads");
+        require(ids_out, "ids_out");
+        queue->spans.clear();
+        queue->spans.reserve(count);
+        for (std::size_t i = 0; i < count; ++i)
+            queue->spans.push_back(payload_span(payloads[i].data, payloads[i].size, "payloads[i].data"));
+        *enqueued_out = queue->queue.enqueue_batch(entrypoint, queue->spans, std::span<currant::JobId>(ids_out, count),
+                                                   to_options(opts));
+    });
+}
+
+int currant_reserve(currant_queue* queue, uint32_t entrypoint, currant_reservation* out) {
+    return guarded("currant_reserve", [&] {
+        require(queue, "queue");
+        require(out, "out");
+        const currant::Reservation r = queue->queue.reserve(entrypoint);
+        out->slot = r.slot;
+        out->entrypoint = r.entrypoint;
+        out->epoch = r.epoch;
+        out->id = r.id;
+        out->payload = r.payload.data();
+        out->capacity = r.payload.size();
+    });
+}
+
+namespace {
+currant::Reservation to_reservation(const currant_reservation& r) {
+    currant::Reservation res;
+    res.slot = r.slot;
+    res.epoch = r.epoch;
+    res.entrypoint = r.entrypoint;
+    res.id = r.id;
+    res.payload = std::span<std::byte>(static_cast<std::byte*>(r.payload), r.capacity);
+    return res;
+}
+} // namespace
+
+int currant_commit(currant_queue* queue, currant_reservation* reservation, size_t size,
+                   const currant_enqueue_options* opts, uint64_t* id_out) {
+    return guarded("currant_commit", [&] {
+        require(queue, "queue");
+        require(reservation, "reservation");
+        require(id_out, "id_out");
+        if (reservation->payload == nullptr)
+            throw BadArgument{"reservation was already committed or abandoned"};
+        if (size > reservation->capacity)
+            throw currant::Error(currant::Errc::payload_too_large,
+                                 "payload of " + std::to_string(size) + " bytes exceeds the reservation's " +
+                                     std::to_string(reservation->capacity) + " bytes");
+        currant::Reservation r = to_reservation(*reservation);
+        const currant::JobId id = queue->queue.commit(r, size, to_options(opts));
+        reservation->payload = nullptr;
+        reservation->capacity = 0;
+        *id_out = id;
+    });
+}
+
+int currant_abandon(currant_queue* queue, currant_reservation* reservation) {
+    return guarded("currant_abandon", [&] {
+        require(queue, "queue");
+        require(reservation, "reservation");
+        if (reservation->payload == nullptr) return;
+        currant::Reservation r = to_reservation(*reservation);
+        queue->queue.abandon(r);
+        reservation->payload = nullptr;
+        reservation->capacity = 0;
+    });
+}
+
+int currant_dequeue(currant_queue* queue, const uint32_t* eps, size_t ep_count, currant_job* jobs_out,
+                    size_t max_jobs, int64_t timeout_ns, size_t* count_out) {
+    return guarded("currant_dequeue", [&] {
+        require(queue, "queue");
+        require(eps, "eps");
+        require(jobs_out, "jobs_out");
+        require(count_out, "count_out");
+        if (ep_count == 0) throw BadArgument{"ep_count is 0: name at least one entrypoint"};
+        if (max_jobs == 0) throw BadArgument{"max_jobs is 0: room for at least one job is needed"};
+        queue->jobs.resize(max_jobs);
+        const std::size_t n = queue->queue.dequeue(std::span<const currant::EntrypointId>(eps, ep_count),
+                                                   std::span<currant::Job>(queue->jobs.data(), max_jobs),
+                                                   std::chrono::nanoseconds(timeout_ns));
+        for (std::size_t i = 0; i < n; ++i) {
+            const currant::Job& j = queue->jobs[i];
+            currant_job& c = jobs_out[i];
+            c.slot = j.handle.slot;
+            c.epoch = j.handle.epoch;
+            c.id = j.handle.id;
+            c.entrypoint = j.entrypoint;
+            c.priority = j.priority;
+            c.attempts = j.attempts;
+            c.enqueued_at_ns = j.enqueued_at_ns;
+            c.payload = j.payload.data();
+            c.payload_size = j.payload.size();
+        }
+        *count_out = n;
+    });
+}
+
+int currant_ack(currant_queue* queue, const currant_job* job) {
+    return guarded("currant_ack", [&] {
+        require(queue, "queue");
+        require(job, "job");
+        queue->queue.ack(to_handle(*job));
+    });
+}
+
+int currant_ack_batch(currant_queue* queue, const currant_job* jobs, size_t count, size_t* acked_out) {
+    return guarded("currant_ack_batch", [&] {
+        require(queue, "queue");
+        require(acked_out, "acked_out");
+        if (count == 0) {
+            *acked_out = 0;
+            return;
+        }
+        require(jobs, "jobs");
+        *acked_out = queue->queue.ack(std::span<const currant::JobHandle>(handles_of(queue, jobs, count)));
+    });
+}
+
+int currant_fail(currant_queue* queue, const currant_job* job) {
+    return guarded("currant_fail", [&] {
+        require(queue, "queue");
+        require(job, "job");
+        queue->queue.fail(to_handle(*job));
+    });
+}
+
+int currant_retry(currant_queue* queue, const currant_job* job, int64_t delay_ms, int* requeued_out) {
+    return guarded("currant_retry", [&] {
+        require(queue, "queue");
+        require(job, "job");
+        std::optional<std::chrono::milliseconds> delay;
+        if (delay_ms >= 0) delay = std::chrono::milliseconds(delay_ms);
+        const bool requeued = queue->queue.retry(to_handle(*job), delay);
+        if (requeued_out != nullptr) *requeued_out = requeued ? 1 : 0;
+    });
+}
+
+int currant_heartbeat(currant_queue* queue, const currant_job* jobs, size_t count, size_t* extended_out) {
+    return guarded("currant_heartbeat", [&] {
+        require(queue, "queue");
+        std::size_t n = 0;
+        if (count != 0) {
+            require(jobs, "jobs");
+            n = queue->queue.heartbeat(handles_of(queue, jobs, count));
+        }
+        if (extended_out != nullptr) *extended_out = n;
+    });
+}
+
+int currant_cancel(currant_queue* queue, uint64_t id, int* canceled_out) {
+    return guarded("currant_cancel", [&] {
+        require(queue, "queue");
+        const bool canceled = queue->queue.cancel(id);
+        if (canceled_out != nullptr) *canceled_out = canceled ? 1 : 0;
+    });
+}
+
+int currant_job_status(currant_queue* queue, const uint64_t* ids, size_t n, int* statuses_out) {
+    return guarded("currant_job_status", [&] {
+        require(queue, "queue");
+        if (n == 0) return;
+        require(ids, "ids");
+        require(statuses_out, "statuses_out");
+        const std::vector<currant::JobState> states =
+            queue->queue.status(std::span<const currant::JobId>(ids, n));
+        for (std::size_t i = 0; i < n; ++i)
+            statuses_out[i] = i < states.size() ? static_cast<int>(states[i].status) : CURRANT_JOB_UNKNOWN;
+    });
+}
+
+int currant_stats(currant_queue* queue, uint32_t entrypoint, currant_entrypoint_stats* out) {
+    return guarded("currant_stats", [&] {
+        require(queue, "queue");
+        require(out, "out");
+        for (const currant::EntrypointStats& s : queue->queue.stats()) {
+            if (s.id != entrypoint) continue;
+            out->queued = s.queued;
+            out->delayed = s.delayed;
+            out->picked = s.picked;
+            out->enqueued = s.enqueued;
+            out->successful = s.successful;
+            out->failed = s.failed;
+            out->retried = s.retried;
+            out->canceled = s.canceled;
+            return;
+        }
+        throw currant::Error(currant::Errc::not_found, "queue '" + queue->queue.name() + "': no entrypoint with id " +
+                                                           std::to_string(entrypoint));
+    });
+}
+
+} // extern "C"

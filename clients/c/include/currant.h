@@ -1,0 +1,305 @@
+/* currant.h: the stable C ABI of currant, a job queue for processes on one
+ * host, kept in POSIX shared memory (libcurrant.so, pkg-config "currant").
+ *
+ * What a caller may rely on
+ * -------------------------
+ * - Every function returns an int: CURRANT_OK (0) on success or a negative
+ *   currant_status code. On failure currant_last_error() gives a message
+ *   naming the function, the problem and (where one applies) the queue,
+ *   entrypoint or limit. No C++ exception ever crosses this interface.
+ * - On failure, output arguments are left untouched, except the contents of
+ *   caller-supplied arrays (ids_out, jobs_out, statuses_out), which are
+ *   then unspecified.
+ * - Delivery is at least once; completion (ack/fail/retry) is recorded once,
+ *   and only while the job is still picked under the handle you hold. A
+ *   call that returns CURRANT_OK reports a fact already applied.
+ * - Within one entrypoint: higher priority first, then FIFO by enqueue.
+ *   No order is promised across entrypoints.
+ * - Payload views (currant_job.payload) point into the shared segment (zero
+ *   copy), read-only, and stay valid until that job is acked, failed or
+ *   retried through this library, or its lease is lost, or the queue is
+ *   closed. A reservation's payload is writable until commit or abandon.
+ * - Error codes are stable: one negative code per currant error, in one
+ *   range (CURRANT_ERR_INVALID_ARGUMENT .. CURRANT_ERR_SYSTEM).
+ *
+ * What a caller may not rely on
+ * -----------------------------
+ * - A currant_queue is not thread-safe: use one per thread (each one is a
+ *   separate participant of the queue). Different threads may hold
+ *   different currant_queue objects for the same queue.
+ * - A currant_queue must not be used (nor closed) in a child after fork():
+ *   open the queue again in the child.
+ * - Payload views are not valid after ack/fail/retry: copy what you keep.
+ * - Structs here are plain data: the handle words in currant_job and
+ *   currant_reservation must be passed back unchanged; forging them is
+ *   refused (CURRANT_ERR_STALE_HANDLE and friends), never undefined.
+ * - The status of a finished job in memory durability is kept only until
+ *   its slot is reused (then CURRANT_JOB_UNKNOWN).
+ */
+#ifndef CURRANT_H
+#define CURRANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define CURRANT_API
+#elif defined(__GNUC__)
+#define CURRANT_API __attribute__((visibility("default")))
+#else
+#define CURRANT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ----------------------------------------------------------- */
+
+/* Status codes, returned by every call. Only the tag `enum currant_status`
+ * exists (no typedef). */
+enum currant_status {
+    CURRANT_OK = 0,
+    CURRANT_ERR_INVALID_ARGUMENT = -1,       /* bad name, size, option, NULL pointer or handle shape */
+    CURRANT_ERR_NOT_FOUND = -2,              /* no queue / entrypoint / job of that name or id */
+    CURRANT_ERR_ALREADY_EXISTS = -3,         /* create of a queue that exists */
+    CURRANT_ERR_FOREIGN_SEGMENT = -4,        /* the shm object is not a currant segment */
+    CURRANT_ERR_VERSION_MISMATCH = -5,       /* a currant segment of another layout version */
+    CURRANT_ERR_LAYOUT_MISMATCH = -6,        /* same version, different ABI facts or sizes */
+    CURRANT_ERR_SEGMENT_ABANDONED = -7,      /* creator died before finishing initialisation */
+    CURRANT_ERR_SEGMENT_RETIRED = -8,        /* queue was removed or recreated: reopen it */
+    CURRANT_ERR_PERMISSION_DENIED = -9,      /* the OS refused access to the segment */
+    CURRANT_ERR_OTHER_PID_NAMESPACE = -10,   /* segment created in another pid namespace */
+    CURRANT_ERR_ARENA_FULL = -11,            /* no free slot: back-pressure */
+    CURRANT_ERR_PAYLOAD_TOO_LARGE = -12,     /* payload exceeds the per-slot payload bytes */
+    CURRANT_ERR_ENTRYPOINT_TABLE_FULL = -13, /* no room to declare another entrypoint */
+    CURRANT_ERR_PARTICIPANT_TABLE_FULL = -14,/* too many queue handles attached at once */
+    CURRANT_ERR_PRIORITY_LANES_FULL = -15,   /* too many distinct priorities queued at once */
+    CURRANT_ERR_STALE_HANDLE = -16,          /* job was re-picked, finished or the slot reused */
+    CURRANT_ERR_NOT_OWNER = -17,             /* the job is held by someone else */
+    CURRANT_ERR_WRONG_STATE = -18,           /* the transition is not allowed from this state */
+    CURRANT_ERR_LOG_FULL = -19,              /* transition log full (mirror lagging) */
+    CURRANT_ERR_TIMED_OUT = -20,             /* a wait ended at its deadline */
+    CURRANT_ERR_FORKED_PROCESS = -21,        /* handle used in a child after fork() */
+    CURRANT_ERR_REPAIR_FAILED = -22,         /* a dead lock owner's state could not be repaired */
+    CURRANT_ERR_CORRUPT_SEGMENT = -23,       /* an index or field in the segment is invalid */
+    CURRANT_ERR_SYSTEM = -24                 /* unexpected OS error, out of memory, internal error */
+};
+
+/* Short stable name of a code ("arena_full"); never NULL, "unknown_error"
+ * for a code not listed above. */
+CURRANT_API const char* currant_strerror(int code);
+
+/* Message of the last call that failed on this thread (empty string if none
+ * failed yet). Valid until the next failing call on this thread. */
+CURRANT_API const char* currant_last_error(void);
+
+/* ---- queues ----------------------------------------------------------- */
+
+typedef struct currant_queue currant_queue; /* opaque; one per thread */
+
+typedef struct currant_create_options {
+    const char* name;          /* 1..N of [A-Za-z0-9_.-], not starting with '.' or '-' */
+    uint32_t slots;            /* jobs held at once (default 65536) */
+    uint32_t payload_bytes;    /* inline payload capacity per job (default 256) */
+    uint32_t max_entrypoints;  /* default 64 */
+    uint32_t max_participants; /* queue handles attached at once, all processes (default 256) */
+    uint32_t log_capacity;     /* transition records per entrypoint (default 65536) */
+    uint16_t host_id;          /* high 16 bits of every job id (default 0) */
+    unsigned mode;             /* permission bits of the segment (default 0600) */
+} currant_create_options;
+
+/* Fills *options with the defaults above and name = NULL. Does nothing on NULL. */
+CURRANT_API void currant_create_options_init(currant_create_options* options);
+
+/* Creates a new queue segment and opens it.
+ * Errors: INVALID_ARGUMENT (NULL argument, bad name or size), ALREADY_EXISTS,
+ * PERMISSION_DENIED, SYSTEM. */
+CURRANT_API int currant_queue_create(const currant_create_options* options, currant_queue** out);
+
+/* Opens an existing queue.
+ * Errors: INVALID_ARGUMENT, NOT_FOUND, FOREIGN_SEGMENT, VERSION_MISMATCH,
+ * LAYOUT_MISMATCH, SEGMENT_ABANDONED, PERMISSION_DENIED, OTHER_PID_NAMESPACE,
+ * PARTICIPANT_TABLE_FULL, SYSTEM. */
+CURRANT_API int currant_queue_open(const char* name, currant_queue** out);
+
+/* Detaches and frees the handle; jobs picked through it and not completed
+ * are requeued (attempt counted). NULL is a no-op. */
+CURRANT_API void currant_queue_close(currant_queue* queue);
+
+/* Retires and unlinks a queue; handles still attached get SEGMENT_RETIRED.
+ * Errors: INVALID_ARGUMENT, NOT_FOUND (no such queue), PERMISSION_DENIED, SYSTEM. */
+CURRANT_API int currant_queue_remove(const char* name);
+
+/* ---- entrypoints ------------------------------------------------------ */
+
+enum {
+    CURRANT_DURABILITY_MEMORY = 0, /* no log; lost at reboot */
+    CURRANT_DURABILITY_ASYNC = 1,  /* mirrored to PostgreSQL in batches */
+    CURRANT_DURABILITY_SYNC = 2    /* enqueue returns once mirrored */
+};
+
+/* Declares an entrypoint, or finds the existing one of that name. Its other
+ * options take their defaults (lease 30 s, 5 attempts, retry back-off 1 s
+ * doubling up to 300 s); re-declaring resets an existing entrypoint's
+ * options to these. Names: 1..63 bytes, no control characters.
+ * Errors: INVALID_ARGUMENT (NULL, bad name, unknown durability),
+ * ENTRYPOINT_TABLE_FULL, SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_declare_entrypoint(currant_queue* queue, const char* name, int durability,
+                                           uint32_t* id_out);
+
+/* Looks up an entrypoint by name.
+ * Errors: INVALID_ARGUMENT, NOT_FOUND, SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_entrypoint(currant_queue* queue, const char* name, uint32_t* id_out);
+
+/* ---- producing -------------------------------------------------------- */
+
+typedef struct currant_enqueue_options {
+    int32_t priority;         /* higher runs first (default 0) */
+    int64_t execute_after_ns; /* CLOCK_REALTIME ns since the epoch; 0 = now */
+    uint32_t max_attempts;    /* 0 = the entrypoint's default */
+    uint32_t arena_wait_ms;   /* wait this long for a free slot when full; 0 = fail at once */
+} currant_enqueue_options;
+
+/* Fills *options with the defaults (all zero). Does nothing on NULL. */
+CURRANT_API void currant_enqueue_options_init(currant_enqueue_options* options);
+
+typedef struct currant_buffer {
+    const void* data;
+    size_t size;
+} currant_buffer;
+
+/* Copies payload (size bytes, any content; NULL allowed when size is 0) into
+ * a new job. opts may be NULL (defaults).
+ * Errors: INVALID_ARGUMENT, NOT_FOUND (entrypoint), PAYLOAD_TOO_LARGE,
+ * ARENA_FULL, PRIORITY_LANES_FULL, LOG_FULL, TIMED_OUT (sync durability: the
+ * job stays queued, do not resubmit), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_enqueue(currant_queue* queue, uint32_t entrypoint, const void* payload, size_t size,
+                                const currant_enqueue_options* opts, uint64_t* id_out);
+
+/* Enqueues count payloads in order. Every payload is validated first (one
+ * invalid payload fails the call and nothing is enqueued). Fewer than count
+ * are enqueued only when the arena or log runs out; *enqueued_out says how
+ * many, and ids_out[0..*enqueued_out) holds their ids. Fails only if none
+ * was enqueued (count 0 succeeds with 0).
+ * Errors: as currant_enqueue. */
+CURRANT_API int currant_enqueue_batch(currant_queue* queue, uint32_t entrypoint, const currant_buffer* payloads,
+                                      size_t count, const currant_enqueue_options* opts, uint64_t* ids_out,
+                                      size_t* enqueued_out);
+
+/* A slot reserved for writing a payload in place. */
+typedef struct currant_reservation {
+    uint32_t slot;       /* handle words: pass back unchanged */
+    uint32_t entrypoint;
+    uint64_t epoch;
+    uint64_t id;         /* the job id the commit will return */
+    void* payload;       /* writable view into the segment; NULL once committed/abandoned */
+    size_t capacity;     /* bytes available at payload */
+} currant_reservation;
+
+/* Reserves a free slot of the entrypoint; write up to capacity bytes at
+ * out->payload, then currant_commit or currant_abandon.
+ * Errors: INVALID_ARGUMENT, NOT_FOUND, ARENA_FULL, SEGMENT_RETIRED,
+ * FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_reserve(currant_queue* queue, uint32_t entrypoint, currant_reservation* out);
+
+/* Queues the reserved job with its first size bytes as payload; clears
+ * reservation->payload. opts may be NULL.
+ * Errors: INVALID_ARGUMENT (NULL, already committed or abandoned),
+ * PAYLOAD_TOO_LARGE, STALE_HANDLE, PRIORITY_LANES_FULL, LOG_FULL, TIMED_OUT,
+ * SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_commit(currant_queue* queue, currant_reservation* reservation, size_t size,
+                               const currant_enqueue_options* opts, uint64_t* id_out);
+
+/* Gives the reserved slot back; clears reservation->payload. Abandoning an
+ * already committed or abandoned reservation does nothing.
+ * Errors: INVALID_ARGUMENT (NULL). */
+CURRANT_API int currant_abandon(currant_queue* queue, currant_reservation* reservation);
+
+/* ---- consuming -------------------------------------------------------- */
+
+typedef struct currant_job {
+    uint32_t slot;           /* handle words: pass back unchanged */
+    uint64_t epoch;
+    uint64_t id;             /* job id */
+    uint32_t entrypoint;
+    int32_t priority;
+    uint32_t attempts;       /* 1 on the first delivery */
+    int64_t enqueued_at_ns;  /* CLOCK_REALTIME */
+    const void* payload;     /* read-only view into the segment, see caveats */
+    size_t payload_size;
+} currant_job;
+
+/* Picks up to max_jobs jobs from the ep_count entrypoints, waiting up to
+ * timeout_ns (negative: forever; 0: do not wait) for the first. Writes
+ * *count_out (0 on timeout: a timeout is not an error).
+ * Errors: INVALID_ARGUMENT (NULL, ep_count or max_jobs 0), NOT_FOUND
+ * (entrypoint id), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_dequeue(currant_queue* queue, const uint32_t* eps, size_t ep_count, currant_job* jobs_out,
+                                size_t max_jobs, int64_t timeout_ns, size_t* count_out);
+
+/* Completes a job successfully.
+ * Errors: INVALID_ARGUMENT, STALE_HANDLE, NOT_OWNER, SEGMENT_RETIRED,
+ * FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_ack(currant_queue* queue, const currant_job* job);
+
+/* Acks count jobs; stale ones are skipped. *acked_out says how many were acked.
+ * Errors: INVALID_ARGUMENT, SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_ack_batch(currant_queue* queue, const currant_job* jobs, size_t count, size_t* acked_out);
+
+/* Ends a job as `exception` now, whatever attempts remain.
+ * Errors: as currant_ack. */
+CURRANT_API int currant_fail(currant_queue* queue, const currant_job* job);
+
+/* Requeues the job after delay_ms (negative: the entrypoint's exponential
+ * back-off); *requeued_out (may be NULL) is 1, or 0 when the job was past
+ * its attempt limit and ended `exception` instead.
+ * Errors: as currant_ack. */
+CURRANT_API int currant_retry(currant_queue* queue, const currant_job* job, int64_t delay_ms, int* requeued_out);
+
+/* Extends the leases of count jobs; *extended_out (may be NULL) says how
+ * many (expired or stale ones are not).
+ * Errors: INVALID_ARGUMENT, SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_heartbeat(currant_queue* queue, const currant_job* jobs, size_t count, size_t* extended_out);
+
+/* Cancels a queued job; *canceled_out (may be NULL) is 1, or 0 if it is not
+ * queued (picked, finished, unknown).
+ * Errors: INVALID_ARGUMENT, SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_cancel(currant_queue* queue, uint64_t id, int* canceled_out);
+
+/* ---- inspecting ------------------------------------------------------- */
+
+enum {
+    CURRANT_JOB_UNKNOWN = 0, /* never existed, or finished and its slot reused */
+    CURRANT_JOB_QUEUED = 1,
+    CURRANT_JOB_PICKED = 2,
+    CURRANT_JOB_SUCCESSFUL = 3,
+    CURRANT_JOB_EXCEPTION = 4,
+    CURRANT_JOB_CANCELED = 5
+};
+
+/* Writes the status (CURRANT_JOB_*) of each of the n ids to statuses_out.
+ * Errors: INVALID_ARGUMENT, SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_job_status(currant_queue* queue, const uint64_t* ids, size_t n, int* statuses_out);
+
+typedef struct currant_entrypoint_stats {
+    uint64_t queued;     /* ready now */
+    uint64_t delayed;    /* queued, execute_after in the future */
+    uint64_t picked;
+    /* totals since creation, all processes */
+    uint64_t enqueued;
+    uint64_t successful;
+    uint64_t failed;     /* ended `exception` */
+    uint64_t retried;
+    uint64_t canceled;
+} currant_entrypoint_stats;
+
+/* Counters of one entrypoint.
+ * Errors: INVALID_ARGUMENT, NOT_FOUND (entrypoint id), SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_stats(currant_queue* queue, uint32_t entrypoint, currant_entrypoint_stats* out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* CURRANT_H */
