@@ -127,6 +127,15 @@ pid_t victim_holding_picks(const std::string& name, const std::vector<std::strin
     });
 }
 
+// A consumer in another process picks `jobs` jobs of ep_name and is
+// SIGKILLed while it holds them; nobody has reaped it yet.
+void kill_consumer_holding_picks(const std::string& name, std::size_t jobs, Ledger& ledger) {
+    Signal reached, never;
+    const pid_t victim = victim_holding_picks(name, {ep_name}, jobs, ledger, reached, never);
+    REQUIRE(reached.wait(60s));
+    kill_and_reap(victim);
+}
+
 std::uint64_t total(const Queue& queue, std::uint64_t EntrypointStats::*field) {
     std::uint64_t sum = 0;
     for (const auto& s : queue.stats()) sum += s.*field;
@@ -270,10 +279,7 @@ TEST_CASE("a reaper dies in requeue.unlinked while giving back a dead consumer's
         scratch->declare_entrypoint(ep_name);
         Ledger ledger(jobs);
         const std::vector<JobId> ids = produce_here(scratch.name(), ep_name, 0, jobs, ledger);
-        Signal reached, never;
-        const pid_t victim = victim_holding_picks(scratch.name(), {ep_name}, jobs, ledger, reached, never);
-        REQUIRE(reached.wait(60s));
-        kill_and_reap(victim);
+        kill_consumer_holding_picks(scratch.name(), jobs, ledger);
         const pid_t reaper = fork_child([&] {
             Queue queue = Queue::open(scratch.name());
             shm::arm_crash_point("requeue.unlinked", hit);
@@ -462,10 +468,7 @@ TEST_CASE("lock.after_repair: a reaper dies right after reaping a dead consumer,
     scratch->declare_entrypoint(ep_name);
     Ledger ledger(jobs);
     const std::vector<JobId> ids = produce_here(scratch.name(), ep_name, 0, jobs, ledger);
-    Signal reached, never;
-    const pid_t victim = victim_holding_picks(scratch.name(), {ep_name}, jobs, ledger, reached, never);
-    REQUIRE(reached.wait(60s));
-    kill_and_reap(victim);
+    kill_consumer_holding_picks(scratch.name(), jobs, ledger);
     const pid_t reaper = fork_child([&] {
         Queue queue = Queue::open(scratch.name());
         shm::arm_crash_point("lock.after_repair", 1);
@@ -694,10 +697,7 @@ TEST_CASE("reap() returns the number of jobs it requeued from a dead consumer", 
     scratch->declare_entrypoint(ep_name);
     Ledger ledger(jobs);
     produce_here(scratch.name(), ep_name, 0, jobs, ledger);
-    Signal reached, never;
-    const pid_t victim = victim_holding_picks(scratch.name(), {ep_name}, jobs, ledger, reached, never);
-    REQUIRE(reached.wait(60s));
-    kill_and_reap(victim);
+    kill_consumer_holding_picks(scratch.name(), jobs, ledger);
     // queue.hpp: "Reaps dead participants and expired leases; returns jobs requeued."
     CHECK(scratch->reap() == jobs);
     final_checks(scratch, ledger, [](std::uint64_t) { return Fate::completed_once; });
