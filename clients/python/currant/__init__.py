@@ -1,0 +1,386 @@
+"""currant: a job queue in POSIX shared memory for processes on one host.
+
+Producers and consumers in separate processes share one queue segment::
+
+    import currant
+
+    with currant.Queue.create("demo", slots=1024, payload_bytes=256) as q:
+        q.declare_entrypoint("emails")
+        q.enqueue("emails", b"hello")
+        for job in q.dequeue("emails", batch_size=32, timeout=1.0):
+            handle(bytes(job.payload))
+            q.ack(job)
+
+Payloads are zero copy: ``job.payload`` is a read-only :class:`memoryview`
+into the shared segment. It stays valid until the job is acked, failed or
+retried (or the queue is closed), and is *released* at that point: using it
+afterwards raises :class:`ValueError`, so Python code can never read a slot
+that has been reused. Views derived from it (slices, ``memoryview(...)``,
+numpy arrays) must be gone by then; otherwise ack/fail/retry raise
+:class:`BufferError` and leave the job untouched. Copy with ``bytes()`` to
+keep data longer.
+
+A :class:`Queue` object is one participant of the queue. Blocking calls
+release the GIL, so other threads run meanwhile. Calls on one Queue object
+are serialised (a thread waiting in ``dequeue`` holds it), so give each
+thread its own Queue. Do not use a Queue across ``fork()``: open the queue
+again in the child process.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time as _time
+from collections.abc import Iterable, Sequence
+from typing import Any, Union
+
+from . import _currant
+from ._errors import (
+    ArenaFull,
+    CurrantError,
+    EntrypointNotFound,
+    InvalidArgument,
+    NotFound,
+    NotOwner,
+    PayloadTooLarge,
+    PermissionDenied,
+    QueueClosed,
+    QueueExists,
+    QueueNotFound,
+    QueueRetired,
+    StaleHandle,
+    TimedOut,
+)
+
+__all__ = [
+    "Queue",
+    "Job",
+    "CurrantError",
+    "InvalidArgument",
+    "NotFound",
+    "QueueNotFound",
+    "EntrypointNotFound",
+    "QueueExists",
+    "QueueClosed",
+    "QueueRetired",
+    "PayloadTooLarge",
+    "ArenaFull",
+    "StaleHandle",
+    "NotOwner",
+    "TimedOut",
+    "PermissionDenied",
+]
+
+for _cls in (ArenaFull, CurrantError, EntrypointNotFound, InvalidArgument, NotFound, NotOwner,
+             PayloadTooLarge, PermissionDenied, QueueClosed, QueueExists, QueueNotFound,
+             QueueRetired, StaleHandle, TimedOut):
+    _cls.__module__ = __name__  # show as currant.PayloadTooLarge in tracebacks
+del _cls
+
+Job = _currant.Job
+"""A picked job: ``id``, ``entrypoint`` (id), ``priority``, ``attempts``,
+``enqueued_at_ns`` and ``payload`` (read-only memoryview, valid until the
+job is finished)."""
+
+Entrypoint = Union[str, int]
+"""An entrypoint, by name or by the id declare_entrypoint() returned."""
+
+Buffer = Any  # bytes, bytearray, memoryview or any object with the buffer protocol
+
+_DURABILITIES = ("memory", "async", "sync")
+
+
+def _ms(seconds: float | _dt.timedelta, what: str) -> int:
+    if isinstance(seconds, _dt.timedelta):
+        seconds = seconds.total_seconds()
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{what} must be seconds (int or float) or a timedelta, not {type(seconds).__name__}")
+    if seconds < 0:
+        raise ValueError(f"{what} must not be negative")
+    return int(round(seconds * 1000))
+
+
+def _execute_after_ns(when: float | _dt.datetime | _dt.timedelta | None) -> int:
+    """None: now; datetime: that instant; timedelta or seconds: from now."""
+    if when is None:
+        return 0
+    if isinstance(when, _dt.datetime):
+        return int(when.timestamp() * 1e9)
+    if isinstance(when, _dt.timedelta):
+        when = when.total_seconds()
+    if isinstance(when, bool) or not isinstance(when, (int, float)):
+        raise TypeError(
+            "execute_after must be None, a datetime, a timedelta or seconds from now, "
+            f"not {type(when).__name__}"
+        )
+    return _time.time_ns() + int(when * 1e9)
+
+
+def _timeout_ns(timeout: float | None) -> int:
+    if timeout is None:
+        return -1
+    if isinstance(timeout, _dt.timedelta):
+        timeout = timeout.total_seconds()
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or seconds, not {type(timeout).__name__}")
+    return max(0, int(timeout * 1e9))
+
+
+class Queue:
+    """A handle on one currant queue (a shared-memory segment).
+
+    ``Queue(name)`` opens an existing queue (:class:`QueueNotFound` if there
+    is none); :meth:`Queue.create` makes a new one. Use as a context manager
+    or call :meth:`close`; jobs picked and not finished are requeued at close.
+    """
+
+    __slots__ = ("_q",)
+
+    def __init__(self, name: str, *, _native: Any = None) -> None:
+        if _native is None:
+            if not isinstance(name, str):
+                raise TypeError(f"queue name must be a str, not {type(name).__name__}")
+            _native = _currant.Queue.open(name)
+        self._q = _native
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        slots: int = 65536,
+        payload_bytes: int = 256,
+        max_entrypoints: int = 64,
+        max_participants: int = 256,
+        log_capacity: int = 65536,
+        host_id: int = 0,
+        mode: int = 0o600,
+    ) -> "Queue":
+        """Create a new queue segment and open it.
+
+        ``slots`` is how many jobs it holds at once, ``payload_bytes`` the
+        largest payload, ``max_participants`` how many Queue objects may be
+        attached at once across processes, ``mode`` the segment's permission
+        bits. Raises :class:`QueueExists` if the queue exists.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"queue name must be a str, not {type(name).__name__}")
+        native = _currant.Queue.create(
+            name, slots, payload_bytes, max_entrypoints, max_participants, log_capacity, host_id, mode
+        )
+        return cls(name, _native=native)
+
+    @staticmethod
+    def remove(name: str) -> bool:
+        """Retire and unlink a queue; False if it did not exist.
+
+        Processes still attached get :class:`QueueRetired` on their next call.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"queue name must be a str, not {type(name).__name__}")
+        return _currant.Queue.remove(name)
+
+    # --- lifetime ---
+
+    def close(self) -> None:
+        """Detach from the queue. Unfinished picked jobs are requeued. Idempotent."""
+        self._q.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._q.closed
+
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+        return self._q.name
+
+    def __enter__(self) -> "Queue":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<currant.Queue {self.name!r}{' closed' if self.closed else ''}>"
+
+    # --- entrypoints ---
+
+    def declare_entrypoint(
+        self,
+        name: str,
+        durability: str = "memory",
+        *,
+        lease: float | _dt.timedelta = 30.0,
+        max_attempts: int = 5,
+        retry_delay: float | _dt.timedelta = 1.0,
+        max_retry_delay: float | _dt.timedelta = 300.0,
+    ) -> int:
+        """Declare an entrypoint (or update an existing one) and return its id.
+
+        ``durability`` is "memory", "async" or "sync" (see DESIGN.md).
+        ``lease`` is how long (seconds) a picked job stays with its consumer
+        without a heartbeat before it is requeued; ``max_attempts`` how many
+        deliveries a job gets; ``retry_delay`` the first back-off, doubled
+        per attempt up to ``max_retry_delay``.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"entrypoint name must be a str, not {type(name).__name__}")
+        if durability not in _DURABILITIES:
+            raise ValueError(f"durability must be one of {_DURABILITIES}, not {durability!r}")
+        return self._q.declare_entrypoint(
+            name,
+            durability,
+            _ms(lease, "lease"),
+            max_attempts,
+            _ms(retry_delay, "retry_delay"),
+            _ms(max_retry_delay, "max_retry_delay"),
+        )
+
+    def entrypoint(self, name: str) -> int:
+        """The id of a declared entrypoint (:class:`EntrypointNotFound` if none)."""
+        if not isinstance(name, str):
+            raise TypeError(f"entrypoint name must be a str, not {type(name).__name__}")
+        return self._q.entrypoint(name)
+
+    def entrypoint_name(self, entrypoint_id: int) -> str:
+        """The name of the entrypoint with this id."""
+        return self._q.entrypoint_name(entrypoint_id)
+
+    def entrypoint_names(self) -> list[str]:
+        """Names of all declared entrypoints."""
+        return self._q.entrypoint_names()
+
+    # --- producing ---
+
+    def enqueue(
+        self,
+        entrypoint: Entrypoint,
+        payload: Buffer,
+        priority: int = 0,
+        execute_after: float | _dt.datetime | _dt.timedelta | None = None,
+        *,
+        max_attempts: int = 0,
+        wait: float | None = 0,
+    ) -> int:
+        """Queue one job and return its id.
+
+        ``payload`` is bytes or any contiguous buffer (bytearray, memoryview,
+        array, numpy array ...); it is copied into the segment.
+        ``execute_after`` delays the job: a datetime, or a timedelta / seconds
+        from now. ``max_attempts`` 0 takes the entrypoint's default. ``wait``
+        is how long (seconds) to wait for a free slot when the queue is full
+        before raising :class:`ArenaFull`.
+        """
+        return self._q.enqueue(
+            entrypoint, payload, priority, _execute_after_ns(execute_after), max_attempts, _ms(wait or 0, "wait")
+        )
+
+    def enqueue_batch(
+        self,
+        entrypoint: Entrypoint,
+        payloads: Iterable[Buffer],
+        priority: int = 0,
+        execute_after: float | _dt.datetime | _dt.timedelta | None = None,
+        *,
+        max_attempts: int = 0,
+        wait: float | None = 0,
+    ) -> list[int]:
+        """Queue many jobs in order; return their ids.
+
+        Every payload is checked first (one too large raises
+        :class:`PayloadTooLarge` and nothing is queued). All payloads are
+        queued, or :class:`ArenaFull` is raised once the queue stays full for
+        ``wait`` seconds; its ``enqueued_ids`` attribute then lists the ids of
+        the jobs queued before that (a prefix of ``payloads``).
+        """
+        payloads = payloads if isinstance(payloads, list) else list(payloads)
+        after_ns = _execute_after_ns(execute_after)
+        wait_ms = _ms(wait or 0, "wait")
+        ids: list[int] = self._q.enqueue_batch(entrypoint, payloads, priority, after_ns, max_attempts, wait_ms)
+        while len(ids) < len(payloads):
+            try:
+                ids += self._q.enqueue_batch(
+                    entrypoint, payloads[len(ids):], priority, after_ns, max_attempts, wait_ms
+                )
+            except CurrantError as error:
+                error.enqueued_ids = ids  # type: ignore[attr-defined]
+                raise
+        return ids
+
+    # --- consuming ---
+
+    def dequeue(
+        self,
+        entrypoints: Entrypoint | Iterable[Entrypoint],
+        batch_size: int = 1,
+        timeout: float | None = None,
+    ) -> list[Job]:
+        """Pick up to ``batch_size`` jobs from one or more entrypoints.
+
+        Waits (blocked in the kernel, GIL released) up to ``timeout`` seconds
+        for the first job; ``None`` waits forever, 0 does not wait. Returns
+        an empty list on timeout. Each job must be finished with :meth:`ack`,
+        :meth:`fail` or :meth:`retry` before its lease expires.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise TypeError(f"batch_size must be an int, not {type(batch_size).__name__}")
+        return self._q.dequeue(entrypoints, batch_size, _timeout_ns(timeout))
+
+    def ack(self, job: Job | Sequence[Job]) -> int:
+        """Record success of a job (or a list of jobs) and release its payload.
+
+        One job: raises :class:`StaleHandle` if the job is no longer ours
+        (lease lost, already finished); returns 1. A list: returns how many
+        were acked (stale ones are skipped).
+        """
+        if isinstance(job, Job):
+            self._q.ack(job)
+            return 1
+        if isinstance(job, (list, tuple)):
+            return self._q.ack_many(list(job))
+        raise TypeError(f"ack takes a Job or a list of Jobs, not {type(job).__name__}")
+
+    def fail(self, job: Job) -> None:
+        """End the job as failed (status "exception") and release its payload."""
+        self._q.fail(job)
+
+    def retry(self, job: Job, delay: float | _dt.timedelta | None = None) -> bool:
+        """Requeue the job after ``delay`` seconds (default: the entrypoint's
+        exponential back-off). Returns False if the job ran out of attempts
+        and ended "exception" instead."""
+        return self._q.retry(job, -1 if delay is None else _ms(delay, "delay"))
+
+    def heartbeat(self, jobs: Job | Sequence[Job]) -> int:
+        """Extend the leases of picked jobs; returns how many were extended."""
+        if isinstance(jobs, Job):
+            jobs = [jobs]
+        return self._q.heartbeat(list(jobs))
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a queued job; False if it is not queued (picked, finished, unknown)."""
+        return self._q.cancel(job_id)
+
+    # --- inspecting ---
+
+    def status(self, ids: int | Iterable[int]) -> list[str]:
+        """Statuses of jobs by id: "queued", "picked", "successful",
+        "exception", "canceled" or "unknown"."""
+        if isinstance(ids, int):
+            ids = [ids]
+        return self._q.status(list(ids))
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per-entrypoint counters, keyed by entrypoint name: queued, delayed,
+        picked (now) and enqueued, picks, successful, failed, retried,
+        canceled (totals)."""
+        return self._q.stats()
+
+    def info(self) -> dict[str, Any]:
+        """Sizes and occupancy of the queue segment."""
+        return self._q.info()
+
+    def reap(self) -> int:
+        """Requeue jobs of dead consumers and expired leases now; returns how many."""
+        return self._q.reap()
