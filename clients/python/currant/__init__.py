@@ -273,6 +273,8 @@ class Queue:
         is how long (seconds) to wait for a free slot when the queue is full
         before raising :class:`ArenaFull`.
         """
+        if execute_after is None and not wait:  # the common call: no conversions
+            return self._q.enqueue(entrypoint, payload, priority, 0, max_attempts, 0)
         return self._q.enqueue(
             entrypoint, payload, priority, _execute_after_ns(execute_after), max_attempts, _ms(wait or 0, "wait")
         )
@@ -324,9 +326,15 @@ class Queue:
         an empty list on timeout. Each job must be finished with :meth:`ack`,
         :meth:`fail` or :meth:`retry` before its lease expires.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        if type(batch_size) is not int:  # bool is refused too
             raise TypeError(f"batch_size must be an int, not {type(batch_size).__name__}")
-        return self._q.dequeue(entrypoints, batch_size, _timeout_ns(timeout))
+        if timeout is None:
+            timeout_ns = -1
+        elif type(timeout) is float or type(timeout) is int:
+            timeout_ns = int(timeout * 1e9) if timeout > 0 else 0
+        else:
+            timeout_ns = _timeout_ns(timeout)
+        return self._q.dequeue(entrypoints, batch_size, timeout_ns)
 
     def ack(self, job: Job | Sequence[Job]) -> int:
         """Record success of a job (or a list of jobs) and release its payload.
