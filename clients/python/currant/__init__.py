@@ -392,3 +392,8 @@ class Queue:
     def reap(self) -> int:
         """Requeue jobs of dead consumers and expired leases now; returns how many."""
         return self._q.reap()
+
+from .aio import dequeue_async  # noqa: E402  (asyncio: awaitable dequeue)
+from .worker import JobContext, QueueManager  # noqa: E402  (PgQueuer-style worker API)
+
+__all__ += ["dequeue_async", "QueueManager", "JobContext"]
