@@ -117,6 +117,7 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
     std::int64_t spin_until = start + spin_before_sleep_ns;
     for (;;) {
         check_usable();
+        if (interrupt_requested_.exchange(false, std::memory_order_acq_rel)) return 0;
         const std::int64_t now_real = shm::realtime_ns();
         const std::int64_t now_mono = shm::monotonic_ns();
         if (!deferred_acks_.empty() && now_mono >= deferred_flush_by_) flush();
@@ -164,7 +165,8 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         const std::int64_t check_mono = shm::monotonic_ns();
         // Queue::remove sets retired (seq_cst) and then wakes every sleeper:
         // checking it after our wake word is set closes the gap.
-        if (!anything_ready(eps, check_real, check_mono) && !segment_.retired_seq_cst()) {
+        if (!anything_ready(eps, check_real, check_mono) && !segment_.retired_seq_cst() &&
+            !interrupt_requested_.load(std::memory_order_seq_cst)) {
             std::int64_t wake_at = give_up;
             for (EntrypointId ep : eps) {
                 const EntrypointControl& c = entrypoints_[ep];
@@ -203,6 +205,17 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         for (EntrypointId ep : eps) sleeper_words(ep)[word_index].fetch_and(~bit, std::memory_order_relaxed);
         spin_until = shm::monotonic_ns() + spin_before_sleep_ns;
     }
+}
+
+void QueueState::interrupt() noexcept {
+    // Pairs with the sleeper: it sets its wake word (seq_cst) and then reads
+    // the flag (seq_cst); we set the flag and then clear the word and wake it,
+    // so either it sees the flag or its FUTEX_WAIT sees the cleared word.
+    interrupt_requested_.store(true, std::memory_order_seq_cst);
+    if (!registered_for_interrupt_.load(std::memory_order_acquire)) return;
+    auto& word = participant_entries_[my_index_].wake_word;
+    word.store(0, std::memory_order_seq_cst);
+    shm::futex_wake(word, 1);
 }
 
 void QueueState::set_prefetch(std::uint32_t jobs) {

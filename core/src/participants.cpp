@@ -49,6 +49,7 @@ void QueueState::ensure_registered() {
     check_usable();
     start_holder_thread();
     registered_ = true;
+    registered_for_interrupt_.store(true, std::memory_order_release);
     last_sweep_ns_ = shm::monotonic_ns();
 }
 
@@ -127,6 +128,7 @@ void QueueState::unregister() noexcept {
         holder_should_release_ = true;
     }
     holder_wakeup_.notify_one();
+    registered_for_interrupt_.store(false, std::memory_order_release);
     pthread_join(holder_thread_, nullptr);
     holder_started_ = false;
     registered_ = false;

@@ -125,6 +125,7 @@ std::optional<Job> Queue::dequeue_one(std::span<const EntrypointId> entrypoints,
     return state_->dequeue_one(entrypoints, to_ns(timeout));
 }
 void Queue::set_prefetch(std::uint32_t jobs) { state_->set_prefetch(jobs); }
+void Queue::interrupt() noexcept { state_->interrupt(); }
 
 void Queue::ack(const JobHandle& job) { state_->finish({&job, 1}, JobStatus::successful, true); }
 std::size_t Queue::ack(std::span<const JobHandle> jobs) { return state_->finish(jobs, JobStatus::successful, false); }

@@ -59,6 +59,7 @@ public:
     std::size_t dequeue(std::span<const EntrypointId> eps, std::span<Job> out, std::int64_t timeout_ns);
     std::optional<Job> dequeue_one(std::span<const EntrypointId> eps, std::int64_t timeout_ns);
     void set_prefetch(std::uint32_t jobs);
+    void interrupt() noexcept;
     std::size_t finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first);
     void ack_deferred(const JobHandle& job);
     std::size_t flush();
@@ -205,6 +206,9 @@ private:
     std::int64_t last_sweep_ns_ = 0;
     std::vector<std::uint32_t> scratch_release_;
     std::size_t jobs_requeued_by_reaping_ = 0;   // dead participants' jobs we requeued
+    // interrupt(), from any thread: the flag (seq_cst), then our wake word.
+    std::atomic<bool> interrupt_requested_{false};
+    std::atomic<bool> registered_for_interrupt_{false}; // mirrors registered_ for other threads
 };
 
 } // namespace currant::detail

@@ -184,3 +184,20 @@ def test_heartbeat_keeps_long_job_from_being_repicked(queue):
     assert worker.exitcode == 0
     assert stolen == []
     assert queue.status(job_id) == ["successful"]
+
+
+def test_an_idle_worker_waiting_without_timeout_stops_when_asked(queue):
+    # The idle loop waits in the kernel with no timeout; stop() must end
+    # that wait (Queue.interrupt), not a poll.
+    manager = currant.QueueManager(queue.name)
+
+    @manager.entrypoint("jobs")
+    def handle(job: currant.JobContext) -> None:  # pragma: no cover - no jobs
+        pass
+
+    runner = threading.Thread(target=manager.run, kwargs={"install_signal_handlers": False})
+    runner.start()
+    time.sleep(0.3)  # let it reach its wait
+    manager.stop()
+    runner.join(60)
+    assert not runner.is_alive()

@@ -573,3 +573,38 @@ TEST_CASE("jobs prefetched by dequeue_one are invisible to other consumers", "[p
     REQUIRE(job);
     CHECK(dequeue_now(scratch.queue(), ep).empty());
 }
+
+TEST_CASE("interrupt from another thread ends a dequeue that waits forever, returning no job", "[dequeue][interrupt]") {
+    ScratchQueue scratch("interrupt", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    Queue consumer = Queue::open(scratch.name());
+    std::atomic<int> returned{-1};
+    std::thread waiter([&] {
+        Job job;
+        const EntrypointId eps[] = {ep};
+        returned = int(consumer.dequeue(eps, {&job, 1}, std::chrono::nanoseconds(-1)));
+    });
+    // Interrupt until the waiter has returned: an interrupt that lands before
+    // the waiter starts waiting is kept and ends its next wait.
+    while (returned.load() < 0) {
+        consumer.interrupt();
+        std::this_thread::sleep_for(10ms);
+    }
+    waiter.join();
+    CHECK(returned.load() == 0);
+    // The queue still works for that consumer afterwards.
+    enqueue_text(scratch.queue(), ep, "after");
+    CHECK(dequeue_now(consumer, ep).size() == 1);
+}
+
+TEST_CASE("an interrupt requested before a dequeue makes that dequeue return at once", "[dequeue][interrupt]") {
+    ScratchQueue scratch("interrupt-early", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    enqueue_text(scratch.queue(), ep, "waiting");
+    scratch->interrupt();
+    Job job;
+    const EntrypointId eps[] = {ep};
+    CHECK(scratch->dequeue(eps, {&job, 1}, std::chrono::nanoseconds(-1)) == 0);
+    CHECK(scratch->dequeue(eps, {&job, 1}, std::chrono::nanoseconds(-1)) == 1); // the flag is consumed
+    scratch->ack(job.handle);
+}

@@ -186,6 +186,13 @@ class Queue:
         """Detach from the queue. Unfinished picked jobs are requeued. Idempotent."""
         self._q.close()
 
+    def interrupt(self) -> None:
+        """Make a dequeue waiting on this Queue in another thread (or the next
+        one to wait) return early with what it has, possibly nothing. The one
+        method that is safe to call from another thread or a signal handler
+        while this Queue is busy: it never takes the Queue's lock."""
+        self._q.interrupt()
+
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""

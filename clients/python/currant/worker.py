@@ -125,23 +125,21 @@ class QueueManager:
     ``QueueManager(queue_name)``; register handlers with :meth:`entrypoint`,
     then :meth:`run` (blocking) or ``await`` :meth:`run_async`. The queue is
     opened when the run starts, so a manager may be built before ``fork()``
-    and run in the child. ``poll_interval`` bounds how long the loop waits
-    in one dequeue, hence how quickly it notices a stop request and acks
-    finished jobs while other entrypoints are idle.
+    and run in the child. An idle worker waits in the kernel without
+    polling: a finished handler and :meth:`stop` end the wait with
+    :meth:`currant.Queue.interrupt`.
     """
 
-    def __init__(self, queue_name: str, *, poll_interval: float = 0.1) -> None:
+    def __init__(self, queue_name: str) -> None:
         if not isinstance(queue_name, str):
             raise TypeError(f"queue name must be a str, not {type(queue_name).__name__}")
-        if poll_interval <= 0:
-            raise ValueError("poll_interval must be positive")
         self.queue_name = queue_name
-        self.poll_interval = float(poll_interval)
         self._entrypoints: dict[str, _Entrypoint] = {}
         self._stopping = False
         self._running = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._wake: Optional[asyncio.Event] = None
+        self._queue: Any = None
 
     def entrypoint(
         self,
@@ -190,6 +188,9 @@ class QueueManager:
         handlers finish, then close the queue. Safe from any thread and from
         signal handlers; returns at once. Applies to the current run."""
         self._stopping = True
+        queue = self._queue
+        if queue is not None:
+            queue.interrupt()  # ends a dequeue the loop is waiting in
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
             try:
@@ -260,6 +261,8 @@ class QueueManager:
                 ep.running -= 1
                 completions.append((ep, job, error))
                 wake.set()
+                if queue is not None:
+                    queue.interrupt()  # the loop may be waiting in dequeue: apply this now
 
         def finish(items: list[tuple[_Entrypoint, Any, Optional[BaseException]]]) -> None:
             # Runs in the queue thread.
@@ -291,6 +294,7 @@ class QueueManager:
 
         try:
             queue = await call(Queue, self.queue_name)
+            self._queue = queue
             for ep in eps:
                 ep.id = await call(functools.partial(
                     queue.declare_entrypoint, ep.name, ep.durability, lease=ep.lease,
@@ -336,9 +340,10 @@ class QueueManager:
                     eligible = [ep for ep in eps if ep.room() > 0]
                     if eligible:
                         n = min(batch_size, sum(ep.room() for ep in eligible))
-                        timeout = self.poll_interval
-                        if held:
-                            timeout = max(0.0, min(timeout, next_hb - time.monotonic()))
+                        # No polling: wait until a job arrives, the next
+                        # heartbeat is due, or interrupt() (a handler
+                        # finished, or stop()) ends the wait.
+                        timeout = max(0.0, next_hb - time.monotonic()) if held else None
                         jobs = await call(queue.dequeue, [ep.id for ep in eligible], n, timeout)
                         for job in jobs:
                             held[job.id] = job
@@ -347,7 +352,7 @@ class QueueManager:
 
                 if completions or wake.is_set():
                     continue
-                wait = max(0.0, next_hb - time.monotonic()) if held else self.poll_interval
+                wait = max(0.0, next_hb - time.monotonic()) if held else None
                 try:
                     await asyncio.wait_for(wake.wait(), timeout=wait)
                 except asyncio.TimeoutError:
@@ -373,4 +378,5 @@ class QueueManager:
                 qthread.shutdown(wait=True)
                 self._loop = None
                 self._wake = None
+                self._queue = None
                 self._running = False

@@ -231,6 +231,11 @@ public:
         if (holder_->queue) holder_->queue->close();
     }
     bool closed() const { return holder_->closed; }
+    // Thread-safe without the mutex (it only touches atomics): wakes a
+    // dequeue waiting in another thread on this Queue.
+    void interrupt() {
+        if (holder_->queue) holder_->queue->interrupt();
+    }
     const std::string& name() const { return holder_->name; }
 
     currant::EntrypointId declare_entrypoint(const std::string& name, const std::string& durability,
@@ -526,6 +531,7 @@ PYBIND11_MODULE(_currant, m) {
         .def_static("open", &PyQueue::open)
         .def_static("remove", [](const std::string& name) { return currant::Queue::remove(name); })
         .def("close", &PyQueue::close)
+        .def("interrupt", &PyQueue::interrupt)
         .def_property_readonly("closed", &PyQueue::closed)
         .def_property_readonly("name", &PyQueue::name)
         .def("declare_entrypoint", &PyQueue::declare_entrypoint)

@@ -242,6 +242,12 @@ public:
     std::optional<Job> dequeue_one(std::span<const EntrypointId> entrypoints,
                                    std::chrono::nanoseconds timeout);
     void set_prefetch(std::uint32_t jobs); // 1..1024, default 8
+    // Makes a dequeue that is waiting (or the next one to wait) in this Queue
+    // object return early with what it has (possibly nothing). The one call
+    // that is safe from another thread (and from a signal handler): it only
+    // touches atomics. For run loops that must wake up to stop or to apply
+    // completions without polling.
+    void interrupt() noexcept;
 
     void ack(const JobHandle& job);                         // throws stale_handle/not_owner
     std::size_t ack(std::span<const JobHandle> jobs);       // returns how many were acked
