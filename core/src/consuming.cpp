@@ -76,7 +76,6 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
     }
     if (picked) {
         c.pick_generation.store(c.pick_generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        c.picked_count.fetch_add(std::uint32_t(picked), std::memory_order_relaxed);
         if (c.earliest_lease_ns.load(std::memory_order_relaxed) > deadline) {
             const bool was_unset = c.earliest_lease_ns.load(std::memory_order_relaxed) == no_deadline;
             c.earliest_lease_ns.store(deadline, std::memory_order_relaxed);
@@ -272,7 +271,6 @@ QueueState::RequeueResult QueueState::requeue_locked(EntrypointId ep, std::uint3
     JobRecord& rec = record(slot);
     if (rec.attempts >= rec.max_attempts) {
         if (!finish_locked(ep, slot, word, JobStatus::exception, acting_owner, to_release)) return RequeueResult::raced;
-        c.picked_count.fetch_sub(1, std::memory_order_relaxed);
         return RequeueResult::dead;
     }
     const std::int64_t now_real = shm::realtime_ns();
@@ -282,7 +280,6 @@ QueueState::RequeueResult QueueState::requeue_locked(EntrypointId ep, std::uint3
         c.intent.active = 0;
         return RequeueResult::raced;
     }
-    c.picked_count.fetch_sub(1, std::memory_order_relaxed);
     // Queued slots are touched only under [E], which we hold: the fields
     // below are ours until we unlock. A crash here is repaired by the rebuild.
     shm::crash_point("requeue.unlinked");
@@ -339,7 +336,6 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
                 continue;
             }
             shm::crash_point("ack.marked");
-            c.picked_count.fetch_sub(1, std::memory_order_relaxed);
             scratch_release_.push_back(job.slot);
         } else {
             lock_entrypoint(ep);
@@ -351,7 +347,6 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
                 continue;
             }
             if (!finish_locked(ep, job.slot, word, final_status, my_tag(), scratch_release_)) continue;
-            c.picked_count.fetch_sub(1, std::memory_order_relaxed);
         }
         count(ep, counter);
         ++finished;

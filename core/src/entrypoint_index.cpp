@@ -274,7 +274,6 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         struct Queued { std::uint64_t sequence; std::uint32_t slot; };
         std::vector<Queued> queued;
         std::uint64_t max_sequence = 0;
-        std::uint32_t picked = 0;
         std::int64_t earliest_lease = no_deadline;
         for (std::uint32_t slot = 0; slot < n; ++slot) {
             const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
@@ -285,7 +284,6 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
                 queued.push_back({rec.sequence, slot});
                 max_sequence = std::max(max_sequence, rec.sequence);
             } else if (state == SlotState::picked) {
-                ++picked;
                 const std::int64_t deadline = rec.lease_deadline_ns.load(std::memory_order_relaxed);
                 earliest_lease = std::min(earliest_lease, deadline == 0 ? std::int64_t(0) : deadline);
             }
@@ -305,7 +303,6 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         update_earliest_delayed(ep);
         c.next_sequence = std::max(c.next_sequence, max_sequence + 1);
         c.ready_count.store(ready, std::memory_order_release);
-        c.picked_count.store(picked, std::memory_order_relaxed);
         c.earliest_lease_ns.store(earliest_lease, std::memory_order_relaxed);
         return true;
     } catch (...) {

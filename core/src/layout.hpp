@@ -142,7 +142,6 @@ struct EntrypointControl {
     // seq_cst by a consumer after it set its sleeper bit (Dekker pairing with
     // the producer's fence before it reads the sleeper bits).
     alignas(cache_line) std::atomic<std::uint32_t> ready_count;
-    std::atomic<std::uint32_t> picked_count;        // [E] writes, relaxed reads (stats)
     std::atomic<std::int64_t> earliest_delayed_ns;  // [E] writes; relaxed reads: top of the delayed heap
     // Lower bound on the lease deadlines of picked jobs (CLOCK_MONOTONIC).
     // Lowered under [E] at pick; replaced only by a lease scan under [E].

@@ -57,7 +57,6 @@ void QueueState::initialize_core(shm::Segment& segment) {
         c.log_written = 0;
         c.pick_generation.store(0, std::memory_order_relaxed);
         c.ready_count.store(0, std::memory_order_relaxed);
-        c.picked_count.store(0, std::memory_order_relaxed);
         c.earliest_delayed_ns.store(no_deadline, std::memory_order_relaxed);
         c.earliest_lease_ns.store(no_deadline, std::memory_order_relaxed);
         c.log_head.store(0, std::memory_order_relaxed);
