@@ -703,13 +703,14 @@ TEST_CASE("reap() returns the number of jobs it requeued from a dead consumer", 
     final_checks(scratch, ledger, [](std::uint64_t) { return Fate::completed_once; });
 }
 
-TEST_CASE("a consumer killed while holding picked jobs: a consumer blocked in dequeue gets them at lease expiry, "
-          "without reap()", "[crash][picked][lease]") {
+// A consumer in another process, blocked in dequeue, gets the jobs of a
+// consumer SIGKILLed while holding them; nobody calls reap() or doctor().
+void blocked_consumer_gets_dead_consumers_jobs(std::chrono::milliseconds lease) {
     constexpr std::uint64_t jobs = 8;
-    ScratchQueue scratch("crash-lease", crash_queue());
-    EntrypointOptions short_lease;
-    short_lease.lease = 300ms;
-    scratch->declare_entrypoint(ep_name, short_lease);
+    ScratchQueue scratch("crash-blocked", crash_queue());
+    EntrypointOptions options;
+    options.lease = lease;
+    scratch->declare_entrypoint(ep_name, options);
     Ledger ledger(jobs);
     produce_here(scratch.name(), ep_name, 0, jobs, ledger);
     Signal reached, never, waiting;
@@ -739,6 +740,19 @@ TEST_CASE("a consumer killed while holding picked jobs: a consumer blocked in de
     CHECK(wait_child(consumer) == 0);
     CHECK(got[0].load() == jobs);
     final_checks(scratch, ledger, [](std::uint64_t) { return Fate::completed_once; });
+}
+
+TEST_CASE("a consumer killed while holding picked jobs: a consumer blocked in dequeue gets them at lease expiry, "
+          "without reap()", "[crash][picked][lease]") {
+    blocked_consumer_gets_dead_consumers_jobs(300ms);
+}
+
+TEST_CASE("a consumer killed while holding picked jobs: a consumer asleep in dequeue is woken by the death itself, "
+          "long before the lease expires", "[crash][picked][deathwatch]") {
+    // The lease (10 min) outlasts the sleeper's 120 s wait: only the kernel's
+    // robust-lock wake-up on the victim's life lock (or the sleeper's own
+    // pre-sleep sweep) can bring the jobs back in time.
+    blocked_consumer_gets_dead_consumers_jobs(std::chrono::minutes(10));
 }
 
 TEST_CASE("a consumer killed while asleep in dequeue does not swallow the wake-up meant for a live sleeper",
