@@ -90,6 +90,7 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
 
 bool QueueState::anything_ready(std::span<const EntrypointId> eps, std::int64_t now_real,
                                 std::int64_t now_mono) const noexcept {
+    if (core_->sealed.load(std::memory_order_seq_cst)) return false; // unseal() wakes every sleeper
     for (EntrypointId ep : eps) {
         const EntrypointControl& c = entrypoints_[ep];
         if (c.ready_count.load(std::memory_order_seq_cst) > 0) return true;
@@ -123,7 +124,8 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         std::size_t picked = 0;
         const std::size_t count = eps.size();
         const std::uint32_t first = rotation_++;
-        for (std::size_t k = 0; k < count && picked < out.size(); ++k) {
+        const bool sealed = core_->sealed.load(std::memory_order_acquire) != 0; // a rebuild is restoring jobs
+        for (std::size_t k = 0; k < count && picked < out.size() && !sealed; ++k) {
             const EntrypointId ep = eps[(first + k) % count];
             EntrypointControl& c = entrypoints_[ep];
             if (c.earliest_lease_ns.load(std::memory_order_relaxed) <= now_mono) reap_expired_leases(ep, now_mono);

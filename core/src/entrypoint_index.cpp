@@ -20,19 +20,6 @@ namespace currant::detail {
 using shm::SlotState;
 using shm::StateWord;
 
-namespace {
-JobStatus status_of(std::uint64_t word) noexcept {
-    switch (StateWord::state(word)) {
-    case SlotState::queued: return JobStatus::queued;
-    case SlotState::picked: return JobStatus::picked;
-    case SlotState::successful: return JobStatus::successful;
-    case SlotState::exception: return JobStatus::exception;
-    case SlotState::canceled: return JobStatus::canceled;
-    default: return JobStatus::unknown;
-    }
-}
-} // namespace
-
 void QueueState::lock_entrypoint(EntrypointId ep) {
     entrypoints_[ep].lock.lock([this, ep]() noexcept { return repair_entrypoint(ep); });
 }
@@ -230,11 +217,13 @@ void QueueState::begin_intent(EntrypointControl& c, std::uint32_t slot, std::uin
 bool QueueState::append_log(EntrypointId ep, std::uint32_t slot, std::uint64_t word) {
     EntrypointControl& c = entrypoints_[ep];
     if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) return true;
-    if (c.log_written - c.log_committed.load(std::memory_order_acquire) >= log_capacity_) {
+    const std::uint64_t pending = c.log_written - c.log_committed.load(std::memory_order_acquire);
+    if (pending >= log_capacity_ || record(slot).mirror_dirty.load(std::memory_order_relaxed) != 0) {
         // Only enqueue waits for log space; every other transition marks the
-        // slot for the mirror's dirty scan instead of blocking.
-        if (record(slot).mirror_dirty.exchange(1, std::memory_order_relaxed) == 0)
-            c.dirty_slots.fetch_add(1, std::memory_order_relaxed);
+        // slot for the mirror's dirty scan instead of blocking. A marked job
+        // stays off the log until the mirror settles it, so none of its
+        // logged transitions is newer than its mark.
+        mark_mirror_dirty(ep, slot);
         return false;
     }
     const JobRecord& rec = record(slot);
@@ -249,6 +238,9 @@ bool QueueState::append_log(EntrypointId ep, std::uint32_t slot, std::uint64_t w
     entry.attempts = rec.attempts;
     c.log_written = sequence;
     c.log_head.store(sequence, std::memory_order_release); // publishes the record to the mirror
+    // The first record after the mirror caught up, and the half-full mark,
+    // wake a waiting mirror; all other appends cost no fence.
+    if (pending == 0 || pending + 1 == log_capacity_ / 2) nudge_mirror();
     return true;
 }
 

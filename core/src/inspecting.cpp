@@ -1,4 +1,4 @@
-// Status, stats, info, doctor and the change feed.
+// Status, stats, info and doctor.
 #include <algorithm>
 #include <cstring>
 #include <sys/stat.h>
@@ -13,19 +13,6 @@ namespace currant::detail {
 
 using shm::SlotState;
 using shm::StateWord;
-
-namespace {
-JobStatus live_status(SlotState state) noexcept {
-    switch (state) {
-    case SlotState::queued: return JobStatus::queued;
-    case SlotState::picked: return JobStatus::picked;
-    case SlotState::successful: return JobStatus::successful;
-    case SlotState::exception: return JobStatus::exception;
-    case SlotState::canceled: return JobStatus::canceled;
-    default: return JobStatus::unknown;
-    }
-}
-} // namespace
 
 std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
     segment_.check_not_retired();
@@ -46,7 +33,7 @@ std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
             if (ids[i] != id) continue;
             JobState& out = result[i];
             if (live) {
-                out.status = live_status(state);
+                out.status = status_of_state(state);
                 out.entrypoint = rec.entrypoint;
                 out.priority = rec.priority;
                 out.attempts = rec.attempts;
@@ -83,7 +70,16 @@ std::vector<EntrypointStats> QueueState::stats() const {
         s.failed = totals[counter_failed];
         s.retried = totals[counter_retried];
         s.canceled = totals[counter_canceled];
-        s.log_pending = c.log_head.load(std::memory_order_acquire) - c.log_committed.load(std::memory_order_acquire);
+        const std::uint64_t head = c.log_head.load(std::memory_order_acquire);
+        const std::uint64_t committed = c.log_committed.load(std::memory_order_acquire);
+        s.log_pending = head - committed;
+        s.dirty_slots = c.dirty_slots.load(std::memory_order_relaxed);
+        if (head > committed) {
+            // The oldest unmirrored record cannot be overwritten before it is
+            // committed; a racing commit only makes this read stale.
+            const std::int64_t at = log(ep)[committed % log_capacity_].at_ns;
+            s.mirror_lag_ns = std::max<std::int64_t>(0, shm::realtime_ns() - at);
+        }
     }
     // Depths are counted from the state words (exact at the moment of each read).
     const std::int64_t now = shm::realtime_ns();
@@ -227,72 +223,6 @@ DoctorReport QueueState::doctor() {
                     " by participant " + std::to_string(owner) + " which is not registered");
     }
     return report;
-}
-
-std::size_t QueueState::read_feed(EntrypointId ep, std::uint64_t from, std::span<Transition> out) const {
-    segment_.check_not_retired();
-    check_entrypoint(ep);
-    const EntrypointControl& c = entrypoints_[ep];
-    const std::uint64_t head = c.log_head.load(std::memory_order_acquire);
-    const std::uint64_t committed = c.log_committed.load(std::memory_order_acquire);
-    if (from == 0) from = 1;
-    if (from <= committed) from = committed + 1; // records at or below the cursor may be overwritten
-    std::size_t produced = 0;
-    for (std::uint64_t sequence = from; sequence <= head && produced < out.size(); ++sequence) {
-        const TransitionRecord& entry = log(ep)[(sequence - 1) % log_capacity_];
-        Transition& t = out[produced++];
-        t.sequence = entry.sequence;
-        t.id = entry.job_id;
-        t.slot = entry.slot;
-        t.status = JobStatus(entry.status);
-        t.attempts = entry.attempts;
-        t.epoch = entry.epoch;
-        t.at_ns = entry.at_ns;
-    }
-    return produced;
-}
-
-void QueueState::commit_feed(EntrypointId ep, std::uint64_t sequence) {
-    check_usable();
-    check_entrypoint(ep);
-    ensure_registered();
-    EntrypointControl& c = entrypoints_[ep];
-    const std::uint64_t head = c.log_head.load(std::memory_order_acquire);
-    if (sequence > head)
-        throw Error(Errc::invalid_argument, describe(ep) + ": cannot commit sequence " + std::to_string(sequence) +
-                                                " beyond the log head " + std::to_string(head));
-    std::uint64_t previous = c.log_committed.load(std::memory_order_acquire);
-    if (sequence <= previous) return;
-    // Recycle finished slots whose final transition is now committed. The
-    // state word CAS (final state, same epoch) -> reserved(us) makes this
-    // idempotent and safe against a concurrent committer.
-    std::vector<std::uint32_t> to_release;
-    for (std::uint64_t s = previous + 1; s <= sequence; ++s) {
-        const TransitionRecord& entry = log(ep)[(s - 1) % log_capacity_];
-        const JobStatus status = JobStatus(entry.status);
-        if (status != JobStatus::successful && status != JobStatus::exception && status != JobStatus::canceled) continue;
-        if (entry.slot >= arena_.slot_count()) continue;
-        std::atomic<std::uint64_t>& state = arena_.state_word(entry.slot);
-        std::uint64_t word = state.load(std::memory_order_acquire);
-        if (StateWord::epoch(word) != entry.epoch || live_status(StateWord::state(word)) != status) continue;
-        JobRecord& rec = record(entry.slot);
-        rec.last_job_id = rec.job_id;
-        rec.last_status = std::uint32_t(status);
-        if (state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
-                                          std::memory_order_acq_rel))
-            to_release.push_back(entry.slot);
-    }
-    while (previous < sequence &&
-           !c.log_committed.compare_exchange_weak(previous, sequence, std::memory_order_acq_rel)) {
-    }
-    return_to_arena(to_release, my_tag());
-    c.commit_signal.fetch_add(1, std::memory_order_release);
-    shm::futex_wake(c.commit_signal, INT32_MAX);
-}
-
-std::uint64_t QueueState::feed_committed(EntrypointId ep) const {
-    check_entrypoint(ep);
-    return entrypoints_[ep].log_committed.load(std::memory_order_acquire);
 }
 
 } // namespace currant::detail

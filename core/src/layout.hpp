@@ -46,7 +46,10 @@ struct JobRecord {
     std::uint32_t lane_next;        // [E] ready lane links (shm::no_slot = none)
     std::uint32_t lane_prev;        // [E]
     std::uint32_t heap_position;    // [E] index in the delayed heap, shm::no_slot if not there
-    std::atomic<std::uint32_t> mirror_dirty; // [atomic, relaxed] set when a transition could not be logged
+    // [atomic] Bumped (acq_rel) by each transition that found the log full;
+    // the mirror clears it by CAS from the value it read, so a transition
+    // after its read keeps the mark.
+    std::atomic<std::uint32_t> mirror_dirty;
     std::uint32_t last_status;      // JobStatus of last_job_id once the slot was freed
     std::uint64_t last_job_id;      // written by the finisher before the slot is freed
 };
@@ -199,6 +202,19 @@ struct CoreHeader {
     // their bit (seq_cst), then re-check the free count: Dekker pairing with
     // the releaser's fence before it reads the bits.
     alignas(cache_line) std::atomic<std::uint32_t> space_signal;
+
+    // The mirror (currantd) sleeps on mirror_signal: it sets mirror_waiting
+    // (seq_cst), then reads every log head (seq_cst) and sleeps. An appender
+    // that takes a log from empty to one record, or to half its capacity,
+    // and a sync enqueuer about to wait, issue a seq_cst fence and read
+    // mirror_waiting: Dekker pairing, so either the mirror sees the record
+    // or the appender sees the flag, clears it, bumps the signal and wakes.
+    alignas(cache_line) std::atomic<std::uint32_t> mirror_waiting;
+    std::atomic<std::uint32_t> mirror_signal;
+    // 1 while a rebuild restores jobs: dequeues hand nothing out. Cleared
+    // with seq_cst, then every sleeper is woken (they re-check it after
+    // setting their wake word, like the retired flag).
+    std::atomic<std::uint32_t> sealed;
 };
 static_assert(std::is_standard_layout_v<CoreHeader>);
 

@@ -60,7 +60,16 @@ Queue Queue::create(const QueueOptions& options) {
     spec.core_bytes = detail::QueueState::core_bytes_for(spec.parameters);
     spec.mode = options.mode;
     spec.group = options.group;
-    shm::Segment segment = shm::Segment::create(spec, &detail::QueueState::initialize_core);
+    if (options.first_job_counter >= (std::uint64_t(1) << 48) - 1)
+        throw Error(Errc::invalid_argument, "first job counter must be below 2^48 - 1");
+    const bool sealed = options.sealed;
+    const std::uint64_t first_counter = options.first_job_counter;
+    shm::Segment segment = shm::Segment::create(spec, [sealed, first_counter](shm::Segment& created) {
+        auto& counter = created.header().next_job_counter; // shm starts it at 1: id 0 means "no job"
+        if (first_counter >= counter.load(std::memory_order_relaxed))
+            counter.store(first_counter + 1, std::memory_order_relaxed);
+        detail::QueueState::initialize_core(created, sealed);
+    });
     return Queue(std::make_unique<detail::QueueState>(std::move(segment)));
 }
 
@@ -154,5 +163,17 @@ std::size_t Queue::read_feed(EntrypointId entrypoint, std::uint64_t from_sequenc
 }
 void Queue::commit_feed(EntrypointId entrypoint, std::uint64_t sequence) { state_->commit_feed(entrypoint, sequence); }
 std::uint64_t Queue::feed_committed(EntrypointId entrypoint) const { return state_->feed_committed(entrypoint); }
+bool Queue::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const { return state_->read_job(slot, id, out); }
+std::uint64_t Queue::wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout) {
+    return state_->wait_for_feed(flush_after.count(), idle_timeout.count());
+}
+void Queue::wake_feed_waiter() noexcept { state_->wake_feed_waiter(); }
+std::size_t Queue::collect_dirty(std::vector<JobSnapshot>& out) const { return state_->collect_dirty(out); }
+void Queue::settle_dirty(std::span<const JobSnapshot> mirrored) { state_->settle_dirty(mirrored); }
+JobId Queue::restore(EntrypointId entrypoint, const RestoredJob& job, const EnqueueOptions& options) {
+    return state_->restore(entrypoint, job, options);
+}
+void Queue::unseal() { state_->unseal(); }
+bool Queue::sealed() const { return state_->sealed(); }
 
 } // namespace currant

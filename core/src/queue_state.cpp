@@ -26,7 +26,7 @@ std::uint64_t QueueState::core_bytes_for(const shm::SegmentParameters& parameter
     return compute_core_geometry(parameters).region_bytes;
 }
 
-void QueueState::initialize_core(shm::Segment& segment) {
+void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     const auto& parameters = segment.header().parameters;
     const CoreGeometry geometry = compute_core_geometry(parameters);
     auto* core = segment.at<CoreHeader>(segment.header().core_offset);
@@ -44,6 +44,9 @@ void QueueState::initialize_core(shm::Segment& segment) {
     core->registry_lock.initialize();
     core->entrypoint_count.store(0, std::memory_order_relaxed);
     core->space_signal.store(0, std::memory_order_relaxed);
+    core->mirror_waiting.store(0, std::memory_order_relaxed);
+    core->mirror_signal.store(0, std::memory_order_relaxed);
+    core->sealed.store(sealed ? 1 : 0, std::memory_order_relaxed);
     std::byte* region = reinterpret_cast<std::byte*>(core);
     auto* entrypoints = reinterpret_cast<EntrypointControl*>(region + geometry.entrypoints_offset);
     for (std::uint32_t i = 0; i < parameters.max_entrypoints; ++i) {

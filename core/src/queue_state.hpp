@@ -18,6 +18,19 @@
 
 namespace currant::detail {
 
+// The job status a slot state stands for (unknown for free and reserved).
+inline JobStatus status_of_state(shm::SlotState state) noexcept {
+    switch (state) {
+    case shm::SlotState::queued: return JobStatus::queued;
+    case shm::SlotState::picked: return JobStatus::picked;
+    case shm::SlotState::successful: return JobStatus::successful;
+    case shm::SlotState::exception: return JobStatus::exception;
+    case shm::SlotState::canceled: return JobStatus::canceled;
+    default: return JobStatus::unknown;
+    }
+}
+inline JobStatus status_of(std::uint64_t word) noexcept { return status_of_state(shm::StateWord::state(word)); }
+
 // Process-wide count of fork() calls seen in this process image; a Queue
 // opened under another count is refused (DESIGN: a forked child does not
 // inherit its parent's registration).
@@ -28,7 +41,7 @@ public:
     QueueState(shm::Segment segment);
     ~QueueState();
 
-    static void initialize_core(shm::Segment& segment);
+    static void initialize_core(shm::Segment& segment, bool sealed);
     static std::uint64_t core_bytes_for(const shm::SegmentParameters& parameters);
 
     // --- lifecycle ---
@@ -79,6 +92,14 @@ public:
     std::size_t read_feed(EntrypointId ep, std::uint64_t from, std::span<Transition> out) const;
     void commit_feed(EntrypointId ep, std::uint64_t sequence);
     std::uint64_t feed_committed(EntrypointId ep) const;
+    bool read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const;
+    std::uint64_t wait_for_feed(std::int64_t flush_after_ns, std::int64_t idle_timeout_ns);
+    void wake_feed_waiter() noexcept;
+    std::size_t collect_dirty(std::vector<JobSnapshot>& out) const;
+    void settle_dirty(std::span<const JobSnapshot> mirrored);
+    JobId restore(EntrypointId ep, const RestoredJob& job, const EnqueueOptions& options);
+    void unseal();
+    bool sealed() const noexcept { return core_->sealed.load(std::memory_order_seq_cst) != 0; }
 
     const std::string& name() const noexcept { return segment_.name(); }
 
@@ -117,6 +138,14 @@ private:
     // Returns true if it became ready.
     bool place_queued(EntrypointId ep, std::uint32_t slot, std::int64_t now_realtime);
     bool append_log(EntrypointId ep, std::uint32_t slot, std::uint64_t word);
+    // Marks a slot whose transition the full log could not take.
+    void mark_mirror_dirty(EntrypointId ep, std::uint32_t slot) noexcept;
+    // Wakes the mirror if it waits (after a seq_cst fence; see CoreHeader).
+    void nudge_mirror() noexcept;
+    // commit_feed/settle_dirty: a finished slot whose final state is mirrored goes back to the arena.
+    void recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint64_t epoch, JobStatus status,
+                          std::vector<std::uint32_t>& to_release) noexcept;
+    std::uint64_t feed_pending() const noexcept;
     void begin_intent(EntrypointControl& c, std::uint32_t slot, std::uint64_t old_word, std::uint64_t new_word);
     // Requeue (or end `exception` past max attempts) a PICKED slot whose
     // word is `word`. Returns true if requeued. acting_owner receives the

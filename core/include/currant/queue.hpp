@@ -79,6 +79,8 @@ struct QueueOptions {
     std::uint16_t host_id = 0;             // high 16 bits of every job id
     unsigned mode = 0600;                  // permission bits of the segment
     std::optional<gid_t> group;            // owning group (give mode 0660 to let it in)
+    bool sealed = false;                   // created sealed: nothing is handed out until unseal()
+    std::uint64_t first_job_counter = 0;   // job ids (low 48 bits) start above this (a rebuild resumes ids)
 };
 
 struct EntrypointOptions {
@@ -148,6 +150,8 @@ struct EntrypointStats {
     std::uint64_t retried = 0;    // requeued after failure, lease expiry or owner death
     std::uint64_t canceled = 0;
     std::uint64_t log_pending = 0;// transitions logged but not yet mirrored
+    std::int64_t mirror_lag_ns = 0;// age of the oldest transition not yet mirrored (0: none)
+    std::uint32_t dirty_slots = 0;// jobs whose transitions the full log could not take
 };
 
 struct QueueInfo {
@@ -176,6 +180,33 @@ struct DoctorReport {
     std::vector<std::string> problems;     // empty when sound
     std::uint32_t dead_participants_reaped = 0;
     std::uint32_t expired_leases_requeued = 0;
+};
+
+// A job's content copied out of its slot, for the mirror (currantd).
+struct JobSnapshot {
+    JobId id = 0;
+    std::uint32_t slot = 0;
+    std::uint64_t epoch = 0;
+    EntrypointId entrypoint = 0;
+    JobStatus status = JobStatus::unknown;
+    std::int32_t priority = 0;
+    std::uint32_t attempts = 0;
+    std::uint32_t max_attempts = 0;
+    std::int64_t enqueued_at_ns = 0;       // CLOCK_REALTIME
+    std::int64_t execute_after_ns = 0;     // CLOCK_REALTIME, 0 = at once
+    std::vector<std::byte> payload;
+    std::uint32_t dirty_mark = 0;          // collect_dirty: the mark settle_dirty clears
+};
+
+// A job put back into a segment under its own id (rebuild, remote claims).
+struct RestoredJob {
+    JobId id = 0;
+    std::span<const std::byte> payload;
+    std::int32_t priority = 0;
+    std::int64_t enqueued_at_ns = 0;       // CLOCK_REALTIME; 0 = now
+    std::int64_t execute_after_ns = 0;
+    std::uint32_t attempts = 0;            // deliveries already made
+    std::uint32_t max_attempts = 0;        // 0: the entrypoint's default
 };
 
 // One record of an entrypoint's transition log (the change feed).
@@ -282,6 +313,32 @@ public:
     // space, recycles finished slots, wakes sync enqueuers.
     void commit_feed(EntrypointId entrypoint, std::uint64_t sequence);
     std::uint64_t feed_committed(EntrypointId entrypoint) const;
+    // Copies the job in `slot` if it still holds job `id`; false otherwise.
+    // A job whose transitions are not yet committed keeps its slot, so the
+    // mirror can read every job its feed names.
+    bool read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const;
+    // Blocks until a transition is appended to a log that was empty, a log
+    // reaches half its capacity, a sync enqueuer waits, a transition could
+    // not be logged, wake_feed_waiter() is called, or the timeout passes:
+    // flush_after while something is pending, idle_timeout (negative:
+    // forever) while nothing is. Returns the transitions pending then.
+    std::uint64_t wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout);
+    // Ends a wait_for_feed now. Async-signal-safe (atomics and one futex wake).
+    void wake_feed_waiter() noexcept;
+    // Jobs whose transitions found their log full (they are marked instead
+    // of waiting), with their current state; appended to out.
+    std::size_t collect_dirty(std::vector<JobSnapshot>& out) const;
+    // After the mirror committed them: clears the marks (unless the job
+    // changed again meanwhile) and recycles the finished ones' slots.
+    void settle_dirty(std::span<const JobSnapshot> mirrored);
+    // Enqueues a job under its existing id and attempt count (rebuild from
+    // PostgreSQL, jobs inserted remotely). Raises the id counter above id
+    // when id belongs to this host. The caller checks that the id is not
+    // already in the segment.
+    JobId restore(EntrypointId entrypoint, const RestoredJob& job, const EnqueueOptions& options = {});
+    // A sealed queue accepts enqueues but hands nothing out (a rebuild in progress).
+    void unseal();
+    bool sealed() const;
 
 private:
     explicit Queue(std::unique_ptr<detail::QueueState> state) noexcept;

@@ -16,7 +16,7 @@ namespace currant::shm {
 
 inline constexpr std::size_t cache_line = 128; // two 64-byte lines: defeats adjacent-line prefetch sharing
 inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRANT1" little-endian
-inline constexpr std::uint32_t layout_version = 1;
+inline constexpr std::uint32_t layout_version = 2;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {

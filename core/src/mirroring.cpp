@@ -1,0 +1,263 @@
+// The change feed as the mirror (currantd) sees it: reading and committing
+// the transition logs, waiting for them, the dirty-slot scan for
+// transitions a full log could not take, and restoring jobs under their own
+// ids (rebuild, remote claims).
+#include <algorithm>
+#include <cstring>
+
+#include "currant/shm/clock.hpp"
+#include "currant/shm/futex.hpp"
+#include "queue_state.hpp"
+
+namespace currant::detail {
+
+using shm::SlotState;
+using shm::StateWord;
+
+namespace {
+bool is_final(JobStatus status) noexcept {
+    return status == JobStatus::successful || status == JobStatus::exception || status == JobStatus::canceled;
+}
+} // namespace
+
+std::size_t QueueState::read_feed(EntrypointId ep, std::uint64_t from, std::span<Transition> out) const {
+    segment_.check_not_retired();
+    check_entrypoint(ep);
+    const EntrypointControl& c = entrypoints_[ep];
+    const std::uint64_t head = c.log_head.load(std::memory_order_acquire);
+    const std::uint64_t committed = c.log_committed.load(std::memory_order_acquire);
+    if (from == 0) from = 1;
+    if (from <= committed) from = committed + 1; // records at or below the cursor may be overwritten
+    std::size_t produced = 0;
+    for (std::uint64_t sequence = from; sequence <= head && produced < out.size(); ++sequence) {
+        const TransitionRecord& entry = log(ep)[(sequence - 1) % log_capacity_];
+        Transition& t = out[produced++];
+        t.sequence = entry.sequence;
+        t.id = entry.job_id;
+        t.slot = entry.slot;
+        t.status = JobStatus(entry.status);
+        t.attempts = entry.attempts;
+        t.epoch = entry.epoch;
+        t.at_ns = entry.at_ns;
+    }
+    return produced;
+}
+
+void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint64_t epoch, JobStatus status,
+                                  std::vector<std::uint32_t>& to_release) noexcept {
+    // The state word CAS (final state, same epoch) -> reserved(us) makes this
+    // idempotent and safe against a concurrent committer. A process dying
+    // after the CAS leaves the slot reserved by it: its reaper frees it.
+    if (slot >= arena_.slot_count()) return;
+    std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+    std::uint64_t word = state.load(std::memory_order_acquire);
+    if (StateWord::epoch(word) != epoch || status_of(word) != status) return;
+    JobRecord& rec = record(slot);
+    rec.last_job_id = rec.job_id;
+    rec.last_status = std::uint32_t(status);
+    if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
+                                       std::memory_order_acq_rel))
+        return;
+    if (rec.mirror_dirty.exchange(0, std::memory_order_acq_rel) != 0)
+        entrypoints_[ep].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
+    to_release.push_back(slot);
+}
+
+void QueueState::commit_feed(EntrypointId ep, std::uint64_t sequence) {
+    check_usable();
+    check_entrypoint(ep);
+    ensure_registered();
+    EntrypointControl& c = entrypoints_[ep];
+    const std::uint64_t head = c.log_head.load(std::memory_order_acquire);
+    if (sequence > head)
+        throw Error(Errc::invalid_argument, describe(ep) + ": cannot commit sequence " + std::to_string(sequence) +
+                                                " beyond the log head " + std::to_string(head));
+    std::uint64_t previous = c.log_committed.load(std::memory_order_acquire);
+    if (sequence <= previous) return;
+    // Recycle finished slots whose final transition is now committed.
+    std::vector<std::uint32_t> to_release;
+    for (std::uint64_t s = previous + 1; s <= sequence; ++s) {
+        const TransitionRecord& entry = log(ep)[(s - 1) % log_capacity_];
+        const JobStatus status = JobStatus(entry.status);
+        if (is_final(status)) recycle_finished(ep, entry.slot, entry.epoch, status, to_release);
+    }
+    while (previous < sequence &&
+           !c.log_committed.compare_exchange_weak(previous, sequence, std::memory_order_acq_rel)) {
+    }
+    return_to_arena(to_release, my_tag());
+    c.commit_signal.fetch_add(1, std::memory_order_release);
+    shm::futex_wake(c.commit_signal, INT32_MAX);
+}
+
+std::uint64_t QueueState::feed_committed(EntrypointId ep) const {
+    check_entrypoint(ep);
+    return entrypoints_[ep].log_committed.load(std::memory_order_acquire);
+}
+
+bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const {
+    segment_.check_not_retired();
+    if (slot >= arena_.slot_count()) return false;
+    const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+    const JobStatus status = status_of(word);
+    const JobRecord& rec = record(slot);
+    if (status == JobStatus::unknown || rec.job_id != id) return false;
+    // Fixed while the job is live: id, entrypoint, priority, payload and its
+    // size, enqueue time, max attempts. attempts and execute_after change
+    // under [E] at retries: read without the lock they may be one
+    // transition newer than the feed record, which the mirror writes next.
+    if (rec.entrypoint >= entrypoint_count() || rec.payload_size > arena_.payload_bytes()) return false;
+    out.id = id;
+    out.slot = slot;
+    out.epoch = StateWord::epoch(word);
+    out.entrypoint = rec.entrypoint;
+    out.status = status;
+    out.priority = rec.priority;
+    out.attempts = rec.attempts;
+    out.max_attempts = rec.max_attempts;
+    out.enqueued_at_ns = rec.enqueued_at_ns;
+    out.execute_after_ns = rec.execute_after_ns;
+    const std::byte* payload = arena_.payload(slot);
+    out.payload.assign(payload, payload + rec.payload_size);
+    out.dirty_mark = 0;
+    return true;
+}
+
+std::uint64_t QueueState::feed_pending() const noexcept {
+    std::uint64_t pending = 0;
+    const std::uint32_t count = entrypoint_count();
+    for (EntrypointId ep = 0; ep < count; ++ep) {
+        const EntrypointControl& c = entrypoints_[ep];
+        pending += c.log_head.load(std::memory_order_seq_cst) - c.log_committed.load(std::memory_order_seq_cst);
+        pending += c.dirty_slots.load(std::memory_order_seq_cst);
+    }
+    return pending;
+}
+
+void QueueState::nudge_mirror() noexcept {
+    // Pairs with wait_for_feed (see CoreHeader::mirror_waiting).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (core_->mirror_waiting.load(std::memory_order_relaxed) == 0) return;
+    if (core_->mirror_waiting.exchange(0, std::memory_order_acq_rel) == 0) return;
+    wake_feed_waiter();
+}
+
+void QueueState::wake_feed_waiter() noexcept {
+    core_->mirror_signal.fetch_add(1, std::memory_order_release);
+    shm::futex_wake(core_->mirror_signal, INT32_MAX);
+}
+
+std::uint64_t QueueState::wait_for_feed(std::int64_t flush_after_ns, std::int64_t idle_timeout_ns) {
+    segment_.check_not_retired();
+    const std::uint32_t signal = core_->mirror_signal.load(std::memory_order_acquire);
+    core_->mirror_waiting.store(1, std::memory_order_seq_cst);
+    std::uint64_t pending = feed_pending();
+    const std::int64_t timeout = pending ? flush_after_ns : idle_timeout_ns;
+    if (timeout != 0) shm::futex_wait(core_->mirror_signal, signal, timeout);
+    core_->mirror_waiting.store(0, std::memory_order_relaxed);
+    return feed_pending();
+}
+
+void QueueState::mark_mirror_dirty(EntrypointId ep, std::uint32_t slot) noexcept {
+    if (record(slot).mirror_dirty.fetch_add(1, std::memory_order_acq_rel) == 0)
+        entrypoints_[ep].dirty_slots.fetch_add(1, std::memory_order_relaxed);
+    // A full log has a pending record, so the mirror is not asleep for
+    // good; the nudge only makes it come sooner.
+    nudge_mirror();
+}
+
+std::size_t QueueState::collect_dirty(std::vector<JobSnapshot>& out) const {
+    segment_.check_not_retired();
+    bool any = false;
+    for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep)
+        any = any || entrypoints_[ep].dirty_slots.load(std::memory_order_acquire) != 0;
+    if (!any) return 0;
+    std::size_t found = 0;
+    const std::uint32_t n = arena_.slot_count();
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const JobRecord& rec = record(slot);
+        const std::uint32_t mark = rec.mirror_dirty.load(std::memory_order_acquire);
+        if (mark == 0) continue;
+        // Read the job's state under its entrypoint lock: attempts and
+        // execute_after are [E] fields.
+        const std::uint32_t ep = rec.entrypoint;
+        if (ep >= entrypoint_count()) continue;
+        auto& self = const_cast<QueueState&>(*this);
+        self.lock_entrypoint(ep);
+        shm::LockHolder holder(entrypoints_[ep].lock);
+        JobSnapshot snapshot;
+        if (!read_job(slot, rec.job_id, snapshot)) continue;
+        snapshot.dirty_mark = mark;
+        out.push_back(std::move(snapshot));
+        ++found;
+    }
+    return found;
+}
+
+void QueueState::settle_dirty(std::span<const JobSnapshot> mirrored) {
+    check_usable();
+    ensure_registered();
+    std::vector<std::uint32_t> to_release;
+    for (const JobSnapshot& job : mirrored) {
+        if (job.slot >= arena_.slot_count() || job.dirty_mark == 0 || job.entrypoint >= entrypoint_count()) continue;
+        JobRecord& rec = record(job.slot);
+        if (rec.job_id != job.id) continue;
+        // Recycle a finished slot first: its final state is now mirrored.
+        if (is_final(job.status)) {
+            recycle_finished(job.entrypoint, job.slot, job.epoch, job.status, to_release);
+            continue;
+        }
+        std::uint32_t mark = job.dirty_mark;
+        if (rec.mirror_dirty.compare_exchange_strong(mark, 0, std::memory_order_acq_rel))
+            entrypoints_[job.entrypoint].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return_to_arena(to_release, my_tag());
+}
+
+JobId QueueState::restore(EntrypointId ep, const RestoredJob& job, const EnqueueOptions& options) {
+    check_usable();
+    check_entrypoint(ep);
+    if (job.id == 0) throw Error(Errc::invalid_argument, describe(ep) + ": a restored job needs its id");
+    if (job.payload.size() > arena_.payload_bytes())
+        throw Error(Errc::payload_too_large, describe(ep) + ": restored job " + std::to_string(job.id) + " has " +
+                                                 std::to_string(job.payload.size()) +
+                                                 " payload bytes, more than the slot capacity of " +
+                                                 std::to_string(arena_.payload_bytes()));
+    if (job.execute_after_ns < 0) throw Error(Errc::invalid_argument, "execute_after must not be negative");
+    ensure_registered();
+    // Ids of this host stay unique: later ids are taken above this one.
+    constexpr std::uint64_t counter_mask = (std::uint64_t(1) << 48) - 1;
+    if ((job.id >> 48) == host_id_) {
+        auto& counter = segment_.header().next_job_counter;
+        std::uint64_t current = counter.load(std::memory_order_relaxed);
+        const std::uint64_t floor = (job.id & counter_mask) + 1;
+        while (current < floor && !counter.compare_exchange_weak(current, floor, std::memory_order_relaxed)) {
+        }
+    }
+    const std::uint32_t slot = take_slot(std::int64_t(options.arena_wait.count()) * 1'000'000);
+    if (!job.payload.empty()) std::memcpy(arena_.payload(slot), job.payload.data(), job.payload.size());
+    const std::int64_t now_real = shm::realtime_ns();
+    EnqueueOptions placed = options;
+    placed.priority = job.priority;
+    placed.execute_after_ns = job.execute_after_ns;
+    placed.max_attempts = job.max_attempts;
+    prepare_record(slot, ep, job.id, job.payload.size(), placed, now_real);
+    JobRecord& rec = record(slot);
+    rec.attempts = job.attempts;
+    if (job.enqueued_at_ns > 0) rec.enqueued_at_ns = job.enqueued_at_ns;
+    std::uint64_t sequence = 0;
+    try {
+        publish(ep, {&slot, 1}, placed, now_real, sequence);
+    } catch (const Error&) {
+        give_back_slot(slot);
+        throw;
+    }
+    return job.id;
+}
+
+void QueueState::unseal() {
+    check_usable();
+    core_->sealed.store(0, std::memory_order_seq_cst);
+    wake_everyone();
+}
+
+} // namespace currant::detail
