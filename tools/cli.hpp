@@ -44,6 +44,7 @@ void add_status(CLI::App& app, Commands& commands);
 void add_cancel(CLI::App& app, Commands& commands);
 void add_stats(CLI::App& app, Commands& commands);   // commands_stats.cpp
 void add_demo(CLI::App& app, Commands& commands);    // demo.cpp
+void add_db(CLI::App& app, Commands& commands);      // commands_db.cpp
 
 // --- strict parsing (decimal only, whole text, range-checked) ---
 

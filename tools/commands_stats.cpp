@@ -69,7 +69,8 @@ int run_stats(const StatsArgs& args) {
                       << ", \"picked\": " << e.picked << ", \"enqueued\": " << e.enqueued
                       << ", \"picks\": " << e.picks << ", \"successful\": " << e.successful
                       << ", \"failed\": " << e.failed << ", \"retried\": " << e.retried
-                      << ", \"canceled\": " << e.canceled << ", \"log_pending\": " << e.log_pending;
+                      << ", \"canceled\": " << e.canceled << ", \"log_pending\": " << e.log_pending
+                      << ", \"mirror_lag_ms\": " << fixed(double(e.mirror_lag_ns) / 1e6, 1);
             if (with_rates) {
                 std::cout << ", \"enqueue_rate\": " << fixed(rates[e.id].enqueue, 1)
                           << ", \"completion_rate\": " << fixed(rates[e.id].completion, 1);
@@ -86,7 +87,7 @@ int run_stats(const StatsArgs& args) {
     }
     std::vector<std::string> header = {"entrypoint", "durability", "queued",   "delayed", "picked",
                                        "enqueued",   "successful", "failed",   "retried", "canceled",
-                                       "log pending"};
+                                       "log pending", "mirror lag ms"};
     if (with_rates) {
         header.push_back("enqueued/s");
         header.push_back("completed/s");
@@ -103,7 +104,8 @@ int run_stats(const StatsArgs& args) {
                                         std::to_string(e.failed),
                                         std::to_string(e.retried),
                                         std::to_string(e.canceled),
-                                        std::to_string(e.log_pending)};
+                                        std::to_string(e.log_pending),
+                                        fixed(double(e.mirror_lag_ns) / 1e6, 1)};
         if (with_rates) {
             row.push_back(fixed(rates[e.id].enqueue, 1));
             row.push_back(fixed(rates[e.id].completion, 1));

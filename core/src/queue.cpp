@@ -163,6 +163,7 @@ std::size_t Queue::read_feed(EntrypointId entrypoint, std::uint64_t from_sequenc
 }
 void Queue::commit_feed(EntrypointId entrypoint, std::uint64_t sequence) { state_->commit_feed(entrypoint, sequence); }
 std::uint64_t Queue::feed_committed(EntrypointId entrypoint) const { return state_->feed_committed(entrypoint); }
+EntrypointOptions Queue::entrypoint_options(EntrypointId id) const { return state_->entrypoint_options(id); }
 bool Queue::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const { return state_->read_job(slot, id, out); }
 std::uint64_t Queue::wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout) {
     return state_->wait_for_feed(flush_after.count(), idle_timeout.count());

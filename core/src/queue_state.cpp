@@ -204,6 +204,19 @@ void store_options(EntrypointControl& c, const EntrypointOptions& options) {
 }
 } // namespace
 
+EntrypointOptions QueueState::entrypoint_options(EntrypointId id) const {
+    check_entrypoint(id);
+    const EntrypointControl& c = entrypoints_[id];
+    EntrypointOptions options;
+    options.durability = Durability(c.durability.load(std::memory_order_relaxed));
+    options.max_attempts = c.max_attempts.load(std::memory_order_relaxed);
+    options.lease = std::chrono::milliseconds(c.lease_ns.load(std::memory_order_relaxed) / 1'000'000);
+    options.retry_delay = std::chrono::milliseconds(c.retry_delay_ns.load(std::memory_order_relaxed) / 1'000'000);
+    options.max_retry_delay =
+        std::chrono::milliseconds(c.max_retry_delay_ns.load(std::memory_order_relaxed) / 1'000'000);
+    return options;
+}
+
 EntrypointId QueueState::declare_entrypoint(std::string_view name, const EntrypointOptions& options) {
     check_usable();
     validate_entrypoint_name(name);

@@ -52,6 +52,7 @@ public:
     // --- entrypoints ---
     EntrypointId declare_entrypoint(std::string_view name, const EntrypointOptions& options);
     EntrypointId find_entrypoint(std::string_view name) const;
+    EntrypointOptions entrypoint_options(EntrypointId id) const;
     std::string entrypoint_name(EntrypointId id) const;
     std::uint32_t entrypoint_count() const noexcept {
         return core_->entrypoint_count.load(std::memory_order_acquire);

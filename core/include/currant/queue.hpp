@@ -248,6 +248,7 @@ public:
     EntrypointId entrypoint(std::string_view name) const; // throws not_found
     std::string entrypoint_name(EntrypointId id) const;
     std::vector<std::string> entrypoint_names() const;
+    EntrypointOptions entrypoint_options(EntrypointId id) const; // throws not_found
 
     // --- producing ---
     JobId enqueue(EntrypointId entrypoint, std::span<const std::byte> payload,

@@ -1,0 +1,290 @@
+// currantd: mirrors one queue segment to PostgreSQL and relays NOTIFY.
+//
+// Threads:
+//   main     the mirror loop: sleeps in the kernel on the segment until the
+//            feed has something (wait_for_feed), writes a batch, commits.
+//   relay    LISTENs on the host's channel (its own connection and Queue
+//            object), claims remote jobs and cancellations; sends a
+//            heartbeat query only after heartbeat-interval of silence.
+//   signals  sigwait for SIGTERM/SIGINT: sets the stop flag and wakes both.
+// Every other thread blocks those signals, so they arrive only there.
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <mutex>
+#include <poll.h>
+#include <pthread.h>
+#include <thread>
+#include <unistd.h>
+
+#include "currant/shm/clock.hpp"
+#include "host.hpp"
+#include "log.hpp"
+#include "mirror.hpp"
+#include "relay.hpp"
+#include "schema.hpp"
+
+namespace currant::daemon {
+namespace {
+
+struct Options {
+    std::string queue = "currant";
+    std::string conninfo;                       // empty: libpq's PG* environment
+    std::uint32_t host_id = 0;                  // for a queue created here
+    std::uint32_t slots = 65536, payload_bytes = 256, max_entrypoints = 64, max_participants = 256,
+                  log_capacity = 65536;
+    unsigned mode = 0600;
+    std::uint32_t flush_interval_ms = 10;
+    std::size_t batch = 20'000;
+    std::uint32_t heartbeat_seconds = 5;
+};
+
+std::atomic<bool> stopping{false};
+int relay_wake_pipe[2] = {-1, -1};
+// The mirror's Queue, for the signal thread's wake_feed_waiter() (which
+// only touches segment atomics, so it is safe from another thread).
+std::mutex mirror_queue_mutex; // held around the wake and while clearing the pointer
+currant::Queue* mirror_queue = nullptr;
+
+class Backoff {
+public:
+    // Sleeps before the next attempt (100 ms doubling to 5 s); false once stopping.
+    bool wait() {
+        for (std::int64_t slept = 0; slept < delay_ms_ && !stopping; slept += 20) usleep(20'000);
+        delay_ms_ = std::min<std::int64_t>(delay_ms_ * 2, 5'000);
+        return !stopping;
+    }
+    void reset() { delay_ms_ = 100; }
+
+private:
+    std::int64_t delay_ms_ = 100;
+};
+
+pg::Connection connect_with_backoff(const Options& options, const char* role) {
+    Backoff backoff;
+    for (;;) {
+        try {
+            pg::Connection connection(options.conninfo);
+            log_line(std::string("connected to PostgreSQL (") + role + ", server pid " +
+                     std::to_string(connection.server_pid()) + ")");
+            return connection;
+        } catch (const pg::DatabaseError& error) {
+            log_line(std::string(role) + ": " + error.what() + "; retrying");
+            if (!backoff.wait()) throw;
+        }
+    }
+}
+
+void take_host_lock(pg::Connection& connection, std::uint32_t host) {
+    // Session-level: held while this connection lives. One daemon per host.
+    const pg::Result got = connection.exec("SELECT pg_try_advisory_lock(hashtext('currant host'), $1)",
+                                           {std::to_string(host)});
+    if (got.text(0, 0) != "t")
+        throw Error(Errc::already_exists, "another currantd is mirroring host " + std::to_string(host));
+}
+
+void run_relay(const Options& options, HostIdentity identity) {
+    try {
+        Queue queue = Queue::open(options.queue);
+        Relay relay(queue, identity);
+        Backoff backoff;
+        while (!stopping) {
+            try {
+                pg::Connection connection(options.conninfo);
+                relay.listen(connection); // LISTEN first, then scan: nothing slips between
+                relay.scan(connection);
+                backoff.reset();
+                std::int64_t last_traffic = shm::monotonic_ns();
+                while (!stopping) {
+                    pollfd fds[2] = {{connection.socket(), POLLIN, 0}, {relay_wake_pipe[0], POLLIN, 0}};
+                    const std::int64_t idle_ns = shm::monotonic_ns() - last_traffic;
+                    const std::int64_t heartbeat_ns = std::int64_t(options.heartbeat_seconds) * 1'000'000'000;
+                    const int timeout_ms = int(std::max<std::int64_t>(0, heartbeat_ns - idle_ns) / 1'000'000);
+                    const int ready = poll(fds, 2, timeout_ms);
+                    if (ready < 0 && errno != EINTR) throw_system_error("poll", errno);
+                    if (stopping) break;
+                    if (ready == 0) {
+                        connection.exec("SELECT 1"); // the one query an idle daemon makes
+                        last_traffic = shm::monotonic_ns();
+                        continue;
+                    }
+                    if (fds[0].revents) {
+                        connection.consume();
+                        bool notified = false;
+                        while (connection.next_notification()) notified = true;
+                        last_traffic = shm::monotonic_ns();
+                        if (notified) relay.scan(connection);
+                    }
+                }
+            } catch (const pg::DatabaseError& error) {
+                if (!error.connection_lost()) throw;
+                log_line("relay: lost PostgreSQL (" + std::string(error.what()) + "); reconnecting");
+                if (!backoff.wait()) break;
+            }
+        }
+    } catch (const std::exception& error) {
+        log_line(std::string("relay stopped: ") + error.what());
+        stopping = true;
+    }
+}
+
+int run(const Options& options) {
+    if (options.host_id > schema::max_segment_host)
+        throw Error(Errc::invalid_argument, "--host-id must be at most " + std::to_string(schema::max_segment_host));
+    pg::Connection connection = connect_with_backoff(options, "mirror");
+    schema::require_current(connection);
+
+    AttachOptions attach_options;
+    attach_options.queue = options.queue;
+    attach_options.create.host_id = std::uint16_t(options.host_id);
+    attach_options.create.slots = options.slots;
+    attach_options.create.payload_bytes = options.payload_bytes;
+    attach_options.create.max_entrypoints = options.max_entrypoints;
+    attach_options.create.max_participants = options.max_participants;
+    attach_options.create.log_capacity = options.log_capacity;
+    attach_options.create.mode = options.mode;
+    // Lock first by the host the segment has (or will have) so two daemons
+    // never rebuild the same host at once.
+    std::uint32_t host = options.host_id;
+    try {
+        host = Queue::open(options.queue).info().host_id;
+    } catch (const Error&) {
+    }
+    take_host_lock(connection, host);
+    Attached attached = attach(connection, attach_options);
+    Queue& queue = attached.queue;
+    {
+        std::lock_guard lock(mirror_queue_mutex);
+        mirror_queue = &queue;
+    }
+    const HostIdentity identity = attached.identity;
+    if (identity.host != host) take_host_lock(connection, identity.host);
+
+    Mirror mirror(queue, identity, options.batch);
+    mirror.resume(connection);
+    log_line("mirroring queue '" + options.queue + "' (host " + std::to_string(identity.host) + ", incarnation " +
+             std::to_string(identity.incarnation) + ")");
+
+    std::thread relay_thread(run_relay, std::cref(options), identity);
+
+    const auto flush_after = std::chrono::milliseconds(options.flush_interval_ms);
+    Backoff backoff;
+    std::int64_t last_lag_report = 0;
+    int status = 0;
+    while (true) {
+        const bool stop_now = stopping.load();
+        try {
+            // Drain: full batches back to back, then sleep in the kernel.
+            while (mirror.flush(connection) >= options.batch) {
+            }
+            for (const EntrypointStats& stats : queue.stats()) {
+                if (stats.mirror_lag_ns < 1'000'000'000) continue;
+                const std::int64_t now = shm::monotonic_ns();
+                if (now - last_lag_report < 10'000'000'000) break;
+                last_lag_report = now;
+                log_line("mirror lag " + std::to_string(stats.mirror_lag_ns / 1'000'000) + " ms on entrypoint '" +
+                         stats.name + "' (" + std::to_string(stats.log_pending) + " transitions pending)");
+            }
+            backoff.reset();
+        } catch (const pg::DatabaseError& error) {
+            if (!error.connection_lost()) {
+                log_line(std::string("mirror: ") + error.what());
+                status = 1;
+                stopping = true;
+                break;
+            }
+            log_line("mirror: lost PostgreSQL (" + std::string(error.what()) + "); reconnecting");
+            if (stop_now || !backoff.wait()) break;
+            try {
+                connection = connect_with_backoff(options, "mirror");
+                take_host_lock(connection, identity.host);
+                mirror.resume(connection);
+            } catch (const pg::DatabaseError& again) {
+                log_line("mirror: " + std::string(again.what()));
+            }
+            continue;
+        }
+        if (stop_now) break;
+        queue.wait_for_feed(flush_after, std::chrono::nanoseconds(-1));
+    }
+    stopping = true;
+    if (write(relay_wake_pipe[1], "x", 1) < 0) {
+    }
+    relay_thread.join();
+    {
+        std::lock_guard lock(mirror_queue_mutex);
+        mirror_queue = nullptr;
+    }
+    const MirrorCounters& counters = mirror.counters();
+    log_line("stopped: " + std::to_string(counters.transitions) + " transitions in " +
+             std::to_string(counters.batches) + " batches mirrored");
+    return status;
+}
+
+} // namespace
+} // namespace currant::daemon
+
+int main(int argc, char** argv) {
+    using namespace currant::daemon;
+    Options options;
+    CLI::App app{"currantd: mirrors a currant queue to PostgreSQL and relays NOTIFY", "currantd"};
+    app.add_option("--queue,-q", options.queue, "queue (segment) name")->capture_default_str();
+    app.add_option("--db", options.conninfo,
+                   "libpq connection string or URI (default: libpq's PG* environment variables)");
+    app.add_option("--host-id", options.host_id, "host id of a queue this daemon creates")->capture_default_str();
+    app.add_option("--slots", options.slots, "slots of a queue this daemon creates")->capture_default_str();
+    app.add_option("--payload-bytes", options.payload_bytes, "payload bytes per slot of a created queue")
+        ->capture_default_str();
+    app.add_option("--log-capacity", options.log_capacity, "transition records per entrypoint of a created queue")
+        ->capture_default_str();
+    app.add_option("--flush-interval-ms", options.flush_interval_ms,
+                   "how long transitions may wait to be batched (sync enqueues do not wait)")
+        ->capture_default_str();
+    app.add_option("--batch", options.batch, "most transitions per transaction")->capture_default_str()->check(
+        CLI::Range(1, 10'000'000));
+    app.add_option("--heartbeat-seconds", options.heartbeat_seconds,
+                   "idle time after which the relay checks its connection with one query")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 3600));
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& error) {
+        return app.exit(error);
+    }
+
+    // Signals go to the signal thread only (threads inherit this mask).
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    if (pipe(relay_wake_pipe) != 0) {
+        std::perror("currantd: pipe");
+        return 1;
+    }
+    std::thread([signals] {
+        int received = 0;
+        sigwait(&signals, &received);
+        log_line(std::string("received ") + (received == SIGTERM ? "SIGTERM" : "SIGINT") + ": flushing and stopping");
+        stopping = true;
+        // Repeated until the process ends: a wake-up can land just before
+        // the mirror starts waiting, and the next one then ends that wait.
+        for (;;) {
+            {
+                std::lock_guard lock(mirror_queue_mutex);
+                if (mirror_queue) mirror_queue->wake_feed_waiter();
+            }
+            if (write(relay_wake_pipe[1], "x", 1) < 0) {
+            }
+            usleep(50'000);
+        }
+    }).detach();
+    try {
+        return run(options);
+    } catch (const std::exception& error) {
+        log_line(std::string("error: ") + error.what());
+        return 1;
+    }
+}

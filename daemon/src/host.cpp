@@ -1,0 +1,241 @@
+#include "host.hpp"
+
+#include <algorithm>
+
+#include "log.hpp"
+#include "schema.hpp"
+
+namespace currant::daemon {
+
+namespace {
+
+constexpr std::uint64_t counter_mask = (std::uint64_t(1) << 48) - 1;
+
+struct HostRecord {
+    std::uint32_t host = 0;
+    std::optional<std::uint64_t> incarnation;
+    QueueOptions options;
+    std::uint64_t max_job_id = 0;
+};
+
+std::optional<HostRecord> find_host(pg::Connection& connection, const std::string& column, const std::string& value) {
+    const pg::Result rows = connection.exec(
+        "SELECT host, incarnation, slots, payload_bytes, max_entrypoints, max_participants, log_capacity, mode, "
+        "max_job_id, segment FROM currant_hosts WHERE " + column + " = $1",
+        {value});
+    if (rows.rows() == 0) return std::nullopt;
+    HostRecord record;
+    record.host = std::uint32_t(rows.integer(0, 0));
+    if (!rows.is_null(0, 1)) record.incarnation = std::uint64_t(rows.integer(0, 1));
+    record.options.slots = std::uint32_t(rows.integer(0, 2));
+    record.options.payload_bytes = std::uint32_t(rows.integer(0, 3));
+    record.options.max_entrypoints = std::uint32_t(rows.integer(0, 4));
+    record.options.max_participants = std::uint32_t(rows.integer(0, 5));
+    record.options.log_capacity = std::uint32_t(rows.integer(0, 6));
+    record.options.mode = unsigned(rows.integer(0, 7));
+    record.options.host_id = std::uint16_t(record.host);
+    record.options.name = std::string(rows.text(0, 9));
+    record.max_job_id = std::uint64_t(rows.integer(0, 8));
+    return record;
+}
+
+void save_host(pg::Connection& connection, const Queue& queue) {
+    const QueueInfo info = queue.info();
+    connection.exec(
+        "INSERT INTO currant_hosts (host, incarnation, segment, slots, payload_bytes, max_entrypoints, "
+        "max_participants, log_capacity, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+        "ON CONFLICT (host) DO UPDATE SET incarnation = EXCLUDED.incarnation, segment = EXCLUDED.segment, "
+        "slots = EXCLUDED.slots, payload_bytes = EXCLUDED.payload_bytes, max_entrypoints = "
+        "EXCLUDED.max_entrypoints, max_participants = EXCLUDED.max_participants, log_capacity = "
+        "EXCLUDED.log_capacity, mode = EXCLUDED.mode, updated = now()",
+        {std::to_string(info.host_id), std::to_string(std::int64_t(info.incarnation)), info.name,
+         std::to_string(info.slots), std::to_string(info.payload_bytes), std::to_string(info.max_entrypoints),
+         std::to_string(info.max_participants), std::to_string(info.log_capacity), std::to_string(info.mode & 07777)});
+    // Cursors of earlier incarnations no longer mean anything.
+    connection.exec("DELETE FROM currant_cursors WHERE host = $1 AND incarnation <> $2",
+                    {std::to_string(info.host_id), std::to_string(std::int64_t(info.incarnation))});
+}
+
+void check_host_id(std::uint32_t host) {
+    if (host > schema::max_segment_host)
+        throw Error(Errc::invalid_argument, "host id " + std::to_string(host) + " is reserved: segment hosts use 0.." +
+                                                std::to_string(schema::max_segment_host) +
+                                                " (ids of the last range are for jobs inserted by SQL)");
+}
+
+bool holds_nothing(const Queue& queue) {
+    for (const EntrypointStats& stats : queue.stats())
+        if (stats.queued || stats.delayed || stats.picked || stats.log_pending || stats.dirty_slots) return false;
+    return true;
+}
+
+void declare_recorded_entrypoints(pg::Connection& connection, Queue& queue, std::uint32_t host) {
+    const pg::Result rows = connection.exec(
+        "SELECT name, durability, lease_ms, max_attempts, retry_delay_ms, max_retry_delay_ms "
+        "FROM currant_entrypoints WHERE host = $1 ORDER BY name",
+        {std::to_string(host)});
+    for (int row = 0; row < rows.rows(); ++row) {
+        EntrypointOptions options;
+        options.durability = parse_durability(rows.text(row, 1));
+        options.lease = std::chrono::milliseconds(rows.integer(row, 2));
+        options.max_attempts = std::uint32_t(rows.integer(row, 3));
+        options.retry_delay = std::chrono::milliseconds(rows.integer(row, 4));
+        options.max_retry_delay = std::chrono::milliseconds(rows.integer(row, 5));
+        queue.declare_entrypoint(rows.text(row, 0), options);
+    }
+}
+
+// Puts back every job PostgreSQL holds for this host as queued or picked
+// (picked ones count their attempt; past their limit they end `exception`).
+// Idempotent: a job already in the segment is skipped, so a rebuild that
+// died half-way is completed by the next start.
+void restore_jobs(pg::Connection& connection, Queue& queue, std::uint32_t host, Attached& attached) {
+    std::int64_t after = -1;
+    const std::string host_text = std::to_string(host);
+    for (;;) {
+        const pg::Result rows = connection.exec(
+            "SELECT id, entrypoint, priority, status, payload, attempts, max_attempts, "
+            "(extract(epoch FROM execute_after) * 1000000)::bigint, (extract(epoch FROM created) * 1000000)::bigint "
+            "FROM currant_jobs WHERE host = $1 AND incarnation IS NOT NULL AND status IN ('queued', 'picked') "
+            "AND id > $2 ORDER BY id LIMIT 1000",
+            {host_text, std::to_string(after)});
+        if (rows.rows() == 0) return;
+        std::vector<JobId> ids;
+        for (int row = 0; row < rows.rows(); ++row) ids.push_back(JobId(rows.integer(row, 0)));
+        const std::vector<JobState> present = queue.status(ids);
+        std::vector<std::string> ended;
+        for (int row = 0; row < rows.rows(); ++row) {
+            after = rows.integer(row, 0);
+            if (present[std::size_t(row)].status != JobStatus::unknown) continue;
+            const std::string entrypoint_name(rows.text(row, 1));
+            EntrypointId ep;
+            try {
+                ep = queue.entrypoint(entrypoint_name);
+            } catch (const Error&) {
+                EntrypointOptions options;
+                options.durability = Durability::async;
+                ep = queue.declare_entrypoint(entrypoint_name, options);
+            }
+            const std::string payload = rows.bytes(row, 4);
+            RestoredJob job;
+            job.id = JobId(rows.integer(row, 0));
+            job.payload = std::as_bytes(std::span(payload.data(), payload.size()));
+            job.priority = std::int32_t(rows.integer(row, 2));
+            job.attempts = std::uint32_t(rows.integer(row, 5));
+            job.max_attempts = std::uint32_t(rows.integer(row, 6));
+            job.execute_after_ns = std::max<std::int64_t>(0, rows.integer(row, 7) * 1000);
+            job.enqueued_at_ns = rows.integer(row, 8) * 1000;
+            const std::uint32_t limit = job.max_attempts ? job.max_attempts : queue.entrypoint_options(ep).max_attempts;
+            if (rows.text(row, 3) == "picked" && job.attempts >= limit) {
+                ended.push_back(std::to_string(std::int64_t(job.id)));
+                continue;
+            }
+            EnqueueOptions options;
+            options.arena_wait = std::chrono::milliseconds(10'000);
+            queue.restore(ep, job, options);
+            ++attached.restored;
+        }
+        if (!ended.empty()) {
+            // Their pick was lost with the segment and it was their last attempt.
+            std::string array = "{";
+            for (std::size_t i = 0; i < ended.size(); ++i) array += (i ? "," : "") + ended[i];
+            array += "}";
+            connection.exec("BEGIN");
+            connection.exec(
+                "INSERT INTO currant_log (job_id, host, incarnation, entrypoint, status, priority, attempts, sequence, "
+                "transitions, created, traceback) SELECT id, host, COALESCE(incarnation, 0), entrypoint, 'exception', "
+                "priority, attempts, 0, 0, now(), 'picked when the segment was lost, on its last attempt' "
+                "FROM currant_jobs WHERE id = ANY($1::bigint[])",
+                {array});
+            connection.exec("DELETE FROM currant_jobs WHERE id = ANY($1::bigint[])", {array});
+            connection.exec("COMMIT");
+            attached.ended += ended.size();
+        }
+    }
+}
+
+Attached rebuild(pg::Connection& connection, const HostRecord& record, std::optional<Queue> sealed_segment) {
+    Attached attached{sealed_segment ? std::move(*sealed_segment) : Queue::create([&] {
+        QueueOptions options = record.options;
+        // Ids resume above every id this host has used.
+        const pg::Result highest = connection.exec(
+            "SELECT COALESCE(max(id), 0) FROM currant_jobs WHERE host = $1 AND id < 9223090561878065152",
+            {std::to_string(record.host)});
+        const std::uint64_t max_id = std::max<std::uint64_t>(record.max_job_id, std::uint64_t(highest.integer(0, 0)));
+        options.first_job_counter = (max_id & counter_mask) + 256;
+        options.sealed = true;
+        return options;
+    }()),
+                      {}, true};
+    attached.identity = {record.host, attached.queue.info().incarnation};
+    declare_recorded_entrypoints(connection, attached.queue, record.host);
+    restore_jobs(connection, attached.queue, record.host, attached);
+    save_host(connection, attached.queue);
+    attached.queue.unseal();
+    log_line("rebuilt queue '" + record.options.name + "' for host " + std::to_string(record.host) +
+             " from PostgreSQL: " + std::to_string(attached.restored) + " jobs restored, " +
+             std::to_string(attached.ended) + " ended past their attempts");
+    return attached;
+}
+
+} // namespace
+
+Attached attach(pg::Connection& connection, const AttachOptions& options) {
+    std::optional<Queue> segment;
+    try {
+        segment = Queue::open(options.queue);
+    } catch (const Error& error) {
+        if (error.code() != Errc::not_found) throw;
+    }
+
+    if (!segment) {
+        // A reboot (or a first start): rebuild from the host record, or
+        // create the queue when PostgreSQL has never seen it.
+        if (auto record = find_host(connection, "segment", options.queue)) return rebuild(connection, *record, {});
+        check_host_id(options.create.host_id);
+        if (auto other = find_host(connection, "host", std::to_string(options.create.host_id)))
+            throw Error(Errc::already_exists, "host id " + std::to_string(options.create.host_id) +
+                                                  " is registered in PostgreSQL for queue '" + other->options.name +
+                                                  "'; give this queue another --host-id");
+        QueueOptions create = options.create;
+        create.name = options.queue;
+        Attached attached{Queue::create(create), {}, false};
+        attached.identity = {create.host_id, attached.queue.info().incarnation};
+        save_host(connection, attached.queue);
+        log_line("created queue '" + options.queue + "' as host " + std::to_string(create.host_id));
+        return attached;
+    }
+
+    const QueueInfo info = segment->info();
+    check_host_id(info.host_id);
+    const auto record = find_host(connection, "host", std::to_string(info.host_id));
+    if (!record || !record->incarnation) {
+        Attached attached{std::move(*segment), {info.host_id, info.incarnation}, false};
+        save_host(connection, attached.queue);
+        log_line("registered queue '" + info.name + "' as host " + std::to_string(info.host_id));
+        return attached;
+    }
+    if (*record->incarnation == info.incarnation) {
+        Attached attached{std::move(*segment), {info.host_id, info.incarnation}, false};
+        if (attached.queue.sealed()) attached.queue.unseal(); // a rebuild died after recording itself
+        return attached;
+    }
+    // The segment is not the one PostgreSQL knows for this host.
+    if (segment->sealed()) return rebuild(connection, *record, std::move(segment)); // our rebuild, interrupted
+    if (holds_nothing(*segment)) {
+        // Recreated empty after a reboot (e.g. by `currant init`): rebuild
+        // into a fresh segment; attached processes are told to reopen it.
+        segment.reset();
+        Queue::remove(options.queue);
+        HostRecord fresh = *record;
+        fresh.options.name = options.queue;
+        return rebuild(connection, fresh, {});
+    }
+    throw Error(Errc::already_exists,
+                "queue '" + info.name + "' (incarnation " + std::to_string(info.incarnation) +
+                    ") holds jobs but PostgreSQL records incarnation " + std::to_string(*record->incarnation) +
+                    " for host " + std::to_string(info.host_id) +
+                    ": drain or remove the segment (`currant rm`) so that currantd can rebuild it");
+}
+
+} // namespace currant::daemon

@@ -1,0 +1,33 @@
+// Binding a segment to its host record in PostgreSQL at daemon start:
+// first registration, resuming the same incarnation, or rebuilding a
+// segment that is missing (a reboot) from the jobs PostgreSQL holds.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "currant/queue.hpp"
+#include "mirror.hpp"
+#include "pg.hpp"
+
+namespace currant::daemon {
+
+struct AttachOptions {
+    std::string queue;                  // segment name
+    QueueOptions create;                // used when neither segment nor host record exists
+};
+
+struct Attached {
+    Queue queue;
+    HostIdentity identity;
+    bool rebuilt = false;
+    std::size_t restored = 0;           // jobs put back by the rebuild
+    std::size_t ended = 0;              // picked jobs past their attempts, ended `exception`
+};
+
+// Opens (or rebuilds) the segment and registers it as its host's current
+// incarnation. Throws currant::Error or pg::DatabaseError with a message
+// that says what to do.
+Attached attach(pg::Connection& connection, const AttachOptions& options);
+
+} // namespace currant::daemon

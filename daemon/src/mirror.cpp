@@ -1,0 +1,291 @@
+#include "mirror.hpp"
+
+#include <algorithm>
+
+#include "currant/shm/clock.hpp"
+#include "schema.hpp"
+
+namespace currant::daemon {
+
+namespace {
+
+bool is_final(JobStatus status) {
+    return status == JobStatus::successful || status == JobStatus::exception || status == JobStatus::canceled;
+}
+
+std::string array_text(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ',';
+        out += items[i];
+    }
+    return out + "}";
+}
+
+void tab(std::string& out) { out.push_back('\t'); }
+
+} // namespace
+
+Mirror::Mirror(Queue& queue, HostIdentity identity, std::size_t batch_limit)
+    : queue_(queue), identity_(identity), batch_limit_(std::max<std::size_t>(batch_limit, 1)) {
+    transitions_.resize(batch_limit_);
+}
+
+void Mirror::resume(pg::Connection& connection) {
+    connection.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS currant_stage (LIKE currant_jobs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+    const pg::Result cursors = connection.exec(
+        "SELECT entrypoint, sequence FROM currant_cursors WHERE host = $1 AND incarnation = $2",
+        {std::to_string(identity_.host), std::to_string(std::int64_t(identity_.incarnation))});
+    const std::uint32_t count = std::uint32_t(queue_.entrypoint_names().size());
+    for (int row = 0; row < cursors.rows(); ++row) {
+        const auto ep = std::uint32_t(cursors.integer(row, 0));
+        const auto sequence = std::uint64_t(cursors.integer(row, 1));
+        if (ep >= count) continue;
+        if (queue_.feed_committed(ep) < sequence) queue_.commit_feed(ep, sequence);
+    }
+    entrypoints_recorded_ = 0;
+    record_entrypoints(connection);
+}
+
+void Mirror::record_entrypoints(pg::Connection& connection) {
+    const std::vector<std::string> names = queue_.entrypoint_names();
+    if (names.size() == entrypoints_recorded_) return;
+    for (std::size_t ep = entrypoints_recorded_; ep < names.size(); ++ep) {
+        const EntrypointOptions options = queue_.entrypoint_options(EntrypointId(ep));
+        connection.exec(
+            "INSERT INTO currant_entrypoints (host, name, durability, lease_ms, max_attempts, retry_delay_ms, "
+            "max_retry_delay_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (host, name) DO UPDATE SET "
+            "durability = EXCLUDED.durability, lease_ms = EXCLUDED.lease_ms, max_attempts = EXCLUDED.max_attempts, "
+            "retry_delay_ms = EXCLUDED.retry_delay_ms, max_retry_delay_ms = EXCLUDED.max_retry_delay_ms",
+            {std::to_string(identity_.host), names[ep], std::string(durability_name(options.durability)),
+             std::to_string(options.lease.count()), std::to_string(options.max_attempts),
+             std::to_string(options.retry_delay.count()), std::to_string(options.max_retry_delay.count())});
+        ++counters_.statements;
+    }
+    entrypoints_recorded_ = std::uint32_t(names.size());
+}
+
+std::size_t Mirror::flush(pg::Connection& connection) {
+    record_entrypoints(connection);
+    const std::vector<std::string> names = queue_.entrypoint_names();
+    folded_.clear();
+    order_.clear();
+
+    // Dirty jobs first: every logged transition of a dirty job precedes its
+    // mark, so the feed read after the scan holds all of them, and the
+    // dirty state (newer) wins below.
+    std::vector<JobSnapshot> dirty;
+    queue_.collect_dirty(dirty);
+
+    std::vector<std::uint64_t> last_sequence(names.size(), 0);
+    std::size_t transitions = 0;
+    for (EntrypointId ep = 0; ep < names.size(); ++ep) {
+        std::uint64_t from = queue_.feed_committed(ep) + 1;
+        for (;;) {
+            const std::size_t room = dirty.empty() ? batch_limit_ - std::min(batch_limit_, transitions)
+                                                   : transitions_.size();
+            if (room == 0) break;
+            const std::size_t got = queue_.read_feed(ep, from, std::span(transitions_).first(std::min(room, transitions_.size())));
+            if (got == 0) break;
+            for (std::size_t i = 0; i < got; ++i) {
+                const Transition& t = transitions_[i];
+                auto [it, inserted] = folded_.try_emplace(t.id);
+                if (inserted) order_.push_back(t.id);
+                Folded& f = it->second;
+                f.entrypoint = ep;
+                f.status = t.status;
+                f.slot = t.slot;
+                f.attempts = t.attempts;
+                f.sequence = t.sequence;
+                f.at_ns = t.at_ns;
+                ++f.transitions;
+            }
+            transitions += got;
+            from = transitions_[got - 1].sequence + 1;
+            last_sequence[ep] = transitions_[got - 1].sequence;
+            if (dirty.empty() && transitions >= batch_limit_) break;
+        }
+    }
+    const std::int64_t now = shm::realtime_ns();
+    for (const JobSnapshot& job : dirty) {
+        auto [it, inserted] = folded_.try_emplace(job.id);
+        if (inserted) order_.push_back(job.id);
+        Folded& f = it->second;
+        f.entrypoint = job.entrypoint;
+        f.status = job.status;
+        f.slot = job.slot;
+        f.attempts = job.attempts;
+        f.at_ns = now;
+        f.dirty = true;
+    }
+    if (folded_.empty()) return 0;
+
+    // Rows: COPY text format.
+    const std::string host = std::to_string(identity_.host);
+    const std::string incarnation = std::to_string(std::int64_t(identity_.incarnation));
+    std::string log_rows, dirty_log_rows, live_rows;
+    std::vector<std::string> finished_ids;
+    JobId max_local_id = 0;
+    std::uint64_t log_row_count = 0;
+    JobSnapshot job;
+    for (const JobId id : order_) {
+        const Folded& f = folded_[id];
+        const bool have_content = queue_.read_job(f.slot, id, job);
+        const std::string& entrypoint = names[f.entrypoint];
+        if ((id >> 48) == identity_.host) max_local_id = std::max(max_local_id, id);
+
+        std::string& rows = f.dirty ? dirty_log_rows : log_rows;
+        rows += std::to_string(std::int64_t(id));
+        tab(rows);
+        rows += host;
+        tab(rows);
+        rows += incarnation;
+        tab(rows);
+        pg::append_copy_text(rows, entrypoint);
+        tab(rows);
+        rows += job_status_name(f.status);
+        tab(rows);
+        rows += std::to_string(have_content ? job.priority : 0);
+        tab(rows);
+        rows += std::to_string(f.attempts);
+        tab(rows);
+        rows += std::to_string(f.sequence);
+        tab(rows);
+        rows += std::to_string(f.transitions);
+        tab(rows);
+        rows += pg::timestamp_text(f.at_ns);
+        rows.push_back('\n');
+        ++log_row_count;
+
+        if (is_final(f.status)) {
+            finished_ids.push_back(std::to_string(std::int64_t(id)));
+            continue;
+        }
+        if (!have_content) continue; // the slot moved on: a later batch carries the newer state
+        live_rows += std::to_string(std::int64_t(id));
+        tab(live_rows);
+        live_rows += host;
+        tab(live_rows);
+        pg::append_copy_text(live_rows, entrypoint);
+        tab(live_rows);
+        live_rows += std::to_string(job.priority);
+        tab(live_rows);
+        live_rows += job_status_name(f.status);
+        tab(live_rows);
+        pg::append_copy_bytea(live_rows, job.payload.data(), job.payload.size());
+        tab(live_rows);
+        live_rows += std::to_string(f.attempts);
+        tab(live_rows);
+        live_rows += std::to_string(job.max_attempts);
+        tab(live_rows);
+        live_rows += pg::timestamp_text(job.enqueued_at_ns);
+        tab(live_rows);
+        live_rows += pg::timestamp_text(f.at_ns);
+        tab(live_rows);
+        live_rows += pg::timestamp_text(job.execute_after_ns > 0 ? job.execute_after_ns : job.enqueued_at_ns);
+        tab(live_rows);
+        if (f.status == JobStatus::picked) live_rows += pg::timestamp_text(f.at_ns);
+        else live_rows += "\\N";
+        tab(live_rows);
+        live_rows += incarnation;
+        live_rows.push_back('\n');
+    }
+
+    std::vector<std::string> cursor_entrypoints, cursor_names, cursor_sequences;
+    for (EntrypointId ep = 0; ep < names.size(); ++ep) {
+        if (last_sequence[ep] == 0) continue;
+        cursor_entrypoints.push_back(std::to_string(ep));
+        std::string quoted = "\"";
+        for (char c : names[ep]) {
+            if (c == '"' || c == '\\') quoted.push_back('\\');
+            quoted.push_back(c);
+        }
+        cursor_names.push_back(quoted + "\"");
+        cursor_sequences.push_back(std::to_string(last_sequence[ep]));
+    }
+
+    std::uint64_t statements = 0;
+    connection.exec("BEGIN");
+    ++statements;
+    try {
+        const char* log_columns =
+            "(job_id, host, incarnation, entrypoint, status, priority, attempts, sequence, transitions, created)";
+        if (!log_rows.empty()) {
+            connection.copy_in(std::string("COPY currant_log ") + log_columns + " FROM STDIN", log_rows);
+            ++statements;
+        }
+        if (!dirty_log_rows.empty()) {
+            // Dirty jobs carry no sequence: after a crash between this commit
+            // and settle_dirty they are collected again, so skip a job whose
+            // state is logged already.
+            connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_dirty_stage (LIKE currant_log) ON COMMIT DELETE ROWS");
+            connection.copy_in(std::string("COPY currant_dirty_stage ") + log_columns + " FROM STDIN", dirty_log_rows);
+            connection.exec(std::string("INSERT INTO currant_log ") + log_columns + " SELECT " +
+                            "d.job_id, d.host, d.incarnation, d.entrypoint, d.status, d.priority, d.attempts, "
+                            "d.sequence, d.transitions, d.created FROM currant_dirty_stage d WHERE NOT EXISTS "
+                            "(SELECT 1 FROM currant_log l WHERE l.job_id = d.job_id AND l.status = d.status AND "
+                            "l.attempts = d.attempts AND l.incarnation = d.incarnation)");
+            statements += 3;
+        }
+        if (!live_rows.empty()) {
+            connection.copy_in("COPY currant_stage (id, host, entrypoint, priority, status, payload, attempts, "
+                               "max_attempts, created, updated, execute_after, heartbeat, incarnation) FROM STDIN",
+                               live_rows);
+            connection.exec(
+                "INSERT INTO currant_jobs (id, host, entrypoint, priority, status, payload, attempts, max_attempts, "
+                "created, updated, execute_after, heartbeat, incarnation) SELECT id, host, entrypoint, priority, "
+                "status, payload, attempts, max_attempts, created, updated, execute_after, heartbeat, incarnation "
+                "FROM currant_stage ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, attempts = "
+                "EXCLUDED.attempts, updated = EXCLUDED.updated, execute_after = EXCLUDED.execute_after, heartbeat = "
+                "EXCLUDED.heartbeat, incarnation = EXCLUDED.incarnation");
+            statements += 2;
+        }
+        if (!finished_ids.empty()) {
+            connection.exec("DELETE FROM currant_jobs WHERE id = ANY($1::bigint[])", {array_text(finished_ids)});
+            ++statements;
+        }
+        if (!cursor_entrypoints.empty()) {
+            connection.exec(
+                "INSERT INTO currant_cursors (host, incarnation, entrypoint, name, sequence) "
+                "SELECT $1, $2, e, n, s FROM unnest($3::integer[], $4::text[], $5::bigint[]) AS u(e, n, s) "
+                "ON CONFLICT (host, incarnation, entrypoint) DO UPDATE SET sequence = EXCLUDED.sequence",
+                {host, incarnation, array_text(cursor_entrypoints), array_text(cursor_names),
+                 array_text(cursor_sequences)});
+            ++statements;
+        }
+        if (max_local_id) {
+            connection.exec("UPDATE currant_hosts SET max_job_id = GREATEST(max_job_id, $2), updated = now() "
+                            "WHERE host = $1",
+                            {host, std::to_string(std::int64_t(max_local_id))});
+            ++statements;
+        }
+        if (!finished_ids.empty()) {
+            // One NOTIFY per batch: remote waiters re-read currant_log.
+            connection.exec("SELECT pg_notify($1, $2)", {std::string(schema::finished_channel), host});
+            ++statements;
+        }
+        connection.exec("COMMIT");
+        ++statements;
+    } catch (const pg::DatabaseError&) {
+        try {
+            if (connection.ok()) connection.exec("ROLLBACK");
+        } catch (...) {
+        }
+        throw;
+    }
+
+    // Committed in PostgreSQL: now in the segment (recycles finished slots,
+    // wakes sync enqueuers). A crash before this is repaired by resume().
+    for (EntrypointId ep = 0; ep < names.size(); ++ep)
+        if (last_sequence[ep]) queue_.commit_feed(ep, last_sequence[ep]);
+    if (!dirty.empty()) queue_.settle_dirty(dirty);
+
+    counters_.transitions += transitions;
+    counters_.jobs += log_row_count;
+    counters_.statements += statements;
+    ++counters_.batches;
+    return transitions + dirty.size();
+}
+
+} // namespace currant::daemon

@@ -1,0 +1,74 @@
+// Mirroring: turns the segment's change feed into rows in PostgreSQL, in
+// batches, one transaction each, with the feed cursor committed in the same
+// transaction (a restart neither loses nor repeats a transition).
+//
+// Per batch, the transitions of one job are folded into its final state:
+//   * one currant_log row per job (status reached, transitions folded,
+//     last sequence) -- appended by COPY;
+//   * a job still queued or picked is upserted into currant_jobs (COPY into
+//     a temporary table, then INSERT .. ON CONFLICT);
+//   * a finished job's currant_jobs row (if an earlier batch wrote one) is
+//     deleted: finished jobs live in currant_log, as in PgQueuer.
+// So a job enqueued and finished within one batch costs one appended row.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "currant/queue.hpp"
+#include "pg.hpp"
+
+namespace currant::daemon {
+
+struct HostIdentity {
+    std::uint32_t host = 0;
+    std::uint64_t incarnation = 0;
+};
+
+struct MirrorCounters {
+    std::uint64_t transitions = 0;  // feed records mirrored
+    std::uint64_t jobs = 0;         // log rows written
+    std::uint64_t batches = 0;
+    std::uint64_t statements = 0;   // SQL statements sent (incl. COPY)
+};
+
+class Mirror {
+public:
+    Mirror(Queue& queue, HostIdentity identity, std::size_t batch_limit);
+
+    // After a (re)connect: brings the segment's cursors up to the ones
+    // committed in PostgreSQL (the daemon may have died between its commit
+    // there and in the segment), records new entrypoints and creates the
+    // session's staging table.
+    void resume(pg::Connection& connection);
+    // Mirrors one batch; returns the transitions it covered (0: nothing pending).
+    std::size_t flush(pg::Connection& connection);
+    const MirrorCounters& counters() const noexcept { return counters_; }
+
+private:
+    struct Folded {
+        EntrypointId entrypoint = 0;
+        JobStatus status = JobStatus::unknown;
+        std::uint32_t slot = 0;
+        std::uint32_t attempts = 0;
+        std::uint64_t sequence = 0;     // last folded (0: only seen dirty)
+        std::uint32_t transitions = 0;
+        std::int64_t at_ns = 0;
+        bool dirty = false;
+    };
+    void record_entrypoints(pg::Connection& connection);
+
+    Queue& queue_;
+    HostIdentity identity_;
+    std::size_t batch_limit_;
+    std::uint32_t entrypoints_recorded_ = 0;
+    MirrorCounters counters_;
+    std::vector<Transition> transitions_;
+    std::unordered_map<JobId, Folded> folded_;
+    std::vector<JobId> order_;
+};
+
+} // namespace currant::daemon

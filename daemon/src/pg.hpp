@@ -1,0 +1,91 @@
+// A thin RAII layer over libpq: one connection, statements with parameters
+// (user data never enters SQL text), COPY FROM STDIN, and notifications.
+//
+// Error messages carry libpq's text (which names host, port and user but
+// never a password) and never the connection string itself.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace currant::pg {
+
+// A failure talking to PostgreSQL. connection_lost() says whether the
+// connection is gone (reconnect) rather than the statement refused.
+class DatabaseError : public std::runtime_error {
+public:
+    DatabaseError(const std::string& message, bool connection_lost, std::string sqlstate = {})
+        : std::runtime_error(message), connection_lost_(connection_lost), sqlstate_(std::move(sqlstate)) {}
+    bool connection_lost() const noexcept { return connection_lost_; }
+    const std::string& sqlstate() const noexcept { return sqlstate_; }
+
+private:
+    bool connection_lost_;
+    std::string sqlstate_;
+};
+
+class Result {
+public:
+    Result() = default;
+    explicit Result(PGresult* result) : result_(result, &PQclear) {}
+    int rows() const { return result_ ? PQntuples(result_.get()) : 0; }
+    bool is_null(int row, int column) const { return PQgetisnull(result_.get(), row, column) != 0; }
+    std::string_view text(int row, int column) const {
+        return {PQgetvalue(result_.get(), row, column), std::size_t(PQgetlength(result_.get(), row, column))};
+    }
+    std::int64_t integer(int row, int column) const;
+    // A bytea column in text format (\x hex).
+    std::string bytes(int row, int column) const;
+
+private:
+    std::shared_ptr<PGresult> result_;
+};
+
+using Parameter = std::optional<std::string>; // nullopt is SQL NULL
+
+class Connection {
+public:
+    // conninfo as libpq takes it ("" uses the PG* environment).
+    explicit Connection(const std::string& conninfo);
+    Connection(Connection&&) noexcept = default;
+    Connection& operator=(Connection&&) noexcept = default;
+
+    // Statements without user data (may be several, separated by ';').
+    Result exec(std::string_view sql);
+    // One statement; parameters $1.. in text format.
+    Result exec(std::string_view sql, const std::vector<Parameter>& parameters);
+    // Runs `COPY ... FROM STDIN` with the given data in COPY text format.
+    void copy_in(std::string_view copy_sql, std::string_view data);
+
+    // Notifications: wait for readability of socket(), then consume().
+    int socket() const { return PQsocket(connection_.get()); }
+    void consume();
+    struct Notification {
+        std::string channel, payload;
+    };
+    std::optional<Notification> next_notification();
+
+    bool ok() const { return connection_ && PQstatus(connection_.get()) == CONNECTION_OK; }
+    int server_pid() const { return PQbackendPID(connection_.get()); }
+
+private:
+    [[noreturn]] void fail(const std::string& what, PGresult* result = nullptr);
+    std::unique_ptr<PGconn, void (*)(PGconn*)> connection_{nullptr, &PQfinish};
+};
+
+// COPY text format: escapes for one field, appended to out.
+void append_copy_text(std::string& out, std::string_view value);
+void append_copy_bytea(std::string& out, const void* data, std::size_t size);
+// A CLOCK_REALTIME time in ns as a timestamptz literal (UTC, microseconds).
+// Read times back as epoch microseconds: `(extract(epoch from t) * 1e6)::bigint`.
+std::string timestamp_text(std::int64_t realtime_ns);
+std::string hex_bytes(const void* data, std::size_t size); // "\x...." for a bytea parameter
+
+} // namespace currant::pg

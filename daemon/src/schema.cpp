@@ -1,0 +1,187 @@
+#include "schema.hpp"
+
+#include <array>
+#include <string_view>
+
+namespace currant::schema {
+
+namespace {
+
+// Step n takes the schema from version n - 1 to n. Never edit a step that
+// has shipped; add a new one.
+//
+// Tables (PgQueuer's names for statuses and columns where it has them):
+//   currant_jobs      jobs that are queued or picked, one row each (plus
+//                     rows inserted by SQL for a host, not yet claimed)
+//   currant_log       append-only: one row per job per mirrored batch with
+//                     the status it reached, folding the transitions the
+//                     batch saw (`transitions`, the last `sequence`)
+//   currant_hosts     per host: segment incarnation and parameters
+//   currant_entrypoints  per host: declarations, for a rebuild
+//   currant_cursors   per host, incarnation and entrypoint: the feed
+//                     sequence mirrored so far (committed with the rows)
+constexpr std::array<std::string_view, 1> steps = {
+    R"SQL(
+CREATE TABLE currant_schema (version integer NOT NULL);
+INSERT INTO currant_schema VALUES (0);
+
+CREATE TYPE currant_status AS ENUM ('queued', 'picked', 'successful', 'exception', 'canceled', 'deleted');
+
+CREATE SEQUENCE currant_remote_job_id AS bigint
+    MINVALUE 9223090561878065152 START 9223090561878065152 MAXVALUE 9223372036854775807;
+
+CREATE TABLE currant_jobs (
+    id bigint PRIMARY KEY DEFAULT nextval('currant_remote_job_id'),
+    host integer NOT NULL CHECK (host BETWEEN 0 AND 32766),
+    entrypoint text NOT NULL,
+    priority integer NOT NULL DEFAULT 0,
+    status currant_status NOT NULL DEFAULT 'queued',
+    payload bytea NOT NULL DEFAULT ''::bytea,
+    attempts integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 0,
+    created timestamptz NOT NULL DEFAULT now(),
+    updated timestamptz NOT NULL DEFAULT now(),
+    execute_after timestamptz NOT NULL DEFAULT now(),
+    heartbeat timestamptz,
+    dedupe_key text,
+    incarnation bigint,
+    cancel_requested boolean NOT NULL DEFAULT false
+);
+CREATE INDEX currant_jobs_unclaimed ON currant_jobs (host, id) WHERE incarnation IS NULL;
+CREATE INDEX currant_jobs_cancel_requested ON currant_jobs (host) WHERE cancel_requested;
+CREATE INDEX currant_jobs_host_status ON currant_jobs (host, status, entrypoint);
+
+CREATE TABLE currant_log (
+    id bigserial PRIMARY KEY,
+    job_id bigint NOT NULL,
+    host integer NOT NULL,
+    incarnation bigint NOT NULL,
+    entrypoint text NOT NULL,
+    status currant_status NOT NULL,
+    priority integer NOT NULL,
+    attempts integer NOT NULL,
+    sequence bigint NOT NULL,
+    transitions integer NOT NULL,
+    created timestamptz NOT NULL,
+    traceback text
+);
+CREATE INDEX currant_log_job_id ON currant_log (job_id);
+CREATE INDEX currant_log_created ON currant_log (created);
+
+CREATE TABLE currant_hosts (
+    host integer PRIMARY KEY,
+    incarnation bigint,
+    segment text NOT NULL,
+    slots integer NOT NULL,
+    payload_bytes integer NOT NULL,
+    max_entrypoints integer NOT NULL,
+    max_participants integer NOT NULL,
+    log_capacity integer NOT NULL,
+    mode integer NOT NULL,
+    max_job_id bigint NOT NULL DEFAULT 0,
+    updated timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE currant_entrypoints (
+    host integer NOT NULL,
+    name text NOT NULL,
+    durability text NOT NULL,
+    lease_ms bigint NOT NULL,
+    max_attempts integer NOT NULL,
+    retry_delay_ms bigint NOT NULL,
+    max_retry_delay_ms bigint NOT NULL,
+    PRIMARY KEY (host, name)
+);
+
+CREATE TABLE currant_cursors (
+    host integer NOT NULL,
+    incarnation bigint NOT NULL,
+    entrypoint integer NOT NULL,
+    name text NOT NULL,
+    sequence bigint NOT NULL,
+    PRIMARY KEY (host, incarnation, entrypoint)
+);
+)SQL",
+};
+
+bool schema_table_exists(pg::Connection& connection) {
+    return connection.exec("SELECT to_regclass('currant_schema') IS NOT NULL").text(0, 0) == "t";
+}
+
+void apply_step(pg::Connection& connection, int version) {
+    connection.exec("BEGIN");
+    try {
+        connection.exec(steps[std::size_t(version - 1)]);
+        connection.exec("UPDATE currant_schema SET version = $1", {std::to_string(version)});
+        connection.exec("COMMIT");
+    } catch (...) {
+        try {
+            connection.exec("ROLLBACK");
+        } catch (...) {
+        }
+        throw;
+    }
+}
+
+} // namespace
+
+int current_version() noexcept { return int(steps.size()); }
+
+int installed_version(pg::Connection& connection) {
+    if (!schema_table_exists(connection)) return 0;
+    return int(connection.exec("SELECT version FROM currant_schema").integer(0, 0));
+}
+
+void install(pg::Connection& connection) {
+    // Serialises concurrent installs; released at session end or below.
+    connection.exec("SELECT pg_advisory_lock(hashtext('currant schema'))");
+    try {
+        const int installed = installed_version(connection);
+        if (installed != 0)
+            throw pg::DatabaseError("currant schema version " + std::to_string(installed) +
+                                        " is installed already; use `currant db upgrade`",
+                                    false);
+        for (int version = 1; version <= current_version(); ++version) apply_step(connection, version);
+    } catch (...) {
+        connection.exec("SELECT pg_advisory_unlock(hashtext('currant schema'))");
+        throw;
+    }
+    connection.exec("SELECT pg_advisory_unlock(hashtext('currant schema'))");
+}
+
+int upgrade(pg::Connection& connection) {
+    connection.exec("SELECT pg_advisory_lock(hashtext('currant schema'))");
+    int applied = 0;
+    try {
+        const int installed = installed_version(connection);
+        if (installed > current_version())
+            throw pg::DatabaseError("currant schema version " + std::to_string(installed) +
+                                        " is newer than this build's " + std::to_string(current_version()) +
+                                        "; upgrade currant",
+                                    false);
+        for (int version = installed + 1; version <= current_version(); ++version, ++applied)
+            apply_step(connection, version);
+    } catch (...) {
+        connection.exec("SELECT pg_advisory_unlock(hashtext('currant schema'))");
+        throw;
+    }
+    connection.exec("SELECT pg_advisory_unlock(hashtext('currant schema'))");
+    return applied;
+}
+
+void require_current(pg::Connection& connection) {
+    const int installed = installed_version(connection);
+    if (installed == 0)
+        throw pg::DatabaseError("the currant schema is not installed in this database; run `currant db install`",
+                                false);
+    if (installed != current_version())
+        throw pg::DatabaseError("the currant schema is at version " + std::to_string(installed) +
+                                    ", this build needs " + std::to_string(current_version()) +
+                                    (installed < current_version() ? "; run `currant db upgrade`"
+                                                                   : "; upgrade currant"),
+                                false);
+}
+
+std::string host_channel(std::uint32_t host) { return "currant_host_" + std::to_string(host); }
+
+} // namespace currant::schema

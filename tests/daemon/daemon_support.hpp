@@ -1,0 +1,163 @@
+// The daemon suites' fixture: a database in the shared throwaway cluster
+// with the schema installed, a queue name, and currantd run as a real
+// process ($CURRANTD) that tests stop with SIGTERM or kill with SIGKILL.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "pg.hpp"
+#include "postgres.hpp"
+#include "schema.hpp"
+#include "test_support.hpp"
+
+namespace currant::daemon_test {
+
+using namespace std::chrono_literals;
+
+// Polls until condition holds or timeout passes (tests only; the product never polls).
+inline bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20'000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (condition()) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return condition();
+}
+
+class DaemonProcess {
+public:
+    DaemonProcess() = default;
+    DaemonProcess(const DaemonProcess&) = delete;
+    ~DaemonProcess() {
+        if (pid_ > 0) kill_now();
+    }
+    void start(const std::vector<std::string>& arguments, const std::string& log_path) {
+        log_path_ = log_path;
+        pid_ = fork();
+        if (pid_ == 0) {
+            // The child must never return into the test process's code.
+            const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 2);
+                dup2(fd, 1);
+                close(fd);
+            }
+            const char* program = std::getenv("CURRANTD");
+            if (!program) _exit(126);
+            std::vector<std::string> argv = {program};
+            argv.insert(argv.end(), arguments.begin(), arguments.end());
+            std::vector<char*> raw;
+            for (auto& a : argv) raw.push_back(a.data());
+            raw.push_back(nullptr);
+            execv(raw[0], raw.data());
+            _exit(127);
+        }
+    }
+    void kill_now() {
+        ::kill(pid_, SIGKILL);
+        wait_for_exit();
+    }
+    int terminate() {
+        ::kill(pid_, SIGTERM);
+        return wait_for_exit();
+    }
+    int wait_for_exit() {
+        int status = 0;
+        while (waitpid(pid_, &status, 0) < 0) {
+        }
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    bool running() const { return pid_ > 0; }
+    std::string log() const {
+        std::ifstream in(log_path_);
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str();
+    }
+
+private:
+    pid_t pid_ = -1;
+    std::string log_path_;
+};
+
+// One test's world: its own database (schema installed) and queue name.
+class DaemonFixture {
+public:
+    explicit DaemonFixture(const std::string& tag)
+        : queue_name_(testing::unique_queue_name(tag)),
+          conninfo_(testing::shared_postgres().create_database(database_name(queue_name_))),
+          db_(conninfo_) {
+        Queue::remove(queue_name_);
+        schema::install(db_);
+    }
+    ~DaemonFixture() {
+        for (auto& daemon : daemons_)
+            if (daemon->running()) daemon->kill_now();
+        try {
+            Queue::remove(queue_name_);
+        } catch (...) {
+        }
+    }
+    const std::string& queue_name() const { return queue_name_; }
+    const std::string& conninfo() const { return conninfo_; }
+    pg::Connection& db() { return db_; }
+
+    // Starts currantd on this fixture's queue and database.
+    DaemonProcess& start_daemon(std::vector<std::string> extra = {}) {
+        std::vector<std::string> arguments = {"--queue", queue_name_, "--db", conninfo_, "--slots", "4096",
+                                              "--payload-bytes", "256", "--log-capacity", "4096"};
+        arguments.insert(arguments.end(), extra.begin(), extra.end());
+        daemons_.push_back(std::make_unique<DaemonProcess>());
+        daemons_.back()->start(arguments, testing::shared_postgres().directory() + "/" + queue_name_ + ".log");
+        return *daemons_.back();
+    }
+    // The queue once the daemon has created or opened it.
+    Queue open_queue() {
+        std::optional<Queue> queue;
+        REQUIRE(eventually([&] {
+            try {
+                queue = Queue::open(queue_name_);
+                return true;
+            } catch (const Error&) {
+                return false;
+            }
+        }));
+        return std::move(*queue);
+    }
+    std::int64_t count(const std::string& sql, const std::vector<pg::Parameter>& parameters = {}) {
+        return db_.exec(sql, parameters).integer(0, 0);
+    }
+    // Waits until a count query returns expected; returns the last value.
+    std::int64_t wait_count(const std::string& sql, std::int64_t expected, std::chrono::milliseconds timeout = 20'000ms) {
+        std::int64_t value = -1;
+        eventually([&] { return (value = count(sql)) == expected; }, timeout);
+        return value;
+    }
+
+private:
+    static std::string database_name(const std::string& queue) {
+        std::string name = "d_";
+        for (char c : queue) name.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
+        return name;
+    }
+    std::string queue_name_, conninfo_;
+    pg::Connection db_;
+    std::vector<std::unique_ptr<DaemonProcess>> daemons_;
+};
+
+inline EntrypointOptions async_options() {
+    EntrypointOptions options;
+    options.durability = Durability::async;
+    return options;
+}
+
+} // namespace currant::daemon_test
