@@ -1,5 +1,6 @@
 // Dequeue, sleeping, ack/fail/retry, heartbeat, cancel.
 #include <algorithm>
+#include <cerrno>
 #include <immintrin.h>
 
 #include "currant/shm/clock.hpp"
@@ -16,6 +17,7 @@ namespace {
 constexpr std::int64_t spin_before_sleep_ns = 10'000;   // DESIGN: spin at most ~10 us
 constexpr std::int64_t sweep_interval_ns = 100'000'000; // liveness sweep at most every 100 ms
 constexpr std::size_t deferred_ack_batch = 64;
+thread_local bool dequeue_returns_on_signal = false; // Queue::set_dequeue_returns_on_signal
 
 SlotState final_state_of(JobStatus status) {
     switch (status) {
@@ -158,6 +160,7 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         }
         ParticipantEntry& me = participant_entries_[my_index_];
         std::int64_t sleep_ns_override = -1;
+        bool signalled = false;
         const std::uint32_t word_index = my_index_ / 64;
         const std::uint64_t bit = std::uint64_t(1) << (my_index_ % 64);
         me.wake_word.store(1, std::memory_order_seq_cst);
@@ -196,14 +199,18 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
                 }
                 if (sleep_ns_override == 0) {
                     last_sweep_ns_ = 0;
-                } else if (shm::futex_wait_any({items, count}, sleep_ns) > 0) {
-                    last_sweep_ns_ = 0; // a watched participant died or left: sweep before sleeping again
+                } else {
+                    errno = 0;
+                    const int woken_by = shm::futex_wait_any({items, count}, sleep_ns);
+                    signalled = woken_by < 0 && errno == EINTR; // errno is the system call's
+                    if (woken_by > 0) last_sweep_ns_ = 0; // a watched participant died or left: sweep before sleeping again
                 }
                 sleep_ns_override = -1;
             }
         }
         me.wake_word.store(0, std::memory_order_relaxed);
         for (EntrypointId ep : eps) sleeper_words(ep)[word_index].fetch_and(~bit, std::memory_order_relaxed);
+        if (signalled && dequeue_returns_on_signal) return 0;
         spin_until = shm::monotonic_ns() + spin_before_sleep_ns;
     }
 }
@@ -218,6 +225,14 @@ void QueueState::interrupt() noexcept {
     word.store(0, std::memory_order_seq_cst);
     shm::futex_wake(word, 1);
 }
+
+} // namespace currant::detail
+
+void currant::Queue::set_dequeue_returns_on_signal(bool enabled) noexcept {
+    currant::detail::dequeue_returns_on_signal = enabled;
+}
+
+namespace currant::detail {
 
 void QueueState::set_prefetch(std::uint32_t jobs) {
     if (jobs == 0 || jobs > 1024) throw Error(Errc::invalid_argument, "prefetch must be between 1 and 1024 jobs");

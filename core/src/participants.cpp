@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <csignal>
 #include <fstream>
 #include <unistd.h>
 
@@ -65,7 +66,14 @@ void QueueState::start_holder_thread() {
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);
     pthread_attr_setstacksize(&attributes, 256 * 1024);
+    // The holder thread blocks every signal (it inherits this mask), so a
+    // process-directed signal such as Ctrl-C's SIGINT reaches a thread that
+    // handles it, for example one asleep in dequeue, rather than this one.
+    sigset_t all_signals, caller_mask;
+    sigfillset(&all_signals);
+    pthread_sigmask(SIG_SETMASK, &all_signals, &caller_mask);
     const int rc = pthread_create(&holder_thread_, &attributes, &QueueState::holder_main, this);
+    pthread_sigmask(SIG_SETMASK, &caller_mask, nullptr);
     pthread_attr_destroy(&attributes);
     if (rc != 0) throw_system_error("pthread_create (participant holder thread)", rc);
     holder_started_ = true;

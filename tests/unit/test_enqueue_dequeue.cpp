@@ -6,7 +6,12 @@
 #include <array>
 #include <cstring>
 #include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <pthread.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace currant;
 using namespace currant::unit;
@@ -607,4 +612,85 @@ TEST_CASE("an interrupt requested before a dequeue makes that dequeue return at 
     CHECK(scratch->dequeue(eps, {&job, 1}, std::chrono::nanoseconds(-1)) == 0);
     CHECK(scratch->dequeue(eps, {&job, 1}, std::chrono::nanoseconds(-1)) == 1); // the flag is consumed
     scratch->ack(job.handle);
+}
+
+namespace {
+std::atomic<int> usr1_handled{0};
+void count_usr1(int) { usr1_handled.fetch_add(1); }
+
+// Installs a SIGUSR1 handler without SA_RESTART (as Python's) for a scope.
+struct Usr1Handler {
+    struct sigaction previous {};
+    Usr1Handler() {
+        struct sigaction action {};
+        action.sa_handler = count_usr1;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGUSR1, &action, &previous);
+    }
+    ~Usr1Handler() { sigaction(SIGUSR1, &previous, nullptr); }
+};
+
+// Dequeues on a new thread (opting in or not) while this thread signals it
+// every 20 ms; returns what the dequeue returned and how long it took.
+std::pair<std::size_t, std::chrono::milliseconds> dequeue_under_signals(Queue& consumer, EntrypointId ep,
+                                                                        bool returns_on_signal,
+                                                                        std::chrono::nanoseconds timeout) {
+    Usr1Handler handler;
+    std::atomic<bool> done{false};
+    std::size_t returned = 0;
+    const auto start = std::chrono::steady_clock::now();
+    std::thread waiter([&] {
+        Queue::set_dequeue_returns_on_signal(returns_on_signal);
+        Job job;
+        const EntrypointId eps[] = {ep};
+        returned = consumer.dequeue(eps, {&job, 1}, timeout);
+        done = true;
+    });
+    while (!done.load()) {
+        pthread_kill(waiter.native_handle(), SIGUSR1);
+        std::this_thread::sleep_for(20ms);
+    }
+    waiter.join();
+    return {returned, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start)};
+}
+} // namespace
+
+TEST_CASE("a thread that opted in returns early from a sleeping dequeue when a signal handler runs on it", "[dequeue][signal]") {
+    ScratchQueue scratch("signal-early", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    Queue consumer = Queue::open(scratch.name());
+    const int handled_before = usr1_handled.load();
+    const auto [returned, took] = dequeue_under_signals(consumer, ep, true, 30s);
+    CHECK(returned == 0);
+    CHECK(took < 10s);
+    CHECK(usr1_handled.load() > handled_before);
+}
+
+TEST_CASE("by default a dequeue sleeps on through signals until its timeout", "[dequeue][signal]") {
+    ScratchQueue scratch("signal-default", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    Queue consumer = Queue::open(scratch.name());
+    const auto [returned, took] = dequeue_under_signals(consumer, ep, false, 400ms);
+    CHECK(returned == 0);
+    CHECK(took >= 400ms);
+}
+
+TEST_CASE("the participant's life-lock holder thread blocks SIGINT and SIGTERM", "[participants][signal]") {
+    ScratchQueue scratch("holder-mask", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    enqueue_text(scratch.queue(), ep, "registers"); // starts the holder thread
+    const std::string me = std::to_string(gettid());
+    int other_threads = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        if (task.path().filename() == me) continue;
+        ++other_threads;
+        std::ifstream status(task.path() / "status");
+        std::string line;
+        std::uint64_t blocked = 0;
+        while (std::getline(status, line))
+            if (line.rfind("SigBlk:", 0) == 0) blocked = std::stoull(line.substr(7), nullptr, 16);
+        CHECK((blocked >> (SIGINT - 1) & 1) == 1);
+        CHECK((blocked >> (SIGTERM - 1) & 1) == 1);
+    }
+    CHECK(other_threads == 1);
 }

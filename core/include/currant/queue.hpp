@@ -280,6 +280,13 @@ public:
     // touches atomics. For run loops that must wake up to stop or to apply
     // completions without polling.
     void interrupt() noexcept;
+    // Per thread, off by default. While on, a dequeue (or dequeue_one) on the
+    // calling thread that is asleep returns early with nothing when a signal
+    // handler runs on this thread (the sleep fails with EINTR), so the caller
+    // can act on the signal and call again with the time left; while off it
+    // sleeps again. For bindings whose signal handlers only set a flag
+    // (Python raises KeyboardInterrupt this way).
+    static void set_dequeue_returns_on_signal(bool enabled) noexcept;
 
     void ack(const JobHandle& job);                         // throws stale_handle/not_owner
     std::size_t ack(std::span<const JobHandle> jobs);       // returns how many were acked
