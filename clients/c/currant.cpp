@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -99,6 +100,18 @@ std::span<const std::byte> payload_span(const void* data, std::size_t size, cons
     if (data == nullptr && size != 0)
         throw BadArgument{std::string("argument '") + argument + "' is NULL with a non-zero size"};
     return {static_cast<const std::byte*>(data), size};
+}
+
+void copy_job(const currant::Job& j, currant_job& c) noexcept {
+    c.slot = j.handle.slot;
+    c.epoch = j.handle.epoch;
+    c.id = j.handle.id;
+    c.entrypoint = j.entrypoint;
+    c.priority = j.priority;
+    c.attempts = j.attempts;
+    c.enqueued_at_ns = j.enqueued_at_ns;
+    c.payload = j.payload.data();
+    c.payload_size = j.payload.size();
 }
 
 const std::vector<currant::JobHandle>& handles_of(currant_queue* queue, const currant_job* jobs,
@@ -304,20 +317,30 @@ int currant_dequeue(currant_queue* queue, const uint32_t* eps, size_t ep_count, 
         const std::size_t n = queue->queue.dequeue(std::span<const currant::EntrypointId>(eps, ep_count),
                                                    std::span<currant::Job>(queue->jobs.data(), max_jobs),
                                                    std::chrono::nanoseconds(timeout_ns));
-        for (std::size_t i = 0; i < n; ++i) {
-            const currant::Job& j = queue->jobs[i];
-            currant_job& c = jobs_out[i];
-            c.slot = j.handle.slot;
-            c.epoch = j.handle.epoch;
-            c.id = j.handle.id;
-            c.entrypoint = j.entrypoint;
-            c.priority = j.priority;
-            c.attempts = j.attempts;
-            c.enqueued_at_ns = j.enqueued_at_ns;
-            c.payload = j.payload.data();
-            c.payload_size = j.payload.size();
-        }
+        for (std::size_t i = 0; i < n; ++i) copy_job(queue->jobs[i], jobs_out[i]);
         *count_out = n;
+    });
+}
+
+int currant_dequeue_one(currant_queue* queue, const uint32_t* eps, size_t ep_count, currant_job* job_out,
+                        int64_t timeout_ns, size_t* count_out) {
+    return guarded("currant_dequeue_one", [&] {
+        require(queue, "queue");
+        require(eps, "eps");
+        require(job_out, "job_out");
+        require(count_out, "count_out");
+        if (ep_count == 0) throw BadArgument{"ep_count is 0: name at least one entrypoint"};
+        const std::optional<currant::Job> job = queue->queue.dequeue_one(
+            std::span<const currant::EntrypointId>(eps, ep_count), std::chrono::nanoseconds(timeout_ns));
+        if (job) copy_job(*job, *job_out);
+        *count_out = job ? 1 : 0;
+    });
+}
+
+int currant_set_prefetch(currant_queue* queue, uint32_t jobs) {
+    return guarded("currant_set_prefetch", [&] {
+        require(queue, "queue");
+        queue->queue.set_prefetch(jobs);
     });
 }
 
@@ -339,6 +362,22 @@ int currant_ack_batch(currant_queue* queue, const currant_job* jobs, size_t coun
         }
         require(jobs, "jobs");
         *acked_out = queue->queue.ack(std::span<const currant::JobHandle>(handles_of(queue, jobs, count)));
+    });
+}
+
+int currant_ack_deferred(currant_queue* queue, const currant_job* job) {
+    return guarded("currant_ack_deferred", [&] {
+        require(queue, "queue");
+        require(job, "job");
+        queue->queue.ack_deferred(to_handle(*job));
+    });
+}
+
+int currant_flush(currant_queue* queue, size_t* acked_out) {
+    return guarded("currant_flush", [&] {
+        require(queue, "queue");
+        const std::size_t acked = queue->queue.flush();
+        if (acked_out != nullptr) *acked_out = acked;
     });
 }
 

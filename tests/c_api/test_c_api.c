@@ -4,6 +4,7 @@
  * runner closes and removes the case's queue afterwards, pass or fail. */
 #include <currant.h>
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,6 +457,177 @@ static int test_multi_process(void) {
     return 0;
 }
 
+static int enqueue_texts(uint32_t ep, int count, uint64_t* ids) {
+    for (int i = 0; i < count; ++i) {
+        char text[16];
+        int len = snprintf(text, sizeof text, "job %d", i);
+        if (currant_enqueue(g_queue, ep, text, (size_t)len, NULL, &ids[i]) != CURRANT_OK) return 1;
+    }
+    return 0;
+}
+
+static int test_dequeue_one_prefetches(void) {
+    uint32_t ep = 0;
+    CHECK(make_queue("one", 64, &ep) == 0);
+    uint64_t ids[6];
+    CHECK(enqueue_texts(ep, 6, ids) == 0);
+    CHECK_OK(currant_set_prefetch(g_queue, 4));
+
+    currant_job job;
+    size_t n = 0;
+    CHECK_OK(currant_dequeue_one(g_queue, &ep, 1, &job, 0, &n));
+    CHECK(n == 1);
+    CHECK(job.id == ids[0]);
+    CHECK(job.payload_size == 5 && memcmp(job.payload, "job 0", 5) == 0);
+    CHECK_OK(currant_ack(g_queue, &job));
+    /* One call picked four: another consumer sees only the last two. */
+    currant_entrypoint_stats stats;
+    CHECK_OK(currant_stats(g_queue, ep, &stats));
+    CHECK(stats.picked == 3 && stats.queued == 2);
+    currant_queue* other = NULL;
+    CHECK_OK(currant_queue_open(g_name, &other));
+    currant_job others[8];
+    size_t other_n = 0;
+    int rc = currant_dequeue(other, &ep, 1, others, 8, 0, &other_n);
+    currant_queue_close(other); /* requeues what it picked */
+    CHECK_OK(rc);
+    CHECK(other_n == 2 && others[0].id == ids[4] && others[1].id == ids[5]);
+
+    /* The rest come from the buffer, in order. */
+    for (int i = 1; i < 4; ++i) {
+        CHECK_OK(currant_dequeue_one(g_queue, &ep, 1, &job, 0, &n));
+        CHECK(n == 1 && job.id == ids[i]);
+        CHECK_OK(currant_ack(g_queue, &job));
+    }
+    /* The other two were requeued by the close (in no promised order). */
+    uint64_t seen = 0;
+    for (int i = 0; i < 2; ++i) {
+        CHECK_OK(currant_dequeue_one(g_queue, &ep, 1, &job, 0, &n));
+        CHECK(n == 1 && (job.id == ids[4] || job.id == ids[5]) && job.id != seen && job.attempts == 2);
+        seen = job.id;
+        CHECK_OK(currant_ack(g_queue, &job));
+    }
+    n = 99;
+    CHECK_OK(currant_dequeue_one(g_queue, &ep, 1, &job, 0, &n));
+    CHECK(n == 0);
+
+    CHECK(currant_set_prefetch(g_queue, 0) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_set_prefetch(g_queue, 1025) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_set_prefetch(NULL, 4) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_dequeue_one(g_queue, &ep, 0, &job, 0, &n) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_dequeue_one(g_queue, &ep, 1, NULL, 0, &n) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(mentions(currant_last_error(), "job_out"));
+    return 0;
+}
+
+static int test_prefetched_jobs_requeued_at_close(void) {
+    uint32_t ep = 0;
+    CHECK(make_queue("onecl", 64, &ep) == 0);
+    uint64_t ids[3];
+    CHECK(enqueue_texts(ep, 3, ids) == 0);
+    currant_queue* consumer = NULL;
+    CHECK_OK(currant_queue_open(g_name, &consumer));
+    currant_job job;
+    size_t n = 0;
+    int rc = currant_dequeue_one(consumer, &ep, 1, &job, 0, &n);
+    if (rc == CURRANT_OK && n == 1) rc = currant_ack(consumer, &job);
+    currant_queue_close(consumer);
+    CHECK_OK(rc);
+    currant_entrypoint_stats stats;
+    CHECK_OK(currant_stats(g_queue, ep, &stats));
+    CHECK(stats.successful == 1 && stats.picked == 0 && stats.queued == 2 && stats.retried == 2);
+    return 0;
+}
+
+static int test_ack_deferred_is_applied_at_flush(void) {
+    uint32_t ep = 0;
+    CHECK(make_queue("defer", 64, &ep) == 0);
+    uint64_t ids[3];
+    CHECK(enqueue_texts(ep, 3, ids) == 0);
+    currant_job jobs[3];
+    size_t n = 0;
+    CHECK_OK(currant_dequeue(g_queue, &ep, 1, jobs, 3, 0, &n));
+    CHECK(n == 3);
+    for (int i = 0; i < 3; ++i) CHECK_OK(currant_ack_deferred(g_queue, &jobs[i]));
+    /* Not yet a fact: the jobs are still picked. */
+    int statuses[3];
+    CHECK_OK(currant_job_status(g_queue, ids, 3, statuses));
+    for (int i = 0; i < 3; ++i) CHECK(statuses[i] == CURRANT_JOB_PICKED);
+    size_t acked = 0;
+    CHECK_OK(currant_flush(g_queue, &acked));
+    CHECK(acked == 3);
+    currant_entrypoint_stats stats;
+    CHECK_OK(currant_stats(g_queue, ep, &stats));
+    CHECK(stats.successful == 3 && stats.picked == 0);
+    CHECK_OK(currant_flush(g_queue, &acked));
+    CHECK(acked == 0);
+    CHECK_OK(currant_flush(g_queue, NULL));
+    /* A stale deferred ack is skipped at the flush, not an error. */
+    CHECK_OK(currant_ack_deferred(g_queue, &jobs[0]));
+    CHECK_OK(currant_flush(g_queue, &acked));
+    CHECK(acked == 0);
+    CHECK(currant_ack_deferred(g_queue, NULL) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_flush(NULL, &acked) == CURRANT_ERR_INVALID_ARGUMENT);
+    return 0;
+}
+
+static int test_deferred_acks_applied_every_64_and_before_sleeping(void) {
+    uint32_t ep = 0;
+    CHECK(make_queue("defer64", 64, &ep) == 0);
+    uint64_t ids[65];
+    CHECK(enqueue_texts(ep, 65, ids) == 0);
+    currant_job jobs[65];
+    size_t n = 0;
+    CHECK_OK(currant_dequeue(g_queue, &ep, 1, jobs, 65, 0, &n));
+    CHECK(n == 65);
+    currant_entrypoint_stats stats;
+    for (int i = 0; i < 63; ++i) CHECK_OK(currant_ack_deferred(g_queue, &jobs[i]));
+    CHECK_OK(currant_stats(g_queue, ep, &stats));
+    CHECK(stats.successful == 0);
+    CHECK_OK(currant_ack_deferred(g_queue, &jobs[63]));
+    CHECK_OK(currant_stats(g_queue, ep, &stats));
+    CHECK(stats.successful == 64);
+    /* A dequeue about to sleep applies the buffer first. */
+    CHECK_OK(currant_ack_deferred(g_queue, &jobs[64]));
+    CHECK_OK(currant_dequeue(g_queue, &ep, 1, jobs, 1, 50000000, &n));
+    CHECK(n == 0);
+    CHECK_OK(currant_stats(g_queue, ep, &stats));
+    CHECK(stats.successful == 65 && stats.picked == 0);
+    return 0;
+}
+
+static int test_deferred_acks_applied_at_close(void) {
+    uint32_t ep = 0;
+    CHECK(make_queue("deferclose", 64, &ep) == 0);
+    uint64_t ids[2];
+    CHECK(enqueue_texts(ep, 2, ids) == 0);
+    currant_queue* consumer = NULL;
+    CHECK_OK(currant_queue_open(g_name, &consumer));
+    currant_job jobs[2];
+    size_t n = 0;
+    int rc = currant_dequeue(consumer, &ep, 1, jobs, 2, 0, &n);
+    for (size_t i = 0; rc == CURRANT_OK && i < n; ++i) rc = currant_ack_deferred(consumer, &jobs[i]);
+    currant_queue_close(consumer);
+    CHECK_OK(rc);
+    CHECK(n == 2);
+    currant_entrypoint_stats stats;
+    CHECK_OK(currant_stats(g_queue, ep, &stats));
+    CHECK(stats.successful == 2 && stats.retried == 0 && stats.queued == 0);
+    return 0;
+}
+
+static int test_new_functions_carry_version_0_1(void) {
+    static const char* const added[] = {"currant_dequeue_one", "currant_set_prefetch", "currant_ack_deferred",
+                                        "currant_flush"};
+    for (size_t i = 0; i < sizeof added / sizeof added[0]; ++i) {
+        CHECK(dlvsym(RTLD_DEFAULT, added[i], "CURRANT_0.1") != NULL);
+        CHECK(dlvsym(RTLD_DEFAULT, added[i], "CURRANT_0") == NULL);
+    }
+    CHECK(dlvsym(RTLD_DEFAULT, "currant_dequeue", "CURRANT_0") != NULL);
+    CHECK(dlvsym(RTLD_DEFAULT, "currant_ack", "CURRANT_0") != NULL);
+    return 0;
+}
+
 static int test_header_same_layout_in_cpp(void) {
     CHECK(currant_test_cpp_sizeof_job() == sizeof(currant_job));
     CHECK(currant_test_cpp_sizeof_reservation() == sizeof(currant_reservation));
@@ -484,6 +656,13 @@ int main(void) {
         {"strerror of every code", test_strerror_of_every_code},
         {"status and stats", test_status_and_stats},
         {"fork: child consumes what the parent produces, once each", test_multi_process},
+        {"dequeue_one picks the prefetch count at once and hands them out in order", test_dequeue_one_prefetches},
+        {"prefetched jobs not handed out are requeued at close", test_prefetched_jobs_requeued_at_close},
+        {"ack_deferred is not a fact until flush", test_ack_deferred_is_applied_at_flush},
+        {"deferred acks are applied every 64 and before sleeping",
+         test_deferred_acks_applied_every_64_and_before_sleeping},
+        {"deferred acks are applied at close", test_deferred_acks_applied_at_close},
+        {"new functions carry symbol version CURRANT_0.1", test_new_functions_carry_version_0_1},
         {"header compiles as C++ with the same layout", test_header_same_layout_in_cpp},
     };
     const size_t count = sizeof cases / sizeof cases[0];

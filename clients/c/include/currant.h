@@ -12,7 +12,8 @@
  *   then unspecified.
  * - Delivery is at least once; completion (ack/fail/retry) is recorded once,
  *   and only while the job is still picked under the handle you hold. A
- *   call that returns CURRANT_OK reports a fact already applied.
+ *   call that returns CURRANT_OK reports a fact already applied; the one
+ *   exception is currant_ack_deferred, which says so in its name.
  * - Within one entrypoint: higher priority first, then FIFO by enqueue.
  *   No order is promised across entrypoints.
  * - Payload views (currant_job.payload) point into the shared segment (zero
@@ -238,10 +239,41 @@ typedef struct currant_job {
 CURRANT_API int currant_dequeue(currant_queue* queue, const uint32_t* eps, size_t ep_count, currant_job* jobs_out,
                                 size_t max_jobs, int64_t timeout_ns, size_t* count_out);
 
+/* Picks one job, served from this handle's prefetch buffer: when the buffer
+ * is empty, one dequeue picks up to the prefetch count (currant_set_prefetch,
+ * default 8) from the entrypoints under one lock, waiting up to timeout_ns
+ * (negative: forever; 0: do not wait). Prefetched jobs are picked by this
+ * handle (leases running from the pick, invisible to other consumers) and
+ * are requeued if it closes or dies before handing them out. Writes *job_out
+ * and *count_out = 1, or *count_out = 0 on timeout (not an error).
+ * Errors: INVALID_ARGUMENT (NULL, ep_count 0), NOT_FOUND (entrypoint id),
+ * SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_dequeue_one(currant_queue* queue, const uint32_t* eps, size_t ep_count,
+                                    currant_job* job_out, int64_t timeout_ns, size_t* count_out);
+
+/* How many jobs currant_dequeue_one picks at once: 1..1024 (default 8).
+ * Errors: INVALID_ARGUMENT (NULL, 0 or more than 1024). */
+CURRANT_API int currant_set_prefetch(currant_queue* queue, uint32_t jobs);
+
 /* Completes a job successfully.
  * Errors: INVALID_ARGUMENT, STALE_HANDLE, NOT_OWNER, SEGMENT_RETIRED,
  * FORKED_PROCESS, SYSTEM. */
 CURRANT_API int currant_ack(currant_queue* queue, const currant_job* job);
+
+/* Deferred ack: records the job's success in this handle's buffer and
+ * returns; it is NOT yet a fact when this returns. Buffered acks are applied
+ * by currant_flush, every 64 jobs, before this handle sleeps in a dequeue,
+ * 100 ms before the earliest lease deadline of a buffered job, and at close;
+ * until then the job is still picked, so a crash makes it run again (at
+ * least once), never lost. A job whose lease is lost before the flush is
+ * skipped silently. The job's payload view is invalid once this returns.
+ * Errors: INVALID_ARGUMENT (NULL), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_ack_deferred(currant_queue* queue, const currant_job* job);
+
+/* Applies the buffered deferred acks now; *acked_out (may be NULL) says how
+ * many were applied (stale ones are skipped).
+ * Errors: INVALID_ARGUMENT (NULL queue), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_flush(currant_queue* queue, size_t* acked_out);
 
 /* Acks count jobs; stale ones are skipped. *acked_out says how many were acked.
  * Errors: INVALID_ARGUMENT, SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
