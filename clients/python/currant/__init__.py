@@ -55,6 +55,7 @@ from ._errors import (
 __all__ = [
     "Queue",
     "Job",
+    "Reservation",
     "CurrantError",
     "InvalidArgument",
     "NotFound",
@@ -124,6 +125,88 @@ def _timeout_ns(timeout: float | None) -> int:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be None or seconds, not {type(timeout).__name__}")
     return max(0, int(timeout * 1e9))
+
+
+class Reservation:
+    """A slot reserved for writing a job's payload in place (zero copy).
+
+    ``payload`` is a writable :class:`memoryview` of ``capacity`` bytes into
+    the slot. :meth:`commit` queues the job with the first ``size`` bytes as
+    its payload; :meth:`abandon` gives the slot back. Either one releases
+    ``payload``: writing to it afterwards raises :class:`ValueError`. Views
+    derived from it must be gone by then (otherwise :class:`BufferError` and
+    nothing happens). As a context manager it abandons the slot when the
+    block raises; leaving the block without commit or abandon abandons the
+    slot and raises :class:`RuntimeError`::
+
+        with queue.reserve("images") as r:
+            n = render_into(r.payload)
+            r.commit(n, priority=5)
+    """
+
+    __slots__ = ("_queue", "_r")
+
+    def __init__(self, queue: Any, native: Any) -> None:
+        self._queue = queue
+        self._r = native
+
+    @property
+    def id(self) -> int:
+        """The id the job gets at commit."""
+        return self._r.id
+
+    @property
+    def capacity(self) -> int:
+        """Bytes available in ``payload``."""
+        return self._r.capacity
+
+    @property
+    def payload(self) -> memoryview:
+        """Writable view into the slot, valid until commit or abandon."""
+        return self._r.payload
+
+    @property
+    def open(self) -> bool:
+        """False once committed or abandoned."""
+        return self._r.open
+
+    def commit(
+        self,
+        size: int | None = None,
+        priority: int = 0,
+        execute_after: float | _dt.datetime | _dt.timedelta | None = None,
+        *,
+        max_attempts: int = 0,
+    ) -> int:
+        """Queue the job with the first ``size`` bytes of ``payload``
+        (None: all ``capacity`` bytes) and return its id. Raises
+        :class:`PayloadTooLarge` beyond ``capacity``."""
+        if size is None:
+            size = -1
+        elif type(size) is not int:
+            raise TypeError(f"size must be an int or None, not {type(size).__name__}")
+        elif size < 0:
+            raise ValueError("size must not be negative")
+        return self._queue.commit(self._r, size, priority, _execute_after_ns(execute_after), max_attempts)
+
+    def abandon(self) -> None:
+        """Give the slot back without queueing anything. Idempotent."""
+        self._queue.abandon(self._r)
+
+    def __enter__(self) -> "Reservation":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self._r.open:
+            return
+        self._queue.abandon(self._r)
+        if exc_type is None:
+            raise RuntimeError(
+                f"reservation {self.id} left its with block without commit() or abandon(); it was abandoned"
+            )
+
+    def __repr__(self) -> str:
+        return f"<currant.Reservation id={self.id} capacity={self.capacity}{'' if self.open else ' closed'}>"
 
 
 class Queue:
@@ -318,6 +401,11 @@ class Queue:
                 raise
         return ids
 
+    def reserve(self, entrypoint: Entrypoint) -> Reservation:
+        """Reserve a slot to write a payload in place; see :class:`Reservation`.
+        Raises :class:`ArenaFull` when no slot is free."""
+        return Reservation(self._q, self._q.reserve(entrypoint))
+
     # --- consuming ---
 
     def dequeue(
@@ -342,6 +430,47 @@ class Queue:
         else:
             timeout_ns = _timeout_ns(timeout)
         return self._q.dequeue(entrypoints, batch_size, timeout_ns)
+
+    def dequeue_one(self, entrypoints: Entrypoint | Iterable[Entrypoint], timeout: float | None = None) -> Job | None:
+        """Pick one job, or return None on timeout.
+
+        Served from this Queue's prefetch buffer: when it is empty, one call
+        picks up to :meth:`set_prefetch` jobs (default 8) under one lock.
+        Prefetched jobs are this consumer's (their leases run from the pick,
+        other consumers cannot get them) until handed out, and are requeued
+        at :meth:`close`. ``timeout`` as in :meth:`dequeue`.
+        """
+        if timeout is None:
+            timeout_ns = -1
+        elif type(timeout) is float or type(timeout) is int:
+            timeout_ns = int(timeout * 1e9) if timeout > 0 else 0
+        else:
+            timeout_ns = _timeout_ns(timeout)
+        return self._q.dequeue_one(entrypoints, timeout_ns)
+
+    def set_prefetch(self, jobs: int) -> None:
+        """How many jobs :meth:`dequeue_one` picks at once: 1..1024 (default 8)."""
+        if type(jobs) is not int:
+            raise TypeError(f"prefetch must be an int, not {type(jobs).__name__}")
+        if not 1 <= jobs <= 1024:
+            raise ValueError("prefetch must be between 1 and 1024 jobs")
+        self._q.set_prefetch(jobs)
+
+    def ack_deferred(self, job: Job) -> None:
+        """Buffer the job's success; it is NOT yet recorded when this returns.
+
+        Buffered acks are applied by :meth:`flush`, every 64 jobs, before this
+        Queue sleeps in a dequeue, 100 ms before the earliest lease deadline
+        of a buffered job, and at :meth:`close`. Until then the job is still
+        picked: if this process dies it runs again (at least once), never
+        lost. The payload is released now, as by :meth:`ack`. A job that is
+        no longer ours by the flush is skipped silently.
+        """
+        self._q.ack_deferred(job)
+
+    def flush(self) -> int:
+        """Apply the buffered deferred acks now; returns how many were applied."""
+        return self._q.flush()
 
     def ack(self, job: Job | Sequence[Job]) -> int:
         """Record success of a job (or a list of jobs) and release its payload.

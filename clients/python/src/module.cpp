@@ -17,6 +17,13 @@
 // Lifetime: exporters keep the queue's shared state alive, so the segment
 // stays mapped while any view exists, even after close() (new views are
 // refused once the queue is closed).
+//
+// Reservations use the same exporter, writable, released at commit/abandon.
+//
+// Signals: a dequeue that waits returns early when a signal handler ran on
+// its thread (Queue::set_dequeue_returns_on_signal); we then take the GIL,
+// run the Python handlers (PyErr_CheckSignals: KeyboardInterrupt on Ctrl-C)
+// and wait again for the time left.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -24,6 +31,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,6 +54,7 @@ struct Holder {
     std::optional<currant::Queue> queue;
     std::mutex mutex;  // a currant::Queue is not thread-safe; the GIL is released around calls
     std::atomic<bool> closed{false};
+    std::atomic<bool> interrupted{false};  // set by interrupt(), consumed when a dequeue returns empty
     std::unordered_map<std::string, currant::EntrypointId> entrypoints;
     std::string name;
 
@@ -74,6 +83,7 @@ struct PayloadView {
     Py_ssize_t size;
     Py_ssize_t exports;
     bool valid;
+    bool writable;  // a reservation's payload
     std::shared_ptr<Holder>* holder;  // heap-allocated so the struct stays POD-like
 };
 
@@ -82,10 +92,14 @@ int payload_getbuffer(PyObject* self, Py_buffer* view, int flags) {
     if (!p->valid || !p->holder || (*p->holder)->closed) {
         view->obj = nullptr;
         PyErr_SetString(PyExc_ValueError,
-                        "job payload is no longer valid: the job was acked, failed or retried, or the queue closed");
+                        p->writable ? "reservation payload is no longer valid: it was committed or abandoned, "
+                                      "or the queue closed"
+                                    : "job payload is no longer valid: the job was acked, failed or retried, "
+                                      "or the queue closed");
         return -1;
     }
-    if (PyBuffer_FillInfo(view, self, const_cast<std::byte*>(p->data), p->size, 1, flags) < 0) return -1;
+    if (PyBuffer_FillInfo(view, self, const_cast<std::byte*>(p->data), p->size, p->writable ? 0 : 1, flags) < 0)
+        return -1;
     ++p->exports;
     return 0;
 }
@@ -108,14 +122,16 @@ PyTypeObject* make_payload_type() {
         {Py_bf_getbuffer, reinterpret_cast<void*>(payload_getbuffer)},
         {Py_bf_releasebuffer, reinterpret_cast<void*>(payload_releasebuffer)},
         {Py_tp_dealloc, reinterpret_cast<void*>(payload_dealloc)},
-        {Py_tp_doc, const_cast<char*>("Read-only buffer over a picked job's payload in the segment.")},
+        {Py_tp_doc, const_cast<char*>("Buffer over a payload in the segment: a picked job's (read-only) or a "
+                                      "reservation's (writable).")},
         {0, nullptr},
     };
     static PyType_Spec spec = {"currant._currant.PayloadView", sizeof(PayloadView), 0, Py_TPFLAGS_DEFAULT, slots};
     return reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&spec));
 }
 
-py::object new_payload_view(const std::shared_ptr<Holder>& holder, std::span<const std::byte> payload) {
+py::object new_payload_view(const std::shared_ptr<Holder>& holder, std::span<const std::byte> payload,
+                            bool writable = false) {
     PyObject* obj = payload_type->tp_alloc(payload_type, 0);
     if (!obj) throw py::error_already_set();
     auto* p = reinterpret_cast<PayloadView*>(obj);
@@ -123,6 +139,7 @@ py::object new_payload_view(const std::shared_ptr<Holder>& holder, std::span<con
     p->size = static_cast<Py_ssize_t>(payload.size());
     p->exports = 0;
     p->valid = true;
+    p->writable = writable;
     p->holder = new std::shared_ptr<Holder>(holder);
     return py::reinterpret_steal<py::object>(obj);
 }
@@ -164,6 +181,77 @@ struct PyJob {
     void invalidate() {
         reinterpret_cast<PayloadView*>(exporter.ptr())->valid = false;
         finished = true;
+    }
+};
+
+// ---- Reservation ----
+
+struct PyReservation {
+    std::shared_ptr<Holder> holder;
+    currant::Reservation reservation;
+    py::object exporter;  // writable PayloadView
+    py::object view;      // memoryview over exporter, made on first access
+    bool open = true;
+
+    PyReservation(std::shared_ptr<Holder> h, const currant::Reservation& r)
+        : holder(std::move(h)), reservation(r), exporter(new_payload_view(holder, r.payload, true)), view(py::none()) {}
+    PyReservation(PyReservation&&) = default;
+    // Dropped while open: give the slot back if nobody holds a view into it
+    // and the Queue is free; otherwise it stays reserved until close().
+    ~PyReservation() {
+        if (!open || !exporter || holder->closed || !view_released()) return;
+        std::unique_lock<std::mutex> guard(holder->mutex, std::try_to_lock);
+        if (!guard.owns_lock() || holder->closed || !holder->queue) return;
+        holder->queue->abandon(reservation);
+        invalidate();
+    }
+
+    PayloadView* exporter_object() const { return reinterpret_cast<PayloadView*>(exporter.ptr()); }
+
+    py::object payload() {
+        if (!open || holder->closed)
+            throw py::value_error("reservation payload is no longer valid: it was committed or abandoned, "
+                                  "or the queue closed");
+        if (view.is_none()) {
+            PyObject* mv = PyMemoryView_FromObject(exporter.ptr());
+            if (!mv) throw py::error_already_set();
+            view = py::reinterpret_steal<py::object>(mv);
+        }
+        return view;
+    }
+
+    bool view_released() {
+        if (!view.is_none()) {
+            PyObject* result = PyObject_CallMethod(view.ptr(), "release", nullptr);
+            if (!result) {
+                PyErr_Clear();
+                return false;
+            }
+            Py_DECREF(result);
+            view = py::none();
+        }
+        return exporter_object()->exports == 0;
+    }
+
+    // Releases .payload; refuses (BufferError) while derived views live,
+    // since they could write into the slot after it is handed over.
+    void release_views() {
+        if (!view.is_none()) {
+            view.attr("release")();  // BufferError if someone exported from it
+            view = py::none();
+        }
+        if (exporter_object()->exports > 0)
+            throw py::buffer_error("a view derived from reservation.payload (slice, memoryview, array) is still "
+                                   "alive; release it before commit() or abandon()");
+    }
+    void invalidate() {
+        exporter_object()->valid = false;
+        open = false;
+    }
+    void check_open(const char* what) const {
+        if (!open)
+            throw PyCurrantError{"invalid_argument", "invalid_argument",
+                                 std::string("cannot ") + what + ": the reservation was already committed or abandoned"};
     }
 };
 
@@ -234,6 +322,7 @@ public:
     // Thread-safe without the mutex (it only touches atomics): wakes a
     // dequeue waiting in another thread on this Queue.
     void interrupt() {
+        holder_->interrupted.store(true, std::memory_order_seq_cst);  // before the core's flag: see wait_for_jobs
         if (holder_->queue) holder_->queue->interrupt();
     }
     const std::string& name() const { return holder_->name; }
@@ -329,28 +418,101 @@ public:
 
     py::list dequeue(py::handle entrypoints, std::size_t batch_size, std::int64_t timeout_ns) {
         if (batch_size == 0) throw py::value_error("batch_size must be at least 1");
-        std::vector<currant::EntrypointId> eps;
-        if (py::isinstance<py::str>(entrypoints) || py::isinstance<py::int_>(entrypoints)) {
-            eps.push_back(entrypoint(entrypoints));
-        } else if (py::isinstance<py::iterable>(entrypoints)) {
-            for (auto item : entrypoints) eps.push_back(entrypoint(item));
-        } else {
-            throw py::type_error("entrypoints must be a name, an id, or an iterable of them");
-        }
-        if (eps.empty()) throw py::value_error("dequeue needs at least one entrypoint");
+        const std::vector<currant::EntrypointId> eps = entrypoint_list(entrypoints);
         std::vector<currant::Job> jobs(batch_size);
         std::size_t count = 0;
-        {
-            py::gil_scoped_release unlocked;
-            std::lock_guard guard(holder_->mutex);
-            count = holder_->get().dequeue(eps, jobs, nanoseconds(timeout_ns));
-        }
+        wait_for_jobs(timeout_ns, [&](nanoseconds timeout) {
+            count = holder_->get().dequeue(eps, jobs, timeout);
+            return count > 0;
+        });
         py::list out(count);
         for (std::size_t i = 0; i < count; ++i) {
             PyJob job{jobs[i], new_payload_view(holder_, jobs[i].payload), py::none(), false};
             out[i] = py::cast(std::move(job));
         }
         return out;
+    }
+
+    // One job from this Queue's prefetch buffer (set_prefetch), or None.
+    py::object dequeue_one(py::handle entrypoints, std::int64_t timeout_ns) {
+        const std::vector<currant::EntrypointId> eps = entrypoint_list(entrypoints);
+        std::optional<currant::Job> job;
+        wait_for_jobs(timeout_ns, [&](nanoseconds timeout) {
+            job = holder_->get().dequeue_one(eps, timeout);
+            return job.has_value();
+        });
+        if (!job) return py::none();
+        return py::cast(PyJob{*job, new_payload_view(holder_, job->payload), py::none(), false});
+    }
+
+    void set_prefetch(std::uint32_t jobs) {
+        auto guard = holder_->lock();
+        holder_->get().set_prefetch(jobs);
+    }
+
+    // Buffered: not a fact when it returns. The payload is released now.
+    void ack_deferred(PyJob& job) {
+        job.release_views();
+        job.invalidate();
+        auto guard = holder_->lock();
+        holder_->get().ack_deferred(job.job.handle);
+    }
+
+    std::size_t flush() {
+        py::gil_scoped_release unlocked;
+        std::lock_guard guard(holder_->mutex);
+        return holder_->get().flush();
+    }
+
+    PyReservation reserve(py::handle ep) {
+        auto id = entrypoint(ep);
+        currant::Reservation reservation;
+        {
+            auto guard = holder_->lock();
+            reservation = holder_->get().reserve(id);
+        }
+        return PyReservation(holder_, reservation);
+    }
+
+    // size < 0: the whole capacity.
+    currant::JobId commit(PyReservation& r, std::int64_t size, std::int32_t priority, std::int64_t execute_after_ns,
+                          std::uint32_t max_attempts) {
+        r.check_open("commit");
+        const std::size_t capacity = r.reservation.payload.size();
+        if (size > std::int64_t(capacity))
+            throw PyCurrantError{"payload_too_large", "payload_too_large",
+                                 "queue '" + holder_->name + "': commit of " + std::to_string(size) +
+                                     " bytes exceeds the reservation's " + std::to_string(capacity) + " bytes"};
+        r.release_views();
+        auto options = enqueue_options(priority, execute_after_ns, max_attempts, 0);
+        r.exporter_object()->valid = false;  // no new view while the GIL is released
+        currant::JobId id = 0;
+        std::exception_ptr error;
+        {
+            py::gil_scoped_release unlocked;
+            std::lock_guard guard(holder_->mutex);
+            try {
+                id = holder_->get().commit(r.reservation, size < 0 ? capacity : std::size_t(size), options);
+            } catch (...) {
+                error = std::current_exception();
+            }
+        }
+        // The core clears the payload once the job is queued (also when a
+        // sync commit then times out waiting for the mirror).
+        if (r.reservation.payload.data() == nullptr)
+            r.invalidate();
+        else
+            r.exporter_object()->valid = true;
+        if (error) std::rethrow_exception(error);
+        return id;
+    }
+
+    void abandon(PyReservation& r) {
+        if (!r.open) return;
+        r.release_views();
+        auto guard = holder_->lock();
+        r.invalidate();
+        if (!holder_->closed && holder_->queue) holder_->queue->abandon(r.reservation);
     }
 
     void ack(PyJob& job) {
@@ -474,6 +636,48 @@ public:
     }
 
 private:
+    std::vector<currant::EntrypointId> entrypoint_list(py::handle entrypoints) {
+        std::vector<currant::EntrypointId> eps;
+        if (py::isinstance<py::str>(entrypoints) || py::isinstance<py::int_>(entrypoints)) {
+            eps.push_back(entrypoint(entrypoints));
+        } else if (py::isinstance<py::iterable>(entrypoints)) {
+            for (auto item : entrypoints) eps.push_back(entrypoint(item));
+        } else {
+            throw py::type_error("entrypoints must be a name, an id, or an iterable of them");
+        }
+        if (eps.empty()) throw py::value_error("dequeue needs at least one entrypoint");
+        return eps;
+    }
+
+    // Runs pick(timeout) with the GIL released until it finds jobs, the time
+    // is up, or interrupt() was called. When a signal cut the wait short,
+    // runs the Python signal handlers (their exception, e.g.
+    // KeyboardInterrupt, propagates) and waits again for the time left.
+    template <typename Pick>
+    void wait_for_jobs(std::int64_t timeout_ns, Pick&& pick) {
+        const auto now_ns = [] { return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count(); };
+        const std::int64_t deadline = timeout_ns <= 0 ? -1 : now_ns() + timeout_ns;
+        nanoseconds timeout(timeout_ns);
+        for (;;) {
+            bool found = false;
+            {
+                py::gil_scoped_release unlocked;
+                std::lock_guard guard(holder_->mutex);
+                currant::Queue::set_dequeue_returns_on_signal(true);
+                found = pick(timeout);
+            }
+            if (found || timeout_ns == 0) return;
+            // interrupt() sets this flag before the core's, so a dequeue it ended sees it.
+            if (holder_->interrupted.exchange(false, std::memory_order_seq_cst)) return;
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            if (deadline >= 0) {
+                const std::int64_t now = now_ns();
+                if (now >= deadline) return;
+                timeout = nanoseconds(deadline - now);
+            }
+        }
+    }
+
     static currant::EnqueueOptions enqueue_options(std::int32_t priority, std::int64_t execute_after_ns,
                                                    std::uint32_t max_attempts, std::int64_t arena_wait_ms) {
         currant::EnqueueOptions options;
@@ -526,6 +730,17 @@ PYBIND11_MODULE(_currant, m) {
                    " attempts=" + std::to_string(j.job.attempts) + (j.finished ? " finished>" : ">");
         });
 
+    py::class_<PyReservation>(m, "Reservation", "A slot reserved for writing a payload in place.")
+        .def_property_readonly("id", [](const PyReservation& r) { return r.reservation.id; })
+        .def_property_readonly("entrypoint", [](const PyReservation& r) { return r.reservation.entrypoint; })
+        .def_property_readonly("capacity", [](const PyReservation& r) { return r.reservation.payload.size(); })
+        .def_property_readonly("open", [](const PyReservation& r) { return r.open; })
+        .def_property_readonly("payload", &PyReservation::payload)
+        .def("__repr__", [](const PyReservation& r) {
+            return "<currant.Reservation id=" + std::to_string(r.reservation.id) +
+                   " capacity=" + std::to_string(r.reservation.payload.size()) + (r.open ? ">" : " closed>");
+        });
+
     py::class_<PyQueue>(m, "Queue")
         .def_static("create", &PyQueue::create)
         .def_static("open", &PyQueue::open)
@@ -541,6 +756,13 @@ PYBIND11_MODULE(_currant, m) {
         .def("enqueue", &PyQueue::enqueue)
         .def("enqueue_batch", &PyQueue::enqueue_batch)
         .def("dequeue", &PyQueue::dequeue)
+        .def("dequeue_one", &PyQueue::dequeue_one)
+        .def("set_prefetch", &PyQueue::set_prefetch)
+        .def("ack_deferred", &PyQueue::ack_deferred)
+        .def("flush", &PyQueue::flush)
+        .def("reserve", &PyQueue::reserve)
+        .def("commit", &PyQueue::commit)
+        .def("abandon", &PyQueue::abandon)
         .def("ack", &PyQueue::ack)
         .def("ack_many", &PyQueue::ack_many)
         .def("fail", &PyQueue::fail)
