@@ -180,7 +180,8 @@ def run_in_process(mode: str, jobs: int, slots: int, native: bool) -> dict:
         t_enq = t_deq = t_ack = 0.0
         pc = time.perf_counter
         if native:
-            nq = q._q  # the pybind11 object: enqueue(ep, payload, prio, after_ns, max_attempts, wait_ms)
+            nq = q._q  # the pybind11 object: enqueue_batch, ack_many
+            fq = getattr(q, "_fast", nq)  # enqueue, dequeue, ack (raw CPython; pybind11 in older builds)
         if mode == "batch":
             payloads = [PAYLOAD] * BATCH
             for _ in range(jobs // BATCH):
@@ -190,7 +191,7 @@ def run_in_process(mode: str, jobs: int, slots: int, native: bool) -> dict:
                 else:
                     q.enqueue_batch(ep, payloads)
                 b = pc()
-                got = nq.dequeue(ep, BATCH, 0) if native else q.dequeue(ep, BATCH, 0)
+                got = fq.dequeue(ep, BATCH, 0) if native else q.dequeue(ep, BATCH, 0)
                 c = pc()
                 nq.ack_many(got) if native else q.ack(got)
                 d = pc()
@@ -202,13 +203,13 @@ def run_in_process(mode: str, jobs: int, slots: int, native: bool) -> dict:
             for _ in range(jobs):
                 a = pc()
                 if native:
-                    nq.enqueue(ep, PAYLOAD, 0, 0, 0, 0)
+                    fq.enqueue(ep, PAYLOAD, 0, 0, 0, 0)
                 else:
                     q.enqueue(ep, PAYLOAD)
                 b = pc()
-                got = nq.dequeue(ep, 1, 0) if native else q.dequeue(ep, 1, 0)
+                got = fq.dequeue(ep, 1, 0) if native else q.dequeue(ep, 1, 0)
                 c = pc()
-                nq.ack(got[0]) if native else q.ack(got[0])
+                fq.ack(got[0]) if native else q.ack(got[0])
                 d = pc()
                 t_enq += b - a
                 t_deq += c - b

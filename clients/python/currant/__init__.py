@@ -217,14 +217,15 @@ class Queue:
     or call :meth:`close`; jobs picked and not finished are requeued at close.
     """
 
-    __slots__ = ("_q",)
+    __slots__ = ("_q", "_fast")
 
     def __init__(self, name: str, *, _native: Any = None) -> None:
         if _native is None:
             if not isinstance(name, str):
                 raise TypeError(f"queue name must be a str, not {type(name).__name__}")
             _native = _currant.Queue.open(name)
-        self._q = _native
+        self._q = _native  # pybind11
+        self._fast = _native.fast()  # enqueue, dequeue, dequeue_one, ack, ack_deferred (raw CPython)
 
     @classmethod
     def create(
@@ -364,8 +365,8 @@ class Queue:
         before raising :class:`ArenaFull`.
         """
         if execute_after is None and not wait:  # the common call: no conversions
-            return self._q.enqueue(entrypoint, payload, priority, 0, max_attempts, 0)
-        return self._q.enqueue(
+            return self._fast.enqueue(entrypoint, payload, priority, 0, max_attempts, 0)
+        return self._fast.enqueue(
             entrypoint, payload, priority, _execute_after_ns(execute_after), max_attempts, _ms(wait or 0, "wait")
         )
 
@@ -429,7 +430,7 @@ class Queue:
             timeout_ns = int(timeout * 1e9) if timeout > 0 else 0
         else:
             timeout_ns = _timeout_ns(timeout)
-        return self._q.dequeue(entrypoints, batch_size, timeout_ns)
+        return self._fast.dequeue(entrypoints, batch_size, timeout_ns)
 
     def dequeue_one(self, entrypoints: Entrypoint | Iterable[Entrypoint], timeout: float | None = None) -> Job | None:
         """Pick one job, or return None on timeout.
@@ -446,7 +447,7 @@ class Queue:
             timeout_ns = int(timeout * 1e9) if timeout > 0 else 0
         else:
             timeout_ns = _timeout_ns(timeout)
-        return self._q.dequeue_one(entrypoints, timeout_ns)
+        return self._fast.dequeue_one(entrypoints, timeout_ns)
 
     def set_prefetch(self, jobs: int) -> None:
         """How many jobs :meth:`dequeue_one` picks at once: 1..1024 (default 8)."""
@@ -466,7 +467,7 @@ class Queue:
         lost. The payload is released now, as by :meth:`ack`. A job that is
         no longer ours by the flush is skipped silently.
         """
-        self._q.ack_deferred(job)
+        self._fast.ack_deferred(job)
 
     def flush(self) -> int:
         """Apply the buffered deferred acks now; returns how many were applied."""
@@ -479,8 +480,8 @@ class Queue:
         (lease lost, already finished); returns 1. A list: returns how many
         were acked (stale ones are skipped).
         """
-        if isinstance(job, Job):
-            self._q.ack(job)
+        if type(job) is Job:
+            self._fast.ack(job)
             return 1
         if isinstance(job, (list, tuple)):
             return self._q.ack_many(list(job))

@@ -1,9 +1,16 @@
 // _currant: the native half of the Python client (import currant).
 //
-// A thin pybind11 binding over currant::Queue. The pure-Python layer in
+// A binding over currant::Queue. The pure-Python layer in
 // currant/__init__.py converts arguments (seconds, datetimes, names) and
 // carries the docstrings and type hints; this file does the work that must
 // be native: buffer handling without copies, the GIL, and the payload views.
+//
+// Two halves: the single-job hot path (FastQueue: enqueue, dequeue,
+// dequeue_one, ack, ack_deferred; and Job) is written on the raw CPython
+// API with METH_FASTCALL, because pybind11's dispatch and instance
+// bookkeeping cost about twice the whole raw call (clients/python/README.md,
+// bench/python/binding_overhead.py); everything else is pybind11 (Queue,
+// Reservation). Both halves share one Holder per queue.
 //
 // Payload views: each picked job gets a PayloadView exporter (a small
 // CPython type implementing the buffer protocol over the slot's payload).
@@ -144,46 +151,71 @@ py::object new_payload_view(const std::shared_ptr<Holder>& holder, std::span<con
     return py::reinterpret_steal<py::object>(obj);
 }
 
-// ---- Job ----
+// ---- Job and FastQueue (raw CPython types: the hot path) ----
 
-struct PyJob {
-    currant::Job job;
-    py::object exporter;  // PayloadView
-    py::object view;      // memoryview over exporter, made on first access
-    bool finished = false;
-
-    std::uint64_t id() const { return job.handle.id; }
-
-    py::object payload() {
-        auto* p = reinterpret_cast<PayloadView*>(exporter.ptr());
-        if (finished || !p->valid || (*p->holder)->closed)
-            throw py::value_error("job payload is no longer valid: the job was acked, failed or retried, "
-                                  "or the queue closed");
-        if (view.is_none()) {
-            PyObject* mv = PyMemoryView_FromObject(exporter.ptr());
-            if (!mv) throw py::error_already_set();
-            view = py::reinterpret_steal<py::object>(mv);
-        }
-        return view;
-    }
-
-    // Releases job.payload; refuses (BufferError) while derived views live.
-    void release_views() {
-        auto* p = reinterpret_cast<PayloadView*>(exporter.ptr());
-        if (!view.is_none()) {
-            view.attr("release")();  // BufferError if someone exported from it
-            view = py::none();
-        }
-        if (p->exports > 0)
-            throw py::buffer_error("a view derived from job.payload (slice, memoryview, array) is still alive; "
-                                   "release it or copy with bytes() before finishing the job");
-    }
-    void invalidate() {
-        reinterpret_cast<PayloadView*>(exporter.ptr())->valid = false;
-        finished = true;
-    }
+struct FastQueue {
+    PyObject_HEAD
+    std::shared_ptr<Holder> holder;  // placement-constructed; destroyed in fast_dealloc
 };
+PyTypeObject* fast_type = nullptr;
 
+std::shared_ptr<Holder>& shared_holder_of(PyObject* fast) { return reinterpret_cast<FastQueue*>(fast)->holder; }
+Holder& holder_of(PyObject* fast) { return *shared_holder_of(fast); }
+
+struct JobObject {
+    PyObject_HEAD
+    currant::Job job;
+    PyObject* queue;     // the FastQueue it came from: keeps the mapping alive
+    PyObject* exporter;  // PayloadView, made with the first view
+    PyObject* view;      // job.payload: memoryview over exporter
+    bool finished;
+};
+PyTypeObject* job_type = nullptr;
+
+JobObject* as_job(PyObject* obj) {
+    if (Py_TYPE(obj) != job_type)
+        throw py::type_error(std::string("expected a currant.Job, not ") + Py_TYPE(obj)->tp_name);
+    return reinterpret_cast<JobObject*>(obj);
+}
+
+PyObject* new_job(PyObject* fast, const currant::Job& job) {
+    auto* j = reinterpret_cast<JobObject*>(job_type->tp_alloc(job_type, 0));
+    if (!j) throw py::error_already_set();
+    new (&j->job) currant::Job(job);
+    Py_INCREF(fast);
+    j->queue = fast;
+    return reinterpret_cast<PyObject*>(j);
+}
+
+// Releases job.payload; refuses (BufferError) while derived views live.
+void release_job_views(JobObject* j) {
+    if (j->view) {
+        PyObject* released = PyObject_CallMethod(j->view, "release", nullptr);  // BufferError if exported from
+        if (!released) throw py::error_already_set();
+        Py_DECREF(released);
+        Py_CLEAR(j->view);
+    }
+    if (j->exporter && reinterpret_cast<PayloadView*>(j->exporter)->exports > 0)
+        throw py::buffer_error("a view derived from job.payload (slice, memoryview, array) is still alive; "
+                               "release it or copy with bytes() before finishing the job");
+}
+
+void mark_finished(JobObject* j) {
+    if (j->exporter) reinterpret_cast<PayloadView*>(j->exporter)->valid = false;
+    j->finished = true;
+}
+
+void job_dealloc(PyObject* obj) {
+    auto* j = reinterpret_cast<JobObject*>(obj);
+    Py_XDECREF(j->view);
+    Py_XDECREF(j->exporter);
+    Py_XDECREF(j->queue);
+    PyTypeObject* type = Py_TYPE(obj);
+    type->tp_free(obj);
+    Py_DECREF(type);
+}
+
+// ---- Reservation ----
 // ---- Reservation ----
 
 struct PyReservation {
@@ -279,6 +311,368 @@ struct Buffer {
     }
 };
 
+// ---- shared by both halves ----
+
+// Sets currant.<Class> built by currant._errors.make_error(kind, code, message).
+void set_python_error(const std::string& kind, const std::string& code, const char* message) {
+    static PyObject* make_error = nullptr;
+    if (!make_error) {
+        PyObject* errors = PyImport_ImportModule("currant._errors");
+        if (!errors) return;
+        make_error = PyObject_GetAttrString(errors, "make_error");
+        Py_DECREF(errors);
+        if (!make_error) return;
+    }
+    PyObject* error = PyObject_CallFunction(make_error, "sss", kind.c_str(), code.c_str(), message);
+    if (!error) return;
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error)), error);
+    Py_DECREF(error);
+}
+
+// In a catch (...) of a raw CPython function: sets the Python error.
+void set_error_from_current_exception() {
+    try {
+        throw;
+    } catch (const PyCurrantError& e) {
+        set_python_error(e.kind, e.code, e.message.c_str());
+    } catch (const currant::Error& e) {
+        const std::string code(currant::errc_name(e.code()));
+        set_python_error(code, code, e.what());
+    } catch (py::error_already_set& e) {
+        e.restore();
+    } catch (const py::builtin_exception& e) {
+        e.set_error();
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+}
+
+// Releases the GIL for a scope; an exception leaving the scope retakes it.
+class ReleasedGil {
+public:
+    ReleasedGil() : state_(PyEval_SaveThread()) {}
+    ~ReleasedGil() { PyEval_RestoreThread(state_); }
+    ReleasedGil(const ReleasedGil&) = delete;
+    ReleasedGil& operator=(const ReleasedGil&) = delete;
+
+private:
+    PyThreadState* state_;
+};
+
+currant::EntrypointId resolve_entrypoint(Holder& h, PyObject* which) {
+    if (PyUnicode_Check(which)) {
+        Py_ssize_t size = 0;
+        const char* utf8 = PyUnicode_AsUTF8AndSize(which, &size);
+        if (!utf8) throw py::error_already_set();
+        std::string name(utf8, static_cast<std::size_t>(size));
+        auto found = h.entrypoints.find(name);
+        if (found != h.entrypoints.end()) {
+            h.get();  // closed check
+            return found->second;
+        }
+        auto guard = h.lock();
+        try {
+            auto id = h.get().entrypoint(name);
+            h.entrypoints[name] = id;
+            return id;
+        } catch (const currant::Error& e) {
+            if (e.code() == currant::Errc::not_found)
+                throw PyCurrantError{"entrypoint_not_found", "not_found", e.what()};
+            throw;
+        }
+    }
+    if (PyLong_Check(which) && !PyBool_Check(which)) {
+        const long long id = PyLong_AsLongLong(which);
+        if (id == -1 && PyErr_Occurred()) PyErr_Clear();
+        if (id < 0 || id > 0xffffffffLL) throw py::value_error("entrypoint id out of range");
+        return static_cast<currant::EntrypointId>(id);
+    }
+    throw py::type_error(std::string("entrypoint must be a name (str) or an id (int), not ") +
+                         Py_TYPE(which)->tp_name);
+}
+
+// One entrypoint (no allocation) or several.
+struct EntrypointSet {
+    currant::EntrypointId single = 0;
+    std::vector<currant::EntrypointId> several;
+    std::span<const currant::EntrypointId> ids() const {
+        return several.empty() ? std::span<const currant::EntrypointId>(&single, 1)
+                               : std::span<const currant::EntrypointId>(several);
+    }
+};
+
+EntrypointSet entrypoint_set(Holder& h, PyObject* entrypoints) {
+    EntrypointSet set;
+    if (PyUnicode_Check(entrypoints) || PyLong_Check(entrypoints)) {
+        set.single = resolve_entrypoint(h, entrypoints);
+        return set;
+    }
+    PyObject* iterator = PyObject_GetIter(entrypoints);
+    if (!iterator) {
+        PyErr_Clear();
+        throw py::type_error("entrypoints must be a name, an id, or an iterable of them");
+    }
+    py::object owner = py::reinterpret_steal<py::object>(iterator);
+    while (PyObject* item = PyIter_Next(iterator)) {
+        py::object held = py::reinterpret_steal<py::object>(item);
+        set.several.push_back(resolve_entrypoint(h, item));
+    }
+    if (PyErr_Occurred()) throw py::error_already_set();
+    if (set.several.empty()) throw py::value_error("dequeue needs at least one entrypoint");
+    if (set.several.size() == 1) {
+        set.single = set.several[0];
+        set.several.clear();
+    }
+    return set;
+}
+
+// Runs pick(timeout) with the GIL released until it finds jobs, the time is
+// up, or interrupt() was called. When a signal cut the wait short, runs the
+// Python signal handlers (their exception, e.g. KeyboardInterrupt,
+// propagates) and waits again for the time left.
+template <typename Pick>
+void wait_for_jobs(Holder& h, std::int64_t timeout_ns, Pick&& pick) {
+    const auto now_ns = [] { return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count(); };
+    const std::int64_t deadline = timeout_ns <= 0 ? -1 : now_ns() + timeout_ns;
+    nanoseconds timeout(timeout_ns);
+    for (;;) {
+        bool found = false;
+        {
+            ReleasedGil unlocked;
+            std::lock_guard guard(h.mutex);
+            currant::Queue::set_dequeue_returns_on_signal(true);
+            found = pick(h.get(), timeout);
+        }
+        if (found || timeout_ns == 0) return;
+        // interrupt() sets this flag before the core's, so a dequeue it ended sees it.
+        if (h.interrupted.exchange(false, std::memory_order_seq_cst)) return;
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        if (deadline >= 0) {
+            const std::int64_t now = now_ns();
+            if (now >= deadline) return;
+            timeout = nanoseconds(deadline - now);
+        }
+    }
+}
+
+long long int_argument(PyObject* obj, const char* what, long long low, long long high) {
+    const long long value = PyLong_AsLongLong(obj);
+    if (value == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (value < low || value > high) throw py::value_error(std::string(what) + " out of range");
+    return value;
+}
+
+// ---- the hot path: FastQueue's methods (METH_FASTCALL) ----
+
+// enqueue(entrypoint, payload, priority=0, execute_after_ns=0, max_attempts=0, arena_wait_ms=0) -> id
+PyObject* fast_enqueue(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    try {
+        if (nargs < 2 || nargs > 6)
+            throw py::type_error("enqueue(entrypoint, payload, priority=0, execute_after_ns=0, max_attempts=0, "
+                                 "arena_wait_ms=0)");
+        Holder& h = holder_of(self);
+        const currant::EntrypointId ep = resolve_entrypoint(h, args[0]);
+        Buffer buffer(args[1]);
+        currant::EnqueueOptions options;
+        if (nargs > 2) options.priority = std::int32_t(int_argument(args[2], "priority", INT32_MIN, INT32_MAX));
+        if (nargs > 3) options.execute_after_ns = int_argument(args[3], "execute_after_ns", 0, INT64_MAX);
+        if (nargs > 4) options.max_attempts = std::uint32_t(int_argument(args[4], "max_attempts", 0, UINT32_MAX));
+        if (nargs > 5) options.arena_wait = milliseconds(int_argument(args[5], "arena_wait_ms", 0, INT64_MAX));
+        currant::JobId id = 0;
+        {
+            ReleasedGil unlocked;
+            std::lock_guard guard(h.mutex);
+            id = h.get().enqueue(ep, buffer.span(), options);
+        }
+        return PyLong_FromUnsignedLongLong(id);
+    } catch (...) {
+        set_error_from_current_exception();
+        return nullptr;
+    }
+}
+
+// dequeue(entrypoints, batch_size, timeout_ns) -> list of Job
+PyObject* fast_dequeue(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    try {
+        if (nargs != 3) throw py::type_error("dequeue(entrypoints, batch_size, timeout_ns)");
+        Holder& h = holder_of(self);
+        const std::size_t batch_size = std::size_t(int_argument(args[1], "batch_size", 0, 1 << 24));
+        if (batch_size == 0) throw py::value_error("batch_size must be at least 1");
+        const std::int64_t timeout_ns = int_argument(args[2], "timeout_ns", INT64_MIN, INT64_MAX);
+        const EntrypointSet eps = entrypoint_set(h, args[0]);
+        currant::Job one;
+        std::vector<currant::Job> many(batch_size > 1 ? batch_size : 0);
+        const std::span<currant::Job> jobs = batch_size > 1 ? std::span<currant::Job>(many) : std::span(&one, 1);
+        std::size_t count = 0;
+        wait_for_jobs(h, timeout_ns, [&](currant::Queue& queue, nanoseconds timeout) {
+            count = queue.dequeue(eps.ids(), jobs, timeout);
+            return count > 0;
+        });
+        py::object out = py::reinterpret_steal<py::object>(PyList_New(Py_ssize_t(count)));
+        if (!out) throw py::error_already_set();
+        for (std::size_t i = 0; i < count; ++i) PyList_SET_ITEM(out.ptr(), Py_ssize_t(i), new_job(self, jobs[i]));
+        return out.release().ptr();
+    } catch (...) {
+        set_error_from_current_exception();
+        return nullptr;
+    }
+}
+
+// dequeue_one(entrypoints, timeout_ns) -> Job or None, from the prefetch buffer
+PyObject* fast_dequeue_one(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    try {
+        if (nargs != 2) throw py::type_error("dequeue_one(entrypoints, timeout_ns)");
+        Holder& h = holder_of(self);
+        const std::int64_t timeout_ns = int_argument(args[1], "timeout_ns", INT64_MIN, INT64_MAX);
+        const EntrypointSet eps = entrypoint_set(h, args[0]);
+        std::optional<currant::Job> job;
+        wait_for_jobs(h, timeout_ns, [&](currant::Queue& queue, nanoseconds timeout) {
+            job = queue.dequeue_one(eps.ids(), timeout);
+            return job.has_value();
+        });
+        if (!job) Py_RETURN_NONE;
+        return new_job(self, *job);
+    } catch (...) {
+        set_error_from_current_exception();
+        return nullptr;
+    }
+}
+
+// ack(job): releases job.payload, then records success.
+PyObject* fast_ack(PyObject* self, PyObject* arg) {
+    try {
+        JobObject* job = as_job(arg);
+        release_job_views(job);
+        mark_finished(job);
+        Holder& h = holder_of(self);
+        ReleasedGil unlocked;
+        std::lock_guard guard(h.mutex);
+        h.get().ack(job->job.handle);
+    } catch (...) {
+        set_error_from_current_exception();
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+// ack_deferred(job): buffered, not a fact when it returns; releases job.payload now.
+PyObject* fast_ack_deferred(PyObject* self, PyObject* arg) {
+    try {
+        JobObject* job = as_job(arg);
+        release_job_views(job);
+        mark_finished(job);
+        Holder& h = holder_of(self);
+        auto guard = h.lock();
+        h.get().ack_deferred(job->job.handle);
+    } catch (...) {
+        set_error_from_current_exception();
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+void fast_dealloc(PyObject* obj) {
+    reinterpret_cast<FastQueue*>(obj)->holder.~shared_ptr<Holder>();
+    PyTypeObject* type = Py_TYPE(obj);
+    type->tp_free(obj);
+    Py_DECREF(type);
+}
+
+// ---- Job's attributes ----
+
+PyObject* job_payload(PyObject* obj, void*) {
+    auto* j = reinterpret_cast<JobObject*>(obj);
+    if (j->finished || holder_of(j->queue).closed) {
+        PyErr_SetString(PyExc_ValueError, "job payload is no longer valid: the job was acked, failed or retried, "
+                                          "or the queue closed");
+        return nullptr;
+    }
+    if (!j->view) {
+        if (!j->exporter) {
+            try {
+                j->exporter = new_payload_view(shared_holder_of(j->queue), j->job.payload).release().ptr();
+            } catch (...) {
+                set_error_from_current_exception();
+                return nullptr;
+            }
+        }
+        j->view = PyMemoryView_FromObject(j->exporter);
+        if (!j->view) return nullptr;
+    }
+    Py_INCREF(j->view);
+    return j->view;
+}
+
+PyObject* job_id(PyObject* obj, void*) {
+    return PyLong_FromUnsignedLongLong(reinterpret_cast<JobObject*>(obj)->job.handle.id);
+}
+PyObject* job_entrypoint(PyObject* obj, void*) {
+    return PyLong_FromUnsignedLong(reinterpret_cast<JobObject*>(obj)->job.entrypoint);
+}
+PyObject* job_priority(PyObject* obj, void*) { return PyLong_FromLong(reinterpret_cast<JobObject*>(obj)->job.priority); }
+PyObject* job_attempts(PyObject* obj, void*) {
+    return PyLong_FromUnsignedLong(reinterpret_cast<JobObject*>(obj)->job.attempts);
+}
+PyObject* job_enqueued_at_ns(PyObject* obj, void*) {
+    return PyLong_FromLongLong(reinterpret_cast<JobObject*>(obj)->job.enqueued_at_ns);
+}
+PyObject* job_finished(PyObject* obj, void*) { return PyBool_FromLong(reinterpret_cast<JobObject*>(obj)->finished); }
+
+PyObject* job_repr(PyObject* obj) {
+    auto* j = reinterpret_cast<JobObject*>(obj);
+    return PyUnicode_FromFormat("<currant.Job id=%llu entrypoint=%u attempts=%u%s>",
+                                static_cast<unsigned long long>(j->job.handle.id), j->job.entrypoint,
+                                j->job.attempts, j->finished ? " finished" : "");
+}
+
+PyTypeObject* make_fast_types() {
+    static PyMethodDef fast_methods[] = {
+        {"enqueue", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_enqueue)), METH_FASTCALL,
+         nullptr},
+        {"dequeue", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_dequeue)), METH_FASTCALL,
+         nullptr},
+        {"dequeue_one", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_dequeue_one)),
+         METH_FASTCALL, nullptr},
+        {"ack", fast_ack, METH_O, nullptr},
+        {"ack_deferred", fast_ack_deferred, METH_O, nullptr},
+        {nullptr, nullptr, 0, nullptr},
+    };
+    static PyType_Slot fast_slots[] = {
+        {Py_tp_dealloc, reinterpret_cast<void*>(fast_dealloc)},
+        {Py_tp_methods, fast_methods},
+        {Py_tp_doc, const_cast<char*>("The hot path of a currant Queue (raw CPython); use currant.Queue.")},
+        {0, nullptr},
+    };
+    static PyType_Spec fast_spec = {"currant._currant.FastQueue", sizeof(FastQueue), 0,
+                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, fast_slots};
+    static PyGetSetDef job_getset[] = {
+        {"id", job_id, nullptr, const_cast<char*>("job id"), nullptr},
+        {"entrypoint", job_entrypoint, nullptr, const_cast<char*>("entrypoint id"), nullptr},
+        {"priority", job_priority, nullptr, nullptr, nullptr},
+        {"attempts", job_attempts, nullptr, const_cast<char*>("1 on the first delivery"), nullptr},
+        {"enqueued_at_ns", job_enqueued_at_ns, nullptr, const_cast<char*>("CLOCK_REALTIME"), nullptr},
+        {"finished", job_finished, nullptr, const_cast<char*>("True once acked, failed or retried"), nullptr},
+        {"payload", job_payload, nullptr,
+         const_cast<char*>("read-only memoryview into the segment, released when the job is finished"), nullptr},
+        {nullptr, nullptr, nullptr, nullptr, nullptr},
+    };
+    static PyType_Slot job_slots[] = {
+        {Py_tp_dealloc, reinterpret_cast<void*>(job_dealloc)},
+        {Py_tp_getset, job_getset},
+        {Py_tp_repr, reinterpret_cast<void*>(job_repr)},
+        {Py_tp_doc, const_cast<char*>("A picked job. payload is valid until ack/fail/retry.")},
+        {0, nullptr},
+    };
+    static PyType_Spec job_spec = {"currant._currant.Job", sizeof(JobObject), 0,
+                                   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, job_slots};
+    job_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&job_spec));
+    if (!job_type) return nullptr;
+    fast_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&fast_spec));
+    return fast_type;
+}
+
 class PyQueue {
 public:
     explicit PyQueue(currant::Queue queue) : holder_(std::make_shared<Holder>()) {
@@ -346,32 +740,14 @@ public:
         return id;
     }
 
-    currant::EntrypointId entrypoint(py::handle which) {
-        if (py::isinstance<py::str>(which)) {
-            auto name = which.cast<std::string>();
-            auto found = holder_->entrypoints.find(name);
-            if (found != holder_->entrypoints.end()) {
-                holder_->get();  // closed check
-                return found->second;
-            }
-            auto guard = holder_->lock();
-            try {
-                auto id = holder_->get().entrypoint(name);
-                holder_->entrypoints[name] = id;
-                return id;
-            } catch (const currant::Error& e) {
-                if (e.code() == currant::Errc::not_found)
-                    throw PyCurrantError{"entrypoint_not_found", "not_found", e.what()};
-                throw;
-            }
-        }
-        if (py::isinstance<py::int_>(which) && !py::isinstance<py::bool_>(which)) {
-            auto id = which.cast<long long>();
-            if (id < 0 || id > 0xffffffffLL) throw py::value_error("entrypoint id out of range");
-            return static_cast<currant::EntrypointId>(id);
-        }
-        throw py::type_error(std::string("entrypoint must be a name (str) or an id (int), not ") +
-                             Py_TYPE(which.ptr())->tp_name);
+    currant::EntrypointId entrypoint(py::handle which) { return resolve_entrypoint(*holder_, which.ptr()); }
+
+    // The hot-path object sharing this queue's state.
+    py::object fast() {
+        PyObject* obj = fast_type->tp_alloc(fast_type, 0);
+        if (!obj) throw py::error_already_set();
+        new (&reinterpret_cast<FastQueue*>(obj)->holder) std::shared_ptr<Holder>(holder_);
+        return py::reinterpret_steal<py::object>(obj);
     }
 
     std::string entrypoint_name(currant::EntrypointId id) {
@@ -382,16 +758,6 @@ public:
     std::vector<std::string> entrypoint_names() {
         auto guard = holder_->lock();
         return holder_->get().entrypoint_names();
-    }
-
-    currant::JobId enqueue(py::handle ep, py::handle payload, std::int32_t priority, std::int64_t execute_after_ns,
-                           std::uint32_t max_attempts, std::int64_t arena_wait_ms) {
-        auto id = entrypoint(ep);
-        Buffer buffer(payload);
-        auto options = enqueue_options(priority, execute_after_ns, max_attempts, arena_wait_ms);
-        py::gil_scoped_release unlocked;
-        std::lock_guard guard(holder_->mutex);
-        return holder_->get().enqueue(id, buffer.span(), options);
     }
 
     std::vector<currant::JobId> enqueue_batch(py::handle ep, py::iterable payloads, std::int32_t priority,
@@ -416,46 +782,9 @@ public:
         return ids;
     }
 
-    py::list dequeue(py::handle entrypoints, std::size_t batch_size, std::int64_t timeout_ns) {
-        if (batch_size == 0) throw py::value_error("batch_size must be at least 1");
-        const std::vector<currant::EntrypointId> eps = entrypoint_list(entrypoints);
-        std::vector<currant::Job> jobs(batch_size);
-        std::size_t count = 0;
-        wait_for_jobs(timeout_ns, [&](nanoseconds timeout) {
-            count = holder_->get().dequeue(eps, jobs, timeout);
-            return count > 0;
-        });
-        py::list out(count);
-        for (std::size_t i = 0; i < count; ++i) {
-            PyJob job{jobs[i], new_payload_view(holder_, jobs[i].payload), py::none(), false};
-            out[i] = py::cast(std::move(job));
-        }
-        return out;
-    }
-
-    // One job from this Queue's prefetch buffer (set_prefetch), or None.
-    py::object dequeue_one(py::handle entrypoints, std::int64_t timeout_ns) {
-        const std::vector<currant::EntrypointId> eps = entrypoint_list(entrypoints);
-        std::optional<currant::Job> job;
-        wait_for_jobs(timeout_ns, [&](nanoseconds timeout) {
-            job = holder_->get().dequeue_one(eps, timeout);
-            return job.has_value();
-        });
-        if (!job) return py::none();
-        return py::cast(PyJob{*job, new_payload_view(holder_, job->payload), py::none(), false});
-    }
-
     void set_prefetch(std::uint32_t jobs) {
         auto guard = holder_->lock();
         holder_->get().set_prefetch(jobs);
-    }
-
-    // Buffered: not a fact when it returns. The payload is released now.
-    void ack_deferred(PyJob& job) {
-        job.release_views();
-        job.invalidate();
-        auto guard = holder_->lock();
-        holder_->get().ack_deferred(job.job.handle);
     }
 
     std::size_t flush() {
@@ -515,22 +844,13 @@ public:
         if (!holder_->closed && holder_->queue) holder_->queue->abandon(r.reservation);
     }
 
-    void ack(PyJob& job) {
-        job.release_views();
-        job.invalidate();
-        py::gil_scoped_release unlocked;
-        std::lock_guard guard(holder_->mutex);
-        holder_->get().ack(job.job.handle);
-    }
-
-    std::size_t ack_many(std::vector<PyJob*> jobs) {
-        for (auto* job : jobs)
-            if (!job) throw py::type_error("ack_many takes Job objects");
-        for (auto* job : jobs) job->release_views();
+    std::size_t ack_many(py::handle jobs) {
+        std::vector<JobObject*> list = job_list(jobs, "ack_many");
+        for (auto* job : list) release_job_views(job);
         std::vector<currant::JobHandle> handles;
-        handles.reserve(jobs.size());
-        for (auto* job : jobs) {
-            job->invalidate();
+        handles.reserve(list.size());
+        for (auto* job : list) {
+            mark_finished(job);
             handles.push_back(job->job.handle);
         }
         py::gil_scoped_release unlocked;
@@ -538,27 +858,29 @@ public:
         return holder_->get().ack(handles);
     }
 
-    void fail(PyJob& job) {
-        job.release_views();
-        job.invalidate();
+    void fail(py::handle obj) {
+        JobObject* job = as_job(obj.ptr());
+        release_job_views(job);
+        mark_finished(job);
         py::gil_scoped_release unlocked;
         std::lock_guard guard(holder_->mutex);
-        holder_->get().fail(job.job.handle);
+        holder_->get().fail(job->job.handle);
     }
 
-    bool retry(PyJob& job, std::int64_t delay_ms) {
-        job.release_views();
-        job.invalidate();
+    bool retry(py::handle obj, std::int64_t delay_ms) {
+        JobObject* job = as_job(obj.ptr());
+        release_job_views(job);
+        mark_finished(job);
         std::optional<milliseconds> delay;
         if (delay_ms >= 0) delay = milliseconds(delay_ms);
         py::gil_scoped_release unlocked;
         std::lock_guard guard(holder_->mutex);
-        return holder_->get().retry(job.job.handle, delay);
+        return holder_->get().retry(job->job.handle, delay);
     }
 
-    std::size_t heartbeat(std::vector<PyJob*> jobs) {
+    std::size_t heartbeat(py::handle jobs) {
         std::vector<currant::JobHandle> handles;
-        for (auto* job : jobs) handles.push_back(job->job.handle);
+        for (auto* job : job_list(jobs, "heartbeat")) handles.push_back(job->job.handle);
         py::gil_scoped_release unlocked;
         std::lock_guard guard(holder_->mutex);
         return holder_->get().heartbeat(handles);
@@ -636,46 +958,13 @@ public:
     }
 
 private:
-    std::vector<currant::EntrypointId> entrypoint_list(py::handle entrypoints) {
-        std::vector<currant::EntrypointId> eps;
-        if (py::isinstance<py::str>(entrypoints) || py::isinstance<py::int_>(entrypoints)) {
-            eps.push_back(entrypoint(entrypoints));
-        } else if (py::isinstance<py::iterable>(entrypoints)) {
-            for (auto item : entrypoints) eps.push_back(entrypoint(item));
-        } else {
-            throw py::type_error("entrypoints must be a name, an id, or an iterable of them");
+    static std::vector<JobObject*> job_list(py::handle jobs, const char* what) {
+        std::vector<JobObject*> list;
+        for (auto item : py::iterable(py::reinterpret_borrow<py::object>(jobs))) {
+            if (Py_TYPE(item.ptr()) != job_type) throw py::type_error(std::string(what) + " takes Job objects");
+            list.push_back(reinterpret_cast<JobObject*>(item.ptr()));
         }
-        if (eps.empty()) throw py::value_error("dequeue needs at least one entrypoint");
-        return eps;
-    }
-
-    // Runs pick(timeout) with the GIL released until it finds jobs, the time
-    // is up, or interrupt() was called. When a signal cut the wait short,
-    // runs the Python signal handlers (their exception, e.g.
-    // KeyboardInterrupt, propagates) and waits again for the time left.
-    template <typename Pick>
-    void wait_for_jobs(std::int64_t timeout_ns, Pick&& pick) {
-        const auto now_ns = [] { return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count(); };
-        const std::int64_t deadline = timeout_ns <= 0 ? -1 : now_ns() + timeout_ns;
-        nanoseconds timeout(timeout_ns);
-        for (;;) {
-            bool found = false;
-            {
-                py::gil_scoped_release unlocked;
-                std::lock_guard guard(holder_->mutex);
-                currant::Queue::set_dequeue_returns_on_signal(true);
-                found = pick(timeout);
-            }
-            if (found || timeout_ns == 0) return;
-            // interrupt() sets this flag before the core's, so a dequeue it ended sees it.
-            if (holder_->interrupted.exchange(false, std::memory_order_seq_cst)) return;
-            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-            if (deadline >= 0) {
-                const std::int64_t now = now_ns();
-                if (now >= deadline) return;
-                timeout = nanoseconds(deadline - now);
-            }
-        }
+        return list;
     }
 
     static currant::EnqueueOptions enqueue_options(std::int32_t priority, std::int64_t execute_after_ns,
@@ -699,36 +988,21 @@ PYBIND11_MODULE(_currant, m) {
     payload_type = make_payload_type();
     if (!payload_type) throw py::error_already_set();
     m.add_object("PayloadView", reinterpret_cast<PyObject*>(payload_type));
+    if (!make_fast_types()) throw py::error_already_set();
+    m.add_object("Job", reinterpret_cast<PyObject*>(job_type));
+    m.add_object("FastQueue", reinterpret_cast<PyObject*>(fast_type));
 
     // Errors become currant.<Class> built by currant._errors.make_error(kind, code, message).
     py::register_exception_translator([](std::exception_ptr p) {
-        auto raise = [](const std::string& kind, const std::string& code, const char* message) {
-            py::object error = py::module_::import("currant._errors").attr("make_error")(kind, code, message);
-            PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
-        };
         try {
             if (p) std::rethrow_exception(p);
         } catch (const PyCurrantError& e) {
-            raise(e.kind, e.code, e.message.c_str());
+            set_python_error(e.kind, e.code, e.message.c_str());
         } catch (const currant::Error& e) {
-            std::string code(currant::errc_name(e.code()));
-            raise(code, code, e.what());
+            const std::string code(currant::errc_name(e.code()));
+            set_python_error(code, code, e.what());
         }
     });
-
-    py::class_<PyJob>(m, "Job", "A picked job. payload is valid until ack/fail/retry.")
-        .def_property_readonly("id", &PyJob::id)
-        .def_property_readonly("entrypoint", [](const PyJob& j) { return j.job.entrypoint; })
-        .def_property_readonly("priority", [](const PyJob& j) { return j.job.priority; })
-        .def_property_readonly("attempts", [](const PyJob& j) { return j.job.attempts; })
-        .def_property_readonly("enqueued_at_ns", [](const PyJob& j) { return j.job.enqueued_at_ns; })
-        .def_property_readonly("finished", [](const PyJob& j) { return j.finished; })
-        .def_property_readonly("payload", &PyJob::payload)
-        .def("__repr__", [](const PyJob& j) {
-            return "<currant.Job id=" + std::to_string(j.job.handle.id) +
-                   " entrypoint=" + std::to_string(j.job.entrypoint) +
-                   " attempts=" + std::to_string(j.job.attempts) + (j.finished ? " finished>" : ">");
-        });
 
     py::class_<PyReservation>(m, "Reservation", "A slot reserved for writing a payload in place.")
         .def_property_readonly("id", [](const PyReservation& r) { return r.reservation.id; })
@@ -753,17 +1027,13 @@ PYBIND11_MODULE(_currant, m) {
         .def("entrypoint", &PyQueue::entrypoint)
         .def("entrypoint_name", &PyQueue::entrypoint_name)
         .def("entrypoint_names", &PyQueue::entrypoint_names)
-        .def("enqueue", &PyQueue::enqueue)
+        .def("fast", &PyQueue::fast)
         .def("enqueue_batch", &PyQueue::enqueue_batch)
-        .def("dequeue", &PyQueue::dequeue)
-        .def("dequeue_one", &PyQueue::dequeue_one)
         .def("set_prefetch", &PyQueue::set_prefetch)
-        .def("ack_deferred", &PyQueue::ack_deferred)
         .def("flush", &PyQueue::flush)
         .def("reserve", &PyQueue::reserve)
         .def("commit", &PyQueue::commit)
         .def("abandon", &PyQueue::abandon)
-        .def("ack", &PyQueue::ack)
         .def("ack_many", &PyQueue::ack_many)
         .def("fail", &PyQueue::fail)
         .def("retry", &PyQueue::retry)
