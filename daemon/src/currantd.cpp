@@ -188,17 +188,17 @@ int run(const Options& options) {
             }
             backoff.reset();
         } catch (const pg::DatabaseError& error) {
-            if (!error.connection_lost()) {
-                log_line(std::string("mirror: ") + error.what());
-                status = 1;
-                stopping = true;
-                break;
-            }
-            log_line("mirror: lost PostgreSQL (" + std::string(error.what()) + "); reconnecting");
+            // Lost connection: reconnect and resume from the cursor. A refused
+            // statement: retry with back-off (the batch is rebuilt from the
+            // segment, which still holds everything uncommitted).
+            log_line(std::string("mirror: ") + error.what() +
+                     (error.connection_lost() ? "; reconnecting" : "; retrying"));
             if (stop_now || !backoff.wait()) break;
             try {
-                connection = connect_with_backoff(options, "mirror");
-                take_host_lock(connection, identity.host);
+                if (error.connection_lost() || !connection.ok()) {
+                    connection = connect_with_backoff(options, "mirror");
+                    take_host_lock(connection, identity.host);
+                }
                 mirror.resume(connection);
             } catch (const pg::DatabaseError& again) {
                 log_line("mirror: " + std::string(again.what()));

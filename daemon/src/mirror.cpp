@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "currant/shm/clock.hpp"
+#include "currant/shm/crash_point.hpp"
 #include "schema.hpp"
 
 namespace currant::daemon {
@@ -32,8 +33,12 @@ Mirror::Mirror(Queue& queue, HostIdentity identity, std::size_t batch_limit)
 }
 
 void Mirror::resume(pg::Connection& connection) {
+    // Session-local staging tables, emptied at every commit.
     connection.exec(
         "CREATE TEMP TABLE IF NOT EXISTS currant_stage (LIKE currant_jobs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+    connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_dirty_stage (job_id bigint, host integer, incarnation "
+                    "bigint, entrypoint text, status currant_status, priority integer, attempts integer, sequence "
+                    "bigint, transitions integer, created timestamptz) ON COMMIT DELETE ROWS");
     const pg::Result cursors = connection.exec(
         "SELECT entrypoint, sequence FROM currant_cursors WHERE host = $1 AND incarnation = $2",
         {std::to_string(identity_.host), std::to_string(std::int64_t(identity_.incarnation))});
@@ -219,14 +224,14 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             // Dirty jobs carry no sequence: after a crash between this commit
             // and settle_dirty they are collected again, so skip a job whose
             // state is logged already.
-            connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_dirty_stage (LIKE currant_log) ON COMMIT DELETE ROWS");
+
             connection.copy_in(std::string("COPY currant_dirty_stage ") + log_columns + " FROM STDIN", dirty_log_rows);
             connection.exec(std::string("INSERT INTO currant_log ") + log_columns + " SELECT " +
                             "d.job_id, d.host, d.incarnation, d.entrypoint, d.status, d.priority, d.attempts, "
                             "d.sequence, d.transitions, d.created FROM currant_dirty_stage d WHERE NOT EXISTS "
                             "(SELECT 1 FROM currant_log l WHERE l.job_id = d.job_id AND l.status = d.status AND "
                             "l.attempts = d.attempts AND l.incarnation = d.incarnation)");
-            statements += 3;
+            statements += 2;
         }
         if (!live_rows.empty()) {
             connection.copy_in("COPY currant_stage (id, host, entrypoint, priority, status, payload, attempts, "
@@ -265,6 +270,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             connection.exec("SELECT pg_notify($1, $2)", {std::string(schema::finished_channel), host});
             ++statements;
         }
+        shm::crash_point("mirror.before_database_commit");
         connection.exec("COMMIT");
         ++statements;
     } catch (const pg::DatabaseError&) {
@@ -277,6 +283,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
 
     // Committed in PostgreSQL: now in the segment (recycles finished slots,
     // wakes sync enqueuers). A crash before this is repaired by resume().
+    shm::crash_point("mirror.after_database_commit");
     for (EntrypointId ep = 0; ep < names.size(); ++ep)
         if (last_sequence[ep]) queue_.commit_feed(ep, last_sequence[ep]);
     if (!dirty.empty()) queue_.settle_dirty(dirty);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <glob.h>
 #include <pwd.h>
+#include <cstdlib>
 #include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,6 +82,7 @@ ScratchPostgres::~ScratchPostgres() {
         if (running_) pg_ctl({"stop", "-m", "immediate"});
     } catch (...) {
     }
+    if (std::getenv("CURRANT_KEEP_POSTGRES")) return; // for a look at server and daemon logs
     std::error_code ignored;
     std::filesystem::remove_all(directory_, ignored);
 }

@@ -1,0 +1,233 @@
+// currantd killed, PostgreSQL restarted, the feed filling while the daemon
+// is down, the segment lost: nothing mirrored twice, nothing lost.
+#include "daemon_support.hpp"
+
+#include <random>
+
+using namespace currant;
+using namespace currant::daemon_test;
+
+namespace {
+
+// Transitions the segment logged, over all entrypoints.
+std::uint64_t logged_transitions(Queue& queue) {
+    std::uint64_t total = 0;
+    for (EntrypointId ep = 0; ep < queue.entrypoint_names().size(); ++ep)
+        total += queue.feed_committed(ep) + queue.stats().at(ep).log_pending;
+    return total;
+}
+
+// Enqueues, picks and acks `jobs` jobs in rounds of `round`; enqueues wait
+// up to a minute for log space (back-pressure while the daemon is down).
+void run_jobs(Queue& queue, EntrypointId ep, int jobs, int round = 20) {
+    const EntrypointId eps[] = {ep};
+    std::vector<Job> picked(static_cast<std::size_t>(round));
+    EnqueueOptions options;
+    options.log_wait = 60'000ms;
+    for (int done = 0; done < jobs; done += round) {
+        for (int i = 0; i < round; ++i) queue.enqueue(ep, as_payload("job"), options);
+        std::size_t got = 0;
+        while (got < std::size_t(round)) got += queue.dequeue(eps, std::span(picked).subspan(got), 10s);
+        for (const Job& job : picked) queue.ack(job.handle);
+    }
+}
+
+void check_exactly_once(DaemonFixture& fixture, Queue& queue, int finished_jobs) {
+    const std::int64_t expected = std::int64_t(logged_transitions(queue));
+    CHECK(fixture.wait_count("SELECT COALESCE(sum(transitions), 0) FROM currant_log", expected, 30'000ms) ==
+          expected);
+    CHECK(fixture.count("SELECT count(*) FROM (SELECT job_id, sequence FROM currant_log WHERE sequence > 0 "
+                        "GROUP BY 1, 2 HAVING count(*) > 1) d") == 0);
+    CHECK(fixture.count("SELECT count(*) FROM (SELECT job_id FROM currant_log WHERE status = 'successful' "
+                        "GROUP BY 1 HAVING count(*) > 1) d") == 0);
+    CHECK(fixture.count("SELECT count(DISTINCT job_id) FROM currant_log WHERE status = 'successful'") ==
+          finished_jobs);
+}
+
+} // namespace
+
+TEST_CASE("a daemon killed between its PostgreSQL commit and the segment's resumes without repeating the batch",
+          "[crash]") {
+    DaemonFixture fixture("crash-after-commit");
+    Queue queue = Queue::create([&] {
+        QueueOptions options;
+        options.name = fixture.queue_name();
+        options.slots = 1024;
+        options.log_capacity = 1024;
+        return options;
+    }());
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    run_jobs(queue, ep, 100);
+    setenv("CURRANT_CRASH_POINT", "mirror.after_database_commit", 1);
+    DaemonProcess& first = fixture.start_daemon();
+    unsetenv("CURRANT_CRASH_POINT");
+    CHECK(first.wait_for_exit() == 128 + SIGKILL);
+    CHECK(fixture.count("SELECT COALESCE(sum(transitions), 0) FROM currant_log") == 300);
+    CHECK(queue.stats().at(ep).log_pending == 300); // the segment never heard of the commit
+
+    fixture.start_daemon();
+    check_exactly_once(fixture, queue, 100);
+}
+
+TEST_CASE("a daemon killed before its COMMIT leaves nothing behind and the restart mirrors the batch", "[crash]") {
+    DaemonFixture fixture("crash-before-commit");
+    Queue queue = Queue::create([&] {
+        QueueOptions options;
+        options.name = fixture.queue_name();
+        options.slots = 1024;
+        options.log_capacity = 1024;
+        return options;
+    }());
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    run_jobs(queue, ep, 100);
+    setenv("CURRANT_CRASH_POINT", "mirror.before_database_commit", 1);
+    DaemonProcess& first = fixture.start_daemon();
+    unsetenv("CURRANT_CRASH_POINT");
+    CHECK(first.wait_for_exit() == 128 + SIGKILL);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log", 0) == 0);
+
+    fixture.start_daemon();
+    check_exactly_once(fixture, queue, 100);
+}
+
+TEST_CASE("SIGKILL of the daemon at random moments under load: every transition mirrored exactly once", "[crash]") {
+    DaemonFixture fixture("crash-random");
+    const std::vector<std::string> options = {"--flush-interval-ms", "1", "--batch", "200"};
+    DaemonProcess* daemon = &fixture.start_daemon(options);
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    std::atomic<bool> stop{false};
+    std::atomic<int> finished{0};
+    std::string load_error;
+    std::thread load([&] {
+        try {
+            Queue own = Queue::open(fixture.queue_name());
+            while (!stop) {
+                run_jobs(own, ep, 20);
+                finished += 20;
+            }
+        } catch (const std::exception& error) {
+            load_error = error.what();
+        }
+    });
+    std::mt19937 random(std::random_device{}());
+    for (int kill = 0; kill < 6; ++kill) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 400));
+        daemon->kill_now();
+        std::this_thread::sleep_for(std::chrono::milliseconds(random() % 200));
+        daemon = &fixture.start_daemon(options);
+    }
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+    load.join();
+    CHECK(load_error.empty());
+    CHECK(finished > 0);
+    check_exactly_once(fixture, queue, finished);
+}
+
+TEST_CASE("a second daemon for the same host is refused", "[operations]") {
+    DaemonFixture fixture("second-daemon");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    queue.declare_entrypoint("jobs", async_options());
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_hosts", 1) == 1);
+    DaemonProcess& second = fixture.start_daemon();
+    CHECK(second.wait_for_exit() == 1);
+    CHECK_THAT(second.log(), Catch::Contains("another currantd is mirroring host 0"));
+}
+
+TEST_CASE("PostgreSQL restarted mid-stream: the daemon reconnects and catches up", "[operations]") {
+    DaemonFixture fixture("pg-restart");
+    fixture.start_daemon({"--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    run_jobs(queue, ep, 100);
+    REQUIRE(fixture.wait_count("SELECT COALESCE(sum(transitions), 0) FROM currant_log", 300) == 300);
+    testing::shared_postgres().restart();
+    fixture.db() = pg::Connection(fixture.conninfo());
+    run_jobs(queue, ep, 100);
+    check_exactly_once(fixture, queue, 200);
+}
+
+TEST_CASE("the log fills while the daemon is down: enqueue reports back-pressure and nothing is lost",
+          "[operations]") {
+    DaemonFixture fixture("feed-full");
+    Queue queue = Queue::create([&] {
+        QueueOptions options;
+        options.name = fixture.queue_name();
+        options.slots = 8192; // room for more jobs than the log holds
+        options.log_capacity = 4096;
+        return options;
+    }());
+    DaemonProcess& first = fixture.start_daemon();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    queue.enqueue(ep, as_payload("first"));
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs", 1) == 1);
+    REQUIRE(first.terminate() == 0);
+
+    EnqueueOptions no_wait;
+    no_wait.log_wait = 0ms;
+    std::vector<JobId> accepted;
+    bool pushed_back = false;
+    for (int i = 0; i < 5000 && !pushed_back; ++i) { // the daemon's queue has a 4096-record log
+        try {
+            accepted.push_back(queue.enqueue(ep, as_payload("x"), no_wait));
+        } catch (const Error& error) {
+            CHECK(error.code() == Errc::log_full);
+            CHECK_THAT(error.what(), Catch::Contains("is currantd running?"));
+            pushed_back = true;
+        }
+    }
+    REQUIRE(pushed_back);
+    CHECK(accepted.size() == 4096); // the first job was mirrored before the stop
+
+    fixture.start_daemon();
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs", 4097) == 4097);
+    CHECK_NOTHROW(queue.enqueue(ep, as_payload("after"), no_wait));
+}
+
+TEST_CASE("segment removed and daemon restarted: queued and picked jobs are back, picked ones with their attempt",
+          "[rebuild]") {
+    DaemonFixture fixture("rebuild");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "4"});
+    JobId queued_id = 0, picked_id = 0, done_id = 0;
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+        EnqueueOptions high;
+        high.priority = 5;
+        picked_id = queue.enqueue(ep, as_payload("picked"), high);
+        done_id = queue.enqueue(ep, as_payload("done"), high);
+        queued_id = queue.enqueue(ep, as_payload(std::string("queued\0", 8)));
+        const EntrypointId eps[] = {ep};
+        Job jobs[2];
+        REQUIRE(queue.dequeue(eps, jobs, 5s) == 2);
+        queue.ack(jobs[1].handle);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE status = 'picked'", 1) == 1);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs", 2) == 2);
+        first.kill_now();
+        // A reboot: the segment is gone, with the pick.
+    }
+    Queue::remove(fixture.queue_name());
+
+    DaemonProcess& second = fixture.start_daemon({"--host-id", "4"});
+    Queue queue = fixture.open_queue();
+    CHECK(eventually([&] { return !queue.sealed(); }));
+    const EntrypointId ep = queue.entrypoint("jobs");
+    const EntrypointId eps[] = {ep};
+    Job jobs[4];
+    REQUIRE(queue.dequeue(eps, jobs, 5s) == 2);
+    CHECK(jobs[0].handle.id == picked_id);
+    CHECK(jobs[0].attempts == 2); // its first delivery was lost with the segment
+    CHECK(testing::text(jobs[0].payload) == "picked");
+    CHECK(jobs[1].handle.id == queued_id);
+    CHECK(jobs[1].attempts == 1);
+    CHECK(testing::text(jobs[1].payload) == std::string("queued\0", 8));
+    // New ids continue above the old ones.
+    const JobId fresh = queue.enqueue(ep, as_payload("new"));
+    CHECK(fresh > std::max({queued_id, picked_id, done_id}));
+    CHECK((fresh >> 48) == 4);
+    CHECK_THAT(second.log(), Catch::Contains("rebuilt queue"));
+    CHECK(fixture.count("SELECT count(*) FROM currant_log WHERE job_id = $1 AND status = 'successful'",
+                        {std::to_string(std::int64_t(done_id))}) == 1);
+}

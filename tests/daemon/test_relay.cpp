@@ -1,0 +1,178 @@
+// The NOTIFY relay: jobs and cancellations put into PostgreSQL for this
+// host by plain SQL reach the segment; several hosts share one database.
+#include "daemon_support.hpp"
+
+using namespace currant;
+using namespace currant::daemon_test;
+
+namespace {
+
+// What a remote producer runs (docs/daemon.md).
+JobId insert_remote(pg::Connection& db, int host, const std::string& entrypoint, const std::string& payload) {
+    const pg::Result row = db.exec(
+        "INSERT INTO currant_jobs (host, entrypoint, payload) VALUES ($1, $2, $3::bytea) RETURNING id",
+        {std::to_string(host), entrypoint, pg::hex_bytes(payload.data(), payload.size())});
+    db.exec("SELECT pg_notify($1, '')", {schema::host_channel(std::uint32_t(host))});
+    return JobId(row.integer(0, 0));
+}
+
+} // namespace
+
+TEST_CASE("a row inserted by SQL and NOTIFYed wakes a consumer blocked on the segment", "[relay]") {
+    DaemonFixture fixture("remote");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+
+    std::optional<Job> got;
+    std::thread consumer([&] {
+        Queue own = Queue::open(fixture.queue_name());
+        const EntrypointId eps[] = {ep};
+        Job job;
+        if (own.dequeue(eps, std::span(&job, 1), 30s) == 1) {
+            got = job;
+            got->payload = {}; // the view dies with `own`; the test keeps the id
+            own.ack(job.handle);
+        }
+    });
+    std::this_thread::sleep_for(100ms); // the consumer is asleep in the kernel
+    const JobId id = insert_remote(fixture.db(), 0, "emails", std::string("hello\0remote", 12));
+    consumer.join();
+    REQUIRE(got);
+    CHECK(got->handle.id == id);
+    CHECK(got->attempts == 1);
+    // Its completion is mirrored back like any local job's.
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(id) +
+                                 " AND status = 'successful'",
+                             1) == 1);
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs") == 0);
+}
+
+TEST_CASE("a remote job keeps its payload, priority and id in the segment", "[relay]") {
+    DaemonFixture fixture("remote-content");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const std::string payload("\x01\x00\xff", 3);
+    const pg::Result row = fixture.db().exec(
+        "INSERT INTO currant_jobs (host, entrypoint, payload, priority) VALUES (0, 'jobs', $1::bytea, 9) RETURNING id",
+        {pg::hex_bytes(payload.data(), payload.size())});
+    const JobId id = JobId(row.integer(0, 0));
+    CHECK((id >> 48) == schema::remote_host);
+    fixture.db().exec("NOTIFY " + schema::host_channel(0));
+    const EntrypointId eps[] = {ep};
+    Job job;
+    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 20s) == 1);
+    CHECK(job.handle.id == id);
+    CHECK(job.priority == 9);
+    CHECK(testing::text(job.payload) == payload);
+    // The claim commits just after the job enters the segment.
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE incarnation IS NOT NULL AND id = " +
+                                 std::to_string(std::int64_t(id)),
+                             1) == 1);
+}
+
+TEST_CASE("rows inserted while the daemon was down are claimed when it starts", "[relay]") {
+    DaemonFixture fixture("remote-missed");
+    DaemonProcess& first = fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    queue.enqueue(ep, as_payload("local")); // makes the daemon record the entrypoint
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_entrypoints", 1) == 1);
+    REQUIRE(first.terminate() == 0);
+    for (int i = 0; i < 3; ++i) insert_remote(fixture.db(), 0, "jobs", "missed"); // nobody listens
+    fixture.start_daemon();
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE incarnation IS NULL", 0) == 0);
+    CHECK(queue.stats().at(ep).queued == 4);
+}
+
+TEST_CASE("a remote job for an undeclared entrypoint ends exception with the reason", "[relay]") {
+    DaemonFixture fixture("remote-unknown");
+    fixture.start_daemon();
+    fixture.open_queue();
+    const JobId id = insert_remote(fixture.db(), 0, "nobody-serves-this", "x");
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_log WHERE status = 'exception'", 1) == 1);
+    const pg::Result row = fixture.db().exec("SELECT job_id, traceback FROM currant_log WHERE status = 'exception'");
+    CHECK(JobId(row.integer(0, 0)) == id);
+    CHECK_THAT(std::string(row.text(0, 1)), Catch::Contains("nobody-serves-this"));
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs") == 0);
+}
+
+TEST_CASE("a cancellation requested by SQL cancels the queued job in the segment", "[relay][cancel]") {
+    DaemonFixture fixture("remote-cancel");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    EnqueueOptions later;
+    later.execute_after_ns = (std::chrono::system_clock::now() + 1h).time_since_epoch() / 1ns;
+    const JobId id = queue.enqueue(ep, as_payload("to cancel"), later);
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs", 1) == 1);
+
+    fixture.db().exec("UPDATE currant_jobs SET cancel_requested = true WHERE id = $1", {std::to_string(id)});
+    fixture.db().exec("NOTIFY " + schema::host_channel(0));
+    const JobId ids[] = {id};
+    CHECK(eventually([&] { return queue.status(ids)[0].status == JobStatus::canceled; }));
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE status = 'canceled'", 1) == 1);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs", 0) == 0);
+}
+
+TEST_CASE("a cancellation that arrives while the daemon is down is applied when it starts", "[relay][cancel]") {
+    DaemonFixture fixture("remote-cancel-missed");
+    DaemonProcess& first = fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    EnqueueOptions later;
+    later.execute_after_ns = (std::chrono::system_clock::now() + 1h).time_since_epoch() / 1ns;
+    const JobId id = queue.enqueue(ep, as_payload("to cancel"), later);
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs", 1) == 1);
+    first.kill_now();
+    fixture.db().exec("UPDATE currant_jobs SET cancel_requested = true WHERE id = $1", {std::to_string(id)});
+    fixture.db().exec("NOTIFY " + schema::host_channel(0)); // lost: nobody listens
+    fixture.start_daemon();
+    const JobId ids[] = {id};
+    CHECK(eventually([&] { return queue.status(ids)[0].status == JobStatus::canceled; }));
+}
+
+TEST_CASE("two hosts share one database and each claims only its own jobs", "[relay][hosts]") {
+    DaemonFixture a("host-a");
+    const std::string queue_b = testing::unique_queue_name("host-b");
+    Queue::remove(queue_b);
+    a.start_daemon({"--host-id", "1"});
+    DaemonProcess b;
+    b.start({"--queue", queue_b, "--db", a.conninfo(), "--host-id", "2", "--slots", "1024", "--log-capacity", "1024"},
+            testing::shared_postgres().directory() + "/" + queue_b + ".log");
+    Queue queue_a = a.open_queue();
+    std::optional<Queue> opened_b;
+    REQUIRE(eventually([&] {
+        try {
+            opened_b = Queue::open(queue_b);
+            return true;
+        } catch (const Error&) {
+            return false;
+        }
+    }));
+    const EntrypointId ep_a = queue_a.declare_entrypoint("work", async_options());
+    const EntrypointId ep_b = opened_b->declare_entrypoint("work", async_options());
+
+    // Inserted "on A's side" (any connection), addressed to B.
+    const JobId for_b = insert_remote(a.db(), 2, "work", "for b");
+    const JobId for_a = insert_remote(a.db(), 1, "work", "for a");
+    const EntrypointId eps_b[] = {ep_b};
+    Job job;
+    REQUIRE(opened_b->dequeue(eps_b, std::span(&job, 1), 20s) == 1);
+    CHECK(job.handle.id == for_b);
+    const EntrypointId eps_a[] = {ep_a};
+    REQUIRE(queue_a.dequeue(eps_a, std::span(&job, 1), 20s) == 1);
+    CHECK(job.handle.id == for_a);
+
+    // B down: only B's jobs wait.
+    CHECK(b.terminate() == 0);
+    const JobId later_b = insert_remote(a.db(), 2, "work", "waits");
+    const JobId later_a = insert_remote(a.db(), 1, "work", "runs");
+    REQUIRE(queue_a.dequeue(eps_a, std::span(&job, 1), 20s) == 1);
+    CHECK(job.handle.id == later_a);
+    CHECK(a.count("SELECT count(*) FROM currant_jobs WHERE id = $1 AND incarnation IS NULL",
+                  {std::to_string(std::int64_t(later_b))}) == 1);
+    opened_b.reset();
+    Queue::remove(queue_b);
+}
