@@ -97,6 +97,16 @@ void run_relay(const Options& options, HostIdentity identity) {
                 backoff.reset();
                 std::int64_t last_traffic = shm::monotonic_ns();
                 while (!stopping) {
+                    // Any query (a scan, the heartbeat) may have read
+                    // notifications into libpq's queue: the socket will not
+                    // show them again, so drain the queue before polling.
+                    bool notified = false;
+                    while (connection.next_notification()) notified = true;
+                    if (notified) {
+                        relay.scan(connection);
+                        last_traffic = shm::monotonic_ns();
+                        continue;
+                    }
                     pollfd fds[2] = {{connection.socket(), POLLIN, 0}, {relay_wake_pipe[0], POLLIN, 0}};
                     const std::int64_t idle_ns = shm::monotonic_ns() - last_traffic;
                     const std::int64_t heartbeat_ns = std::int64_t(options.heartbeat_seconds) * 1'000'000'000;
@@ -111,10 +121,7 @@ void run_relay(const Options& options, HostIdentity identity) {
                     }
                     if (fds[0].revents) {
                         connection.consume();
-                        bool notified = false;
-                        while (connection.next_notification()) notified = true;
                         last_traffic = shm::monotonic_ns();
-                        if (notified) relay.scan(connection);
                     }
                 }
             } catch (const pg::DatabaseError& error) {

@@ -183,6 +183,8 @@ TEST_CASE("the log fills while the daemon is down: enqueue reports back-pressure
 
     fixture.start_daemon();
     CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs", 4097) == 4097);
+    // The segment's cursor moves just after the PostgreSQL commit.
+    CHECK(eventually([&] { return queue.stats().at(ep).log_pending == 0; }));
     CHECK_NOTHROW(queue.enqueue(ep, as_payload("after"), no_wait));
 }
 
