@@ -57,6 +57,8 @@ struct DemoArgs {
     std::uint64_t jobs = 100'000;
     std::uint32_t producers = 2;
     std::uint32_t consumers = 2;
+    std::string durability = "memory";
+    bool existing = false; // use a queue that exists (e.g. created by currantd) and keep it
 };
 
 enum class Kind { email, thumbnail };
@@ -381,24 +383,39 @@ int run_demo(const DemoArgs& args) {
         throw CLI::ValidationError("--consumers", "must be from 1 to " + std::to_string(kMaxChildren));
     }
 
-    if (Queue::remove(args.name)) {
-        std::cout << "removed a stale queue named '" << args.name << "'\n";
-    }
-    QueueOptions options;
-    options.name = args.name;
-    options.slots = 65536;
-    options.payload_bytes = 64;
-    options.max_entrypoints = 8;
-    options.log_capacity = 1024; // memory durability writes no log
+    EntrypointOptions entrypoint;
+    entrypoint.durability = parse_durability_option(args.durability, "--durability");
     QueueInfo info;
-    {
-        Queue queue = Queue::create(options);
-        queue.declare_entrypoint("email");
-        queue.declare_entrypoint("thumbnail");
-        queue.declare_entrypoint("control");
+    std::optional<QueueRemover> remover;
+    std::uint64_t baseline_enqueued = 0, baseline_successful = 0;
+    if (args.existing) {
+        Queue queue = Queue::open(args.name);
+        queue.declare_entrypoint("email", entrypoint);
+        queue.declare_entrypoint("thumbnail", entrypoint);
+        queue.declare_entrypoint("control", entrypoint);
         info = queue.info();
+        for (const auto& entry : queue.stats()) { // an existing queue's counters: only this run's count
+            if (entry.name == "control") continue;
+            baseline_enqueued += entry.enqueued;
+            baseline_successful += entry.successful;
+        }
+    } else {
+        if (Queue::remove(args.name)) {
+            std::cout << "removed a stale queue named '" << args.name << "'\n";
+        }
+        QueueOptions options;
+        options.name = args.name;
+        options.slots = 65536;
+        options.payload_bytes = 64;
+        options.max_entrypoints = 8;
+        options.log_capacity = 65536;
+        Queue queue = Queue::create(options);
+        queue.declare_entrypoint("email", entrypoint);
+        queue.declare_entrypoint("thumbnail", entrypoint);
+        queue.declare_entrypoint("control", entrypoint);
+        info = queue.info();
+        remover.emplace(args.name); // in place: a moved-from temporary would remove the queue now
     } // closed before fork: a Queue is never used across fork
-    QueueRemover remover{args.name};
 
     std::cout << "demo: queue '" << args.name << "' (" << info.slots << " slots, segment "
               << info.segment_bytes / 1024 << " KiB): " << args.jobs << " jobs, " << args.producers
@@ -525,6 +542,8 @@ int run_demo(const DemoArgs& args) {
             stats_successful += entry.successful;
             stats_left += entry.queued + entry.delayed + entry.picked;
         }
+        stats_enqueued -= baseline_enqueued;
+        stats_successful -= baseline_successful;
     }
     if (stats_enqueued != args.jobs || stats_successful != args.jobs || stats_left != 0) {
         problems.push_back("queue counters disagree: " + std::to_string(stats_enqueued) + " enqueued, " +
@@ -558,6 +577,11 @@ void add_demo(CLI::App& app, Commands& commands) {
     add_number(*sub, "--jobs", args->jobs, "Jobs to enqueue in total");
     add_number(*sub, "--producers", args->producers, "Producer processes");
     add_number(*sub, "--consumers", args->consumers, "Consumer processes");
+    sub->add_option("--durability", args->durability,
+                    "Durability of the demo's entrypoints: memory, async or sync (async and sync need currantd)")
+        ->capture_default_str();
+    sub->add_flag("--existing", args->existing,
+                  "Use the queue NAME as it exists (e.g. created by currantd) instead of a fresh one, and keep it");
     commands.push_back({sub, [args] { return run_demo(*args); }});
 }
 
