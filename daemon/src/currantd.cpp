@@ -136,6 +136,37 @@ void run_relay(const Options& options, HostIdentity identity) {
     }
 }
 
+// What the log says about the mirror's health, at most every few seconds:
+// lag over a second, and full logs (producers are being pushed back).
+struct Health {
+    std::int64_t last_check = 0, last_report = 0;
+    std::vector<bool> full; // per entrypoint, as last reported
+};
+
+void report_health(const Queue& queue, Health& health) {
+    const std::int64_t now = shm::monotonic_ns();
+    if (now - health.last_check < 1'000'000'000) return; // stats() scans the arena: not per batch
+    health.last_check = now;
+    const std::vector<EntrypointStats> stats = queue.stats();
+    const std::uint32_t capacity = queue.info().log_capacity;
+    health.full.resize(stats.size(), false);
+    for (const EntrypointStats& entry : stats) {
+        const bool full = entry.log_pending >= capacity || entry.dirty_slots > 0;
+        if (full != health.full[entry.id]) {
+            health.full[entry.id] = full;
+            log_line(full ? "back-pressure: the log of entrypoint '" + entry.name + "' is full (" +
+                                std::to_string(entry.log_pending) + " transitions, " +
+                                std::to_string(entry.dirty_slots) + " dirty jobs); enqueues wait"
+                          : "back-pressure over on entrypoint '" + entry.name + "'");
+        }
+        if (entry.mirror_lag_ns >= 1'000'000'000 && now - health.last_report >= 10'000'000'000) {
+            health.last_report = now;
+            log_line("mirror lag " + std::to_string(entry.mirror_lag_ns / 1'000'000) + " ms on entrypoint '" +
+                     entry.name + "' (" + std::to_string(entry.log_pending) + " transitions pending)");
+        }
+    }
+}
+
 int run(const Options& options) {
     if (options.host_id > schema::max_segment_host)
         throw Error(Errc::invalid_argument, "--host-id must be at most " + std::to_string(schema::max_segment_host));
@@ -177,7 +208,7 @@ int run(const Options& options) {
 
     const auto flush_after = std::chrono::milliseconds(options.flush_interval_ms);
     Backoff backoff;
-    std::int64_t last_lag_report = 0;
+    Health health;
     int status = 0;
     while (true) {
         const bool stop_now = stopping.load();
@@ -185,14 +216,7 @@ int run(const Options& options) {
             // Drain: full batches back to back, then sleep in the kernel.
             while (mirror.flush(connection) >= options.batch) {
             }
-            for (const EntrypointStats& stats : queue.stats()) {
-                if (stats.mirror_lag_ns < 1'000'000'000) continue;
-                const std::int64_t now = shm::monotonic_ns();
-                if (now - last_lag_report < 10'000'000'000) break;
-                last_lag_report = now;
-                log_line("mirror lag " + std::to_string(stats.mirror_lag_ns / 1'000'000) + " ms on entrypoint '" +
-                         stats.name + "' (" + std::to_string(stats.log_pending) + " transitions pending)");
-            }
+            report_health(queue, health);
             backoff.reset();
         } catch (const pg::DatabaseError& error) {
             // Lost connection: reconnect and resume from the cursor. A refused
