@@ -925,6 +925,8 @@ public:
             d["retried"] = s.retried;
             d["canceled"] = s.canceled;
             d["log_pending"] = s.log_pending;
+            d["dirty_slots"] = s.dirty_slots;
+            d["mirror_lag_seconds"] = double(s.mirror_lag_ns) / 1e9;
             out[py::str(s.name)] = d;
         }
         return out;

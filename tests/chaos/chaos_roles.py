@@ -1,0 +1,72 @@
+"""The processes a chaos run kills: producers and consumers over the Python client.
+
+    chaos_roles.py producer QUEUE IDS_FILE STOP_FILE
+    chaos_roles.py consumer QUEUE STOP_FILE
+
+A producer enqueues batches on the entrypoint "chaos" and, after each
+enqueue_batch returned, appends the ids to IDS_FILE in one write() per batch:
+an id in that file was acknowledged as enqueued. A consumer dequeues and acks
+until the queue is drained and STOP_FILE exists. Either may be SIGKILLed at
+any instruction; the driver restarts them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import currant
+
+
+def open_queue(name: str) -> currant.Queue:
+    # The daemon may be rebuilding or restarting: retry briefly.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return currant.Queue(name)
+        except currant.CurrantError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def producer(name: str, ids_file: str, stop_file: str) -> None:
+    queue = open_queue(name)
+    fd = os.open(ids_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    payloads = [b"chaos job payload"] * 16
+    while not os.path.exists(stop_file):
+        try:
+            ids = queue.enqueue_batch("chaos", payloads)
+        except currant.CurrantError as error:
+            if error.code not in ("arena_full", "log_full", "timed_out"):
+                raise
+            ids = getattr(error, "enqueued_ids", [])  # those before the push-back are queued
+            time.sleep(0.01)
+        if ids:
+            os.write(fd, "".join(f"{i}\n" for i in ids).encode())
+        time.sleep(0.002)
+
+
+def consumer(name: str, stop_file: str) -> None:
+    queue = open_queue(name)
+    while True:
+        jobs = queue.dequeue("chaos", batch_size=16, timeout=0.2)
+        if jobs:
+            queue.ack(jobs)
+        elif os.path.exists(stop_file):
+            return
+
+
+def main() -> None:
+    role = sys.argv[1]
+    if role == "producer":
+        producer(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif role == "consumer":
+        consumer(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit(f"unknown role {role!r}")
+
+
+if __name__ == "__main__":
+    main()
