@@ -38,6 +38,7 @@ struct Options {
     std::uint32_t flush_interval_ms = 10;
     std::size_t batch = 20'000;
     std::uint32_t heartbeat_seconds = 5;
+    std::uint32_t lock_wait_seconds = 15;
 };
 
 std::atomic<bool> stopping{false};
@@ -76,12 +77,23 @@ pg::Connection connect_with_backoff(const Options& options, const char* role) {
     }
 }
 
-void take_host_lock(pg::Connection& connection, std::uint32_t host) {
-    // Session-level: held while this connection lives. One daemon per host.
-    const pg::Result got = connection.exec("SELECT pg_try_advisory_lock(hashtext('currant host'), $1)",
-                                           {std::to_string(host)});
-    if (got.text(0, 0) != "t")
-        throw Error(Errc::already_exists, "another currantd is mirroring host " + std::to_string(host));
+// Session-level: held while this connection lives. One daemon per host. A
+// killed daemon's session ends a moment after its death (PostgreSQL notices
+// the closed socket), so a restart waits up to lock_wait_seconds for it.
+void take_host_lock(pg::Connection& connection, std::uint32_t host, std::uint32_t lock_wait_seconds) {
+    const std::int64_t deadline = shm::monotonic_ns() + std::int64_t(lock_wait_seconds) * 1'000'000'000;
+    bool said = false;
+    for (;;) {
+        const pg::Result got = connection.exec("SELECT pg_try_advisory_lock(hashtext('currant host'), $1)",
+                                               {std::to_string(host)});
+        if (got.text(0, 0) == "t") return;
+        if (shm::monotonic_ns() >= deadline || stopping)
+            throw Error(Errc::already_exists, "another currantd is mirroring host " + std::to_string(host));
+        if (!said) log_line("host " + std::to_string(host) + " is locked by another session; waiting up to " +
+                            std::to_string(lock_wait_seconds) + " s for it to end");
+        said = true;
+        usleep(100'000);
+    }
 }
 
 void run_relay(const Options& options, HostIdentity identity) {
@@ -189,7 +201,7 @@ int run(const Options& options) {
         host = Queue::open(options.queue).info().host_id;
     } catch (const Error&) {
     }
-    take_host_lock(connection, host);
+    take_host_lock(connection, host, options.lock_wait_seconds);
     Attached attached = attach(connection, attach_options);
     Queue& queue = attached.queue;
     {
@@ -197,7 +209,7 @@ int run(const Options& options) {
         mirror_queue = &queue;
     }
     const HostIdentity identity = attached.identity;
-    if (identity.host != host) take_host_lock(connection, identity.host);
+    if (identity.host != host) take_host_lock(connection, identity.host, options.lock_wait_seconds);
 
     Mirror mirror(queue, identity, options.batch);
     mirror.resume(connection);
@@ -228,7 +240,7 @@ int run(const Options& options) {
             try {
                 if (error.connection_lost() || !connection.ok()) {
                     connection = connect_with_backoff(options, "mirror");
-                    take_host_lock(connection, identity.host);
+                    take_host_lock(connection, identity.host, options.lock_wait_seconds);
                 }
                 mirror.resume(connection);
             } catch (const pg::DatabaseError& again) {
@@ -278,6 +290,10 @@ int main(int argc, char** argv) {
                    "idle time after which the relay checks its connection with one query")
         ->capture_default_str()
         ->check(CLI::Range(1, 3600));
+    app.add_option("--lock-wait-seconds", options.lock_wait_seconds,
+                   "how long to wait for another daemon's hold on the host to end before giving up")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 3600));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& error) {

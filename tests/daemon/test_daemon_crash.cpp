@@ -131,7 +131,7 @@ TEST_CASE("a second daemon for the same host is refused", "[operations]") {
     Queue queue = fixture.open_queue();
     queue.declare_entrypoint("jobs", async_options());
     REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_hosts", 1) == 1);
-    DaemonProcess& second = fixture.start_daemon();
+    DaemonProcess& second = fixture.start_daemon({"--lock-wait-seconds", "1"});
     CHECK(second.wait_for_exit() == 1);
     CHECK_THAT(second.log(), Catch::Contains("another currantd is mirroring host 0"));
 }
