@@ -21,14 +21,14 @@ std::string mebibytes(std::uint64_t bytes) {
 
 struct EntrypointSpec {
     std::string name;
-    Durability durability = Durability::memory;
+    std::optional<Durability> durability; // unset: the queue's default
 };
 
 // NAME or NAME:DURABILITY (split at the last colon).
 EntrypointSpec parse_entrypoint_spec(const std::string& text) {
     auto colon = text.rfind(':');
     if (colon == std::string::npos) {
-        return {text, Durability::memory};
+        return {text, std::nullopt};
     }
     return {text.substr(0, colon), parse_durability_option(text.substr(colon + 1), "--entrypoint")};
 }
@@ -71,7 +71,7 @@ int run_init(InitArgs& args) {
               << format_mode(info.mode) << ", group " << group_label(info.owner_gid) << '\n';
     for (const auto& [id, spec] : declared) {
         std::cout << "declared entrypoint '" << spec.name << "' (id " << id << ", durability "
-                  << durability_name(spec.durability) << ")\n";
+                  << durability_name(spec.durability.value_or(Durability::memory)) << ")\n";
     }
     return 0;
 }
@@ -220,20 +220,11 @@ int run_declare(const DeclareArgs& args) {
     options.lease = std::max(std::chrono::milliseconds(1),
                              std::chrono::ceil<std::chrono::milliseconds>(args.lease));
     options.max_attempts = args.max_attempts;
-    if (args.durability) {
-        options.durability = *args.durability;
-    } else {
-        // Re-declaring must not silently switch an existing entrypoint's
-        // durability back to the default: keep what it has.
-        for (const auto& stats : queue.stats()) {
-            if (stats.name == args.entrypoint) {
-                options.durability = stats.durability;
-            }
-        }
-    }
+    // Unset: a new entrypoint gets the queue's default, an existing one keeps its own.
+    options.durability = args.durability;
     EntrypointId id = queue.declare_entrypoint(args.entrypoint, options);
     std::cout << "declared entrypoint '" << args.entrypoint << "' of queue '" << args.name << "': id " << id
-              << ", durability " << durability_name(options.durability) << ", lease "
+              << ", durability " << durability_name(*queue.entrypoint_options(id).durability) << ", lease "
               << fixed(std::chrono::duration<double>(options.lease).count(), 3) << " s, max attempts "
               << options.max_attempts << '\n';
     return 0;

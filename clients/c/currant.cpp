@@ -199,11 +199,11 @@ int currant_declare_entrypoint(currant_queue* queue, const char* name, int durab
         require(queue, "queue");
         require(name, "name");
         require(id_out, "id_out");
-        if (durability < CURRANT_DURABILITY_MEMORY || durability > CURRANT_DURABILITY_SYNC)
+        if (durability < CURRANT_DURABILITY_MEMORY || durability > CURRANT_DURABILITY_DEFAULT)
             throw BadArgument{"durability " + std::to_string(durability) +
-                              " is not CURRANT_DURABILITY_MEMORY, _ASYNC or _SYNC"};
+                              " is not CURRANT_DURABILITY_MEMORY, _ASYNC, _SYNC or _DEFAULT"};
         currant::EntrypointOptions o;
-        o.durability = static_cast<currant::Durability>(durability);
+        if (durability != CURRANT_DURABILITY_DEFAULT) o.durability = static_cast<currant::Durability>(durability);
         *id_out = queue->queue.declare_entrypoint(name, o);
     });
 }

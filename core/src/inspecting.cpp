@@ -127,6 +127,7 @@ QueueInfo QueueState::info() const {
     info.slot_bytes = header.slot_bytes;
     info.segment_bytes = header.total_bytes;
     info.incarnation = header.incarnation;
+    info.mirrored = core_->mirrored.load(std::memory_order_acquire) != 0;
     info.created_at_ns = header.creation_realtime_ns;
     info.free_slots = arena_.free_count_hint(); // the free stack's depth: no arena scan
     info.participants = std::uint32_t(participants().size());

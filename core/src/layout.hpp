@@ -215,6 +215,9 @@ struct CoreHeader {
     // with seq_cst, then every sleeper is woken (they re-check it after
     // setting their wake word, like the retired flag).
     std::atomic<std::uint32_t> sealed;
+    // 1 once a mirror attached: the default durability of new entrypoints
+    // is then async. Never cleared (the daemon comes back after a restart).
+    std::atomic<std::uint32_t> mirrored;
 };
 static_assert(std::is_standard_layout_v<CoreHeader>);
 

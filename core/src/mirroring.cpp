@@ -254,6 +254,11 @@ JobId QueueState::restore(EntrypointId ep, const RestoredJob& job, const Enqueue
     return job.id;
 }
 
+void QueueState::mark_mirrored() {
+    check_usable();
+    core_->mirrored.store(1, std::memory_order_release);
+}
+
 void QueueState::unseal() {
     check_usable();
     core_->sealed.store(0, std::memory_order_seq_cst);

@@ -175,6 +175,7 @@ JobId Queue::restore(EntrypointId entrypoint, const RestoredJob& job, const Enqu
     return state_->restore(entrypoint, job, options);
 }
 void Queue::unseal() { state_->unseal(); }
+void Queue::mark_mirrored() { state_->mark_mirrored(); }
 bool Queue::sealed() const { return state_->sealed(); }
 
 } // namespace currant

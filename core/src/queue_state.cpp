@@ -47,6 +47,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     core->mirror_waiting.store(0, std::memory_order_relaxed);
     core->mirror_signal.store(0, std::memory_order_relaxed);
     core->sealed.store(sealed ? 1 : 0, std::memory_order_relaxed);
+    core->mirrored.store(0, std::memory_order_relaxed);
     std::byte* region = reinterpret_cast<std::byte*>(core);
     auto* entrypoints = reinterpret_cast<EntrypointControl*>(region + geometry.entrypoints_offset);
     for (std::uint32_t i = 0; i < parameters.max_entrypoints; ++i) {
@@ -190,12 +191,12 @@ void validate_entrypoint_options(const EntrypointOptions& options) {
     if (options.max_attempts == 0) throw Error(Errc::invalid_argument, "max attempts must be at least 1");
     if (options.retry_delay.count() < 0 || options.max_retry_delay.count() < 0)
         throw Error(Errc::invalid_argument, "retry delays must not be negative");
-    if (std::uint32_t(options.durability) > std::uint32_t(Durability::sync))
+    if (options.durability && std::uint32_t(*options.durability) > std::uint32_t(Durability::sync))
         throw Error(Errc::invalid_argument, "unknown durability");
 }
 
 void store_options(EntrypointControl& c, const EntrypointOptions& options) {
-    c.durability.store(std::uint32_t(options.durability), std::memory_order_relaxed);
+    if (options.durability) c.durability.store(std::uint32_t(*options.durability), std::memory_order_relaxed);
     c.max_attempts.store(options.max_attempts, std::memory_order_relaxed);
     c.lease_ns.store(std::int64_t(options.lease.count()) * 1'000'000, std::memory_order_relaxed);
     c.retry_delay_ns.store(std::int64_t(options.retry_delay.count()) * 1'000'000, std::memory_order_relaxed);
@@ -242,7 +243,10 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     EntrypointControl& c = entrypoints_[count];
     std::memset(c.name, 0, sizeof c.name);
     std::memcpy(c.name, name.data(), name.size());
-    store_options(c, options);
+    EntrypointOptions resolved = options;
+    if (!resolved.durability)
+        resolved.durability = core_->mirrored.load(std::memory_order_acquire) ? Durability::async : Durability::memory;
+    store_options(c, resolved);
     c.declared.store(1, std::memory_order_release);
     core_->entrypoint_count.store(count + 1, std::memory_order_release);
     return count;

@@ -100,6 +100,7 @@ public:
     void settle_dirty(std::span<const JobSnapshot> mirrored);
     JobId restore(EntrypointId ep, const RestoredJob& job, const EnqueueOptions& options);
     void unseal();
+    void mark_mirrored();
     bool sealed() const noexcept { return core_->sealed.load(std::memory_order_seq_cst) != 0; }
 
     const std::string& name() const noexcept { return segment_.name(); }

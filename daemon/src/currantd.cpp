@@ -204,6 +204,7 @@ int run(const Options& options) {
     take_host_lock(connection, host, options.lock_wait_seconds);
     Attached attached = attach(connection, attach_options);
     Queue& queue = attached.queue;
+    queue.mark_mirrored(); // entrypoints declared without a durability are mirrored from now on
     {
         std::lock_guard lock(mirror_queue_mutex);
         mirror_queue = &queue;

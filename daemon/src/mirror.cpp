@@ -63,7 +63,7 @@ void Mirror::record_entrypoints(pg::Connection& connection) {
             "max_retry_delay_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (host, name) DO UPDATE SET "
             "durability = EXCLUDED.durability, lease_ms = EXCLUDED.lease_ms, max_attempts = EXCLUDED.max_attempts, "
             "retry_delay_ms = EXCLUDED.retry_delay_ms, max_retry_delay_ms = EXCLUDED.max_retry_delay_ms",
-            {std::to_string(identity_.host), names[ep], std::string(durability_name(options.durability)),
+            {std::to_string(identity_.host), names[ep], std::string(durability_name(options.durability.value_or(Durability::memory))),
              std::to_string(options.lease.count()), std::to_string(options.max_attempts),
              std::to_string(options.retry_delay.count()), std::to_string(options.max_retry_delay.count())});
         ++counters_.statements;

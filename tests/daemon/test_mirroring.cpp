@@ -136,3 +136,14 @@ TEST_CASE("SIGTERM flushes what is pending and stops with status 0", "[operation
     CHECK(fixture.count("SELECT count(*) FROM currant_jobs") == 11);
     CHECK_THAT(daemon.log(), Catch::Contains("stopped"));
 }
+
+TEST_CASE("an entrypoint declared without a durability is mirrored once currantd attached", "[mirror]") {
+    DaemonFixture fixture("default-async");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return queue.info().mirrored; }));
+    const EntrypointId ep = queue.declare_entrypoint("plain");
+    CHECK(queue.entrypoint_options(ep).durability == Durability::async);
+    queue.enqueue(ep, as_payload("x"));
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE entrypoint = 'plain'", 1) == 1);
+}

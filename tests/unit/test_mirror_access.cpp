@@ -223,3 +223,21 @@ TEST_CASE("a sealed queue takes enqueues but hands nothing out until unsealed", 
     REQUIRE(got);
     CHECK(got->handle.id == id);
 }
+
+TEST_CASE("without a durability a new entrypoint is memory, and async once the queue is mirrored", "[mirror]") {
+    ScratchQueue scratch("mirror-default-durability", small_options());
+    CHECK_FALSE(scratch->info().mirrored);
+    const EntrypointId before = scratch->declare_entrypoint("before");
+    CHECK(scratch->entrypoint_options(before).durability == Durability::memory);
+    scratch->mark_mirrored();
+    CHECK(scratch->info().mirrored);
+    const EntrypointId after = scratch->declare_entrypoint("after");
+    CHECK(scratch->entrypoint_options(after).durability == Durability::async);
+    // Declaring again without a durability keeps each one's own.
+    scratch->declare_entrypoint("before");
+    CHECK(scratch->entrypoint_options(before).durability == Durability::memory);
+    EntrypointOptions sync;
+    sync.durability = Durability::sync;
+    scratch->declare_entrypoint("after", sync);
+    CHECK(scratch->entrypoint_options(after).durability == Durability::sync);
+}

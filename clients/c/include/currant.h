@@ -137,7 +137,9 @@ CURRANT_API int currant_queue_remove(const char* name);
 enum {
     CURRANT_DURABILITY_MEMORY = 0, /* no log; lost at reboot */
     CURRANT_DURABILITY_ASYNC = 1,  /* mirrored to PostgreSQL in batches */
-    CURRANT_DURABILITY_SYNC = 2    /* enqueue returns once mirrored */
+    CURRANT_DURABILITY_SYNC = 2,   /* enqueue returns once mirrored */
+    CURRANT_DURABILITY_DEFAULT = 3 /* new: async if currantd mirrors the queue, else memory;
+                                      existing: unchanged */
 };
 
 /* Declares an entrypoint, or finds the existing one of that name. Its other

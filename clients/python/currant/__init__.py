@@ -301,7 +301,7 @@ class Queue:
     def declare_entrypoint(
         self,
         name: str,
-        durability: str = "memory",
+        durability: str | None = None,
         *,
         lease: float | _dt.timedelta = 30.0,
         max_attempts: int = 5,
@@ -310,7 +310,9 @@ class Queue:
     ) -> int:
         """Declare an entrypoint (or update an existing one) and return its id.
 
-        ``durability`` is "memory", "async" or "sync" (see DESIGN.md).
+        ``durability`` is "memory", "async" or "sync" (see DESIGN.md); None
+        gives a new entrypoint the queue's default (async once currantd
+        mirrors the queue, else memory) and keeps an existing one's.
         ``lease`` is how long (seconds) a picked job stays with its consumer
         without a heartbeat before it is requeued; ``max_attempts`` how many
         deliveries a job gets; ``retry_delay`` the first back-off, doubled
@@ -318,11 +320,11 @@ class Queue:
         """
         if not isinstance(name, str):
             raise TypeError(f"entrypoint name must be a str, not {type(name).__name__}")
-        if durability not in _DURABILITIES:
-            raise ValueError(f"durability must be one of {_DURABILITIES}, not {durability!r}")
+        if durability is not None and durability not in _DURABILITIES:
+            raise ValueError(f"durability must be one of {_DURABILITIES} or None, not {durability!r}")
         return self._q.declare_entrypoint(
             name,
-            durability,
+            durability or "",
             _ms(lease, "lease"),
             max_attempts,
             _ms(retry_delay, "retry_delay"),

@@ -726,7 +726,7 @@ public:
                                              std::int64_t retry_delay_ms, std::int64_t max_retry_delay_ms) {
         currant::EntrypointOptions options;
         try {
-            options.durability = currant::parse_durability(durability);
+            if (!durability.empty()) options.durability = currant::parse_durability(durability); // "": the default
         } catch (const std::invalid_argument&) {
             throw py::value_error("durability must be 'memory', 'async' or 'sync', not '" + durability + "'");
         }

@@ -84,7 +84,9 @@ struct QueueOptions {
 };
 
 struct EntrypointOptions {
-    Durability durability = Durability::memory;
+    // Unset: a new entrypoint gets `async` if the queue is mirrored (a
+    // currantd has attached to it), else `memory`; a declared one keeps its own.
+    std::optional<Durability> durability;
     std::chrono::milliseconds lease{30'000};          // how long a pick is valid without heartbeat
     std::uint32_t max_attempts = 5;                   // deliveries before a job ends `exception`
     std::chrono::milliseconds retry_delay{1'000};     // back-off of the first retry, doubled per attempt
@@ -160,6 +162,7 @@ struct QueueInfo {
                   log_capacity = 0, host_id = 0, slot_bytes = 0;
     std::uint64_t segment_bytes = 0;
     std::uint64_t incarnation = 0;
+    bool mirrored = false;                 // a currantd has attached (new entrypoints default to async)
     std::int64_t created_at_ns = 0;
     std::uint32_t free_slots = 0;
     std::uint32_t participants = 0;        // registered right now
@@ -344,6 +347,9 @@ public:
     // when id belongs to this host. The caller checks that the id is not
     // already in the segment.
     JobId restore(EntrypointId entrypoint, const RestoredJob& job, const EnqueueOptions& options = {});
+    // Marks the queue as mirrored (currantd calls it when it attaches):
+    // entrypoints declared later without a durability get `async`.
+    void mark_mirrored();
     // A sealed queue accepts enqueues but hands nothing out (a rebuild in progress).
     void unseal();
     bool sealed() const;
