@@ -54,14 +54,27 @@ class Cluster:
         with open(f"{self.directory}/setup.log", "a") as log:
             subprocess.run(self.prefix + argv, check=True, stdout=log, stderr=log)
 
-    def start(self) -> None:
-        self._run([f"{self.bin}/pg_ctl", "-D", f"{self.directory}/data", "-w", "-t", "60", "-l",
-                   f"{self.directory}/server.log", "-o", f"-k {self.directory} -c listen_addresses='' -p 5432",
-                   "start"])
+    def start(self, wait: bool = True) -> None:
+        self._run([f"{self.bin}/pg_ctl", "-D", f"{self.directory}/data", "-w" if wait else "-W", "-t", "60",
+                   "-l", f"{self.directory}/server.log", "-o",
+                   f"-k {self.directory} -c listen_addresses='' -p 5432", "start"])
 
-    def crash(self) -> None:
-        """An immediate shutdown: no checkpoint, crash recovery at the next start."""
-        self._run([f"{self.bin}/pg_ctl", "-D", f"{self.directory}/data", "-m", "immediate", "stop"])
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + 60
+        while subprocess.run([f"{self.bin}/pg_isready", "-h", self.directory, "-p", "5432"],
+                             stdout=subprocess.DEVNULL).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL did not come back")
+            time.sleep(0.1)
+
+    def crash(self) -> bool:
+        """An immediate shutdown: no checkpoint, crash recovery at the next start.
+        False if there was no server to stop (it was still starting)."""
+        try:
+            self._run([f"{self.bin}/pg_ctl", "-D", f"{self.directory}/data", "-m", "immediate", "stop"])
+            return True
+        except subprocess.CalledProcessError:
+            return False
 
     def stop(self) -> None:
         try:
@@ -125,7 +138,7 @@ def main() -> int:
         time.sleep(rng.expovariate(args.kills_per_second))
         now = time.monotonic()
         if postgres_down_until and now >= postgres_down_until:
-            cluster.start()
+            cluster.start(wait=False)  # recovers while the run goes on
             postgres_down_until = 0.0
         for role, process in list(processes.items()):  # a role that died on its own is an error
             if process.poll() is not None and process.returncode not in (0, -signal.SIGKILL):
@@ -135,7 +148,8 @@ def main() -> int:
         if victim == "postgres":
             if postgres_down_until:
                 continue
-            cluster.crash()
+            if not cluster.crash():
+                continue
             postgres_down_until = now + rng.uniform(0.1, 1.0)
         else:
             processes[victim].kill()
@@ -146,6 +160,8 @@ def main() -> int:
     # Drain: everything up, producers stop, consumers finish the work.
     if postgres_down_until:
         cluster.start()
+    else:
+        cluster.wait_until_up()
     open(stop_file, "w").close()
     deadline = time.monotonic() + 300
     with currant.Queue(queue_name) as q:
