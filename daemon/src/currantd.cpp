@@ -10,7 +10,9 @@
 // Every other thread blocks those signals, so they arrive only there.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <csignal>
 #include <mutex>
 #include <poll.h>
@@ -269,6 +271,19 @@ int run(const Options& options) {
 } // namespace
 } // namespace currant::daemon
 
+namespace {
+// CLI11 would read "010" as octal and "0x10" as hex: numbers are decimal only.
+const CLI::Validator decimal(
+    [](std::string& text) {
+        const bool digits = !text.empty() && text.size() <= 10 &&
+                            std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits) return "'" + text + "' is not a decimal number";
+        if (text.size() > 1 && text[0] == '0') return "'" + text + "' has a leading zero (decimal numbers only)";
+        return std::string();
+    },
+    "DECIMAL");
+} // namespace
+
 int main(int argc, char** argv) {
     using namespace currant::daemon;
     Options options;
@@ -276,29 +291,38 @@ int main(int argc, char** argv) {
     app.add_option("--queue,-q", options.queue, "queue (segment) name")->capture_default_str();
     app.add_option("--db", options.conninfo,
                    "libpq connection string or URI (default: libpq's PG* environment variables)");
-    app.add_option("--host-id", options.host_id, "host id of a queue this daemon creates")->capture_default_str();
-    app.add_option("--slots", options.slots, "slots of a queue this daemon creates")->capture_default_str();
+    app.add_option("--host-id", options.host_id, "host id of a queue this daemon creates")->capture_default_str()->check(decimal);
+    app.add_option("--slots", options.slots, "slots of a queue this daemon creates")->capture_default_str()->check(decimal);
     app.add_option("--payload-bytes", options.payload_bytes, "payload bytes per slot of a created queue")
-        ->capture_default_str();
+        ->capture_default_str()->check(decimal);
     app.add_option("--log-capacity", options.log_capacity, "transition records per entrypoint of a created queue")
-        ->capture_default_str();
+        ->capture_default_str()->check(decimal);
     app.add_option("--flush-interval-ms", options.flush_interval_ms,
                    "how long transitions may wait to be batched (sync enqueues do not wait)")
-        ->capture_default_str();
+        ->capture_default_str()->check(decimal);
     app.add_option("--batch", options.batch, "most transitions per transaction")->capture_default_str()->check(
-        CLI::Range(1, 10'000'000));
+        CLI::Range(1, 10'000'000))->check(decimal);
     app.add_option("--heartbeat-seconds", options.heartbeat_seconds,
                    "idle time after which the relay checks its connection with one query")
         ->capture_default_str()
-        ->check(CLI::Range(1, 3600));
+        ->check(CLI::Range(1, 3600))->check(decimal);
     app.add_option("--lock-wait-seconds", options.lock_wait_seconds,
                    "how long to wait for another daemon's hold on the host to end before giving up")
         ->capture_default_str()
-        ->check(CLI::Range(0, 3600));
+        ->check(CLI::Range(0, 3600))->check(decimal);
     try {
         app.parse(argc, argv);
+        if (options.host_id > currant::schema::max_segment_host)
+            throw CLI::ValidationError("--host-id", "must be at most " + std::to_string(currant::schema::max_segment_host) +
+                                                       " (the last range is for jobs inserted by SQL)");
+    } catch (const CLI::Success& help) {
+        return app.exit(help);
     } catch (const CLI::ParseError& error) {
-        return app.exit(error);
+        std::string line = error.what();
+        for (char& c : line)
+            if (c == '\n') c = ' ';
+        std::fprintf(stderr, "currantd: %s (see currantd --help)\n", line.c_str());
+        return 2;
     }
 
     // Signals go to the signal thread only (threads inherit this mask).
