@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs missing dependencies, builds, and runs the test suite.
-# The exit code is meson test's. BUILD_DIR as in build.sh (default: build).
+# Installs missing dependencies, builds, and runs the test suite: every suite
+# in BUILD_DIR (as in build.sh, default: build), then the sanitized runs in
+# build-asan and build-tsan (scripts/test-sanitizers.sh; CURRANT_SANITIZERS=0
+# skips them). The exit code is non-zero if any run failed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,18 +14,38 @@ status=0
 meson test -C "$build_dir" --print-errorlogs --num-processes 2 \
   --timeout-multiplier 3 || status=$?
 
-# One closing line a CI reader understands: "N passed, N failed".
-/usr/bin/python3 - "$build_dir/meson-logs/testlog.json" <<'PY' || true
+logs=("$build_dir/meson-logs/testlog.json")
+if [[ ${CURRANT_SANITIZERS:-1} != 0 ]]; then
+  rm -f build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json
+  bash scripts/test-sanitizers.sh || status=1
+  logs+=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json)
+fi
+
+# One closing line a CI reader understands: "N passed, N failed", over every
+# build directory (a run that left no log counts as one failure).
+/usr/bin/python3 - "${logs[@]}" <<'PY' || status=1
 import json, sys
 passed = failed = skipped = 0
-for line in open(sys.argv[1]):
-    result = json.loads(line).get("result")
-    if result in ("OK", "EXPECTEDFAIL"):
-        passed += 1
-    elif result == "SKIP":
-        skipped += 1
-    else:
-        failed += 1
-print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")
+parts = []
+for path in sys.argv[1:]:
+    p = f = s = 0
+    try:
+        lines = open(path).readlines()
+    except OSError:
+        lines = []
+        f = 1
+    for line in lines:
+        result = json.loads(line).get("result")
+        if result in ("OK", "EXPECTEDFAIL"):
+            p += 1
+        elif result == "SKIP":
+            s += 1
+        else:
+            f += 1
+    parts.append(f"{path.split('/')[0]} {p}/{f}/{s}")
+    passed, failed, skipped = passed + p, failed + f, skipped + s
+print(f"tests: {passed} passed, {failed} failed, {skipped} skipped"
+      f" (passed/failed/skipped: {', '.join(parts)})")
+sys.exit(1 if failed else 0)
 PY
 exit "$status"

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs the test suites again under the sanitizers, each in its own build
+# directory (docs/RELIABILITY.md, "Sanitizers"):
+#
+#   bash scripts/test-sanitizers.sh          # both
+#   bash scripts/test-sanitizers.sh asan     # AddressSanitizer + UBSan only
+#   bash scripts/test-sanitizers.sh tsan     # ThreadSanitizer only
+#
+# asan  build-asan: -Db_sanitize=address,undefined; suites unit, multiprocess,
+#       crash, cli, c_api. UBSan halts on the first report; LSan is on.
+# tsan  build-tsan (clang): -Db_sanitize=thread; suites unit, multiprocess,
+#       crash, cli, c_api. Suppressions: tests/sanitizers/tsan.supp.
+#
+# `meson test` builds only what the selected suites need (no benchmarks, no
+# Python extension, no daemon). The exit code is non-zero if any run failed.
+# Expects scripts/install-deps.sh to have run (scripts/test.sh does).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+which=${1:-all}
+
+common_setup=(--buildtype=debugoptimized -Doptimization=1 -Db_lundef=false -Dbenchmarks=disabled)
+suites=(--suite unit --suite multiprocess --suite crash --suite cli --suite c_api)
+
+# configure DIR [meson setup options...]: a fresh directory is set up; an
+# existing one is reconfigured only if its setup never finished or another
+# meson version made it (as scripts/build.sh does).
+configure() {
+  local dir=$1
+  shift
+  if [[ ! -f $dir/meson-private/coredata.dat ]]; then
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log" >&2; return 1; }
+  elif [[ ! -f $dir/build.ninja ]] ||
+       ! grep -q "\"full\": *\"$(meson --version)\"" "$dir/meson-info/meson-info.json" 2>/dev/null; then
+    meson setup --reconfigure "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log" >&2; return 1; }
+  fi
+  rm -f "$dir.setup.log"
+}
+
+status=0
+
+if [[ $which == all || $which == asan ]]; then
+  configure build-asan "${common_setup[@]}" -Db_sanitize=address,undefined
+  # LSan is on for the test processes; forked children leave by _exit(),
+  # which skips the leak check, so only whole processes are checked.
+  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1:print_summary=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:print_summary=1 \
+    meson test -C build-asan "${suites[@]}" --print-errorlogs --num-processes 2 \
+      --timeout-multiplier 5 || status=1
+fi
+
+if [[ $which == all || $which == tsan ]]; then
+  # clang, not GCC 12: GCC 12's TSan runtime dies with "dup thread with used
+  # id" when a child forked from a multi-threaded parent starts a thread
+  # whose pthread_t the parent used (every multiprocess test does that).
+  if [[ ! -f build-tsan/meson-private/coredata.dat ]]; then
+    CC=clang CXX=clang++ configure build-tsan "${common_setup[@]}" -Db_sanitize=thread
+  else
+    configure build-tsan "${common_setup[@]}" -Db_sanitize=thread
+  fi
+  # halt_on_error: forked children leave by _exit(), which would skip TSan's
+  # exit-code change, so a report must end the process (exit 66) at once.
+  # die_after_fork=0: the tests fork from processes that run the
+  # participant's holder thread, and the children start their own.
+  TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:second_deadlock_stack=1:suppressions=$root/tests/sanitizers/tsan.supp" \
+    meson test -C build-tsan "${suites[@]}" --print-errorlogs --num-processes 2 \
+      --timeout-multiplier 5 || status=1
+fi
+
+exit "$status"
