@@ -102,7 +102,7 @@ QueueState::QueueState(shm::Segment segment)
         core_->participants_offset != expected.participants_offset ||
         core_->sleepers_offset != expected.sleepers_offset || core_->delayed_offset != expected.delayed_offset ||
         core_->logs_offset != expected.logs_offset || core_->counters_offset != expected.counters_offset ||
-        core_->max_entrypoints != header.parameters.max_entrypoints ||
+        core_->sleeper_words != expected.sleeper_words || core_->max_entrypoints != header.parameters.max_entrypoints ||
         core_->max_participants != header.parameters.max_participants ||
         core_->log_capacity != header.parameters.log_capacity)
         throw Error(Errc::corrupt_segment,
