@@ -21,7 +21,17 @@ using shm::SlotState;
 using shm::StateWord;
 
 void QueueState::lock_entrypoint(EntrypointId ep) {
-    entrypoints_[ep].lock.lock([this, ep]() noexcept { return repair_entrypoint(ep); });
+    EntrypointControl& c = entrypoints_[ep];
+    c.lock.lock([this, ep]() noexcept { return repair_entrypoint(ep); });
+    // The counts that index fixed arrays are checked at every lock: a
+    // corrupt one is rebuilt from the state words, never followed.
+    if (c.lane_count > max_priority_lanes || c.delayed_count > arena_.slot_count()) [[unlikely]] {
+        if (!repair_entrypoint(ep)) {
+            c.lock.request_repair();
+            c.lock.unlock();
+            throw Error(Errc::repair_failed, describe(ep) + ": rebuilding a corrupt index failed; the next locker retries");
+        }
+    }
 }
 
 [[noreturn]] static void corrupt(shm::RobustMutex& lock, const std::string& what) {
