@@ -44,6 +44,21 @@ bool Arena::rebuild_free_stack() noexcept {
 
 void Arena::lock() {
     control_->lock.lock([this]() noexcept { return rebuild_free_stack(); });
+    // A count past the stack is corrupt: rebuild rather than index with it.
+    if (control_->free_count.load(std::memory_order_relaxed) > slot_count_) [[unlikely]]
+        rebuild_free_stack();
+}
+
+void Arena::push_free(std::uint32_t slot) noexcept {
+    const std::uint32_t count = control_->free_count.load(std::memory_order_relaxed);
+    if (count >= slot_count_) [[unlikely]] {
+        // The stack claims every slot although this one was not free: it is
+        // corrupt. The slot is FREE already, so the rebuild lists it.
+        rebuild_free_stack();
+        return;
+    }
+    free_stack_[count] = slot;
+    control_->free_count.store(count + 1, std::memory_order_relaxed);
 }
 
 std::uint32_t Arena::reserve(std::uint32_t owner, std::span<std::uint32_t> out) {
@@ -85,8 +100,7 @@ std::uint32_t Arena::release(std::uint32_t owner, std::span<const std::uint32_t>
             if (StateWord::state(word) != SlotState::reserved || StateWord::owner(word) != owner) continue;
             state_word(slot).store(StateWord::next(word, SlotState::free, 0), std::memory_order_release);
             crash_point("arena.release.after_mark");
-            free_stack_[control_->free_count.load(std::memory_order_relaxed)] = slot;
-            control_->free_count.store(control_->free_count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            push_free(slot);
             ++released;
         }
     }
@@ -101,8 +115,7 @@ std::uint32_t Arena::release_all_reserved_by(std::uint32_t owner) {
         std::uint64_t word = state_word(slot).load(std::memory_order_acquire);
         if (StateWord::state(word) != SlotState::reserved || StateWord::owner(word) != owner) continue;
         state_word(slot).store(StateWord::next(word, SlotState::free, 0), std::memory_order_release);
-        free_stack_[control_->free_count.load(std::memory_order_relaxed)] = slot;
-            control_->free_count.store(control_->free_count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        push_free(slot);
         ++released;
     }
     return released;

@@ -102,6 +102,8 @@ private:
     }
     void lock();
     bool rebuild_free_stack() noexcept;
+    // Under the lock: pushes a slot just marked FREE (rebuilds a full stack).
+    void push_free(std::uint32_t slot) noexcept;
 
     ArenaControl* control_;
     std::byte* arena_;
