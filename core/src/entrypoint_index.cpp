@@ -115,6 +115,8 @@ void QueueState::heap_sift_up(EntrypointId ep, std::uint32_t position) {
     while (position > 0) {
         const std::uint32_t parent = (position - 1) / 2;
         if (!earlier(heap[position], heap[parent])) break;
+        if (heap[position].slot >= arena_.slot_count() || heap[parent].slot >= arena_.slot_count())
+            corrupt(entrypoints_[ep].lock, "delayed heap entry out of range");
         std::swap(heap[position], heap[parent]);
         record(heap[position].slot).heap_position = position;
         record(heap[parent].slot).heap_position = parent;
@@ -131,6 +133,8 @@ void QueueState::heap_sift_down(EntrypointId ep, std::uint32_t position) {
         if (left < count && earlier(heap[left], heap[smallest])) smallest = left;
         if (right < count && earlier(heap[right], heap[smallest])) smallest = right;
         if (smallest == position) break;
+        if (heap[position].slot >= arena_.slot_count() || heap[smallest].slot >= arena_.slot_count())
+            corrupt(entrypoints_[ep].lock, "delayed heap entry out of range");
         std::swap(heap[position], heap[smallest]);
         record(heap[position].slot).heap_position = position;
         record(heap[smallest].slot).heap_position = smallest;
@@ -171,6 +175,7 @@ void QueueState::update_earliest_delayed(EntrypointId ep) {
     std::int64_t earliest = no_deadline;
     if (c.delayed_count > 0) {
         const DelayedEntry& top = delayed_heap(ep)[0];
+        if (top.slot >= arena_.slot_count()) corrupt(c.lock, "delayed heap entry out of range");
         // A due job that cannot get a lane (all lanes in use by other
         // priorities) waits for a lane to empty, not for a clock.
         const bool blocked = c.lane_count == max_priority_lanes &&
