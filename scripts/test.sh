@@ -2,7 +2,8 @@
 # Installs missing dependencies, builds, and runs the test suite: every suite
 # in BUILD_DIR (as in build.sh, default: build), then the sanitized runs in
 # build-asan and build-tsan (scripts/test-sanitizers.sh; CURRANT_SANITIZERS=0
-# skips them). The exit code is non-zero if any run failed.
+# skips them), then each fuzz target for 30 s (scripts/fuzz.sh; CURRANT_FUZZ=0
+# skips it). The exit code is non-zero if any run failed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,6 +21,14 @@ if [[ ${CURRANT_SANITIZERS:-1} != 0 ]]; then
   bash scripts/test-sanitizers.sh || status=1
   logs+=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json)
 fi
+
+# --- fuzzing (tests/fuzz, scripts/fuzz.sh) -------------------------------
+# Each libFuzzer target for CURRANT_FUZZ_SECONDS (default 30) in build-fuzz
+# (clang, ASan+UBSan); CURRANT_FUZZ=0 skips it. Prints one line per target.
+if [[ ${CURRANT_FUZZ:-1} != 0 ]]; then
+  bash scripts/fuzz.sh "${CURRANT_FUZZ_SECONDS:-30}" || status=1
+fi
+# --- end of fuzzing ----------------------------------------------------------
 
 # One closing line a CI reader understands: "N passed, N failed", over every
 # build directory (a run that left no log counts as one failure).

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <csignal>
 #include <mutex>
+#include <optional>
 #include <poll.h>
 #include <pthread.h>
 #include <thread>
@@ -139,8 +140,9 @@ void run_relay(const Options& options, HostIdentity identity) {
                     }
                 }
             } catch (const pg::DatabaseError& error) {
-                if (!error.connection_lost()) throw;
-                log_line("relay: lost PostgreSQL (" + std::string(error.what()) + "); reconnecting");
+                // Lost or refused: start over on a new connection (LISTEN,
+                // then a scan), after a back-off.
+                log_line("relay: " + std::string(error.what()) + "; reconnecting");
                 if (!backoff.wait()) break;
             }
         }
@@ -184,9 +186,6 @@ void report_health(const Queue& queue, Health& health) {
 int run(const Options& options) {
     if (options.host_id > schema::max_segment_host)
         throw Error(Errc::invalid_argument, "--host-id must be at most " + std::to_string(schema::max_segment_host));
-    pg::Connection connection = connect_with_backoff(options, "mirror");
-    schema::require_current(connection);
-
     AttachOptions attach_options;
     attach_options.queue = options.queue;
     attach_options.create.host_id = std::uint16_t(options.host_id);
@@ -196,26 +195,47 @@ int run(const Options& options) {
     attach_options.create.max_participants = options.max_participants;
     attach_options.create.log_capacity = options.log_capacity;
     attach_options.create.mode = options.mode;
-    // Lock first by the host the segment has (or will have) so two daemons
-    // never rebuild the same host at once.
-    std::uint32_t host = options.host_id;
-    try {
-        host = Queue::open(options.queue).info().host_id;
-    } catch (const Error&) {
+
+    // Start-up: connect, check the schema, lock the host, attach (or
+    // rebuild), resume the cursors. PostgreSQL going away at any step
+    // starts it over; every step is idempotent (an interrupted rebuild is
+    // completed by the next attach).
+    std::optional<pg::Connection> connection;
+    std::optional<Attached> attached;
+    std::optional<Mirror> mirror;
+    for (Backoff backoff;;) {
+        try {
+            attached.reset();
+            mirror.reset();
+            connection.emplace(connect_with_backoff(options, "mirror"));
+            schema::require_current(*connection);
+            // Lock first by the host the segment has (or will have) so two
+            // daemons never rebuild the same host at once.
+            std::uint32_t host = options.host_id;
+            try {
+                host = Queue::open(options.queue).info().host_id;
+            } catch (const Error&) {
+            }
+            take_host_lock(*connection, host, options.lock_wait_seconds);
+            attached.emplace(attach(*connection, attach_options));
+            if (attached->identity.host != host)
+                take_host_lock(*connection, attached->identity.host, options.lock_wait_seconds);
+            mirror.emplace(attached->queue, attached->identity, options.batch);
+            mirror->resume(*connection);
+            break;
+        } catch (const pg::DatabaseError& error) {
+            if (!error.connection_lost()) throw;
+            log_line("start: lost PostgreSQL (" + std::string(error.what()) + "); starting over");
+            if (!backoff.wait()) return 0;
+        }
     }
-    take_host_lock(connection, host, options.lock_wait_seconds);
-    Attached attached = attach(connection, attach_options);
-    Queue& queue = attached.queue;
+    Queue& queue = attached->queue;
+    const HostIdentity identity = attached->identity;
     queue.mark_mirrored(); // entrypoints declared without a durability are mirrored from now on
     {
         std::lock_guard lock(mirror_queue_mutex);
         mirror_queue = &queue;
     }
-    const HostIdentity identity = attached.identity;
-    if (identity.host != host) take_host_lock(connection, identity.host, options.lock_wait_seconds);
-
-    Mirror mirror(queue, identity, options.batch);
-    mirror.resume(connection);
     log_line("mirroring queue '" + options.queue + "' (host " + std::to_string(identity.host) + ", incarnation " +
              std::to_string(identity.incarnation) + ")");
 
@@ -229,7 +249,7 @@ int run(const Options& options) {
         const bool stop_now = stopping.load();
         try {
             // Drain: full batches back to back, then sleep in the kernel.
-            while (mirror.flush(connection) >= options.batch) {
+            while (mirror->flush(*connection) >= options.batch) {
             }
             report_health(queue, health);
             backoff.reset();
@@ -241,11 +261,11 @@ int run(const Options& options) {
                      (error.connection_lost() ? "; reconnecting" : "; retrying"));
             if (stop_now || !backoff.wait()) break;
             try {
-                if (error.connection_lost() || !connection.ok()) {
-                    connection = connect_with_backoff(options, "mirror");
-                    take_host_lock(connection, identity.host, options.lock_wait_seconds);
+                if (error.connection_lost() || !connection->ok()) {
+                    connection.emplace(connect_with_backoff(options, "mirror"));
+                    take_host_lock(*connection, identity.host, options.lock_wait_seconds);
                 }
-                mirror.resume(connection);
+                mirror->resume(*connection);
             } catch (const pg::DatabaseError& again) {
                 log_line("mirror: " + std::string(again.what()));
             }
@@ -262,7 +282,7 @@ int run(const Options& options) {
         std::lock_guard lock(mirror_queue_mutex);
         mirror_queue = nullptr;
     }
-    const MirrorCounters& counters = mirror.counters();
+    const MirrorCounters& counters = mirror->counters();
     log_line("stopped: " + std::to_string(counters.transitions) + " transitions in " +
              std::to_string(counters.batches) + " batches mirrored");
     return status;
