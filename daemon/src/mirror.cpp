@@ -50,6 +50,7 @@ void Mirror::resume(pg::Connection& connection) {
         if (queue_.feed_committed(ep) < sequence) queue_.commit_feed(ep, sequence);
     }
     entrypoints_recorded_ = 0;
+    dirty_may_repeat_ = true;
     record_entrypoints(connection);
 }
 
@@ -140,7 +141,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         const std::string& entrypoint = names[f.entrypoint];
         if ((id >> 48) == identity_.host) max_local_id = std::max(max_local_id, id);
 
-        std::string& rows = f.dirty ? dirty_log_rows : log_rows;
+        std::string& rows = f.dirty && dirty_may_repeat_ ? dirty_log_rows : log_rows;
         rows += std::to_string(std::int64_t(id));
         tab(rows);
         rows += host;
@@ -221,9 +222,9 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             ++statements;
         }
         if (!dirty_log_rows.empty()) {
-            // Dirty jobs carry no sequence: after a crash between this commit
-            // and settle_dirty they are collected again, so skip a job whose
-            // state is logged already.
+            // Dirty jobs carry no sequence: after a crash between a commit
+            // and settle_dirty they are collected again, so in the first
+            // batch after resume() skip a job whose state is logged already.
 
             connection.copy_in(std::string("COPY currant_dirty_stage ") + log_columns + " FROM STDIN", dirty_log_rows);
             connection.exec(std::string("INSERT INTO currant_log ") + log_columns + " SELECT " +
@@ -287,6 +288,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     for (EntrypointId ep = 0; ep < names.size(); ++ep)
         if (last_sequence[ep]) queue_.commit_feed(ep, last_sequence[ep]);
     if (!dirty.empty()) queue_.settle_dirty(dirty);
+    dirty_may_repeat_ = false;
 
     counters_.transitions += transitions;
     counters_.jobs += log_row_count;

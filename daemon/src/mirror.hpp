@@ -65,6 +65,11 @@ private:
     HostIdentity identity_;
     std::size_t batch_limit_;
     std::uint32_t entrypoints_recorded_ = 0;
+    // True from resume() until a batch has been committed and settled: only
+    // then can a dirty job be collected a second time (the daemon died
+    // between its commit and settle_dirty), so only then is the duplicate
+    // guard worth its cost.
+    bool dirty_may_repeat_ = true;
     MirrorCounters counters_;
     std::vector<Transition> transitions_;
     std::unordered_map<JobId, Folded> folded_;
