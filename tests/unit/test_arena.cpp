@@ -234,3 +234,23 @@ TEST_CASE("after the arena lock's owner died the free stack is rebuilt from the 
     CHECK(arena->free_count() == 8);
     CHECK(reserve(arena.arena(), 1, 8).size() == 8);
 }
+
+TEST_CASE("a free count past the slot count is rebuilt from the state words, never indexed with", "[arena]") {
+    ScratchArena arena(8);
+    REQUIRE(reserve(arena.arena(), 3, 2).size() == 2);
+    arena.segment().header().arena.free_count = 0x7fffffff; // a corrupt header
+    CHECK(arena->free_count() == 6);
+    CHECK(arena->release_all_reserved_by(3) == 2);
+    CHECK(arena->free_count() == 8);
+    CHECK(arena->check().empty());
+}
+
+TEST_CASE("releasing onto a free stack that claims every slot rebuilds it instead of writing past it", "[arena]") {
+    ScratchArena arena(4);
+    const auto slots = reserve(arena.arena(), 3, 1);
+    // Corrupt: the stack says all 4 slots are free although one is reserved.
+    arena.segment().header().arena.free_count = 4;
+    CHECK(arena->release(3, slots) == 1);
+    CHECK(arena->free_count() == 4);
+    CHECK(arena->check().empty());
+}
