@@ -196,7 +196,12 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
         shm::LockHolder holder(c.lock);
         std::uint64_t log_room = ~std::uint64_t(0);
         if (durability != Durability::memory) {
-            log_room = log_capacity_ - (c.log_written - c.log_committed.load(std::memory_order_acquire));
+            // Enqueues may fill a third of the log: each queued job leaves
+            // room for its pick and its end, which never wait for space (a
+            // full log sends them down the mirror's slower dirty path).
+            const std::uint64_t pending = c.log_written - c.log_committed.load(std::memory_order_acquire);
+            const std::uint64_t enqueue_limit = std::max<std::uint64_t>(1, log_capacity_ / 3);
+            log_room = pending >= enqueue_limit ? 0 : enqueue_limit - pending;
             if (log_room == 0) {
                 // Enqueue is the one transition that waits for log space.
                 const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
@@ -206,8 +211,10 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
                 const std::int64_t left = log_deadline - shm::monotonic_ns();
                 if (left <= 0)
                     throw Error(Errc::log_full, describe(ep) + ": transition log full (" +
+                                                    std::to_string(pending) + " of " +
                                                     std::to_string(log_capacity_) +
-                                                    " records not yet mirrored); is currantd running?");
+                                                    " records not yet mirrored; enqueues leave two thirds "
+                                                    "for picks and completions); is currantd running?");
                 shm::futex_wait(c.commit_signal, signal, std::min<std::int64_t>(left, 100'000'000));
                 continue;
             }

@@ -167,7 +167,8 @@ void report_health(const Queue& queue, Health& health) {
     const std::uint32_t capacity = queue.info().log_capacity;
     health.full.resize(stats.size(), false);
     for (const EntrypointStats& entry : stats) {
-        const bool full = entry.log_pending >= capacity || entry.dirty_slots > 0;
+        // Enqueues wait once a third of the log is pending (core: producing.cpp).
+        const bool full = entry.log_pending >= std::max<std::uint32_t>(1, capacity / 3) || entry.dirty_slots > 0;
         if (full != health.full[entry.id]) {
             health.full[entry.id] = full;
             log_line(full ? "back-pressure: the log of entrypoint '" + entry.name + "' is full (" +

@@ -104,7 +104,8 @@ def main() -> int:
 
     work = tempfile.mkdtemp(prefix="currant-chaos-")
     queue_name = f"chaos-{os.getpid()}"
-    stop_file = os.path.join(work, "stop")
+    stop_producers = os.path.join(work, "stop-producers")
+    stop_consumers = os.path.join(work, "stop-consumers")  # made once every producer has exited
     cluster = Cluster(work)
     subprocess.run([cli, "db", "install", "--db", cluster.conninfo], check=True, stdout=subprocess.DEVNULL)
     currant.Queue.remove(queue_name)
@@ -121,10 +122,10 @@ def main() -> int:
             argv = [currantd, "--queue", queue_name, "--db", cluster.conninfo, "--flush-interval-ms", "5"]
             processes[role] = subprocess.Popen(argv, stdout=daemon_log, stderr=daemon_log)
         elif role.startswith("producer"):
-            argv = [PYTHON, ROLES, "producer", queue_name, os.path.join(work, f"ids-{role}.txt"), stop_file]
+            argv = [PYTHON, ROLES, "producer", queue_name, os.path.join(work, f"ids-{role}.txt"), stop_producers]
             processes[role] = subprocess.Popen(argv)
         else:
-            processes[role] = subprocess.Popen([PYTHON, ROLES, "consumer", queue_name, stop_file])
+            processes[role] = subprocess.Popen([PYTHON, ROLES, "consumer", queue_name, stop_consumers])
 
     roles = ["daemon"] + [f"producer-{i}" for i in range(args.producers)] + \
             [f"consumer-{i}" for i in range(args.consumers)]
@@ -162,8 +163,12 @@ def main() -> int:
         cluster.start()
     else:
         cluster.wait_until_up()
-    open(stop_file, "w").close()
+    open(stop_producers, "w").close()
     deadline = time.monotonic() + 300
+    for role, process in processes.items():
+        if role.startswith("producer"):
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    open(stop_consumers, "w").close()
     with currant.Queue(queue_name) as q:
         while time.monotonic() < deadline:
             s = q.stats()["chaos"]

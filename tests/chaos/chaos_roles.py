@@ -3,6 +3,9 @@
     chaos_roles.py producer QUEUE IDS_FILE STOP_FILE
     chaos_roles.py consumer QUEUE STOP_FILE
 
+(The driver gives consumers a stop file it creates only after every
+producer has exited, so no job is enqueued after the consumers left.)
+
 A producer enqueues batches on the entrypoint "chaos" and, after each
 enqueue_batch returned, appends the ids to IDS_FILE in one write() per batch:
 an id in that file was acknowledged as enqueued. A consumer dequeues and acks

@@ -9,11 +9,17 @@ using namespace currant::daemon_test;
 
 namespace {
 
-// Transitions the segment logged, over all entrypoints.
+// Transitions the segment logged, over all entrypoints, once the mirror
+// has committed them all (committed and pending read at two moments would
+// race with the daemon's commits).
 std::uint64_t logged_transitions(Queue& queue) {
+    eventually([&] {
+        for (const EntrypointStats& stats : queue.stats())
+            if (stats.log_pending != 0) return false;
+        return true;
+    }, 30'000ms);
     std::uint64_t total = 0;
-    for (EntrypointId ep = 0; ep < queue.entrypoint_names().size(); ++ep)
-        total += queue.feed_committed(ep) + queue.stats().at(ep).log_pending;
+    for (EntrypointId ep = 0; ep < queue.entrypoint_names().size(); ++ep) total += queue.feed_committed(ep);
     return total;
 }
 
@@ -169,7 +175,7 @@ TEST_CASE("the log fills while the daemon is down: enqueue reports back-pressure
     no_wait.log_wait = 0ms;
     std::vector<JobId> accepted;
     bool pushed_back = false;
-    for (int i = 0; i < 5000 && !pushed_back; ++i) { // the daemon's queue has a 4096-record log
+    for (int i = 0; i < 5000 && !pushed_back; ++i) { // enqueues may fill a third of the 4096-record log
         try {
             accepted.push_back(queue.enqueue(ep, as_payload("x"), no_wait));
         } catch (const Error& error) {
@@ -179,10 +185,10 @@ TEST_CASE("the log fills while the daemon is down: enqueue reports back-pressure
         }
     }
     REQUIRE(pushed_back);
-    CHECK(accepted.size() == 4096); // the first job was mirrored before the stop
+    CHECK(accepted.size() == 4096 / 3); // the first job was mirrored before the stop
 
     fixture.start_daemon();
-    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs", 4097) == 4097);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs", 4096 / 3 + 1) == 4096 / 3 + 1);
     // The segment's cursor moves just after the PostgreSQL commit.
     CHECK(eventually([&] { return queue.stats().at(ep).log_pending == 0; }));
     CHECK_NOTHROW(queue.enqueue(ep, as_payload("after"), no_wait));

@@ -196,9 +196,9 @@ TEST_CASE("a commit from another Queue object recycles the slots too", "[feed]")
     CHECK_NOTHROW(enqueue_text(scratch.queue(), ep, "b"));
 }
 
-TEST_CASE("a full log makes enqueue throw log_full after log_wait and queue nothing", "[feed][log]") {
+TEST_CASE("a log a third full makes enqueue throw log_full after log_wait and queue nothing", "[feed][log]") {
     QueueOptions options = small_options();
-    options.log_capacity = 4;
+    options.log_capacity = 12; // enqueues may fill 4: the rest is for picks and completions
     ScratchQueue scratch("log-full", options);
     const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async));
     for (int i = 0; i < 4; ++i) enqueue_text(scratch.queue(), ep, "x");
@@ -222,11 +222,13 @@ TEST_CASE("a full log makes enqueue throw log_full after log_wait and queue noth
 
 TEST_CASE("with the log full, ack, fail, retry and cancel still complete without waiting", "[feed][log]") {
     QueueOptions options = small_options();
-    options.log_capacity = 4;
+    options.log_capacity = 6; // 2 enqueues, then 4 picks fill it
     ScratchQueue scratch("log-full-others", options);
     const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async));
     std::vector<JobId> ids;
-    for (int i = 0; i < 4; ++i) ids.push_back(enqueue_text(scratch.queue(), ep, std::to_string(i)));
+    for (int i = 0; i < 2; ++i) ids.push_back(enqueue_text(scratch.queue(), ep, std::to_string(i)));
+    scratch->commit_feed(ep, 2); // as if mirrored: room for two more enqueues
+    for (int i = 2; i < 4; ++i) ids.push_back(enqueue_text(scratch.queue(), ep, std::to_string(i)));
 
     Queue consumer = Queue::open(scratch.name());
     auto jobs = dequeue_now(consumer, ep);
@@ -242,12 +244,13 @@ TEST_CASE("with the log full, ack, fail, retry and cancel still complete without
     CHECK(status_of(scratch.queue(), ids[1]) == JobStatus::exception);
     CHECK(status_of(scratch.queue(), ids[2]) == JobStatus::canceled);
     CHECK(status_of(scratch.queue(), ids[3]) == JobStatus::successful);
-    CHECK(stats_of(scratch.queue(), ep).log_pending == 4); // nothing more fitted
+    CHECK(stats_of(scratch.queue(), ep).log_pending == 6); // nothing more fitted
+    CHECK(stats_of(scratch.queue(), ep).dirty_slots == 4);
 }
 
 TEST_CASE("committing the feed frees log space for enqueue", "[feed][log]") {
     QueueOptions options = small_options();
-    options.log_capacity = 4;
+    options.log_capacity = 12; // enqueues may fill 4
     ScratchQueue scratch("log-commit", options);
     const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async));
     for (int i = 0; i < 4; ++i) enqueue_text(scratch.queue(), ep, "x");
@@ -266,7 +269,7 @@ TEST_CASE("committing the feed frees log space for enqueue", "[feed][log]") {
 
 TEST_CASE("an enqueue waiting for log space goes through when the mirror commits", "[feed][log]") {
     QueueOptions options = small_options();
-    options.log_capacity = 2;
+    options.log_capacity = 6; // enqueues may fill 2
     ScratchQueue scratch("log-wait", options);
     const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async));
     enqueue_text(scratch.queue(), ep, "a");
