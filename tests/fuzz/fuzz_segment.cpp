@@ -121,7 +121,7 @@ std::byte clean_mutex[sizeof(pthread_mutex_t)];
 constexpr std::uint32_t template_slots = 24;
 constexpr std::uint32_t template_entrypoints = 4;
 constexpr std::uint32_t template_participants = 4;
-constexpr std::uint32_t template_log = 16;
+constexpr std::uint32_t template_log = 64;  // enqueues may fill a third of it
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
