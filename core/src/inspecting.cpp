@@ -78,7 +78,8 @@ std::vector<EntrypointStats> QueueState::stats() const {
             // The oldest unmirrored record cannot be overwritten before it is
             // committed; a racing commit only makes this read stale.
             const std::int64_t at = log(ep)[committed % log_capacity_].at_ns;
-            s.mirror_lag_ns = std::max<std::int64_t>(0, shm::realtime_ns() - at);
+            const std::int64_t now = shm::realtime_ns();
+            s.mirror_lag_ns = at > 0 && at < now ? now - at : 0; // a corrupt time must not overflow
         }
     }
     // Depths are counted from the state words (exact at the moment of each read).
