@@ -104,7 +104,7 @@ void validate_header(const SegmentHeader& header, std::size_t mapped, std::strin
     if (header.parameters.record_bytes != expected_record_bytes)
         mismatch("record bytes parameter", header.parameters.record_bytes, expected_record_bytes);
     if (header.parameters.slot_count == 0 || header.parameters.max_entrypoints == 0 ||
-        header.parameters.max_participants == 0)
+        header.parameters.max_participants == 0 || header.parameters.log_capacity == 0)
         throw Error(Errc::corrupt_segment, queue + "header has a zero size parameter");
     if (header.parameter_hash != hash_parameters(header.parameters, header.core_bytes))
         throw Error(Errc::corrupt_segment,
