@@ -315,6 +315,9 @@ struct ChildGuard {
 
 // Removes the demo queue when the demo ends, however it ends.
 struct QueueRemover {
+    // A constructor, not aggregate initialisation: clang 14 (the TSan build)
+    // has no parenthesised aggregate initialisation for optional::emplace.
+    explicit QueueRemover(std::string queue_name) : name(std::move(queue_name)) {}
     std::string name;
     ~QueueRemover() {
         try {
