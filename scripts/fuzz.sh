@@ -44,7 +44,7 @@ for target in "${targets[@]}"; do
       -artifact_prefix="$build_dir/artifacts/$target-" >"$log" 2>&1 &&
       [[ $(ls "$build_dir/artifacts" | grep -c "^$target-" || true) == "$before" ]]; then
     # The last "#N" status line counts every execution (in fork mode too).
-    executions=$(grep -ao '^#[0-9]*' "$log" | tail -n 1 | tr -d '#')
+    executions=$(grep -ao '^#[0-9][0-9]*' "$log" | tail -n 1 | tr -d '#')
     echo "fuzz: $target ran ${seconds}s, ${executions:-?} executions, nothing found"
   else
     status=1

@@ -254,6 +254,7 @@ void make_template() {
     int status = 0;
     ::waitpid(child, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        ::shm_unlink(shm::object_name_for(name).c_str());
         std::fprintf(stderr, "fuzz_segment: template builder failed (status %d)\n", status);
         std::abort();
     }
