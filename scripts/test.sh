@@ -12,10 +12,13 @@ build_dir=${BUILD_DIR:-build}
 bash scripts/install-deps.sh
 BUILD_DIR=$build_dir bash scripts/build.sh
 status=0
+# Its own log name: a `meson test` someone else runs in the same build
+# directory meanwhile would overwrite testlog.json under the summary below.
+rm -f "$build_dir/meson-logs/test-sh.json"
 meson test -C "$build_dir" --print-errorlogs --num-processes 2 \
-  --timeout-multiplier 3 || status=$?
+  --timeout-multiplier 3 --logbase test-sh || status=$?
 
-logs=("$build_dir/meson-logs/testlog.json")
+logs=("$build_dir/meson-logs/test-sh.json")
 if [[ ${CURRANT_SANITIZERS:-1} != 0 ]]; then
   rm -f build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json
   bash scripts/test-sanitizers.sh || status=1
