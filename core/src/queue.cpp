@@ -4,6 +4,9 @@
 #include "currant/shm/segment.hpp"
 #include "queue_state.hpp"
 
+#include <limits>
+#include <string>
+
 namespace currant {
 
 std::string_view job_status_name(JobStatus status) noexcept {
@@ -145,6 +148,12 @@ bool Queue::retry(const JobHandle& job, std::optional<std::chrono::milliseconds>
     std::optional<std::int64_t> delay_ns;
     if (delay) {
         if (delay->count() < 0) throw Error(Errc::invalid_argument, "retry delay must not be negative");
+        // Half the int64 nanosecond range (about 146 years): the delay in ns
+        // and the CLOCK_REALTIME deadline it becomes both stay representable.
+        constexpr std::int64_t max_delay_ms = std::numeric_limits<std::int64_t>::max() / 1'000'000 / 2;
+        if (delay->count() > max_delay_ms)
+            throw Error(Errc::invalid_argument, "retry delay of " + std::to_string(delay->count()) +
+                                                    " ms is too large (at most " + std::to_string(max_delay_ms) + " ms)");
         delay_ns = std::int64_t(delay->count()) * 1'000'000;
     }
     return state_->retry(job, delay_ns);

@@ -2,6 +2,7 @@
 // leases, deferred acks, close, status, stats, doctor, fork.
 #include "unit_support.hpp"
 
+#include <limits>
 #include <thread>
 #include <unistd.h>
 
@@ -302,6 +303,18 @@ TEST_CASE("retry with a delay hides the job until the delay has passed", "[retry
     REQUIRE(again);
     CHECK(std::chrono::steady_clock::now() - retried_at >= 290ms);
     CHECK(again->attempts == 2);
+}
+
+TEST_CASE("retry refuses a delay too large to become a deadline, and the job stays picked", "[retry]") {
+    ScratchQueue scratch("retry-huge", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId id = enqueue_text(scratch.queue(), ep, "x");
+    const Job job = pick_one(scratch.queue(), ep);
+    // Found by the fuzzer under UBSan: the delay in ns overflowed int64.
+    CHECK_ERRC(scratch->retry(job.handle, std::chrono::milliseconds(std::numeric_limits<std::int64_t>::max())),
+               Errc::invalid_argument);
+    CHECK(status_of(scratch.queue(), id) == JobStatus::picked);
+    CHECK(scratch->retry(job.handle, 0ms));
 }
 
 TEST_CASE("retry without a delay backs off by the entrypoint's retry_delay", "[retry]") {
