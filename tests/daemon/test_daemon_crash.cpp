@@ -38,6 +38,15 @@ void run_jobs(Queue& queue, EntrypointId ep, int jobs, int round = 20) {
     }
 }
 
+// A queue made before any daemon runs (the daemon then registers it).
+Queue create_queue(const std::string& name, std::uint32_t slots, std::uint32_t log_capacity) {
+    QueueOptions options;
+    options.name = name;
+    options.slots = slots;
+    options.log_capacity = log_capacity;
+    return Queue::create(options);
+}
+
 void check_exactly_once(DaemonFixture& fixture, Queue& queue, int finished_jobs) {
     const std::int64_t expected = std::int64_t(logged_transitions(queue));
     CHECK(fixture.wait_count("SELECT COALESCE(sum(transitions), 0) FROM currant_log", expected, 30'000ms) ==
@@ -55,13 +64,7 @@ void check_exactly_once(DaemonFixture& fixture, Queue& queue, int finished_jobs)
 TEST_CASE("a daemon killed between its PostgreSQL commit and the segment's resumes without repeating the batch",
           "[crash]") {
     DaemonFixture fixture("crash-after-commit");
-    Queue queue = Queue::create([&] {
-        QueueOptions options;
-        options.name = fixture.queue_name();
-        options.slots = 1024;
-        options.log_capacity = 1024;
-        return options;
-    }());
+    Queue queue = create_queue(fixture.queue_name(), 1024, 1024);
     const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
     run_jobs(queue, ep, 100);
     setenv("CURRANT_CRASH_POINT", "mirror.after_database_commit", 1);
@@ -77,13 +80,7 @@ TEST_CASE("a daemon killed between its PostgreSQL commit and the segment's resum
 
 TEST_CASE("a daemon killed before its COMMIT leaves nothing behind and the restart mirrors the batch", "[crash]") {
     DaemonFixture fixture("crash-before-commit");
-    Queue queue = Queue::create([&] {
-        QueueOptions options;
-        options.name = fixture.queue_name();
-        options.slots = 1024;
-        options.log_capacity = 1024;
-        return options;
-    }());
+    Queue queue = create_queue(fixture.queue_name(), 1024, 1024);
     const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
     run_jobs(queue, ep, 100);
     setenv("CURRANT_CRASH_POINT", "mirror.before_database_commit", 1);
@@ -158,13 +155,7 @@ TEST_CASE("PostgreSQL restarted mid-stream: the daemon reconnects and catches up
 TEST_CASE("the log fills while the daemon is down: enqueue reports back-pressure and nothing is lost",
           "[operations]") {
     DaemonFixture fixture("feed-full");
-    Queue queue = Queue::create([&] {
-        QueueOptions options;
-        options.name = fixture.queue_name();
-        options.slots = 8192; // room for more jobs than the log holds
-        options.log_capacity = 4096;
-        return options;
-    }());
+    Queue queue = create_queue(fixture.queue_name(), 8192, 4096); // room for more jobs than the log holds
     DaemonProcess& first = fixture.start_daemon();
     const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
     queue.enqueue(ep, as_payload("first"));
