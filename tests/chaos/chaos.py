@@ -88,6 +88,26 @@ class Cluster:
         return [line.split("\t") for line in out.splitlines() if line]
 
 
+def diagnose_stall(daemon_pid: int, cluster: Cluster, work: str) -> None:
+    """The drain did not finish: print where the daemon's threads wait and
+    what PostgreSQL's sessions do, so a stall can be understood afterwards."""
+    print("chaos: the drain did not finish; diagnostics follow", file=sys.stderr)
+    if shutil.which("gdb"):
+        trace = subprocess.run(["gdb", "-batch", "-p", str(daemon_pid), "-ex", "thread apply all bt"],
+                               capture_output=True, text=True, timeout=120)
+        print(trace.stdout, file=sys.stderr)
+    try:
+        for row in cluster.query("SELECT pid, application_name, state, wait_event_type, wait_event, "
+                                 "now() - xact_start, left(query, 200) FROM pg_stat_activity"):
+            print("chaos: pg_stat_activity " + " | ".join(row), file=sys.stderr)
+        for row in cluster.query("SELECT locktype, relation::regclass, mode, granted, pid FROM pg_locks"):
+            print("chaos: pg_locks " + " | ".join(row), file=sys.stderr)
+    except subprocess.CalledProcessError as error:
+        print(f"chaos: could not query PostgreSQL: {error.stderr}", file=sys.stderr)
+    with open(os.path.join(work, "currantd.log"), errors="replace") as log:
+        print("chaos: currantd log (last 40 lines):\n" + "".join(log.readlines()[-40:]), file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
@@ -164,7 +184,7 @@ def main() -> int:
     else:
         cluster.wait_until_up()
     open(stop_producers, "w").close()
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 120
     for role, process in processes.items():
         if role.startswith("producer"):
             process.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -176,6 +196,8 @@ def main() -> int:
                     s["queued"] + s["delayed"] + s["picked"] + s["log_pending"] + s["dirty_slots"] == 0:
                 break
             time.sleep(0.1)
+        else:
+            diagnose_stall(processes["daemon"].pid, cluster, work)
         stats = q.stats()["chaos"]
     processes["daemon"].send_signal(signal.SIGTERM)
     daemon_status = processes["daemon"].wait()
