@@ -7,10 +7,13 @@
 //            object), claims remote jobs and cancellations; sends a
 //            heartbeat query only after heartbeat-interval of silence.
 //   signals  sigwait for SIGTERM/SIGINT: sets the stop flag and wakes both.
+//   http     (with --http) metrics, JSON stats and the dashboard, on its
+//            own Queue object.
 // Every other thread blocks those signals, so they arrive only there.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <cstdio>
 #include <csignal>
@@ -21,9 +24,14 @@
 #include <thread>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "currant/shm/clock.hpp"
 #include "host.hpp"
+#include "http_server.hpp"
+#include "json_text.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "mirror.hpp"
 #include "relay.hpp"
 #include "schema.hpp"
@@ -42,6 +50,9 @@ struct Options {
     std::size_t batch = 20'000;
     std::uint32_t heartbeat_seconds = 5;
     std::uint32_t lock_wait_seconds = 15;
+    std::string http;                           // ADDRESS:PORT; empty: no HTTP endpoint
+    std::string http_token_file;
+    std::optional<HttpOptions> http_endpoint;   // parsed from the two above
 };
 
 std::atomic<bool> stopping{false};
@@ -184,6 +195,37 @@ void report_health(const Queue& queue, Health& health) {
     }
 }
 
+std::string read_token(const std::string& path) {
+    std::ifstream file(path);
+    if (!file) throw Error(Errc::invalid_argument, "--http-token-file: cannot read '" + path + "'");
+    std::string token;
+    std::getline(file, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
+    if (token.size() < 16)
+        throw Error(Errc::invalid_argument, "--http-token-file: the token in '" + path +
+                                                "' is shorter than 16 characters (its first line is the token)");
+    return token;
+}
+
+HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status) {
+    HttpHandlers handlers;
+    handlers.metrics = [&queue, &status] { return prometheus_text(queue, status); };
+    handlers.stats_json = [&queue, &status] { return stats_json(queue, status); };
+    handlers.cancel_json = [&queue](const std::string& id_text) {
+        JobId id = 0;
+        const char* end = id_text.data() + id_text.size();
+        const auto [stopped, problem] = std::from_chars(id_text.data(), end, id);
+        if (id_text.empty() || problem != std::errc() || stopped != end || id_text[0] == '+')
+            throw Error(Errc::invalid_argument, "id '" + id_text + "' is not a decimal job id");
+        const bool canceled = queue.cancel(id);
+        const JobId ids[] = {id};
+        const JobStatus now = queue.status(ids)[0].status;
+        return std::string("{\"id\": ") + std::to_string(id) + ", \"canceled\": " + (canceled ? "true" : "false") +
+               ", \"status\": " + json_string(job_status_name(now)) + "}\n";
+    };
+    return handlers;
+}
+
 int run(const Options& options) {
     if (options.host_id > schema::max_segment_host)
         throw Error(Errc::invalid_argument, "--host-id must be at most " + std::to_string(schema::max_segment_host));
@@ -232,6 +274,19 @@ int run(const Options& options) {
     }
     Queue& queue = attached->queue;
     const HostIdentity identity = attached->identity;
+    // Before the mirror_queue pointer and the relay thread: a port that
+    // cannot be bound ends the daemon with nothing to unwind.
+    MirrorStatus mirror_status;
+    std::optional<Queue> http_queue;
+    std::optional<HttpServer> http_server;
+    if (const std::optional<HttpOptions>& http_options = options.http_endpoint) {
+        http_queue.emplace(Queue::open(options.queue));
+        http_server.emplace(*http_options, http_handlers(*http_queue, mirror_status));
+        log_line("serving metrics and the dashboard on http://" +
+                 (http_options->address.find(':') == std::string::npos ? http_options->address
+                                                                       : "[" + http_options->address + "]") +
+                 ":" + std::to_string(http_server->port()) + "/" + (http_options->token.empty() ? "" : " (token required)"));
+    }
     queue.mark_mirrored(); // entrypoints declared without a durability are mirrored from now on
     {
         std::lock_guard lock(mirror_queue_mutex);
@@ -252,6 +307,12 @@ int run(const Options& options) {
             // Drain: full batches back to back, then sleep in the kernel.
             while (mirror->flush(*connection) >= options.batch) {
             }
+            const MirrorCounters& counters = mirror->counters();
+            mirror_status.transitions.store(counters.transitions, std::memory_order_relaxed);
+            mirror_status.jobs.store(counters.jobs, std::memory_order_relaxed);
+            mirror_status.batches.store(counters.batches, std::memory_order_relaxed);
+            mirror_status.statements.store(counters.statements, std::memory_order_relaxed);
+            mirror_status.connected.store(true, std::memory_order_relaxed);
             report_health(queue, health);
             backoff.reset();
         } catch (const pg::DatabaseError& error) {
@@ -260,6 +321,8 @@ int run(const Options& options) {
             // segment, which still holds everything uncommitted).
             log_line(std::string("mirror: ") + error.what() +
                      (error.connection_lost() ? "; reconnecting" : "; retrying"));
+            mirror_status.connected.store(false, std::memory_order_relaxed);
+            if (error.connection_lost()) mirror_status.reconnects.fetch_add(1, std::memory_order_relaxed);
             if (stop_now || !backoff.wait()) break;
             try {
                 if (error.connection_lost() || !connection->ok()) {
@@ -279,6 +342,7 @@ int run(const Options& options) {
     if (write(relay_wake_pipe[1], "x", 1) < 0) {
     }
     relay_thread.join();
+    http_server.reset();
     {
         std::lock_guard lock(mirror_queue_mutex);
         mirror_queue = nullptr;
@@ -331,11 +395,31 @@ int main(int argc, char** argv) {
                    "how long to wait for another daemon's hold on the host to end before giving up")
         ->capture_default_str()
         ->check(CLI::Range(0, 3600))->check(decimal);
+    app.add_option("--http", options.http,
+                   "serve Prometheus metrics (/metrics), JSON stats (/api/stats) and the dashboard (/) on ADDRESS:PORT, "
+                   "e.g. 127.0.0.1:9187; a non-loopback address needs --http-token-file");
+    app.add_option("--http-token-file", options.http_token_file,
+                   "file whose first line is the token HTTP requests must send (Authorization: Bearer ...)");
     try {
         app.parse(argc, argv);
         if (options.host_id > currant::schema::max_segment_host)
             throw CLI::ValidationError("--host-id", "must be at most " + std::to_string(currant::schema::max_segment_host) +
                                                        " (the last range is for jobs inserted by SQL)");
+        // Checked before anything starts: a bad address or token file ends
+        // the daemon here, with nothing attached.
+        if (!options.http.empty()) {
+            try {
+                options.http_endpoint = parse_http_address(options.http);
+                if (!options.http_token_file.empty()) options.http_endpoint->token = read_token(options.http_token_file);
+            } catch (const currant::Error& error) {
+                throw CLI::ValidationError(error.what());
+            }
+            if (options.http_endpoint->token.empty() && !is_loopback_address(options.http_endpoint->address))
+                throw CLI::ValidationError("--http", options.http_endpoint->address +
+                                                         " is not a loopback address: give --http-token-file");
+        } else if (!options.http_token_file.empty()) {
+            throw CLI::ValidationError("--http-token-file", "needs --http");
+        }
     } catch (const CLI::Success& help) {
         return app.exit(help);
     } catch (const CLI::ParseError& error) {

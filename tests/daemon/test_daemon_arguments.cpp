@@ -49,3 +49,35 @@ TEST_CASE("currantd refuses a zero batch and an unknown option", "[arguments]") 
     CHECK(unknown.status == 2);
     CHECK_THAT(unknown.output, Catch::Contains("--no-such-option"));
 }
+
+TEST_CASE("currantd refuses a malformed --http address, naming it", "[arguments][http]") {
+    for (const std::string bad : {"9187", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", "nosuchhost:80"}) {
+        INFO("--http " << bad);
+        const Refusal refusal = run_daemon({"--http", bad});
+        CHECK(refusal.status == 2);
+        CHECK_THAT(refusal.output, Catch::StartsWith("currantd: --http"));
+    }
+}
+
+TEST_CASE("currantd refuses to serve HTTP beyond loopback without a token", "[arguments][http][security]") {
+    const Refusal refusal = run_daemon({"--http", "0.0.0.0:0"});
+    CHECK(refusal.status == 2);
+    CHECK_THAT(refusal.output, Catch::Contains("not a loopback address: give --http-token-file"));
+}
+
+TEST_CASE("currantd refuses a missing or too short token file, and a token file without --http",
+          "[arguments][http][security]") {
+    const Refusal missing = run_daemon({"--http", "127.0.0.1:0", "--http-token-file", "/nonexistent/token"});
+    CHECK(missing.status == 2);
+    CHECK_THAT(missing.output, Catch::Contains("cannot read '/nonexistent/token'"));
+
+    const std::string path = "/tmp/" + testing::unique_queue_name("token");
+    std::ofstream(path) << "short\n";
+    const Refusal short_token = run_daemon({"--http", "127.0.0.1:0", "--http-token-file", path});
+    std::remove(path.c_str());
+    CHECK(short_token.status == 2);
+    CHECK_THAT(short_token.output, Catch::Contains("shorter than 16 characters"));
+    CHECK_THAT(short_token.output, !Catch::Contains("short\n"));
+
+    CHECK(run_daemon({"--http-token-file", "/nonexistent/token"}).status == 2);
+}

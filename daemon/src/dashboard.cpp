@@ -1,0 +1,147 @@
+#include "dashboard.hpp"
+
+namespace currant::daemon {
+
+namespace {
+
+// The token (when the server needs one) is read from the page's fragment,
+// "#token=...": browsers never send a fragment to the server, so it stays
+// out of logs and Referer headers; the page sends it as a bearer token.
+constexpr std::string_view page = R"HTML(<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>currant</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fafafa; }
+  h1 { font-size: 1.3em; margin: 0 0 .2em; }
+  #status { color: #666; margin-bottom: 1em; }
+  #status.down { color: #b00; }
+  table { border-collapse: collapse; background: #fff; margin-bottom: 1.2em; }
+  th, td { padding: .3em .7em; border-bottom: 1px solid #ddd; text-align: right; }
+  th:first-child, td:first-child { text-align: left; }
+  .charts { display: flex; gap: 1.2em; flex-wrap: wrap; }
+  figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: .5em; }
+  figcaption { font-weight: 600; margin-bottom: .3em; }
+  .legend span { margin-right: 1em; }
+  form { margin-top: 1em; }
+  #cancel-result { margin-left: .8em; }
+</style>
+</head>
+<body>
+<h1>currant: <span id="queue">…</span></h1>
+<div id="status">connecting…</div>
+<table id="entrypoints">
+  <thead><tr><th>entrypoint</th><th>durability</th><th>queued</th><th>delayed</th><th>picked</th>
+  <th>enqueued/s</th><th>completed/s</th><th>successful</th><th>failed</th><th>retried</th><th>canceled</th>
+  <th>mirror lag ms</th></tr></thead>
+  <tbody></tbody>
+</table>
+<div class="charts">
+  <figure><figcaption>Depth (queued + delayed + picked)</figcaption><canvas id="depth" width="520" height="220"></canvas>
+    <div class="legend" id="depth-legend"></div></figure>
+  <figure><figcaption>Completions per second</figcaption><canvas id="rate" width="520" height="220"></canvas>
+    <div class="legend" id="rate-legend"></div></figure>
+</div>
+<form id="cancel">
+  <label>Cancel a queued job: <input id="cancel-id" name="id" size="22" placeholder="job id"></label>
+  <button type="submit">Cancel</button><span id="cancel-result"></span>
+</form>
+<script>
+"use strict";
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const headers = token ? { Authorization: "Bearer " + token } : {};
+const keep = 300;                     // samples (one a second): five minutes
+const history = new Map();            // entrypoint -> [{t, depth, completed}]
+const colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+let previous = null;
+
+function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
+
+function draw(canvasId, legendId, value) {
+  const canvas = document.getElementById(canvasId), g = canvas.getContext("2d");
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  let top = 1, first = Infinity, last = -Infinity;
+  for (const points of history.values()) for (const p of points) {
+    top = Math.max(top, value(p)); first = Math.min(first, p.t); last = Math.max(last, p.t);
+  }
+  const span = Math.max(1, last - first), left = 48, bottom = canvas.height - 18;
+  g.strokeStyle = "#ccc"; g.fillStyle = "#666"; g.font = "11px sans-serif";
+  g.beginPath(); g.moveTo(left, 4); g.lineTo(left, bottom); g.lineTo(canvas.width - 4, bottom); g.stroke();
+  g.fillText(top.toFixed(top < 10 ? 1 : 0), 2, 12); g.fillText("0", 2, bottom);
+  g.fillText(span.toFixed(0) + " s", canvas.width - 40, canvas.height - 4);
+  const legend = document.getElementById(legendId); legend.textContent = "";
+  let i = 0;
+  for (const [name, points] of history) {
+    const color = colors[i++ % colors.length];
+    g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
+    points.forEach((p, k) => {
+      const x = left + (p.t - first) / span * (canvas.width - left - 6), y = bottom - value(p) / top * (bottom - 6);
+      if (k) g.lineTo(x, y); else g.moveTo(x, y);
+    });
+    g.stroke();
+    const label = document.createElement("span"); label.style.color = color; label.textContent = "■ " + name;
+    legend.appendChild(label);
+  }
+}
+
+async function refresh() {
+  try {
+    const response = await fetch("api/stats", { headers, cache: "no-store" });
+    if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+    const now = await response.json();
+    document.getElementById("queue").textContent = now.queue;
+    document.title = "currant: " + now.queue;
+    const status = document.getElementById("status");
+    status.className = now.mirror.connected ? "" : "down";
+    status.textContent = `${now.slots - now.free_slots} of ${now.slots} slots in use · ${now.participants} attached · ` +
+      (now.mirror.connected ? `mirrored to PostgreSQL (${now.mirror.transitions} transitions)` : "PostgreSQL not reached") +
+      " · " + new Date(now.time * 1000).toLocaleTimeString();
+    const body = document.querySelector("#entrypoints tbody"); body.textContent = "";
+    for (const e of now.entrypoints) {
+      const before = previous && previous.entrypoints.find(p => p.name === e.name);
+      const seconds = previous ? Math.max(1e-3, now.time - previous.time) : 0;
+      const enqueueRate = before ? (e.enqueued - before.enqueued) / seconds : 0;
+      const completed = e.successful + e.failed + e.canceled;
+      const completionRate = before ? (completed - (before.successful + before.failed + before.canceled)) / seconds : 0;
+      const row = document.createElement("tr");
+      [e.name, e.durability, e.queued, e.delayed, e.picked, enqueueRate.toFixed(1), completionRate.toFixed(1),
+       e.successful, e.failed, e.retried, e.canceled, (e.mirror_lag_seconds * 1000).toFixed(1)].forEach(v => cell(row, v));
+      body.appendChild(row);
+      if (!history.has(e.name)) history.set(e.name, []);
+      const points = history.get(e.name);
+      points.push({ t: now.time, depth: e.queued + e.delayed + e.picked, completed: completionRate });
+      if (points.length > keep) points.shift();
+    }
+    previous = now;
+    draw("depth", "depth-legend", p => p.depth);
+    draw("rate", "rate-legend", p => p.completed);
+  } catch (error) {
+    const status = document.getElementById("status");
+    status.className = "down"; status.textContent = "no answer from currantd: " + error.message;
+  }
+}
+
+document.getElementById("cancel").addEventListener("submit", async event => {
+  event.preventDefault();
+  const id = document.getElementById("cancel-id").value.trim();
+  const result = document.getElementById("cancel-result");
+  const response = await fetch("api/cancel?id=" + encodeURIComponent(id),
+                               { method: "POST", headers: { ...headers, "X-Currant-Request": "1" } });
+  const answer = await response.json();
+  result.textContent = answer.error ? answer.error : (answer.canceled ? `job ${id} canceled` : `job ${id} is ${answer.status}: not canceled`);
+  refresh();
+});
+
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+)HTML";
+
+} // namespace
+
+std::string_view dashboard_html() noexcept { return page; }
+
+} // namespace currant::daemon

@@ -1,0 +1,142 @@
+#include "metrics.hpp"
+
+#include <cstdio>
+#include <vector>
+
+#include "currant/shm/clock.hpp"
+#include "json_text.hpp"
+
+namespace currant::daemon {
+
+namespace {
+
+// Label values escape backslash, double quote and newline (text format 0.0.4).
+std::string label_value(std::string_view text) {
+    std::string out;
+    for (const char c : text) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+std::string number(double value) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.9g", value);
+    return text;
+}
+
+class Exposition {
+public:
+    explicit Exposition(std::string queue) : queue_(label_value(queue)) {}
+
+    void family(const char* name, const char* type, const char* help) {
+        out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    }
+    void sample(const char* name, const std::string& labels, double value) {
+        out_ += std::string(name) + "{queue=\"" + queue_ + "\"" + (labels.empty() ? "" : "," + labels) + "} " +
+                number(value) + "\n";
+    }
+    std::string take() { return std::move(out_); }
+
+private:
+    std::string queue_;
+    std::string out_;
+};
+
+std::string entrypoint_label(const EntrypointStats& entry) {
+    return "entrypoint=\"" + label_value(entry.name) + "\"";
+}
+
+} // namespace
+
+std::string prometheus_text(const Queue& queue, const MirrorStatus& mirror) {
+    const QueueInfo info = queue.info();
+    const std::vector<EntrypointStats> stats = queue.stats();
+    Exposition out(queue.name());
+
+    out.family("currant_jobs", "gauge", "Jobs in the segment now, by state (delayed: queued for later).");
+    for (const EntrypointStats& e : stats) {
+        out.sample("currant_jobs", entrypoint_label(e) + ",state=\"queued\"", double(e.queued));
+        out.sample("currant_jobs", entrypoint_label(e) + ",state=\"delayed\"", double(e.delayed));
+        out.sample("currant_jobs", entrypoint_label(e) + ",state=\"picked\"", double(e.picked));
+    }
+    struct Total {
+        const char* name;
+        const char* help;
+        std::uint64_t EntrypointStats::*field;
+    };
+    static constexpr Total totals[] = {
+        {"currant_jobs_enqueued_total", "Jobs enqueued since the queue was created.", &EntrypointStats::enqueued},
+        {"currant_jobs_picked_total", "Deliveries to consumers (a retried job counts again).", &EntrypointStats::picks},
+        {"currant_jobs_successful_total", "Jobs that ended successful.", &EntrypointStats::successful},
+        {"currant_jobs_failed_total", "Jobs that ended exception (failed past their attempts: dead jobs).",
+         &EntrypointStats::failed},
+        {"currant_jobs_retried_total", "Requeues after a failure, an expired lease or a consumer's death.",
+         &EntrypointStats::retried},
+        {"currant_jobs_canceled_total", "Jobs canceled.", &EntrypointStats::canceled},
+    };
+    for (const Total& total : totals) {
+        out.family(total.name, "counter", total.help);
+        for (const EntrypointStats& e : stats) out.sample(total.name, entrypoint_label(e), double(e.*total.field));
+    }
+    out.family("currant_mirror_lag_seconds", "gauge", "Age of the oldest transition not yet in PostgreSQL (0: none).");
+    for (const EntrypointStats& e : stats)
+        out.sample("currant_mirror_lag_seconds", entrypoint_label(e), double(e.mirror_lag_ns) / 1e9);
+    out.family("currant_mirror_pending_transitions", "gauge", "Transitions logged and not yet in PostgreSQL.");
+    for (const EntrypointStats& e : stats)
+        out.sample("currant_mirror_pending_transitions", entrypoint_label(e), double(e.log_pending));
+    out.family("currant_mirror_dirty_jobs", "gauge", "Jobs whose transitions found the log full (mirrored by a scan).");
+    for (const EntrypointStats& e : stats) out.sample("currant_mirror_dirty_jobs", entrypoint_label(e), double(e.dirty_slots));
+
+    out.family("currant_mirror_transitions_total", "counter", "Transitions this currantd mirrored.");
+    out.sample("currant_mirror_transitions_total", "", double(mirror.transitions.load(std::memory_order_relaxed)));
+    out.family("currant_mirror_batches_total", "counter", "Transactions this currantd committed.");
+    out.sample("currant_mirror_batches_total", "", double(mirror.batches.load(std::memory_order_relaxed)));
+    out.family("currant_mirror_statements_total", "counter", "SQL statements the mirror sent (COPY included).");
+    out.sample("currant_mirror_statements_total", "", double(mirror.statements.load(std::memory_order_relaxed)));
+    out.family("currant_mirror_reconnects_total", "counter", "Times the mirror lost PostgreSQL and reconnected.");
+    out.sample("currant_mirror_reconnects_total", "", double(mirror.reconnects.load(std::memory_order_relaxed)));
+    out.family("currant_mirror_connected", "gauge", "1 while the mirror's last statement succeeded.");
+    out.sample("currant_mirror_connected", "", mirror.connected.load(std::memory_order_relaxed) ? 1 : 0);
+
+    out.family("currant_arena_slots", "gauge", "Slots in the job arena.");
+    out.sample("currant_arena_slots", "", double(info.slots));
+    out.family("currant_arena_free_slots", "gauge", "Slots free now.");
+    out.sample("currant_arena_free_slots", "", double(info.free_slots));
+    out.family("currant_participants", "gauge", "Queue objects attached now, across processes.");
+    out.sample("currant_participants", "", double(info.participants));
+    return out.take();
+}
+
+std::string stats_json(const Queue& queue, const MirrorStatus& mirror) {
+    const QueueInfo info = queue.info();
+    const std::vector<EntrypointStats> stats = queue.stats();
+    std::string out = "{\"queue\": " + json_string(queue.name()) +
+                      ", \"time\": " + number(double(shm::realtime_ns()) / 1e9) +
+                      ", \"slots\": " + std::to_string(info.slots) +
+                      ", \"free_slots\": " + std::to_string(info.free_slots) +
+                      ", \"participants\": " + std::to_string(info.participants) +
+                      ", \"mirror\": {\"connected\": " + (mirror.connected.load() ? "true" : "false") +
+                      ", \"transitions\": " + std::to_string(mirror.transitions.load()) +
+                      ", \"batches\": " + std::to_string(mirror.batches.load()) + "}, \"entrypoints\": [";
+    for (std::size_t i = 0; i < stats.size(); ++i) {
+        const EntrypointStats& e = stats[i];
+        out += (i ? ", " : "");
+        out += "{\"name\": " + json_string(e.name) + ", \"durability\": " + json_string(durability_name(e.durability)) +
+               ", \"queued\": " + std::to_string(e.queued) + ", \"delayed\": " + std::to_string(e.delayed) +
+               ", \"picked\": " + std::to_string(e.picked) + ", \"enqueued\": " + std::to_string(e.enqueued) +
+               ", \"picks\": " + std::to_string(e.picks) + ", \"successful\": " + std::to_string(e.successful) +
+               ", \"failed\": " + std::to_string(e.failed) + ", \"retried\": " + std::to_string(e.retried) +
+               ", \"canceled\": " + std::to_string(e.canceled) + ", \"log_pending\": " + std::to_string(e.log_pending) +
+               ", \"mirror_lag_seconds\": " + number(double(e.mirror_lag_ns) / 1e9) +
+               ", \"dirty_slots\": " + std::to_string(e.dirty_slots) + "}";
+    }
+    return out + "]}\n";
+}
+
+} // namespace currant::daemon

@@ -1,0 +1,215 @@
+// currantd's HTTP endpoint (--http): Prometheus metrics, JSON stats, the
+// dashboard page, cancel, and who may ask (Host check, token).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <regex>
+#include <sys/socket.h>
+
+#include "daemon_support.hpp"
+
+using namespace currant;
+using namespace currant::daemon_test;
+
+namespace {
+
+struct HttpAnswer {
+    int status = 0;
+    std::string headers;
+    std::string body;
+};
+
+// One request over a fresh connection (Connection: close), read to EOF.
+HttpAnswer http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                        const std::vector<std::string>& headers = {}, const std::string& host = "127.0.0.1") {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n";
+    for (const std::string& header : headers) request += header + "\r\n";
+    request += "Content-Length: 0\r\n\r\n";
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size()));
+    std::string answer;
+    char buffer[65536];
+    for (ssize_t got; (got = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, std::size_t(got));
+    ::close(fd);
+    HttpAnswer result;
+    const std::size_t end_of_headers = answer.find("\r\n\r\n");
+    REQUIRE(end_of_headers != std::string::npos);
+    result.headers = answer.substr(0, end_of_headers);
+    result.body = answer.substr(end_of_headers + 4);
+    REQUIRE(answer.starts_with("HTTP/1.1 "));
+    result.status = std::stoi(answer.substr(9, 3));
+    return result;
+}
+
+// The port the daemon bound (it was given port 0), from its log line.
+std::uint16_t served_port(const DaemonProcess& daemon) {
+    std::uint16_t port = 0;
+    const std::regex line(R"(serving metrics and the dashboard on http://127\.0\.0\.1:([0-9]+)/)");
+    REQUIRE(eventually([&] {
+        std::smatch match;
+        const std::string log = daemon.log();
+        if (!std::regex_search(log, match, line)) return false;
+        port = std::uint16_t(std::stoi(match[1]));
+        return true;
+    }));
+    return port;
+}
+
+// The value of one sample line of the metrics text, exactly as written.
+std::optional<std::string> sample(const std::string& metrics, const std::string& name_and_labels) {
+    std::istringstream lines(metrics);
+    for (std::string line; std::getline(lines, line);)
+        if (line.starts_with(name_and_labels + " ")) return line.substr(name_and_labels.size() + 1);
+    return std::nullopt;
+}
+
+std::string token_file(const std::string& token) {
+    const std::string path = testing::shared_postgres().directory() + "/token-" + testing::unique_queue_name("t");
+    std::ofstream(path) << token << "\n";
+    return path;
+}
+
+} // namespace
+
+TEST_CASE("metrics give each entrypoint's depth and totals in the Prometheus text format", "[http]") {
+    DaemonFixture fixture("http-metrics");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const std::uint16_t port = served_port(daemon);
+    Queue queue = fixture.open_queue();
+    // Quotes and a backslash: label values must escape them.
+    const EntrypointId ep = queue.declare_entrypoint(R"(say "hi" \o/)", async_options());
+    for (int i = 0; i < 3; ++i) queue.enqueue(ep, as_payload("job"));
+    Job job;
+    REQUIRE(queue.dequeue(std::span(&ep, 1), std::span(&job, 1), 5s) == 1);
+    queue.ack(job.handle);
+
+    const HttpAnswer answer = http_request(port, "GET", "/metrics");
+    CHECK(answer.status == 200);
+    CHECK_THAT(answer.headers, Catch::Contains("text/plain; version=0.0.4"));
+    const std::string labels = "{queue=\"" + fixture.queue_name() + "\",entrypoint=\"say \\\"hi\\\" \\\\o/\"";
+    CHECK(sample(answer.body, "currant_jobs" + labels + ",state=\"queued\"}") == "2");
+    CHECK(sample(answer.body, "currant_jobs" + labels + ",state=\"picked\"}") == "0");
+    CHECK(sample(answer.body, "currant_jobs_enqueued_total" + labels + "}") == "3");
+    CHECK(sample(answer.body, "currant_jobs_successful_total" + labels + "}") == "1");
+    CHECK(sample(answer.body, "currant_jobs_failed_total" + labels + "}") == "0");
+    CHECK(sample(answer.body, "currant_arena_slots{queue=\"" + fixture.queue_name() + "\"}") == "4096");
+    // Every line is a comment or "name{labels} value".
+    const std::regex sample_line(R"(^[a-z_]+\{queue="([^"\\]|\\.)*"(,[a-z_]+="([^"\\]|\\.)*")*\} [-0-9.e+]+$)");
+    std::istringstream lines(answer.body);
+    for (std::string line; std::getline(lines, line);) {
+        INFO(line);
+        CHECK((line.starts_with("# HELP ") || line.starts_with("# TYPE ") || std::regex_match(line, sample_line)));
+    }
+}
+
+TEST_CASE("metrics show the mirror connected once a batch is in PostgreSQL", "[http]") {
+    DaemonFixture fixture("http-mirror");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const std::uint16_t port = served_port(daemon);
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("mirrored", async_options());
+    queue.enqueue(ep, as_payload("job"));
+    const std::string name = "{queue=\"" + fixture.queue_name() + "\"}";
+    CHECK(eventually([&] {
+        const std::string metrics = http_request(port, "GET", "/metrics").body;
+        return sample(metrics, "currant_mirror_connected" + name) == "1" &&
+               sample(metrics, "currant_mirror_transitions_total" + name) == "1";
+    }));
+}
+
+TEST_CASE("api/stats answers JSON with the entrypoints' counts", "[http]") {
+    DaemonFixture fixture("http-stats");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const std::uint16_t port = served_port(daemon);
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    queue.enqueue(ep, as_payload("a"));
+    queue.enqueue(ep, as_payload("b"));
+    const HttpAnswer answer = http_request(port, "GET", "/api/stats");
+    CHECK(answer.status == 200);
+    CHECK_THAT(answer.headers, Catch::Contains("application/json"));
+    CHECK_THAT(answer.body, Catch::Contains("\"queue\": \"" + fixture.queue_name() + "\""));
+    CHECK_THAT(answer.body, Catch::Contains("{\"name\": \"emails\", \"durability\": \"async\", \"queued\": 2,"));
+}
+
+TEST_CASE("the dashboard page is served at / and loads nothing from elsewhere", "[http]") {
+    DaemonFixture fixture("http-page");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const HttpAnswer answer = http_request(served_port(daemon), "GET", "/");
+    CHECK(answer.status == 200);
+    CHECK_THAT(answer.headers, Catch::Contains("text/html"));
+    CHECK_THAT(answer.body, Catch::Contains("<canvas id=\"depth\""));
+    CHECK_THAT(answer.body, !Catch::Contains("http://") && !Catch::Contains("https://"));
+}
+
+TEST_CASE("an unknown page is 404 and a wrong method 405, each with a JSON error", "[http]") {
+    DaemonFixture fixture("http-404");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const std::uint16_t port = served_port(daemon);
+    const HttpAnswer missing = http_request(port, "GET", "/no/such/page");
+    CHECK(missing.status == 404);
+    CHECK_THAT(missing.body, Catch::Contains("\"error\": \"no such page: /no/such/page\""));
+    const HttpAnswer wrong = http_request(port, "DELETE", "/metrics");
+    CHECK(wrong.status == 405);
+    CHECK_THAT(wrong.body, Catch::Contains("DELETE"));
+}
+
+TEST_CASE("without a token, a request naming another host is refused (DNS rebinding)", "[http][security]") {
+    DaemonFixture fixture("http-rebind");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const std::uint16_t port = served_port(daemon);
+    CHECK(http_request(port, "GET", "/api/stats", {}, "attacker.example:80").status == 403);
+    CHECK(http_request(port, "GET", "/api/stats", {}, "localhost:" + std::to_string(port)).status == 200);
+}
+
+TEST_CASE("with a token, data requests need it and the page does not", "[http][security]") {
+    DaemonFixture fixture("http-token");
+    const std::string token = "0123456789abcdef-secret";
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0", "--http-token-file", token_file(token)});
+    const std::uint16_t port = served_port(daemon);
+    CHECK(http_request(port, "GET", "/metrics").status == 401);
+    CHECK(http_request(port, "GET", "/metrics", {"Authorization: Bearer wrong-token-0123456"}).status == 401);
+    CHECK(http_request(port, "GET", "/metrics", {"Authorization: Bearer " + token}).status == 200);
+    CHECK(http_request(port, "GET", "/").status == 200);
+    CHECK_THAT(daemon.log(), !Catch::Contains(token)); // never logged
+}
+
+TEST_CASE("POST api/cancel cancels a queued job, and only with the X-Currant-Request header", "[http]") {
+    DaemonFixture fixture("http-cancel");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const std::uint16_t port = served_port(daemon);
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("reports", async_options());
+    const JobId id = queue.enqueue(ep, as_payload("r"));
+    const std::string target = "/api/cancel?id=" + std::to_string(id);
+
+    CHECK(http_request(port, "POST", target).status == 403); // a plain form post from a web page
+    const JobId ids[] = {id};
+    CHECK(queue.status(ids)[0].status == JobStatus::queued);
+
+    const HttpAnswer answer = http_request(port, "POST", target, {"X-Currant-Request: 1"});
+    CHECK(answer.status == 200);
+    CHECK_THAT(answer.body, Catch::Contains("\"canceled\": true, \"status\": \"canceled\""));
+    CHECK(queue.status(ids)[0].status == JobStatus::canceled);
+}
+
+TEST_CASE("POST api/cancel with a malformed id is a 400 naming it, and cancels nothing", "[http][errors]") {
+    DaemonFixture fixture("http-cancel-bad");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const std::uint16_t port = served_port(daemon);
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("reports", async_options());
+    queue.enqueue(ep, as_payload("r"));
+    for (const std::string bad : {"", "12abc", "-1", "+5", "18446744073709551616"}) {
+        INFO("id=" << bad);
+        const HttpAnswer answer = http_request(port, "POST", "/api/cancel?id=" + bad, {"X-Currant-Request: 1"});
+        CHECK(answer.status == 400);
+        CHECK_THAT(answer.body, Catch::Contains("is not a decimal job id"));
+    }
+    CHECK(queue.stats()[0].queued == 1);
+}
