@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <immintrin.h>
+#include <utility>
 
 #include "currant/shm/clock.hpp"
 #include "currant/shm/crash_point.hpp"
@@ -33,6 +34,11 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
                                     std::int64_t now_mono, bool& wake_for_lease) {
     EntrypointControl& c = entrypoints_[ep];
     promote_due(ep, now_real);
+    // Pause, concurrency and rate limits (limits.cpp): how many we may take.
+    out = out.first(pick_allowance(c, out.size(), now_mono));
+    if (out.empty()) return 0;
+    const bool counted = c.concurrency_limit.load(std::memory_order_relaxed) != 0;
+    const std::int64_t rate_interval = c.rate_interval_ns.load(std::memory_order_relaxed);
     const std::int64_t lease = c.lease_ns.load(std::memory_order_relaxed);
     const std::int64_t deadline = now_mono + lease;
     // Start the cache misses of the records we are about to pop all at once.
@@ -62,7 +68,17 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
         begin_intent(c, slot, word, new_word);
         ++rec.attempts;
         rec.lease_deadline_ns.store(deadline, std::memory_order_relaxed);
+        // Before the state word's release store: an owner that sees the pick
+        // sees its mark. A crash between the bucket store and the state word
+        // wastes one start; the repair recounts in_flight from the marks.
+        rec.limit_mark.store(limit_mark(StateWord::epoch(new_word), counted ? LimitMark::counted : LimitMark::uncounted),
+                             std::memory_order_relaxed);
+        if (rate_interval > 0)
+            c.rate_tat_ns.store(std::max(c.rate_tat_ns.load(std::memory_order_relaxed), now_mono) + rate_interval,
+                                std::memory_order_relaxed);
         state.store(new_word, std::memory_order_release);
+        if (counted) shm::crash_point("limit.counted_pick");
+        if (counted) c.in_flight.store(c.in_flight.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         append_log(ep, slot, new_word);
         c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         c.intent.active = 0;
@@ -95,9 +111,13 @@ bool QueueState::anything_ready(std::span<const EntrypointId> eps, std::int64_t 
     if (core_->sealed.load(std::memory_order_seq_cst)) return false; // unseal() wakes every sleeper
     for (EntrypointId ep : eps) {
         const EntrypointControl& c = entrypoints_[ep];
+        if (c.earliest_lease_ns.load(std::memory_order_relaxed) <= now_mono) return true; // reaping frees picks
+        // Paused, at its concurrency limit or out of rate tokens: resume(), a
+        // freed limit slot (wake_for_freed_limit) or the next token (our
+        // sleep deadline) ends the sleep.
+        if (blocked_by_limits(c, now_mono)) continue;
         if (c.ready_count.load(std::memory_order_seq_cst) > 0) return true;
         if (c.earliest_delayed_ns.load(std::memory_order_relaxed) <= now_real) return true;
-        if (c.earliest_lease_ns.load(std::memory_order_relaxed) <= now_mono) return true;
     }
     return false;
 }
@@ -134,6 +154,7 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
             if (c.ready_count.load(std::memory_order_acquire) == 0 &&
                 c.earliest_delayed_ns.load(std::memory_order_relaxed) > now_real)
                 continue;
+            if (blocked_by_limits(c, now_mono)) continue; // no lock taken for nothing
             bool wake_for_lease = false;
             {
                 lock_entrypoint(ep);
@@ -174,9 +195,20 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
             std::int64_t wake_at = give_up;
             for (EntrypointId ep : eps) {
                 const EntrypointControl& c = entrypoints_[ep];
-                const std::int64_t delayed = c.earliest_delayed_ns.load(std::memory_order_relaxed);
-                if (delayed != no_deadline) wake_at = std::min(wake_at, check_mono + (delayed - check_real));
                 wake_at = std::min(wake_at, c.earliest_lease_ns.load(std::memory_order_relaxed));
+                // Paused or at the concurrency limit: resume() or a freed
+                // slot wakes us; no deadline (a due delayed job would
+                // otherwise make this a busy loop).
+                if (c.paused.load(std::memory_order_relaxed) != 0) continue;
+                const std::uint32_t limit = c.concurrency_limit.load(std::memory_order_relaxed);
+                if (limit != 0 && c.in_flight.load(std::memory_order_relaxed) >= limit) continue;
+                // Rate limit: nothing can start before the next token.
+                const std::int64_t next_start = next_rate_start(c);
+                const std::int64_t delayed = c.earliest_delayed_ns.load(std::memory_order_relaxed);
+                if (delayed != no_deadline)
+                    wake_at = std::min(wake_at, std::max(check_mono + (delayed - check_real), next_start));
+                if (c.ready_count.load(std::memory_order_relaxed) > 0 && next_start > check_mono)
+                    wake_at = std::min(wake_at, next_start);
             }
             const std::int64_t sleep_ns = wake_at == no_deadline ? -1 : std::max<std::int64_t>(wake_at - check_mono, 0);
             if (sleep_ns != 0) {
@@ -268,6 +300,7 @@ bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_
     if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
         const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, acting_owner);
         if (!state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) return false;
+        leave_limit(c, slot, word); // a crash before it: the repair recounts (limits.cpp)
         rec.last_job_id = rec.job_id;
         rec.last_status = std::uint32_t(final_status);
         to_release.push_back(slot);
@@ -275,7 +308,9 @@ bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_
     }
     const std::uint64_t new_word = StateWord::next(word, final_state_of(final_status), 0);
     begin_intent(c, slot, word, new_word);
+    const std::uint64_t old_word = word;
     const bool won = state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel);
+    if (won) leave_limit(c, slot, old_word);
     if (won) append_log(ep, slot, new_word);
     c.intent.active = 0;
     return won;
@@ -297,6 +332,7 @@ QueueState::RequeueResult QueueState::requeue_locked(EntrypointId ep, std::uint3
         c.intent.active = 0;
         return RequeueResult::raced;
     }
+    leave_limit(c, slot, word); // under [E]: a crash from here on is repaired by the recount
     // Queued slots are touched only under [E], which we hold: the fields
     // below are ours until we unlock. A crash here is repaired by the rebuild.
     shm::crash_point("requeue.unlinked");
@@ -319,6 +355,22 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
     }
     std::size_t finished = 0;
     scratch_release_.clear();
+    // The locked path keeps [E] across consecutive jobs of one entrypoint, so
+    // a batch ack (or a deferred-ack flush) takes each lock once. Released at
+    // a change of entrypoint, on a throw and at the end, before the arena
+    // lock is taken; then sleepers are woken for the limit slots it freed.
+    struct HeldEntrypoint {
+        QueueState& self;
+        EntrypointId ep = 0;
+        bool held = false;
+        void release() noexcept {
+            if (!held) return;
+            held = false;
+            self.entrypoints_[ep].lock.unlock();
+            self.wake_for_freed_limit(ep, std::exchange(self.limit_freed_, 0));
+        }
+        ~HeldEntrypoint() { release(); }
+    } held{*this};
     for (const JobHandle& job : jobs) {
         if (job.slot >= arena_.slot_count()) {
             if (throw_on_first) throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': job handle names slot " + std::to_string(job.slot) + " beyond the arena");
@@ -342,7 +394,15 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         EntrypointControl& c = entrypoints_[ep];
         const Counter counter = final_status == JobStatus::successful ? counter_successful
                                : final_status == JobStatus::canceled ? counter_canceled : counter_failed;
-        if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
+        // memory durability acks without the lock, unless the pick counts
+        // against the concurrency limit: claiming the pick's limit mark
+        // (uncounted -> acking) first makes a concurrent adoption by a limit
+        // setter fail, and a failed claim (counted, or adopted meanwhile)
+        // takes the locked path below, which gives the limit slot back.
+        std::uint64_t unclaimed = limit_mark(job.epoch, LimitMark::uncounted);
+        if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory &&
+            rec.limit_mark.compare_exchange_strong(unclaimed, limit_mark(job.epoch, LimitMark::acking),
+                                                   std::memory_order_acq_rel)) {
             // The state word CAS is the commit point; a reaper requeueing the
             // same pick races on the same CAS and exactly one wins.
             rec.last_job_id = rec.job_id;
@@ -355,8 +415,13 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
             shm::crash_point("ack.marked");
             scratch_release_.push_back(job.slot);
         } else {
-            lock_entrypoint(ep);
-            shm::LockHolder holder(c.lock);
+            if (!held.held || held.ep != ep) {
+                held.release();
+                limit_freed_ = 0;
+                lock_entrypoint(ep);
+                held.ep = ep;
+                held.held = true;
+            }
             word = state.load(std::memory_order_acquire);
             if (!(StateWord::state(word) == SlotState::picked && StateWord::owner(word) == my_tag() &&
                   StateWord::epoch(word) == job.epoch)) {
@@ -368,6 +433,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         count(ep, counter);
         ++finished;
     }
+    held.release();
     // Finished slots go straight back to the arena (one lock per call), so
     // another process's producer can use them at once.
     if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
@@ -406,6 +472,7 @@ bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_n
     EntrypointControl& c = entrypoints_[ep];
     RequeueResult result = RequeueResult::raced;
     scratch_release_.clear();
+    limit_freed_ = 0;
     {
         lock_entrypoint(ep);
         shm::LockHolder holder(c.lock);
@@ -427,6 +494,7 @@ bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_n
     }
     if (result == RequeueResult::raced)
         throw Error(Errc::stale_handle, describe(ep) + ": job " + std::to_string(job.id) + " was requeued (lease expired) before the retry");
+    wake_for_freed_limit(ep, std::exchange(limit_freed_, 0)); // a job ended dead frees a slot too
     count(ep, result == RequeueResult::requeued ? counter_retried : counter_failed);
     if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
     scratch_release_.clear();

@@ -311,6 +311,8 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         c.next_sequence = std::max(c.next_sequence, max_sequence + 1);
         c.ready_count.store(ready, std::memory_order_release);
         c.earliest_lease_ns.store(earliest_lease, std::memory_order_relaxed);
+        // 3. The concurrency count and the rate bucket (limits.cpp).
+        repair_limits(ep);
         return true;
     } catch (...) {
         return false; // allocation failed: the next locker repeats the repair

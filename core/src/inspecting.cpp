@@ -74,6 +74,11 @@ std::vector<EntrypointStats> QueueState::stats() const {
         const std::uint64_t committed = c.log_committed.load(std::memory_order_acquire);
         s.log_pending = head - committed;
         s.dirty_slots = c.dirty_slots.load(std::memory_order_relaxed);
+        s.paused = c.paused.load(std::memory_order_relaxed) != 0;
+        s.concurrency_limit = c.concurrency_limit.load(std::memory_order_relaxed);
+        s.in_flight = c.in_flight.load(std::memory_order_relaxed);
+        if (const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed); interval > 0)
+            s.rate_limit = 1e9 / double(interval);
         if (head > committed) {
             // The oldest unmirrored record cannot be overwritten before it is
             // committed; a racing commit only makes this read stale.
@@ -210,6 +215,9 @@ DoctorReport QueueState::doctor() {
             if (StateWord::state(word) == SlotState::queued && record(slot).entrypoint == ep && !seen[slot])
                 problem(where + "queued slot " + std::to_string(slot) + " is in no lane or heap (lost)");
         }
+        if (const std::uint32_t counted = count_in_flight(ep); counted != c.in_flight.load(std::memory_order_relaxed))
+            problem(where + "concurrency count " + std::to_string(c.in_flight.load()) + " but " +
+                    std::to_string(counted) + " counted jobs picked");
         if (c.log_head.load() < c.log_committed.load() || c.log_head.load() != c.log_written)
             problem(where + "transition log positions are inconsistent");
     }

@@ -52,9 +52,24 @@ struct JobRecord {
     std::atomic<std::uint32_t> mirror_dirty;
     std::uint32_t last_status;      // JobStatus of last_job_id once the slot was freed
     std::uint64_t last_job_id;      // written by the finisher before the slot is freed
+    // Whether this pick counts against the entrypoint's concurrency limit
+    // (docs/limits.md): limit_mark(epoch, kind) of the pick's epoch. Written
+    // under [E] by the pick (before the state word's release store) and by
+    // the limit setter adopting a pick (CAS uncounted -> counted); the owner
+    // of an uncounted pick claims it for a lock-free ack by CAS uncounted ->
+    // acking. So a pick is counted exactly when its mark says counted, and a
+    // counted pick leaves `picked` only under [E]. A mark of another epoch
+    // is stale and means nothing.
+    std::atomic<std::uint64_t> limit_mark;
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+enum class LimitMark : std::uint64_t { uncounted = 0, counted = 1, acking = 2 };
+inline constexpr std::uint64_t limit_mark(std::uint64_t epoch, LimitMark kind) noexcept {
+    return (epoch << 2) | std::uint64_t(kind);
+}
 
 struct PriorityLane {
     std::int32_t priority;
@@ -117,6 +132,17 @@ struct EntrypointControl {
     std::atomic<std::int64_t> max_retry_delay_ns;
     char name[entrypoint_name_bytes];      // [R] immutable once declared
 
+    // Pause and limits (docs/limits.md). Written under [E]; read under [E]
+    // by picks and without the lock (seq_cst) by consumers deciding whether
+    // to sleep, which pairs with the writer's fence before it wakes the
+    // sleepers (resume, a raised limit). Each is one word, so a writer that
+    // dies leaves the old or the new value, never a torn one.
+    std::atomic<std::uint32_t> paused;             // 1: nothing is handed out
+    std::atomic<std::uint32_t> concurrency_limit;  // 0: none; else counted picks allowed at once
+    std::atomic<std::int64_t> rate_interval_ns;    // 0: none; else ns per start (1 / rate)
+    std::atomic<std::uint32_t> rate_burst;         // starts the bucket holds (>= 1 when a rate is set)
+    std::uint32_t unused_limits;
+
     // The lock on its own line: spinning lockers must not steal the line the
     // owner is writing (intent, lanes).
     alignas(cache_line) shm::RobustMutex lock;
@@ -149,6 +175,20 @@ struct EntrypointControl {
     // Lower bound on the lease deadlines of picked jobs (CLOCK_MONOTONIC).
     // Lowered under [E] at pick; replaced only by a lease scan under [E].
     std::atomic<std::int64_t> earliest_lease_ns;
+    // Picks counted against concurrency_limit (their limit_mark says
+    // counted) that are still picked. Stored under [E] only (every counted
+    // pick enters and leaves `picked` under [E]); read without the lock
+    // (seq_cst) by a consumer about to sleep, Dekker pairing with the
+    // releaser's seq_cst fence before it reads the sleeper bits. Derived:
+    // the entrypoint repair recounts it from the state words and marks.
+    std::atomic<std::uint32_t> in_flight;
+    // The rate limit's token bucket as one word (GCRA, the "theoretical
+    // arrival time"): CLOCK_MONOTONIC ns. A start is allowed while
+    // max(tat, now) + interval <= now + burst * interval; each start adds
+    // one interval. Stored under [E] before the pick's state word, so a
+    // picker that dies in between wasted one start (never allowed an extra
+    // one); relaxed reads without the lock only compute a sleep deadline.
+    std::atomic<std::int64_t> rate_tat_ns;
 
     // Transition log positions. log_head: next sequence to be written,
     // stored with release after the record is complete; the mirror reads

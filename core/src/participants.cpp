@@ -17,6 +17,7 @@
 #include <csignal>
 #include <fstream>
 #include <unistd.h>
+#include <utility>
 
 #include "currant/shm/clock.hpp"
 #include "currant/shm/crash_point.hpp"
@@ -195,6 +196,7 @@ std::size_t QueueState::requeue_holdings(std::uint32_t owner_tag, std::uint32_t 
         EntrypointControl& c = entrypoints_[ep];
         bool woke = false;
         std::uint32_t ready_before = 0;
+        limit_freed_ = 0;
         {
             lock_entrypoint(ep);
             shm::LockHolder holder(c.lock);
@@ -216,8 +218,10 @@ std::size_t QueueState::requeue_holdings(std::uint32_t owner_tag, std::uint32_t 
             }
         }
         shm::crash_point("reap.participant");
+        const std::uint32_t freed = std::exchange(limit_freed_, 0);
         const std::uint32_t ready_now = c.ready_count.load(std::memory_order_relaxed);
         if (woke && ready_now > ready_before) wake_sleepers(ep, ready_now - ready_before);
+        wake_for_freed_limit(ep, freed); // its concurrency-limit slots are free again
     }
     return_to_arena(to_release, acting_owner);
     return requeued;
@@ -299,6 +303,7 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
     std::vector<std::uint32_t> to_release;
     std::size_t requeued = 0;
     std::uint32_t ready_before = 0, ready_after = 0;
+    limit_freed_ = 0;
     {
         lock_entrypoint(ep);
         shm::LockHolder holder(c.lock);
@@ -333,8 +338,10 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
                                   std::memory_order_relaxed);
         ready_after = c.ready_count.load(std::memory_order_relaxed);
     }
+    const std::uint32_t freed = std::exchange(limit_freed_, 0);
     if (!to_release.empty()) release_slots(to_release, my_tag());
     if (ready_after > ready_before) wake_sleepers(ep, ready_after - ready_before);
+    wake_for_freed_limit(ep, freed);
     return requeued;
 }
 

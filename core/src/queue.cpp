@@ -183,6 +183,16 @@ void Queue::settle_dirty(std::span<const JobSnapshot> mirrored) { state_->settle
 JobId Queue::restore(EntrypointId entrypoint, const RestoredJob& job, const EnqueueOptions& options) {
     return state_->restore(entrypoint, job, options);
 }
+void Queue::pause(EntrypointId entrypoint) { state_->set_paused(entrypoint, true); }
+void Queue::resume(EntrypointId entrypoint) { state_->set_paused(entrypoint, false); }
+bool Queue::paused(EntrypointId entrypoint) const { return state_->paused(entrypoint); }
+void Queue::set_concurrency_limit(EntrypointId entrypoint, std::optional<std::int64_t> limit) {
+    state_->set_concurrency_limit(entrypoint, limit);
+}
+void Queue::set_rate_limit(EntrypointId entrypoint, std::optional<double> per_second, std::int64_t burst) {
+    state_->set_rate_limit(entrypoint, per_second, burst);
+}
+EntrypointLimits Queue::limits(EntrypointId entrypoint) const { return state_->limits(entrypoint); }
 void Queue::unseal() { state_->unseal(); }
 void Queue::mark_mirrored() { state_->mark_mirrored(); }
 bool Queue::sealed() const { return state_->sealed(); }

@@ -67,6 +67,12 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         c.log_committed.store(0, std::memory_order_relaxed);
         c.commit_signal.store(0, std::memory_order_relaxed);
         c.dirty_slots.store(0, std::memory_order_relaxed);
+        c.paused.store(0, std::memory_order_relaxed);
+        c.concurrency_limit.store(0, std::memory_order_relaxed);
+        c.rate_interval_ns.store(0, std::memory_order_relaxed);
+        c.rate_burst.store(0, std::memory_order_relaxed);
+        c.in_flight.store(0, std::memory_order_relaxed);
+        c.rate_tat_ns.store(0, std::memory_order_relaxed);
         for (auto& counter : c.retired_counters) counter.store(0, std::memory_order_relaxed);
     }
     auto* participants = reinterpret_cast<ParticipantEntry*>(region + geometry.participants_offset);
@@ -89,6 +95,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         rec.job_id = 0;
         rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
         rec.mirror_dirty.store(0, std::memory_order_relaxed);
+        rec.limit_mark.store(0, std::memory_order_relaxed);
     }
 }
 
@@ -215,6 +222,12 @@ EntrypointOptions QueueState::entrypoint_options(EntrypointId id) const {
     options.retry_delay = std::chrono::milliseconds(c.retry_delay_ns.load(std::memory_order_relaxed) / 1'000'000);
     options.max_retry_delay =
         std::chrono::milliseconds(c.max_retry_delay_ns.load(std::memory_order_relaxed) / 1'000'000);
+    const EntrypointLimits current = limits(id);
+    if (current.concurrency) options.concurrency_limit = *current.concurrency;
+    if (current.rate) {
+        options.rate_limit = *current.rate;
+        options.rate_burst = current.burst;
+    }
     return options;
 }
 
@@ -222,6 +235,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     check_usable();
     validate_entrypoint_name(name);
     validate_entrypoint_options(options);
+    validate_limit_options(options, "queue '" + segment_.name() + "', entrypoint '" + std::string(name) + "'");
     // Registry repair: an entry is counted only after its declared flag was
     // published, so a declarer that died half-way left an uncounted entry
     // that the next declarer overwrites. Nothing to rebuild.
@@ -230,9 +244,13 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     const std::uint32_t count = entrypoint_count();
     for (std::uint32_t i = 0; i < count; ++i) {
         if (name == name_of(entrypoints_[i])) {
-            lock_entrypoint(i);
-            shm::LockHolder entry(entrypoints_[i].lock);
-            store_options(entrypoints_[i], options);
+            {
+                lock_entrypoint(i);
+                shm::LockHolder entry(entrypoints_[i].lock);
+                store_options(entrypoints_[i], options);
+                apply_limit_options(i, options, true);
+            }
+            if (options.concurrency_limit || options.rate_limit) wake_sleepers(i, max_participants_);
             return i;
         }
     }
@@ -247,6 +265,16 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     if (!resolved.durability)
         resolved.durability = core_->mirrored.load(std::memory_order_acquire) ? Durability::async : Durability::memory;
     store_options(c, resolved);
+    // A new entrypoint has no picks yet: nothing to adopt, no lock needed
+    // before it is published. (A previous declarer that died left an
+    // unpublished entry; it may carry its limits: reset them first.)
+    c.paused.store(0, std::memory_order_relaxed);
+    c.concurrency_limit.store(0, std::memory_order_relaxed);
+    c.rate_interval_ns.store(0, std::memory_order_relaxed);
+    c.rate_burst.store(0, std::memory_order_relaxed);
+    c.in_flight.store(0, std::memory_order_relaxed);
+    c.rate_tat_ns.store(0, std::memory_order_relaxed);
+    apply_limit_options(count, resolved, false);
     c.declared.store(1, std::memory_order_release);
     core_->entrypoint_count.store(count + 1, std::memory_order_release);
     return count;

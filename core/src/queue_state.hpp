@@ -36,6 +36,9 @@ inline JobStatus status_of(std::uint64_t word) noexcept { return status_of_state
 // inherit its parent's registration).
 std::uint64_t fork_generation() noexcept;
 
+// Throws invalid_argument naming `where` for a limit of zero or less (limits.cpp).
+void validate_limit_options(const EntrypointOptions& options, const std::string& where);
+
 class QueueState {
 public:
     QueueState(shm::Segment segment);
@@ -60,6 +63,13 @@ public:
     EntrypointControl& control(EntrypointId id) const noexcept { return entrypoints_[id]; }
     void check_entrypoint(EntrypointId id) const;
     std::string describe(EntrypointId id) const; // "queue 'q', entrypoint 'e'"
+
+    // --- pause and limits (limits.cpp) ---
+    void set_paused(EntrypointId ep, bool paused);
+    bool paused(EntrypointId ep) const;
+    void set_concurrency_limit(EntrypointId ep, std::optional<std::int64_t> limit);
+    void set_rate_limit(EntrypointId ep, std::optional<double> per_second, std::int64_t burst);
+    EntrypointLimits limits(EntrypointId ep) const;
 
     // --- producing ---
     JobId enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options);
@@ -178,6 +188,27 @@ private:
                         std::int64_t now_real, std::uint64_t& last_sequence);
     void wait_for_mirror(EntrypointId ep, std::uint64_t sequence, JobId id, const EnqueueOptions& options);
 
+    // Limits (limits.cpp). Under [E]: how many jobs a pick may take now.
+    std::size_t pick_allowance(EntrypointControl& c, std::size_t wanted, std::int64_t now_mono) const noexcept;
+    // Under [E], after a CAS moved `slot` out of the picked word `word`:
+    // gives its limit slot back if it was counted (returns true then).
+    bool leave_limit(EntrypointControl& c, std::uint32_t slot, std::uint64_t word) noexcept;
+    // Without the lock: may a consumer pick from this entrypoint now
+    // (pause, concurrency, rate)? Loads seq_cst (the sleep check).
+    bool blocked_by_limits(const EntrypointControl& c, std::int64_t now_mono) const noexcept;
+    // CLOCK_MONOTONIC time of the next start the rate limit allows (no_deadline: none needed).
+    std::int64_t next_rate_start(const EntrypointControl& c) const noexcept;
+    // After [E] is released: a limit slot was freed; wake a sleeper if jobs wait.
+    void wake_for_freed_limit(EntrypointId ep, std::uint32_t freed) noexcept;
+    // Under [E]: counts uncounted picks of ep against the limit (adoption).
+    void adopt_picked(EntrypointId ep) noexcept;
+    // Under [E] (repair): the counted picks of ep, from the state words.
+    std::uint32_t count_in_flight(EntrypointId ep) const noexcept;
+    // Under [E], part of repair_entrypoint: re-establishes the limit invariants.
+    void repair_limits(EntrypointId ep) noexcept;
+    // published: the entrypoint may have picks (declared before); false for a new one.
+    void apply_limit_options(EntrypointId ep, const EntrypointOptions& options, bool published);
+
     // Picking.
     std::size_t pick_locked(EntrypointId ep, std::span<Job> out, std::int64_t now_real, std::int64_t now_mono,
                             bool& wake_for_lease);
@@ -237,6 +268,7 @@ private:
     std::int64_t last_sweep_ns_ = 0;
     std::vector<std::uint32_t> scratch_release_;
     std::size_t jobs_requeued_by_reaping_ = 0;   // dead participants' jobs we requeued
+    std::uint32_t limit_freed_ = 0;  // leave_limit calls that freed a slot, since the caller reset it
     // interrupt(), from any thread: the flag (seq_cst), then our wake word.
     std::atomic<bool> interrupt_requested_{false};
     std::atomic<bool> registered_for_interrupt_{false}; // mirrors registered_ for other threads

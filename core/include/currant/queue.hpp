@@ -91,6 +91,22 @@ struct EntrypointOptions {
     std::uint32_t max_attempts = 5;                   // deliveries before a job ends `exception`
     std::chrono::milliseconds retry_delay{1'000};     // back-off of the first retry, doubled per attempt
     std::chrono::milliseconds max_retry_delay{300'000};
+    // Limits (docs/limits.md). Unset: a new entrypoint has none and a
+    // declared one keeps its own; change or remove them with
+    // Queue::set_concurrency_limit / set_rate_limit. Zero or negative values
+    // are refused with invalid_argument.
+    std::optional<std::int64_t> concurrency_limit; // at most this many jobs picked at once, all processes
+    std::optional<double> rate_limit;              // at most this many starts per second (token bucket)
+    std::optional<std::int64_t> rate_burst;        // starts the bucket holds; only with rate_limit; default 1
+};
+
+// An entrypoint's pause state and limits (Queue::limits).
+struct EntrypointLimits {
+    bool paused = false;
+    std::optional<std::uint32_t> concurrency;      // none: no concurrency limit
+    std::optional<double> rate;                    // starts per second; none: no rate limit
+    std::uint32_t burst = 0;                       // 0 without a rate limit
+    std::uint32_t in_flight = 0;                   // picked jobs counted against the concurrency limit
 };
 
 struct EnqueueOptions {
@@ -154,6 +170,10 @@ struct EntrypointStats {
     std::uint64_t log_pending = 0;// transitions logged but not yet mirrored
     std::int64_t mirror_lag_ns = 0;// age of the oldest transition not yet mirrored (0: none)
     std::uint32_t dirty_slots = 0;// jobs whose transitions the full log could not take
+    bool paused = false;          // nothing is handed out (Queue::pause)
+    std::uint32_t concurrency_limit = 0; // 0: none
+    std::uint32_t in_flight = 0;  // picked jobs counted against the concurrency limit
+    double rate_limit = 0;        // starts per second; 0: none
 };
 
 struct QueueInfo {
@@ -252,6 +272,28 @@ public:
     std::string entrypoint_name(EntrypointId id) const;
     std::vector<std::string> entrypoint_names() const;
     EntrypointOptions entrypoint_options(EntrypointId id) const; // throws not_found
+
+    // --- pause and limits (docs/limits.md) ---
+    // Every call below throws not_found for an unknown entrypoint id and
+    // invalid_argument for a limit of zero or less; nothing changes then.
+    // While paused, enqueues are accepted and nothing is handed out; picked
+    // jobs stay picked and may be acked. pause() returns once no pick from
+    // the entrypoint is in progress; resume() wakes the sleeping consumers.
+    // The flag is a word in the segment: it survives every process.
+    void pause(EntrypointId entrypoint);
+    void resume(EntrypointId entrypoint);
+    bool paused(EntrypointId entrypoint) const;
+    // At most `limit` jobs of the entrypoint picked at once across all
+    // processes (nullopt removes the limit). Jobs already picked count at
+    // once; a lower limit than in flight only stops further picks. Prefetched
+    // jobs count: with a tight limit, set_prefetch(1).
+    void set_concurrency_limit(EntrypointId entrypoint, std::optional<std::int64_t> limit);
+    // At most `per_second` starts (picks) per second, with up to `burst`
+    // starts at once: in any interval of t seconds, at most
+    // burst + per_second * t starts. nullopt removes it. Setting it refills
+    // the bucket.
+    void set_rate_limit(EntrypointId entrypoint, std::optional<double> per_second, std::int64_t burst = 1);
+    EntrypointLimits limits(EntrypointId entrypoint) const;
 
     // --- producing ---
     JobId enqueue(EntrypointId entrypoint, std::span<const std::byte> payload,

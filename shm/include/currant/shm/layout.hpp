@@ -16,7 +16,8 @@ namespace currant::shm {
 
 inline constexpr std::size_t cache_line = 128; // two 64-byte lines: defeats adjacent-line prefetch sharing
 inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRANT1" little-endian
-inline constexpr std::uint32_t layout_version = 2;
+// 3: entrypoint pause and limits, JobRecord::limit_mark (docs/limits.md).
+inline constexpr std::uint32_t layout_version = 3;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {

@@ -1,0 +1,305 @@
+// Entrypoint pause, global concurrency limit and rate limit (docs/limits.md).
+//
+// Where the state lives (layout.hpp, guard notation there):
+//   EntrypointControl::paused, concurrency_limit,      [E] writes, one word each;
+//     rate_interval_ns, rate_burst                     seq_cst/relaxed reads without the lock
+//   EntrypointControl::in_flight                       [E] writes; derived (repair recounts it)
+//   EntrypointControl::rate_tat_ns                     [E] writes; the whole token bucket in one word
+//   JobRecord::limit_mark                              per pick: uncounted / counted / acking
+//
+// Invariants, each held at every unlock of [E]:
+//   I1  in_flight = number of slots of the entrypoint that are picked and
+//       whose limit_mark is counted(epoch of the pick).
+//   I2  while concurrency_limit != 0, no picked slot of the entrypoint has
+//       the mark uncounted(its epoch): picks mark themselves counted, and
+//       setting a limit adopts the picks made before it (CAS uncounted ->
+//       counted); an owner acking without the lock first claims its pick
+//       with CAS uncounted -> acking, so exactly one of the two CASes wins.
+//   I3  a counted pick leaves `picked` only under [E], and the code that
+//       moves it (finish_locked, requeue_locked) decrements in_flight.
+//   So under [E] `in_flight < concurrency_limit` is an exact test: the limit
+//   is never exceeded, not even for one job, in any interleaving.
+//
+// Crash recovery. Every section that writes these fields holds [E]; a
+// process that dies inside one leaves the lock owner-dead, and the next
+// locker's repair (repair_entrypoint) re-establishes I2 (adopts what a dead
+// setter did not reach) and then I1 (recounts in_flight from the state
+// words and marks). Both are pure functions of the state words and marks,
+// so the repair is idempotent. Nothing else needs repair:
+//   * a dead picker between its rate_tat_ns store and its state word
+//     consumed one start without starting a job (the rate is never
+//     exceeded, one start is lost);
+//   * a dead owner between its mark CAS (-> acking) and its state CAS left
+//     an uncounted pick; the reaper requeues it like any dead owner's pick;
+//   * pause and the limit words are single stores: old or new value.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "currant/shm/clock.hpp"
+#include "currant/shm/crash_point.hpp"
+#include "queue_state.hpp"
+
+namespace currant::detail {
+
+using shm::SlotState;
+using shm::StateWord;
+
+namespace {
+constexpr std::int64_t max_concurrency_limit = std::numeric_limits<std::uint32_t>::max() - 1;
+constexpr double max_rate = 1e9;              // one start per nanosecond
+constexpr double min_rate = 1e-6;             // one start per ~11.6 days
+constexpr std::int64_t max_burst = 1'000'000'000;
+// burst * interval stays far from int64 overflow when added to a monotonic time.
+constexpr std::int64_t max_bucket_ns = std::int64_t(1) << 61;
+
+std::string limit_text(double value) {
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%g", value);
+    return buffer;
+}
+
+void check_concurrency(std::int64_t limit, const std::string& where) {
+    if (limit <= 0)
+        throw Error(Errc::invalid_argument, where + ": concurrency limit must be at least 1 (got " +
+                                                std::to_string(limit) + "); to remove the limit, set none");
+    if (limit > max_concurrency_limit)
+        throw Error(Errc::invalid_argument, where + ": concurrency limit " + std::to_string(limit) +
+                                                " is above the largest, " + std::to_string(max_concurrency_limit));
+}
+
+// Returns the interval in ns per start.
+std::int64_t check_rate(double per_second, std::int64_t burst, const std::string& where) {
+    if (!(per_second > 0) || !std::isfinite(per_second))
+        throw Error(Errc::invalid_argument, where + ": rate limit must be a positive number of starts per second (got " +
+                                                limit_text(per_second) + "); to remove the limit, set none");
+    if (per_second > max_rate || per_second < min_rate)
+        throw Error(Errc::invalid_argument, where + ": rate limit " + limit_text(per_second) +
+                                                " starts per second is outside 1e-06 to 1e+09");
+    if (burst <= 0)
+        throw Error(Errc::invalid_argument, where + ": rate burst must be at least 1 (got " +
+                                                std::to_string(burst) + ")");
+    if (burst > max_burst)
+        throw Error(Errc::invalid_argument, where + ": rate burst " + std::to_string(burst) + " is above the largest, " +
+                                                std::to_string(max_burst));
+    const std::int64_t interval = std::max<std::int64_t>(1, std::llround(1e9 / per_second));
+    if (burst > max_bucket_ns / interval)
+        throw Error(Errc::invalid_argument, where + ": rate burst " + std::to_string(burst) + " at " +
+                                                limit_text(per_second) + " starts per second spans more than 73 years");
+    return interval;
+}
+} // namespace
+
+void validate_limit_options(const EntrypointOptions& options, const std::string& where) {
+    if (options.concurrency_limit) check_concurrency(*options.concurrency_limit, where);
+    if (options.rate_burst && !options.rate_limit)
+        throw Error(Errc::invalid_argument, where + ": rate burst given without a rate limit");
+    if (options.rate_limit) check_rate(*options.rate_limit, options.rate_burst.value_or(1), where);
+}
+
+// ---------------------------------------------------------------- under [E]
+
+std::size_t QueueState::pick_allowance(EntrypointControl& c, std::size_t wanted, std::int64_t now_mono) const noexcept {
+    if (c.paused.load(std::memory_order_relaxed) != 0) return 0;
+    const std::uint32_t limit = c.concurrency_limit.load(std::memory_order_relaxed);
+    if (limit != 0) {
+        const std::uint32_t in_flight = c.in_flight.load(std::memory_order_relaxed);
+        if (in_flight >= limit) return 0;
+        wanted = std::min<std::size_t>(wanted, limit - in_flight);
+    }
+    const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed);
+    if (interval > 0) {
+        const std::int64_t burst = std::max<std::uint32_t>(1, c.rate_burst.load(std::memory_order_relaxed));
+        const std::int64_t tat = std::max(c.rate_tat_ns.load(std::memory_order_relaxed), now_mono);
+        // Starts allowed now: those whose arrival time stays within the bucket.
+        // (The setter bounds burst * interval; a corrupt tat far in the future
+        // only makes room negative, and the repair clamps it.)
+        const std::int64_t room = now_mono + std::min<std::int64_t>(burst, max_bucket_ns / interval) * interval - tat;
+        if (room < interval) return 0;
+        wanted = std::min<std::size_t>(wanted, std::size_t(room / interval));
+    }
+    return wanted;
+}
+
+bool QueueState::leave_limit(EntrypointControl& c, std::uint32_t slot, std::uint64_t word) noexcept {
+    if (StateWord::state(word) != SlotState::picked) return false;
+    if (record(slot).limit_mark.load(std::memory_order_relaxed) != limit_mark(StateWord::epoch(word), LimitMark::counted))
+        return false;
+    shm::crash_point("limit.released");
+    const std::uint32_t in_flight = c.in_flight.load(std::memory_order_relaxed);
+    // Paired with the seq_cst fence in wake_sleepers (wake_for_freed_limit),
+    // which the caller reaches after unlocking.
+    if (in_flight > 0) c.in_flight.store(in_flight - 1, std::memory_order_release);
+    else c.lock.request_repair(); // I1 broken (corrupt segment): the next locker recounts
+    ++limit_freed_;
+    return true;
+}
+
+void QueueState::adopt_picked(EntrypointId ep) noexcept {
+    EntrypointControl& c = entrypoints_[ep];
+    const std::uint32_t n = arena_.slot_count();
+    std::uint32_t in_flight = c.in_flight.load(std::memory_order_relaxed);
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        if (StateWord::state(word) != SlotState::picked) continue;
+        JobRecord& rec = record(slot);
+        if (rec.entrypoint != ep) continue;
+        // Races only with the owner's lock-free ack, which claims the same
+        // mark first (uncounted -> acking): exactly one CAS wins. If ours
+        // wins, the owner's claim fails and it acks under [E], which we hold.
+        std::uint64_t expected = limit_mark(StateWord::epoch(word), LimitMark::uncounted);
+        if (rec.limit_mark.compare_exchange_strong(expected, limit_mark(StateWord::epoch(word), LimitMark::counted),
+                                                   std::memory_order_acq_rel)) {
+            shm::crash_point("limit.adopted");
+            c.in_flight.store(++in_flight, std::memory_order_relaxed);
+        }
+    }
+}
+
+std::uint32_t QueueState::count_in_flight(EntrypointId ep) const noexcept {
+    const std::uint32_t n = arena_.slot_count();
+    std::uint32_t counted = 0;
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        if (StateWord::state(word) != SlotState::picked) continue;
+        const JobRecord& rec = record(slot);
+        if (rec.entrypoint == ep &&
+            rec.limit_mark.load(std::memory_order_acquire) == limit_mark(StateWord::epoch(word), LimitMark::counted))
+            ++counted;
+    }
+    return counted;
+}
+
+void QueueState::repair_limits(EntrypointId ep) noexcept {
+    EntrypointControl& c = entrypoints_[ep];
+    if (c.concurrency_limit.load(std::memory_order_relaxed) != 0) adopt_picked(ep); // I2
+    c.in_flight.store(count_in_flight(ep), std::memory_order_release);              // I1
+    const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed);
+    if (interval < 0) c.rate_interval_ns.store(0, std::memory_order_relaxed);
+    if (interval > 0) {
+        // A bucket time beyond a full bucket from now cannot come from a pick:
+        // clamp it so a corrupt word cannot stop the entrypoint for long.
+        const std::int64_t burst = std::max<std::uint32_t>(1, c.rate_burst.load(std::memory_order_relaxed));
+        const std::int64_t horizon = shm::monotonic_ns() + std::min<std::int64_t>(burst, max_bucket_ns / interval) * interval;
+        if (c.rate_tat_ns.load(std::memory_order_relaxed) > horizon) c.rate_tat_ns.store(horizon, std::memory_order_relaxed);
+    }
+}
+
+void QueueState::apply_limit_options(EntrypointId ep, const EntrypointOptions& options, bool published) {
+    // Caller holds [E], or the entrypoint is not yet published. Validated before.
+    EntrypointControl& c = entrypoints_[ep];
+    if (options.concurrency_limit) {
+        // With a limit already set, I2 says there is nothing to adopt.
+        const bool had_limit = c.concurrency_limit.exchange(std::uint32_t(*options.concurrency_limit),
+                                                            std::memory_order_seq_cst) != 0;
+        if (!had_limit && published) adopt_picked(ep);
+    }
+    if (options.rate_limit) {
+        const std::int64_t burst = options.rate_burst.value_or(1);
+        c.rate_interval_ns.store(check_rate(*options.rate_limit, burst, describe(ep)), std::memory_order_relaxed);
+        c.rate_burst.store(std::uint32_t(burst), std::memory_order_relaxed);
+        c.rate_tat_ns.store(0, std::memory_order_relaxed); // a full bucket
+    }
+}
+
+// ------------------------------------------------------- without the lock
+
+std::int64_t QueueState::next_rate_start(const EntrypointControl& c) const noexcept {
+    const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed);
+    if (interval <= 0) return 0;
+    const std::int64_t burst = std::max<std::uint32_t>(1, c.rate_burst.load(std::memory_order_relaxed));
+    return c.rate_tat_ns.load(std::memory_order_relaxed) - (std::min<std::int64_t>(burst, max_bucket_ns / interval) - 1) * interval;
+}
+
+bool QueueState::blocked_by_limits(const EntrypointControl& c, std::int64_t now_mono) const noexcept {
+    // seq_cst loads: a consumer about to sleep reads these after setting its
+    // sleeper bit; resume() and a releaser store, fence, then read the bits.
+    if (c.paused.load(std::memory_order_seq_cst) != 0) return true;
+    const std::uint32_t limit = c.concurrency_limit.load(std::memory_order_seq_cst);
+    if (limit != 0 && c.in_flight.load(std::memory_order_seq_cst) >= limit) return true;
+    return c.rate_interval_ns.load(std::memory_order_relaxed) > 0 && next_rate_start(c) > now_mono;
+}
+
+void QueueState::wake_for_freed_limit(EntrypointId ep, std::uint32_t freed) noexcept {
+    if (freed == 0) return;
+    // Only jobs that wait can use the freed slot; with none, an enqueue wakes.
+    if (entrypoints_[ep].ready_count.load(std::memory_order_acquire) == 0) return;
+    wake_sleepers(ep, freed); // its seq_cst fence pairs with blocked_by_limits
+}
+
+// ---------------------------------------------------------------- the API
+
+void QueueState::set_paused(EntrypointId ep, bool paused) {
+    check_usable();
+    check_entrypoint(ep);
+    EntrypointControl& c = entrypoints_[ep];
+    {
+        // Under [E]: once pause() returns, no pick of this entrypoint is in
+        // progress and none starts.
+        lock_entrypoint(ep);
+        shm::LockHolder holder(c.lock);
+        c.paused.store(paused ? 1 : 0, std::memory_order_seq_cst);
+        shm::crash_point("pause.stored");
+    }
+    // Resume: every sleeper re-checks (each may pick, and may wake others).
+    if (!paused) wake_sleepers(ep, max_participants_);
+}
+
+bool QueueState::paused(EntrypointId ep) const {
+    segment_.check_not_retired();
+    check_entrypoint(ep);
+    return entrypoints_[ep].paused.load(std::memory_order_seq_cst) != 0;
+}
+
+void QueueState::set_concurrency_limit(EntrypointId ep, std::optional<std::int64_t> limit) {
+    check_usable();
+    check_entrypoint(ep);
+    if (limit) check_concurrency(*limit, describe(ep));
+    EntrypointControl& c = entrypoints_[ep];
+    {
+        lock_entrypoint(ep);
+        shm::LockHolder holder(c.lock);
+        // The limit first, then the adoption: a setter that dies in between
+        // leaves I2 to the repair. Removing a limit keeps counting the picks
+        // already counted (they leave under [E]), so I1 holds either way.
+        const bool had_limit = c.concurrency_limit.exchange(limit ? std::uint32_t(*limit) : 0,
+                                                            std::memory_order_seq_cst) != 0;
+        if (limit && !had_limit) adopt_picked(ep); // with a limit already set, I2: nothing to adopt
+    }
+    wake_sleepers(ep, max_participants_); // a raised or removed limit may let them pick
+}
+
+void QueueState::set_rate_limit(EntrypointId ep, std::optional<double> per_second, std::int64_t burst) {
+    check_usable();
+    check_entrypoint(ep);
+    const std::int64_t interval = per_second ? check_rate(*per_second, burst, describe(ep)) : 0;
+    EntrypointControl& c = entrypoints_[ep];
+    {
+        lock_entrypoint(ep);
+        shm::LockHolder holder(c.lock);
+        // Three words: a setter that dies between them leaves a valid bucket
+        // (old burst or a full one); the picks read them under [E] only.
+        c.rate_burst.store(per_second ? std::uint32_t(burst) : 0, std::memory_order_relaxed);
+        c.rate_tat_ns.store(0, std::memory_order_relaxed);
+        c.rate_interval_ns.store(interval, std::memory_order_seq_cst);
+    }
+    wake_sleepers(ep, max_participants_);
+}
+
+EntrypointLimits QueueState::limits(EntrypointId ep) const {
+    segment_.check_not_retired();
+    check_entrypoint(ep);
+    const EntrypointControl& c = entrypoints_[ep];
+    EntrypointLimits limits;
+    limits.paused = c.paused.load(std::memory_order_seq_cst) != 0;
+    if (const std::uint32_t limit = c.concurrency_limit.load(std::memory_order_relaxed)) limits.concurrency = limit;
+    if (const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed); interval > 0) {
+        limits.rate = 1e9 / double(interval);
+        limits.burst = std::max<std::uint32_t>(1, c.rate_burst.load(std::memory_order_relaxed));
+    }
+    limits.in_flight = c.in_flight.load(std::memory_order_relaxed);
+    return limits;
+}
+
+} // namespace currant::detail
