@@ -13,6 +13,7 @@ packages=(
   libboost-dev libpq-dev libcli11-dev catch2 libbenchmark-dev
   python3-dev python3-pybind11 python3-mesonpy python3-pytest python3-pip
   postgresql
+  chromium
 )
 
 is_installed() {

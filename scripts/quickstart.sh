@@ -15,34 +15,20 @@ bash scripts/install-deps.sh
 BUILD_DIR=$build_dir bash scripts/build.sh
 currant=$build_dir/tools/currant
 
-db=$(bash scripts/local-postgres.sh start)
-if ! "$currant" db status --db "$db" >/dev/null 2>&1; then
-  if [[ $("$currant" db status --db "$db" 2>/dev/null | awk '{print $3}') == 0 ]]; then
-    "$currant" db install --db "$db"
-  else
-    "$currant" db upgrade --db "$db"
-  fi
-fi
-
-log=$(mktemp -t currantd.XXXXXX.log)
-"$build_dir/daemon/currantd" --queue "$queue" --db "$db" 2>"$log" &
-daemon=$!
-trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  grep -q "mirroring queue" "$log" && break
-  kill -0 $daemon 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.1
-done
-echo "currantd: $(grep 'mirroring queue' "$log" | sed 's/.*currantd: //')"
+source scripts/local-daemon.sh
+# Port 0: the kernel picks a free port; the log line gives the dashboard's address.
+start_local_daemon "$build_dir" "$queue" --http 127.0.0.1:0
+trap stop_local_daemon EXIT
+echo "currantd: $(grep 'mirroring queue' "$daemon_log" | sed 's/.*currantd: //')"
+echo "currantd: dashboard and metrics at $dashboard_url (while the daemon runs)"
 
 status=0
 "$currant" demo --name "$queue" --existing --durability async --jobs 100000 || status=$?
 
-kill -TERM $daemon
-wait $daemon || true
+stop_local_daemon
 trap - EXIT
 echo "currantd log:"
-sed 's/^/  /' "$log"
+sed 's/^/  /' "$daemon_log"
 echo "PostgreSQL (currant_log, this queue's finished jobs by status):"
 "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql" "$db" -At -F ' ' -c \
   "SELECT '  ' || status, count(*) FROM currant_log l JOIN currant_hosts h USING (host)

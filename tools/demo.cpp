@@ -205,6 +205,9 @@ void run_producer(const DemoArgs& args, std::uint32_t index, Report& report, Cou
         const EntrypointId entrypoint = kind == Kind::email ? email : thumbnail;
         EnqueueOptions options;
         options.priority = priority_of(first);
+        // Mirrored: ride out a mirror that falls behind (producers wait in
+        // the kernel); a daemon gone for this long fails the demo.
+        options.log_wait = std::chrono::seconds(30);
 
         if (batched(first)) {
             texts.clear();

@@ -207,8 +207,10 @@ std::string read_token(const std::string& path) {
     return token;
 }
 
-HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status) {
+HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status, StatsHistory& history) {
     HttpHandlers handlers;
+    handlers.history_json = [&history] { return history.json(); };
+    handlers.every_second = [&queue, &history] { history.sample(queue); };
     handlers.metrics = [&queue, &status] { return prometheus_text(queue, status); };
     handlers.stats_json = [&queue, &status] { return stats_json(queue, status); };
     handlers.cancel_json = [&queue](const std::string& id_text) {
@@ -278,10 +280,11 @@ int run(const Options& options) {
     // cannot be bound ends the daemon with nothing to unwind.
     MirrorStatus mirror_status;
     std::optional<Queue> http_queue;
+    StatsHistory stats_history;
     std::optional<HttpServer> http_server;
     if (const std::optional<HttpOptions>& http_options = options.http_endpoint) {
         http_queue.emplace(Queue::open(options.queue));
-        http_server.emplace(*http_options, http_handlers(*http_queue, mirror_status));
+        http_server.emplace(*http_options, http_handlers(*http_queue, mirror_status, stats_history));
         log_line("serving metrics and the dashboard on http://" +
                  (http_options->address.find(':') == std::string::npos ? http_options->address
                                                                        : "[" + http_options->address + "]") +

@@ -51,33 +51,50 @@ constexpr std::string_view page = R"HTML(<!doctype html>
 "use strict";
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
 const headers = token ? { Authorization: "Bearer " + token } : {};
-const keep = 300;                     // samples (one a second): five minutes
-const history = new Map();            // entrypoint -> [{t, depth, completed}]
+const keep = 300;                     // points per entrypoint: five minutes of one a second
+const series = new Map();             // entrypoint -> [{t, depth, enqueued, completed}] (totals)
 const colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
-let previous = null;
 
 function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
+
+function record(time, name, depth, enqueued, completed) {
+  if (!series.has(name)) series.set(name, []);
+  const points = series.get(name);
+  if (points.length && points[points.length - 1].t >= time) return;
+  points.push({ t: time, depth, enqueued, completed });
+  if (points.length > keep) points.shift();
+}
+
+// Per second between a point and the one before it (null for the first).
+function rate(points, k, field) {
+  if (k === 0) return null;
+  return Math.max(0, points[k][field] - points[k - 1][field]) / Math.max(1e-3, points[k].t - points[k - 1].t);
+}
 
 function draw(canvasId, legendId, value) {
   const canvas = document.getElementById(canvasId), g = canvas.getContext("2d");
   g.clearRect(0, 0, canvas.width, canvas.height);
   let top = 1, first = Infinity, last = -Infinity;
-  for (const points of history.values()) for (const p of points) {
-    top = Math.max(top, value(p)); first = Math.min(first, p.t); last = Math.max(last, p.t);
-  }
-  const span = Math.max(1, last - first), left = 48, bottom = canvas.height - 18;
+  for (const points of series.values()) points.forEach((p, k) => {
+    const v = value(points, k); if (v !== null) top = Math.max(top, v);
+    first = Math.min(first, p.t); last = Math.max(last, p.t);
+  });
+  const span = Math.max(1, last - first), left = 52, bottom = canvas.height - 18;
   g.strokeStyle = "#ccc"; g.fillStyle = "#666"; g.font = "11px sans-serif";
   g.beginPath(); g.moveTo(left, 4); g.lineTo(left, bottom); g.lineTo(canvas.width - 4, bottom); g.stroke();
   g.fillText(top.toFixed(top < 10 ? 1 : 0), 2, 12); g.fillText("0", 2, bottom);
-  g.fillText(span.toFixed(0) + " s", canvas.width - 40, canvas.height - 4);
+  g.fillText("last " + span.toFixed(0) + " s", canvas.width - 70, canvas.height - 4);
   const legend = document.getElementById(legendId); legend.textContent = "";
   let i = 0;
-  for (const [name, points] of history) {
+  for (const [name, points] of series) {
     const color = colors[i++ % colors.length];
     g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
+    let started = false;
     points.forEach((p, k) => {
-      const x = left + (p.t - first) / span * (canvas.width - left - 6), y = bottom - value(p) / top * (bottom - 6);
-      if (k) g.lineTo(x, y); else g.moveTo(x, y);
+      const v = value(points, k); if (v === null) return;
+      const x = left + (p.t - first) / span * (canvas.width - left - 6), y = bottom - v / top * (bottom - 6);
+      if (started) g.lineTo(x, y); else g.moveTo(x, y);
+      started = true;
     });
     g.stroke();
     const label = document.createElement("span"); label.style.color = color; label.textContent = "■ " + name;
@@ -85,11 +102,15 @@ function draw(canvasId, legendId, value) {
   }
 }
 
+async function get(path) {
+  const response = await fetch(path, { headers, cache: "no-store" });
+  if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+  return response.json();
+}
+
 async function refresh() {
   try {
-    const response = await fetch("api/stats", { headers, cache: "no-store" });
-    if (!response.ok) throw new Error((await response.json()).error || response.statusText);
-    const now = await response.json();
+    const now = await get("api/stats");
     document.getElementById("queue").textContent = now.queue;
     document.title = "currant: " + now.queue;
     const status = document.getElementById("status");
@@ -99,23 +120,16 @@ async function refresh() {
       " · " + new Date(now.time * 1000).toLocaleTimeString();
     const body = document.querySelector("#entrypoints tbody"); body.textContent = "";
     for (const e of now.entrypoints) {
-      const before = previous && previous.entrypoints.find(p => p.name === e.name);
-      const seconds = previous ? Math.max(1e-3, now.time - previous.time) : 0;
-      const enqueueRate = before ? (e.enqueued - before.enqueued) / seconds : 0;
-      const completed = e.successful + e.failed + e.canceled;
-      const completionRate = before ? (completed - (before.successful + before.failed + before.canceled)) / seconds : 0;
+      record(now.time, e.name, e.queued + e.delayed + e.picked, e.enqueued, e.successful + e.failed + e.canceled);
+      const points = series.get(e.name), k = points.length - 1;
       const row = document.createElement("tr");
-      [e.name, e.durability, e.queued, e.delayed, e.picked, enqueueRate.toFixed(1), completionRate.toFixed(1),
-       e.successful, e.failed, e.retried, e.canceled, (e.mirror_lag_seconds * 1000).toFixed(1)].forEach(v => cell(row, v));
+      [e.name, e.durability, e.queued, e.delayed, e.picked, (rate(points, k, "enqueued") ?? 0).toFixed(1),
+       (rate(points, k, "completed") ?? 0).toFixed(1), e.successful, e.failed, e.retried, e.canceled,
+       (e.mirror_lag_seconds * 1000).toFixed(1)].forEach(v => cell(row, v));
       body.appendChild(row);
-      if (!history.has(e.name)) history.set(e.name, []);
-      const points = history.get(e.name);
-      points.push({ t: now.time, depth: e.queued + e.delayed + e.picked, completed: completionRate });
-      if (points.length > keep) points.shift();
     }
-    previous = now;
-    draw("depth", "depth-legend", p => p.depth);
-    draw("rate", "rate-legend", p => p.completed);
+    draw("depth", "depth-legend", (points, k) => points[k].depth);
+    draw("rate", "rate-legend", (points, k) => rate(points, k, "completed"));
   } catch (error) {
     const status = document.getElementById("status");
     status.className = "down"; status.textContent = "no answer from currantd: " + error.message;
@@ -133,8 +147,12 @@ document.getElementById("cancel").addEventListener("submit", async event => {
   refresh();
 });
 
-refresh();
-setInterval(refresh, 1000);
+// The daemon's own history first (the last minutes), then a sample a second.
+get("api/history").then(h => h.samples.forEach(sample => sample.entrypoints.forEach(
+  e => record(sample.time, e.name, e.depth, e.enqueued, e.completed)))).catch(() => {}).finally(() => {
+  refresh();
+  setInterval(refresh, 1000);
+});
 </script>
 </body>
 </html>

@@ -1,5 +1,6 @@
 // The web dashboard: one self-contained page (no external scripts, styles
-// or fonts) that polls /api/stats once a second and draws what it saw.
+// or fonts). It loads the daemon's recent history (/api/history), then polls
+// /api/stats once a second and draws depths and completion rates over time.
 #pragma once
 
 #include <string_view>

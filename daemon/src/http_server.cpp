@@ -1,6 +1,7 @@
 #include "http_server.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -77,9 +78,11 @@ struct HttpServer::Impl {
     HttpHandlers handlers;
     asio::io_context io{1};
     tcp::acceptor acceptor{io};
+    asio::steady_timer timer{io};
     std::thread thread;
 
     void accept();
+    void tick();
     Response respond(const Request& request);
 };
 
@@ -130,6 +133,20 @@ void HttpServer::Impl::accept() {
     });
 }
 
+void HttpServer::Impl::tick() {
+    if (handlers.every_second) {
+        try {
+            handlers.every_second();
+        } catch (const std::exception& error) {
+            log_line(std::string("http: sampling: ") + error.what());
+        }
+    }
+    timer.expires_after(std::chrono::seconds(1));
+    timer.async_wait([this](beast::error_code error) {
+        if (!error) tick();
+    });
+}
+
 Response HttpServer::Impl::respond(const Request& request) {
     const std::string_view target(request.target().data(), request.target().size());
     const std::size_t question = target.find('?');
@@ -161,6 +178,8 @@ Response HttpServer::Impl::respond(const Request& request) {
             return reply(request, http::status::ok, "text/plain; version=0.0.4; charset=utf-8", handlers.metrics());
         if (path == "/api/stats" && request.method() == http::verb::get)
             return reply(request, http::status::ok, "application/json", handlers.stats_json());
+        if (path == "/api/history" && request.method() == http::verb::get)
+            return reply(request, http::status::ok, "application/json", handlers.history_json());
         if (path == "/api/cancel" && request.method() == http::verb::post) {
             // A custom header cannot be sent cross-site without a CORS
             // preflight, which this server never grants: a form on another
@@ -169,7 +188,7 @@ Response HttpServer::Impl::respond(const Request& request) {
                 return error_reply(request, http::status::forbidden, "the X-Currant-Request: 1 header is required");
             return reply(request, http::status::ok, "application/json", handlers.cancel_json(query_value(query, "id")));
         }
-        if (path == "/" || path == "/metrics" || path == "/api/stats" || path == "/api/cancel")
+        if (path == "/" || path == "/metrics" || path == "/api/stats" || path == "/api/history" || path == "/api/cancel")
             return error_reply(request, http::status::method_not_allowed,
                                "method " + std::string(request.method_string()) + " is not allowed on " + std::string(path));
         return error_reply(request, http::status::not_found, "no such page: " + std::string(path));
@@ -227,6 +246,7 @@ HttpServer::HttpServer(const HttpOptions& options, HttpHandlers handlers) : impl
         throw Error(Errc::invalid_argument, "--http: cannot listen on " + options.address + ":" +
                                                 std::to_string(options.port) + ": " + error.message());
     impl_->accept();
+    impl_->tick();
     impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
 }
 

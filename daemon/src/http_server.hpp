@@ -29,6 +29,8 @@ bool is_loopback_address(const std::string& address);
 struct HttpHandlers {
     std::function<std::string()> metrics;     // Prometheus text format
     std::function<std::string()> stats_json;  // /api/stats
+    std::function<std::string()> history_json; // /api/history
+    std::function<void()> every_second;        // run on the server's thread (sampling)
     // /api/cancel?id=N: returns a JSON object; throws Error(invalid_argument) for a bad id.
     std::function<std::string(const std::string& id_text)> cancel_json;
 };

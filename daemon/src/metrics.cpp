@@ -30,6 +30,13 @@ std::string number(double value) {
     return text;
 }
 
+// Seconds since the epoch to the millisecond (%g would round to 10 s).
+std::string epoch_seconds(std::int64_t realtime_ns) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.3f", double(realtime_ns / 1'000'000) / 1e3);
+    return text;
+}
+
 class Exposition {
 public:
     explicit Exposition(std::string queue) : queue_(label_value(queue)) {}
@@ -117,7 +124,7 @@ std::string stats_json(const Queue& queue, const MirrorStatus& mirror) {
     const QueueInfo info = queue.info();
     const std::vector<EntrypointStats> stats = queue.stats();
     std::string out = "{\"queue\": " + json_string(queue.name()) +
-                      ", \"time\": " + number(double(shm::realtime_ns()) / 1e9) +
+                      ", \"time\": " + epoch_seconds(shm::realtime_ns()) +
                       ", \"slots\": " + std::to_string(info.slots) +
                       ", \"free_slots\": " + std::to_string(info.free_slots) +
                       ", \"participants\": " + std::to_string(info.participants) +
@@ -135,6 +142,34 @@ std::string stats_json(const Queue& queue, const MirrorStatus& mirror) {
                ", \"canceled\": " + std::to_string(e.canceled) + ", \"log_pending\": " + std::to_string(e.log_pending) +
                ", \"mirror_lag_seconds\": " + number(double(e.mirror_lag_ns) / 1e9) +
                ", \"dirty_slots\": " + std::to_string(e.dirty_slots) + "}";
+    }
+    return out + "]}\n";
+}
+
+void StatsHistory::sample(const Queue& queue) {
+    Sample sample;
+    sample.time_ns = shm::realtime_ns();
+    for (const EntrypointStats& e : queue.stats())
+        sample.entrypoints.push_back(
+            {e.name, e.queued + e.delayed + e.picked, e.enqueued, e.successful + e.failed + e.canceled, e.failed});
+    samples_.push_back(std::move(sample));
+    while (samples_.size() > keep_) samples_.pop_front();
+}
+
+std::string StatsHistory::json() const {
+    std::string out = "{\"samples\": [";
+    for (std::size_t i = 0; i < samples_.size(); ++i) {
+        const Sample& sample = samples_[i];
+        out += (i ? ", " : "");
+        out += "{\"time\": " + epoch_seconds(sample.time_ns) + ", \"entrypoints\": [";
+        for (std::size_t k = 0; k < sample.entrypoints.size(); ++k) {
+            const Point& p = sample.entrypoints[k];
+            out += (k ? ", " : "");
+            out += "{\"name\": " + json_string(p.name) + ", \"depth\": " + std::to_string(p.depth) +
+                   ", \"enqueued\": " + std::to_string(p.enqueued) + ", \"completed\": " + std::to_string(p.completed) +
+                   ", \"failed\": " + std::to_string(p.failed) + "}";
+        }
+        out += "]}";
     }
     return out + "]}\n";
 }

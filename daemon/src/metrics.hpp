@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <vector>
 
 #include "currant/queue.hpp"
 
@@ -24,5 +26,28 @@ struct MirrorStatus {
 // Both read the segment (stats() walks the arena: call them per scrape, not in a loop).
 std::string prometheus_text(const Queue& queue, const MirrorStatus& mirror);
 std::string stats_json(const Queue& queue, const MirrorStatus& mirror);
+
+// The last few minutes of per-entrypoint depths and totals, one sample a
+// second, so the dashboard shows a history the moment it opens. Sampled and
+// read on the HTTP thread only (no lock). Costs one stats() walk a second,
+// and only while --http is on.
+class StatsHistory {
+public:
+    explicit StatsHistory(std::size_t keep = 300) : keep_(keep) {}
+    void sample(const Queue& queue);
+    std::string json() const; // /api/history
+
+private:
+    struct Point {
+        std::string name;
+        std::uint64_t depth = 0, enqueued = 0, completed = 0, failed = 0;
+    };
+    struct Sample {
+        std::int64_t time_ns = 0; // CLOCK_REALTIME
+        std::vector<Point> entrypoints;
+    };
+    std::size_t keep_;
+    std::deque<Sample> samples_;
+};
 
 } // namespace currant::daemon

@@ -137,6 +137,30 @@ TEST_CASE("api/stats answers JSON with the entrypoints' counts", "[http]") {
     CHECK_THAT(answer.body, Catch::Contains("{\"name\": \"emails\", \"durability\": \"async\", \"queued\": 2,"));
 }
 
+TEST_CASE("api/history keeps a sample a second of each entrypoint's depth and totals", "[http]") {
+    DaemonFixture fixture("http-history");
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
+    const std::uint16_t port = served_port(daemon);
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("thumbnails", async_options());
+    for (int i = 0; i < 4; ++i) queue.enqueue(ep, as_payload("t"));
+    const std::string point = "{\"name\": \"thumbnails\", \"depth\": 4, \"enqueued\": 4, \"completed\": 0, \"failed\": 0}";
+    // Two samples taken after the enqueues, a second or so apart.
+    std::string history;
+    CHECK(eventually([&] {
+        history = http_request(port, "GET", "/api/history").body;
+        const std::size_t first = history.find(point);
+        return first != std::string::npos && history.find(point, first + 1) != std::string::npos;
+    }));
+    INFO(history);
+    const std::regex times(R"("time": ([0-9.]+), "entrypoints": \[\{"name": "thumbnails", "depth": 4,)");
+    std::vector<double> seen;
+    for (auto it = std::sregex_iterator(history.begin(), history.end(), times); it != std::sregex_iterator(); ++it)
+        seen.push_back(std::stod((*it)[1]));
+    REQUIRE(seen.size() >= 2);
+    CHECK(seen[1] - seen[0] > 0.5);
+}
+
 TEST_CASE("the dashboard page is served at / and loads nothing from elsewhere", "[http]") {
     DaemonFixture fixture("http-page");
     DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Redraws docs/dashboard.png: currantd with --http on the local PostgreSQL,
+# producer and consumer processes running (`currant demo`), and headless
+# Chromium photographing the dashboard while they work. Needs a build
+# (BUILD_DIR, default build) and chromium (scripts/install-deps.sh).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+build_dir=${BUILD_DIR:-build}
+queue=currant-dashboard
+output=$(realpath -m "${1:-docs/dashboard.png}")
+
+source scripts/local-daemon.sh
+# Host 9: the quick start's queue holds host 0 in the same database.
+start_local_daemon "$build_dir" "$queue" --host-id 9 --http 127.0.0.1:0
+trap stop_local_daemon EXIT
+"$build_dir/tools/currant" demo --name "$queue" --existing --durability async --jobs 20000000 >/dev/null &
+demo=$!
+sleep 25 # the daemon's history (one sample a second) fills while the demo runs
+profile=$(mktemp -d)
+# The page draws the daemon's history, then samples for two seconds more.
+chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$profile" \
+  --hide-scrollbars --window-size=1280,760 --virtual-time-budget=2000 \
+  --screenshot="$output" "$dashboard_url" 2>/dev/null
+rm -rf "$profile"
+kill "$demo" 2>/dev/null || true
+wait "$demo" 2>/dev/null || true
+echo "dashboard-screenshot: wrote $output"
