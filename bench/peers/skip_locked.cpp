@@ -31,12 +31,16 @@
 //              ('successful').
 //   worker     a queue manager: dequeue; when nothing comes back, wait on the
 //              connection's socket for a notification (LISTEN ch_pgqueuer)
-//              and dequeue again after any 'insert' event or after
-//              --poll-seconds.
-// Differences, all in the queue's favour or neutral: one completion
-// statement per dequeued batch instead of PgQueuer's buffered completion
-// log (with --batch 1 that is one per job); no heartbeat task; statements
-// are prepared once per connection.
+//              and dequeue again after any 'insert' event, or after
+//              --poll-seconds (default 30, PgQueuer's default dequeue
+//              timeout). Each worker process is one queue manager taking
+//              --batch jobs per dequeue (PgQueuer's default is 10; the
+//              comparison runs 1).
+// Differences: one completion statement per dequeued batch, where PgQueuer
+// buffers completions and writes several together (more statements here:
+// against the baseline); no heartbeat task and no statistics aggregation
+// (fewer statements: in its favour); statements are prepared once per
+// connection (asyncpg caches prepared statements too).
 //
 // Processes: --producers and --workers are forked processes, each with its
 // own connection. --prefill enqueues every job first and releases the
@@ -109,7 +113,7 @@ struct Options {
     std::string db;
     std::uint32_t producers = 1, workers = 1, batch = 1, enqueue_batch = 0, payload_bytes = 64, work_us = 0;
     std::uint64_t jobs = 10'000;
-    double duration_s = 0, warmup_percent = 0, rate = 0, poll_seconds = 1, stall_seconds = 60;
+    double duration_s = 0, warmup_percent = 0, rate = 0, poll_seconds = 30, stall_seconds = 60;
     bool prefill = false, json = false;
 };
 
@@ -316,7 +320,8 @@ public:
     }
     std::uint64_t statements = 0;
 
-private:
+    // Frees the notifications that arrived while busy (every INSERT and
+    // DELETE statement on the queue notifies every listener).
     bool drain_notifications() {
         bool insert = false;
         while (PGnotify* n = PQnotifies(pg_)) {
@@ -565,6 +570,7 @@ void worker(const Options& o, Control* control, std::uint32_t index, Report& rep
         const std::int64_t done = realtime_ns();
         for (int i = 0; i < rows; ++i)
             if (measured[i]) report.to_completion.push_back(done - stamps[i]);
+        pg.drain_notifications();
         record_completion(report, start_ns, done, std::uint32_t(rows));
         completed += std::uint64_t(rows);
         counter.value.store(completed, std::memory_order_relaxed);
@@ -838,7 +844,7 @@ int main(int argc, char** argv) {
     app.add_option("--rate", o.rate, "target enqueue rate over all producers (0: as fast as possible)");
     app.add_option("--work-us", o.work_us, "job body: spin this many microseconds (0: no-op)");
     app.add_flag("--prefill", o.prefill, "enqueue every job first, then start the workers (drain)");
-    app.add_option("--poll-seconds", o.poll_seconds, "an idle worker dequeues again after this long without a notification");
+    app.add_option("--poll-seconds", o.poll_seconds, "an idle worker dequeues again after this long without a notification (PgQueuer's default dequeue timeout: 30)");
     app.add_option("--stall-seconds", o.stall_seconds, "give up when no job completes for this long");
     app.add_flag("--json", o.json, "print one JSON object");
     CLI11_PARSE(app, argc, argv);
