@@ -976,6 +976,51 @@ TEST_CASE("a process still attached when rm runs is told the queue was retired",
 
 // ================================================================ stats
 
+TEST_CASE("stats --watch --count N prints N tables, each with rates, one after another when not a terminal",
+          "[cli][stats][watch]") {
+    Name q;
+    init_queue(q);
+    enqueue(q, "e");
+    Result r = run({"stats", q, "--watch", "--interval", "0.05", "--count", "3"});
+    INFO(r);
+    REQUIRE(r.code == 0);
+    std::size_t tables = 0;
+    for (const std::string& line : lines_of(r.out)) {
+        if (words_of(line).empty() || words_of(line)[0] != "entrypoint") continue;
+        ++tables;
+        CHECK(contains(line, "completed/s"));
+    }
+    CHECK(tables == 3);
+    CHECK_FALSE(contains(r.out, "\x1b[")); // no screen control codes into a pipe
+}
+
+TEST_CASE("stats --watch --json prints one JSON object per line per refresh", "[cli][stats][watch]") {
+    Name q;
+    init_queue(q);
+    enqueue(q, "e");
+    enqueue(q, "e");
+    Result r = run({"stats", q, "--watch", "--json", "--interval", "0.05", "--count", "2"});
+    INFO(r);
+    REQUIRE(r.code == 0);
+    const auto lines = lines_of(r.out);
+    REQUIRE(lines.size() == 2);
+    for (const std::string& line : lines) {
+        CHECK(line.starts_with("{\"queue\": "));
+        CHECK(json_number(line, "queued", "{\"name\": \"e\"") == 2);
+        CHECK(json_raw(line, "completion_rate", "{\"name\": \"e\"").has_value());
+    }
+}
+
+TEST_CASE("stats --watch without an interval is a usage error naming --watch", "[cli][stats][watch][errors]") {
+    Name q;
+    init_queue(q);
+    Result r = run({"stats", q, "--watch", "--interval", "0"});
+    INFO(r);
+    CHECK(r.code == 2);
+    check_one_error_line(r);
+    CHECK(contains(r.err, "--watch"));
+}
+
 TEST_CASE("stats with an interval samples twice and adds rates", "[cli][stats]") {
     Name q;
     init_queue(q);
