@@ -454,4 +454,59 @@ int currant_stats(currant_queue* queue, uint32_t entrypoint, currant_entrypoint_
     });
 }
 
+int currant_pause(currant_queue* queue, uint32_t entrypoint) {
+    return guarded("currant_pause", [&] {
+        require(queue, "queue");
+        queue->queue.pause(entrypoint);
+    });
+}
+
+int currant_resume(currant_queue* queue, uint32_t entrypoint) {
+    return guarded("currant_resume", [&] {
+        require(queue, "queue");
+        queue->queue.resume(entrypoint);
+    });
+}
+
+int currant_set_concurrency_limit(currant_queue* queue, uint32_t entrypoint, int64_t limit) {
+    return guarded("currant_set_concurrency_limit", [&] {
+        require(queue, "queue");
+        queue->queue.set_concurrency_limit(entrypoint, limit);
+    });
+}
+
+int currant_remove_concurrency_limit(currant_queue* queue, uint32_t entrypoint) {
+    return guarded("currant_remove_concurrency_limit", [&] {
+        require(queue, "queue");
+        queue->queue.set_concurrency_limit(entrypoint, std::nullopt);
+    });
+}
+
+int currant_set_rate_limit(currant_queue* queue, uint32_t entrypoint, double per_second, int64_t burst) {
+    return guarded("currant_set_rate_limit", [&] {
+        require(queue, "queue");
+        queue->queue.set_rate_limit(entrypoint, per_second, burst);
+    });
+}
+
+int currant_remove_rate_limit(currant_queue* queue, uint32_t entrypoint) {
+    return guarded("currant_remove_rate_limit", [&] {
+        require(queue, "queue");
+        queue->queue.set_rate_limit(entrypoint, std::nullopt);
+    });
+}
+
+int currant_get_limits(currant_queue* queue, uint32_t entrypoint, currant_limits* out) {
+    return guarded("currant_get_limits", [&] {
+        require(queue, "queue");
+        require(out, "out");
+        const currant::EntrypointLimits limits = queue->queue.limits(entrypoint);
+        out->paused = limits.paused ? 1 : 0;
+        out->concurrency = limits.concurrency.value_or(0);
+        out->in_flight = limits.in_flight;
+        out->rate = limits.rate.value_or(0.0);
+        out->burst = limits.burst;
+    });
+}
+
 } // extern "C"

@@ -332,6 +332,47 @@ typedef struct currant_entrypoint_stats {
  * Errors: INVALID_ARGUMENT, NOT_FOUND (entrypoint id), SEGMENT_RETIRED, SYSTEM. */
 CURRANT_API int currant_stats(currant_queue* queue, uint32_t entrypoint, currant_entrypoint_stats* out);
 
+/* ---- pause and limits (docs/limits.md) -------------------------------- */
+
+/* Pause: the entrypoint hands nothing out; enqueues are still accepted and
+ * jobs already picked may still be acked. currant_pause returns once no
+ * pick from it is in progress; currant_resume wakes its sleeping consumers.
+ * The flag lives in the segment: it outlives every process.
+ * Errors: INVALID_ARGUMENT (NULL), NOT_FOUND (entrypoint id),
+ * SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_pause(currant_queue* queue, uint32_t entrypoint);
+CURRANT_API int currant_resume(currant_queue* queue, uint32_t entrypoint);
+
+/* At most `limit` jobs of the entrypoint picked at once, across all
+ * processes; exact (counted in the segment under the entrypoint's lock).
+ * Jobs already picked count at once; prefetched jobs count.
+ * Errors: INVALID_ARGUMENT (NULL, limit < 1 or > 4294967294; nothing
+ * changes), NOT_FOUND (entrypoint id), SEGMENT_RETIRED, FORKED_PROCESS. */
+CURRANT_API int currant_set_concurrency_limit(currant_queue* queue, uint32_t entrypoint, int64_t limit);
+CURRANT_API int currant_remove_concurrency_limit(currant_queue* queue, uint32_t entrypoint);
+
+/* At most `per_second` starts (picks) per second, up to `burst` at once: in
+ * any t seconds at most burst + per_second * t starts (a token bucket in the
+ * segment). Setting it refills the bucket. A consumer out of tokens sleeps
+ * until the next one.
+ * Errors: INVALID_ARGUMENT (NULL, per_second not in 1e-6 .. 1e9 or not a
+ * number, burst < 1; nothing changes), NOT_FOUND, SEGMENT_RETIRED,
+ * FORKED_PROCESS. */
+CURRANT_API int currant_set_rate_limit(currant_queue* queue, uint32_t entrypoint, double per_second, int64_t burst);
+CURRANT_API int currant_remove_rate_limit(currant_queue* queue, uint32_t entrypoint);
+
+typedef struct currant_limits {
+    int paused;            /* 1 while paused */
+    uint32_t concurrency;  /* 0: no concurrency limit */
+    uint32_t in_flight;    /* picked jobs counted against it */
+    double rate;           /* starts per second; 0: no rate limit */
+    uint32_t burst;        /* 0 without a rate limit */
+} currant_limits;
+
+/* The entrypoint's pause flag and limits.
+ * Errors: INVALID_ARGUMENT (NULL), NOT_FOUND (entrypoint id), SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_get_limits(currant_queue* queue, uint32_t entrypoint, currant_limits* out);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
