@@ -117,6 +117,22 @@ def _execute_after_ns(when: float | _dt.datetime | _dt.timedelta | None) -> int:
     return _time.time_ns() + int(when * 1e9)
 
 
+def _int_or_none(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise TypeError(f"{what} must be an int or None, not {type(value).__name__}")
+    return value
+
+
+def _float_or_none(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number or None, not {type(value).__name__}")
+    return float(value)
+
+
 def _timeout_ns(timeout: float | None) -> int:
     if timeout is None:
         return -1
@@ -307,6 +323,9 @@ class Queue:
         max_attempts: int = 5,
         retry_delay: float | _dt.timedelta = 1.0,
         max_retry_delay: float | _dt.timedelta = 300.0,
+        concurrency_limit: int | None = None,
+        rate_limit: float | None = None,
+        rate_burst: int | None = None,
     ) -> int:
         """Declare an entrypoint (or update an existing one) and return its id.
 
@@ -317,6 +336,13 @@ class Queue:
         without a heartbeat before it is requeued; ``max_attempts`` how many
         deliveries a job gets; ``retry_delay`` the first back-off, doubled
         per attempt up to ``max_retry_delay``.
+
+        Limits (docs/limits.md): ``concurrency_limit`` jobs picked at once
+        across all processes, ``rate_limit`` starts per second with up to
+        ``rate_burst`` (default 1) at once. None keeps an existing
+        entrypoint's limit (a new one has none); zero or negative raises
+        :class:`InvalidArgument` and declares nothing. Change or remove them
+        later with :meth:`set_concurrency_limit` / :meth:`set_rate_limit`.
         """
         if not isinstance(name, str):
             raise TypeError(f"entrypoint name must be a str, not {type(name).__name__}")
@@ -329,6 +355,9 @@ class Queue:
             max_attempts,
             _ms(retry_delay, "retry_delay"),
             _ms(max_retry_delay, "max_retry_delay"),
+            _int_or_none(concurrency_limit, "concurrency_limit"),
+            _float_or_none(rate_limit, "rate_limit"),
+            _int_or_none(rate_burst, "rate_burst"),
         )
 
     def entrypoint(self, name: str) -> int:
@@ -336,6 +365,46 @@ class Queue:
         if not isinstance(name, str):
             raise TypeError(f"entrypoint name must be a str, not {type(name).__name__}")
         return self._q.entrypoint(name)
+
+    # --- pause and limits (docs/limits.md) ---
+
+    def pause(self, entrypoint: Entrypoint) -> None:
+        """Hand out nothing from this entrypoint until :meth:`resume`.
+
+        Enqueues are still accepted and jobs already picked may be acked. The
+        pause lives in the queue segment: it holds for every process and
+        outlives the one that set it. Returns once no pick is in progress.
+        """
+        self._q.pause(entrypoint)
+
+    def resume(self, entrypoint: Entrypoint) -> None:
+        """End a pause; consumers asleep on the entrypoint wake up."""
+        self._q.resume(entrypoint)
+
+    def paused(self, entrypoint: Entrypoint) -> bool:
+        """True while the entrypoint is paused."""
+        return bool(self._q.limits(entrypoint)["paused"])
+
+    def set_concurrency_limit(self, entrypoint: Entrypoint, limit: int | None) -> None:
+        """At most ``limit`` jobs of the entrypoint picked at once across all
+        processes (exact); None removes the limit. Jobs already picked count
+        at once, prefetched jobs too. Zero or negative: :class:`InvalidArgument`."""
+        self._q.set_concurrency_limit(entrypoint, _int_or_none(limit, "limit"))
+
+    def set_rate_limit(self, entrypoint: Entrypoint, per_second: float | None, burst: int = 1) -> None:
+        """At most ``per_second`` starts per second, up to ``burst`` at once (a
+        token bucket in the segment; setting it refills the bucket); None
+        removes the limit. Zero, negative or NaN: :class:`InvalidArgument`."""
+        checked_burst = _int_or_none(burst, "burst")
+        self._q.set_rate_limit(
+            entrypoint, _float_or_none(per_second, "per_second"), 1 if checked_burst is None else checked_burst
+        )
+
+    def limits(self, entrypoint: Entrypoint) -> dict[str, Any]:
+        """The entrypoint's pause flag and limits: ``paused``, ``concurrency``
+        (None: no limit), ``in_flight`` (picked jobs counted against it),
+        ``rate`` (starts per second, None: no limit) and ``burst``."""
+        return self._q.limits(entrypoint)
 
     def entrypoint_name(self, entrypoint_id: int) -> str:
         """The name of the entrypoint with this id."""

@@ -721,10 +721,16 @@ public:
     }
     const std::string& name() const { return holder_->name; }
 
+    // Limits (docs/limits.md): None leaves an existing entrypoint's as they are.
     currant::EntrypointId declare_entrypoint(const std::string& name, const std::string& durability,
                                              std::int64_t lease_ms, std::uint32_t max_attempts,
-                                             std::int64_t retry_delay_ms, std::int64_t max_retry_delay_ms) {
+                                             std::int64_t retry_delay_ms, std::int64_t max_retry_delay_ms,
+                                             py::object concurrency_limit, py::object rate_limit,
+                                             py::object rate_burst) {
         currant::EntrypointOptions options;
+        if (!concurrency_limit.is_none()) options.concurrency_limit = concurrency_limit.cast<std::int64_t>();
+        if (!rate_limit.is_none()) options.rate_limit = rate_limit.cast<double>();
+        if (!rate_burst.is_none()) options.rate_burst = rate_burst.cast<std::int64_t>();
         try {
             if (!durability.empty()) options.durability = currant::parse_durability(durability); // "": the default
         } catch (const std::invalid_argument&) {
@@ -741,6 +747,47 @@ public:
     }
 
     currant::EntrypointId entrypoint(py::handle which) { return resolve_entrypoint(*holder_, which.ptr()); }
+
+    // --- pause and limits (docs/limits.md) ---
+    void pause(py::handle which) {
+        const auto ep = resolve_entrypoint(*holder_, which.ptr());
+        auto guard = holder_->lock();
+        holder_->get().pause(ep);
+    }
+    void resume(py::handle which) {
+        const auto ep = resolve_entrypoint(*holder_, which.ptr());
+        auto guard = holder_->lock();
+        holder_->get().resume(ep);
+    }
+    void set_concurrency_limit(py::handle which, py::object limit) {
+        const auto ep = resolve_entrypoint(*holder_, which.ptr());
+        std::optional<std::int64_t> value;
+        if (!limit.is_none()) value = limit.cast<std::int64_t>();
+        auto guard = holder_->lock();
+        holder_->get().set_concurrency_limit(ep, value);
+    }
+    void set_rate_limit(py::handle which, py::object per_second, std::int64_t burst) {
+        const auto ep = resolve_entrypoint(*holder_, which.ptr());
+        std::optional<double> value;
+        if (!per_second.is_none()) value = per_second.cast<double>();
+        auto guard = holder_->lock();
+        holder_->get().set_rate_limit(ep, value, burst);
+    }
+    py::dict limits(py::handle which) {
+        const auto ep = resolve_entrypoint(*holder_, which.ptr());
+        currant::EntrypointLimits l;
+        {
+            auto guard = holder_->lock();
+            l = holder_->get().limits(ep);
+        }
+        py::dict d;
+        d["paused"] = l.paused;
+        d["concurrency"] = l.concurrency ? py::object(py::int_(*l.concurrency)) : py::object(py::none());
+        d["in_flight"] = l.in_flight;
+        d["rate"] = l.rate ? py::object(py::float_(*l.rate)) : py::object(py::none());
+        d["burst"] = l.burst;
+        return d;
+    }
 
     // The hot-path object sharing this queue's state.
     py::object fast() {
@@ -927,6 +974,10 @@ public:
             d["log_pending"] = s.log_pending;
             d["dirty_slots"] = s.dirty_slots;
             d["mirror_lag_seconds"] = double(s.mirror_lag_ns) / 1e9;
+            d["paused"] = s.paused;
+            d["concurrency_limit"] = s.concurrency_limit;  // 0: none
+            d["in_flight"] = s.in_flight;
+            d["rate_limit"] = s.rate_limit;                // 0: none
             out[py::str(s.name)] = d;
         }
         return out;
@@ -1027,6 +1078,11 @@ PYBIND11_MODULE(_currant, m) {
         .def_property_readonly("name", &PyQueue::name)
         .def("declare_entrypoint", &PyQueue::declare_entrypoint)
         .def("entrypoint", &PyQueue::entrypoint)
+        .def("pause", &PyQueue::pause)
+        .def("resume", &PyQueue::resume)
+        .def("set_concurrency_limit", &PyQueue::set_concurrency_limit)
+        .def("set_rate_limit", &PyQueue::set_rate_limit)
+        .def("limits", &PyQueue::limits)
         .def("entrypoint_name", &PyQueue::entrypoint_name)
         .def("entrypoint_names", &PyQueue::entrypoint_names)
         .def("fast", &PyQueue::fast)
