@@ -45,6 +45,9 @@ void add_cancel(CLI::App& app, Commands& commands);
 void add_stats(CLI::App& app, Commands& commands);   // commands_stats.cpp
 void add_demo(CLI::App& app, Commands& commands);    // demo.cpp
 void add_db(CLI::App& app, Commands& commands);      // commands_db.cpp
+void add_pause(CLI::App& app, Commands& commands);   // commands_limits.cpp
+void add_resume(CLI::App& app, Commands& commands);
+void add_limit(CLI::App& app, Commands& commands);
 
 // --- strict parsing (decimal only, whole text, range-checked) ---
 
