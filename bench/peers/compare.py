@@ -179,6 +179,7 @@ class Bench:
         self.args, self.pg, self.redis = args, pg, redis
         self.build = Path(args.build)
         self.counter = 0
+        self.databases = []
 
     def scenario_args(self, scenario, skip_locked=False):
         a = self.args
@@ -191,10 +192,20 @@ class Bench:
         self.counter += 1
         name = f"peers_{system.replace('-', '_')}_{scenario}_{self.counter}"
         self.pg.create_database(name)
+        self.databases.append(name)
         return name
+
+    def settle(self):
+        """Drops the last run's databases (so that autovacuum does not clean
+        them up during the next system's run) and checkpoints."""
+        for name in self.databases:
+            self.pg.sql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.databases = []
+        self.pg.sql("postgres", "CHECKPOINT")
 
     def run(self, system, scenario):
         timeout = self.args.timeout
+        self.settle()
         server_before = self.pg.cpu_seconds() + self.redis.cpu_seconds()
         extra = {}
         if system == "currant":
@@ -238,6 +249,7 @@ class Bench:
         db = self.database("currant-async", scenario)
         tools = self.build / "tools/currant"
         subprocess.run([tools, "db", "install", "--db", self.pg.conninfo(db)], check=True, capture_output=True)
+        self.pg.sql("postgres", "CHECKPOINT")
         queue = f"currant-peers-{os.getpid()}-{self.counter}"
         subprocess.run([tools, "rm", queue], capture_output=True)
         before = int(self.pg.sql(db, f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}'"))
@@ -280,7 +292,7 @@ class Bench:
 # ---------------------------------------------------------------- report
 
 KEYS = ["jobs_per_second", "to_start_p50_us", "to_start_p95_us", "to_start_p99_us", "to_start_max_us",
-        "queries_per_job", "cpu_seconds_per_million", "server_cpu_seconds_per_million", "jobs"]
+        "queries", "queries_per_job", "cpu_seconds_per_million", "server_cpu_seconds_per_million", "jobs"]
 
 
 def median(values):
@@ -299,11 +311,11 @@ def table(results, scenario, systems, runs):
     base = {k: median([r[k] for r in results[("currant", scenario)]]) for k in KEYS} \
         if ("currant", scenario) in results else None
     if scenario == "backlog":
-        head = ["system", "jobs/s", "currant ×", "start p50 µs", "p95 µs", "p99 µs", "max µs", "p50 ÷ currant",
-                "p99 ÷ currant", "queries/job", "client CPU s/M", "server CPU s/M"]
+        head = ["system", "jobs/s", "currant ÷ this", "start p50 µs", "p95 µs", "p99 µs", "max µs", "p50: this ÷ currant",
+                "p99: this ÷ currant", "queries", "per job", "client CPU s/M", "server CPU s/M"]
     else:
-        head = ["system", "start p50 µs", "p95 µs", "p99 µs", "max µs", "p50 ÷ currant", "p99 ÷ currant",
-                "queries/job", "client CPU s/M", "server CPU s/M"]
+        head = ["system", "start p50 µs", "p95 µs", "p99 µs", "max µs", "p50: this ÷ currant",
+                "p99: this ÷ currant", "queries", "per job", "client CPU s/M", "server CPU s/M"]
     for system in systems:
         rs = results.get((system, scenario))
         if not rs:
@@ -315,13 +327,38 @@ def table(results, scenario, systems, runs):
                fmt(m["to_start_max_us"], 1),
                fmt(m["to_start_p50_us"] / base["to_start_p50_us"], 1) if base and base["to_start_p50_us"] else "-",
                fmt(m["to_start_p99_us"] / base["to_start_p99_us"], 1) if base and base["to_start_p99_us"] else "-"]
-        rest = [f"{m['queries_per_job']:.2f}", fmt(m["cpu_seconds_per_million"], 1),
+        rest = [fmt(m["queries"]), f"{m['queries_per_job']:.3f}", fmt(m["cpu_seconds_per_million"], 1),
                 fmt(m["server_cpu_seconds_per_million"], 1)]
         name = system + (f" {rs[0]['version']}" if rs[0].get("version") else "")
         rows.append([name] + (tput if scenario == "backlog" else []) + lat + rest)
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def print_tables(started, machine, a, results, systems, scenarios):
+    print(f"Measured {started} UTC on {machine}; {a['runs']} runs, median.")
+    for scenario in scenarios:
+        if scenario == "backlog":
+            print(f"\nBacklog: --workers {a['workers']} --jobs {a['jobs']} --warmup-percent {a['warmup_percent']:g}\n")
+        else:
+            print(f"\nLight load: --workers {a['workers']} --rate {a['rate']:g} --duration {a['duration']} "
+                  f"--warmup-percent {a['warmup_percent']:g}\n")
+        print(table(results, scenario, systems, a["runs"]))
+
+
+def report_only(path):
+    data = json.loads(path.read_text())
+    a = data["args"]
+    results = {}
+    for r in data["runs"]:
+        if "result" in r:
+            results.setdefault((r["system"], r["scenario"]), []).append(r["result"])
+        else:
+            print(f"(run {r['run']} {r['scenario']} {r['system']} failed: {r['error'].splitlines()[0]})")
+    started = datetime.fromisoformat(data["started"]).strftime("%Y-%m-%d %H:%M")
+    print_tables(started, data["machine"], a, results, a["systems"].split(","), a["scenarios"].split(","))
+    return 0
 
 
 def main():
@@ -342,9 +379,12 @@ def main():
     ap.add_argument("--pg-base", default="/var/tmp", help="directory for the throwaway cluster (on disk)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds one system's run may take")
     ap.add_argument("--out", default=str(ROOT / "build-peers" / "compare-results.json"))
+    ap.add_argument("--report", metavar="JSON", help="print the tables of an earlier run's --out file; run nothing")
     args = ap.parse_args()
     systems = args.systems.split(",")
     scenarios = args.scenarios.split(",")
+    if args.report:
+        return report_only(Path(args.report))
 
     pg = Postgres(args.pg_base, args.synchronous_commit)
     redis = Redis()
@@ -375,15 +415,8 @@ def main():
     machine = (f"{uname.nodename} ({os.cpu_count()} CPUs, Linux {uname.release}), PostgreSQL {pg.version} "
                f"(synchronous_commit={pg.synchronous_commit}, fsync on), redis {redis.version}, "
                f"node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}")
-    print(f"Measured {started:%Y-%m-%d %H:%M} UTC on {machine}; {args.runs} runs, median.")
+    print_tables(f"{started:%Y-%m-%d %H:%M}", machine, vars(args), results, systems, scenarios)
     print(f"Load average at the end: {os.getloadavg()[0]:.1f} (1 min)")
-    for scenario in scenarios:
-        if scenario == "backlog":
-            print(f"\nBacklog: --workers {args.workers} --jobs {args.jobs} --warmup-percent {args.warmup_percent:g}\n")
-        else:
-            print(f"\nLight load: --workers {args.workers} --rate {args.rate:g} --duration {args.duration} "
-                  f"--warmup-percent {args.warmup_percent:g}\n")
-        print(table(results, scenario, systems, args.runs))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"started": started.isoformat(), "machine": machine, "args": vars(args),
                                           "runs": raw}, indent=1))
