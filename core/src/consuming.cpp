@@ -35,7 +35,7 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
     EntrypointControl& c = entrypoints_[ep];
     promote_due(ep, now_real);
     // Pause, concurrency and rate limits (limits.cpp): how many we may take.
-    out = out.first(pick_allowance(c, out.size(), now_mono));
+    out = out.first(pick_allowance(ep, out.size(), now_mono));
     if (out.empty()) return 0;
     const bool counted = c.concurrency_limit.load(std::memory_order_relaxed) != 0;
     const std::int64_t rate_interval = c.rate_interval_ns.load(std::memory_order_relaxed);
@@ -115,7 +115,7 @@ bool QueueState::anything_ready(std::span<const EntrypointId> eps, std::int64_t 
         // Paused, at its concurrency limit or out of rate tokens: resume(), a
         // freed limit slot (wake_for_freed_limit) or the next token (our
         // sleep deadline) ends the sleep.
-        if (blocked_by_limits(c, now_mono)) continue;
+        if (blocked_by_limits(ep, now_mono)) continue;
         if (c.ready_count.load(std::memory_order_seq_cst) > 0) return true;
         if (c.earliest_delayed_ns.load(std::memory_order_relaxed) <= now_real) return true;
     }
@@ -154,7 +154,7 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
             if (c.ready_count.load(std::memory_order_acquire) == 0 &&
                 c.earliest_delayed_ns.load(std::memory_order_relaxed) > now_real)
                 continue;
-            if (blocked_by_limits(c, now_mono)) continue; // no lock taken for nothing
+            if (blocked_by_limits(ep, now_mono)) continue; // no lock taken for nothing
             bool wake_for_lease = false;
             {
                 lock_entrypoint(ep);
@@ -200,8 +200,7 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
                 // slot wakes us; no deadline (a due delayed job would
                 // otherwise make this a busy loop).
                 if (c.paused.load(std::memory_order_relaxed) != 0) continue;
-                const std::uint32_t limit = c.concurrency_limit.load(std::memory_order_relaxed);
-                if (limit != 0 && c.in_flight.load(std::memory_order_relaxed) >= limit) continue;
+                if (concurrency_full(ep)) continue;
                 // Rate limit: nothing can start before the next token.
                 const std::int64_t next_start = next_rate_start(c);
                 const std::int64_t delayed = c.earliest_delayed_ns.load(std::memory_order_relaxed);
@@ -371,6 +370,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         }
         ~HeldEntrypoint() { release(); }
     } held{*this};
+    std::vector<EntrypointId> uncounted_wakes; // woken after every lock is released (lock order)
     for (const JobHandle& job : jobs) {
         if (job.slot >= arena_.slot_count()) {
             if (throw_on_first) throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': job handle names slot " + std::to_string(job.slot) + " beyond the arena");
@@ -395,14 +395,11 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         const Counter counter = final_status == JobStatus::successful ? counter_successful
                                : final_status == JobStatus::canceled ? counter_canceled : counter_failed;
         // memory durability acks without the lock, unless the pick counts
-        // against the concurrency limit: claiming the pick's limit mark
-        // (uncounted -> acking) first makes a concurrent adoption by a limit
-        // setter fail, and a failed claim (counted, or adopted meanwhile)
-        // takes the locked path below, which gives the limit slot back.
-        std::uint64_t unclaimed = limit_mark(job.epoch, LimitMark::uncounted);
+        // against the concurrency limit (its mark, written by the pick before
+        // the state word we acquired, never changes while it is picked): the
+        // locked path below gives the limit slot back (limits.cpp, I1).
         if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory &&
-            rec.limit_mark.compare_exchange_strong(unclaimed, limit_mark(job.epoch, LimitMark::acking),
-                                                   std::memory_order_acq_rel)) {
+            rec.limit_mark.load(std::memory_order_relaxed) != limit_mark(job.epoch, LimitMark::counted)) {
             // The state word CAS is the commit point; a reaper requeueing the
             // same pick races on the same CAS and exactly one wins.
             rec.last_job_id = rec.job_id;
@@ -414,6 +411,11 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
             }
             shm::crash_point("ack.marked");
             scratch_release_.push_back(job.slot);
+            // A pick made before a limit was set counts against it (I2) but
+            // leaves without the lock: a consumer asleep at the limit rescans
+            // after setting its bit, so after our CAS read the limit (seq_cst,
+            // paired with the setter's store before its scan) and wake one.
+            if (c.concurrency_limit.load(std::memory_order_seq_cst) != 0) uncounted_wakes.push_back(ep);
         } else {
             if (!held.held || held.ep != ep) {
                 held.release();
@@ -434,6 +436,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         ++finished;
     }
     held.release();
+    for (EntrypointId ep : uncounted_wakes) wake_for_freed_limit(ep, 1);
     // Finished slots go straight back to the arena (one lock per call), so
     // another process's producer can use them at once.
     if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());

@@ -54,19 +54,17 @@ struct JobRecord {
     std::uint64_t last_job_id;      // written by the finisher before the slot is freed
     // Whether this pick counts against the entrypoint's concurrency limit
     // (docs/limits.md): limit_mark(epoch, kind) of the pick's epoch. Written
-    // under [E] by the pick (before the state word's release store) and by
-    // the limit setter adopting a pick (CAS uncounted -> counted); the owner
-    // of an uncounted pick claims it for a lock-free ack by CAS uncounted ->
-    // acking. So a pick is counted exactly when its mark says counted, and a
-    // counted pick leaves `picked` only under [E]. A mark of another epoch
-    // is stale and means nothing.
+    // under [E] by the pick only, before the state word's release store, so
+    // an owner that acquired the state word reads its pick's mark; never
+    // changed while picked. A counted pick leaves `picked` only under [E].
+    // A mark of another epoch is stale and means uncounted.
     std::atomic<std::uint64_t> limit_mark;
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
-enum class LimitMark : std::uint64_t { uncounted = 0, counted = 1, acking = 2 };
+enum class LimitMark : std::uint64_t { uncounted = 0, counted = 1 };
 inline constexpr std::uint64_t limit_mark(std::uint64_t epoch, LimitMark kind) noexcept {
     return (epoch << 2) | std::uint64_t(kind);
 }
@@ -182,6 +180,13 @@ struct EntrypointControl {
     // releaser's seq_cst fence before it reads the sleeper bits. Derived:
     // the entrypoint repair recounts it from the state words and marks.
     std::atomic<std::uint32_t> in_flight;
+    // While a concurrency limit is set: an upper bound on the picks of the
+    // entrypoint that are not counted (made before the limit was set; they
+    // may be acked without the lock, which only lowers the truth). Stored
+    // under [E] from a scan of the state words: by the setter, and by every
+    // pick while it is not 0 (a rescan, which reaches 0 once they are gone).
+    // Derived: the repair rescans. seq_cst reads like in_flight.
+    std::atomic<std::uint32_t> legacy_picks;
     // The rate limit's token bucket as one word (GCRA, the "theoretical
     // arrival time"): CLOCK_MONOTONIC ns. A start is allowed while
     // max(tat, now) + interval <= now + burst * interval; each start adds

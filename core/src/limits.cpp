@@ -3,34 +3,35 @@
 // Where the state lives (layout.hpp, guard notation there):
 //   EntrypointControl::paused, concurrency_limit,      [E] writes, one word each;
 //     rate_interval_ns, rate_burst                     seq_cst/relaxed reads without the lock
-//   EntrypointControl::in_flight                       [E] writes; derived (repair recounts it)
+//   EntrypointControl::in_flight, legacy_picks          [E] writes; derived (repair rescans)
 //   EntrypointControl::rate_tat_ns                     [E] writes; the whole token bucket in one word
-//   JobRecord::limit_mark                              per pick: uncounted / counted / acking
+//   JobRecord::limit_mark                              per pick, written by the pick: uncounted / counted
 //
 // Invariants, each held at every unlock of [E]:
 //   I1  in_flight = number of slots of the entrypoint that are picked and
-//       whose limit_mark is counted(epoch of the pick).
-//   I2  while concurrency_limit != 0, no picked slot of the entrypoint has
-//       the mark uncounted(its epoch): picks mark themselves counted, and
-//       setting a limit adopts the picks made before it (CAS uncounted ->
-//       counted); an owner acking without the lock first claims its pick
-//       with CAS uncounted -> acking, so exactly one of the two CASes wins.
-//   I3  a counted pick leaves `picked` only under [E], and the code that
-//       moves it (finish_locked, requeue_locked) decrements in_flight.
-//   So under [E] `in_flight < concurrency_limit` is an exact test: the limit
-//   is never exceeded, not even for one job, in any interleaving.
+//       whose limit_mark is counted(epoch of the pick). A pick under a limit
+//       marks itself counted; a counted pick leaves `picked` only under [E]
+//       (its owner reads the mark and acks under the lock), and the code
+//       that moves it (finish_locked, requeue_locked) decrements in_flight.
+//   I2  while concurrency_limit != 0, legacy_picks >= the number of picked
+//       slots of the entrypoint that are not counted. Such picks were made
+//       before the limit was set; none is made while it is set, and their
+//       lock-free acks only lower the truth. The setter scans them; a pick
+//       rescans while legacy_picks != 0, so the bound falls to 0 once they
+//       are gone and the rescans stop.
+//   So under [E] `in_flight + legacy_picks < concurrency_limit`, with a
+//   fresh rescan, is exact: the limit is never exceeded, not even for one
+//   job, in any interleaving. Acks of uncounted picks in `memory`
+//   durability stay lock-free and cost nothing extra.
 //
 // Crash recovery. Every section that writes these fields holds [E]; a
 // process that dies inside one leaves the lock owner-dead, and the next
-// locker's repair (repair_entrypoint) re-establishes I2 (adopts what a dead
-// setter did not reach) and then I1 (recounts in_flight from the state
-// words and marks). Both are pure functions of the state words and marks,
-// so the repair is idempotent. Nothing else needs repair:
+// locker's repair (repair_entrypoint -> repair_limits) recounts in_flight
+// and rescans legacy_picks from the state words and marks: a pure function
+// of them, so the repair is idempotent. Nothing else needs repair:
 //   * a dead picker between its rate_tat_ns store and its state word
 //     consumed one start without starting a job (the rate is never
 //     exceeded, one start is lost);
-//   * a dead owner between its mark CAS (-> acking) and its state CAS left
-//     an uncounted pick; the reaper requeues it like any dead owner's pick;
 //   * pause and the limit words are single stores: old or new value.
 #include <algorithm>
 #include <cmath>
@@ -100,13 +101,19 @@ void validate_limit_options(const EntrypointOptions& options, const std::string&
 
 // ---------------------------------------------------------------- under [E]
 
-std::size_t QueueState::pick_allowance(EntrypointControl& c, std::size_t wanted, std::int64_t now_mono) const noexcept {
+std::size_t QueueState::pick_allowance(EntrypointId ep, std::size_t wanted, std::int64_t now_mono) noexcept {
+    EntrypointControl& c = entrypoints_[ep];
     if (c.paused.load(std::memory_order_relaxed) != 0) return 0;
     const std::uint32_t limit = c.concurrency_limit.load(std::memory_order_relaxed);
     if (limit != 0) {
-        const std::uint32_t in_flight = c.in_flight.load(std::memory_order_relaxed);
-        if (in_flight >= limit) return 0;
-        wanted = std::min<std::size_t>(wanted, limit - in_flight);
+        std::uint32_t legacy = c.legacy_picks.load(std::memory_order_relaxed);
+        if (legacy != 0) { // I2: refresh the bound (picks made before the limit)
+            legacy = count_uncounted(ep);
+            c.legacy_picks.store(legacy, std::memory_order_relaxed);
+        }
+        const std::uint64_t used = std::uint64_t(c.in_flight.load(std::memory_order_relaxed)) + legacy;
+        if (used >= limit) return 0;
+        wanted = std::min<std::size_t>(wanted, std::size_t(limit - used));
     }
     const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed);
     if (interval > 0) {
@@ -136,25 +143,18 @@ bool QueueState::leave_limit(EntrypointControl& c, std::uint32_t slot, std::uint
     return true;
 }
 
-void QueueState::adopt_picked(EntrypointId ep) noexcept {
-    EntrypointControl& c = entrypoints_[ep];
+std::uint32_t QueueState::count_uncounted(EntrypointId ep) const noexcept {
     const std::uint32_t n = arena_.slot_count();
-    std::uint32_t in_flight = c.in_flight.load(std::memory_order_relaxed);
+    std::uint32_t uncounted = 0;
     for (std::uint32_t slot = 0; slot < n; ++slot) {
-        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_seq_cst);
         if (StateWord::state(word) != SlotState::picked) continue;
-        JobRecord& rec = record(slot);
-        if (rec.entrypoint != ep) continue;
-        // Races only with the owner's lock-free ack, which claims the same
-        // mark first (uncounted -> acking): exactly one CAS wins. If ours
-        // wins, the owner's claim fails and it acks under [E], which we hold.
-        std::uint64_t expected = limit_mark(StateWord::epoch(word), LimitMark::uncounted);
-        if (rec.limit_mark.compare_exchange_strong(expected, limit_mark(StateWord::epoch(word), LimitMark::counted),
-                                                   std::memory_order_acq_rel)) {
-            shm::crash_point("limit.adopted");
-            c.in_flight.store(++in_flight, std::memory_order_relaxed);
-        }
+        const JobRecord& rec = record(slot);
+        if (rec.entrypoint == ep &&
+            rec.limit_mark.load(std::memory_order_acquire) != limit_mark(StateWord::epoch(word), LimitMark::counted))
+            ++uncounted;
     }
+    return uncounted;
 }
 
 std::uint32_t QueueState::count_in_flight(EntrypointId ep) const noexcept {
@@ -173,8 +173,9 @@ std::uint32_t QueueState::count_in_flight(EntrypointId ep) const noexcept {
 
 void QueueState::repair_limits(EntrypointId ep) noexcept {
     EntrypointControl& c = entrypoints_[ep];
-    if (c.concurrency_limit.load(std::memory_order_relaxed) != 0) adopt_picked(ep); // I2
-    c.in_flight.store(count_in_flight(ep), std::memory_order_release);              // I1
+    c.in_flight.store(count_in_flight(ep), std::memory_order_release); // I1
+    c.legacy_picks.store(c.concurrency_limit.load(std::memory_order_relaxed) != 0 ? count_uncounted(ep) : 0,
+                         std::memory_order_release);                   // I2
     const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed);
     if (interval < 0) c.rate_interval_ns.store(0, std::memory_order_relaxed);
     if (interval > 0) {
@@ -190,10 +191,10 @@ void QueueState::apply_limit_options(EntrypointId ep, const EntrypointOptions& o
     // Caller holds [E], or the entrypoint is not yet published. Validated before.
     EntrypointControl& c = entrypoints_[ep];
     if (options.concurrency_limit) {
-        // With a limit already set, I2 says there is nothing to adopt.
+        // With a limit already set, I2 holds already.
         const bool had_limit = c.concurrency_limit.exchange(std::uint32_t(*options.concurrency_limit),
                                                             std::memory_order_seq_cst) != 0;
-        if (!had_limit && published) adopt_picked(ep);
+        if (!had_limit && published) c.legacy_picks.store(count_uncounted(ep), std::memory_order_seq_cst);
     }
     if (options.rate_limit) {
         const std::int64_t burst = options.rate_burst.value_or(1);
@@ -212,12 +213,25 @@ std::int64_t QueueState::next_rate_start(const EntrypointControl& c) const noexc
     return c.rate_tat_ns.load(std::memory_order_relaxed) - (std::min<std::int64_t>(burst, max_bucket_ns / interval) - 1) * interval;
 }
 
-bool QueueState::blocked_by_limits(const EntrypointControl& c, std::int64_t now_mono) const noexcept {
+bool QueueState::concurrency_full(EntrypointId ep) const noexcept {
+    const EntrypointControl& c = entrypoints_[ep];
+    const std::uint32_t limit = c.concurrency_limit.load(std::memory_order_seq_cst);
+    if (limit == 0) return false;
+    const std::uint64_t in_flight = c.in_flight.load(std::memory_order_seq_cst);
+    if (in_flight >= limit) return true;
+    // Picks made before the limit may be acked without the lock, which
+    // changes only their state words: rescan them (a sleeper sets its bit
+    // first; such an acker wakes after its state CAS, see finish()).
+    if (c.legacy_picks.load(std::memory_order_seq_cst) == 0) return false;
+    return in_flight + count_uncounted(ep) >= limit;
+}
+
+bool QueueState::blocked_by_limits(EntrypointId ep, std::int64_t now_mono) const noexcept {
     // seq_cst loads: a consumer about to sleep reads these after setting its
     // sleeper bit; resume() and a releaser store, fence, then read the bits.
+    const EntrypointControl& c = entrypoints_[ep];
     if (c.paused.load(std::memory_order_seq_cst) != 0) return true;
-    const std::uint32_t limit = c.concurrency_limit.load(std::memory_order_seq_cst);
-    if (limit != 0 && c.in_flight.load(std::memory_order_seq_cst) >= limit) return true;
+    if (concurrency_full(ep)) return true;
     return c.rate_interval_ns.load(std::memory_order_relaxed) > 0 && next_rate_start(c) > now_mono;
 }
 
@@ -260,12 +274,18 @@ void QueueState::set_concurrency_limit(EntrypointId ep, std::optional<std::int64
     {
         lock_entrypoint(ep);
         shm::LockHolder holder(c.lock);
-        // The limit first, then the adoption: a setter that dies in between
+        // The limit first, then the scan: a setter that dies in between
         // leaves I2 to the repair. Removing a limit keeps counting the picks
         // already counted (they leave under [E]), so I1 holds either way.
         const bool had_limit = c.concurrency_limit.exchange(limit ? std::uint32_t(*limit) : 0,
                                                             std::memory_order_seq_cst) != 0;
-        if (limit && !had_limit) adopt_picked(ep); // with a limit already set, I2: nothing to adopt
+        shm::crash_point("limit.set");
+        // I2: count the picks made without a limit (with one already set, it
+        // holds). The scan follows the limit's store (seq_cst): an owner that
+        // acks one of them lock-free after the scan reads the limit and wakes
+        // a sleeper (finish()).
+        if (limit && !had_limit) c.legacy_picks.store(count_uncounted(ep), std::memory_order_seq_cst);
+        if (!limit) c.legacy_picks.store(0, std::memory_order_seq_cst);
     }
     wake_sleepers(ep, max_participants_); // a raised or removed limit may let them pick
 }
@@ -299,6 +319,8 @@ EntrypointLimits QueueState::limits(EntrypointId ep) const {
         limits.burst = std::max<std::uint32_t>(1, c.rate_burst.load(std::memory_order_relaxed));
     }
     limits.in_flight = c.in_flight.load(std::memory_order_relaxed);
+    if (limits.concurrency && c.legacy_picks.load(std::memory_order_relaxed) != 0)
+        limits.in_flight += count_uncounted(ep); // picks made before the limit count too
     return limits;
 }
 

@@ -72,6 +72,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         c.rate_interval_ns.store(0, std::memory_order_relaxed);
         c.rate_burst.store(0, std::memory_order_relaxed);
         c.in_flight.store(0, std::memory_order_relaxed);
+        c.legacy_picks.store(0, std::memory_order_relaxed);
         c.rate_tat_ns.store(0, std::memory_order_relaxed);
         for (auto& counter : c.retired_counters) counter.store(0, std::memory_order_relaxed);
     }
@@ -265,7 +266,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     if (!resolved.durability)
         resolved.durability = core_->mirrored.load(std::memory_order_acquire) ? Durability::async : Durability::memory;
     store_options(c, resolved);
-    // A new entrypoint has no picks yet: nothing to adopt, no lock needed
+    // A new entrypoint has no picks yet: nothing to count, no lock needed
     // before it is published. (A previous declarer that died left an
     // unpublished entry; it may carry its limits: reset them first.)
     c.paused.store(0, std::memory_order_relaxed);
@@ -273,6 +274,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     c.rate_interval_ns.store(0, std::memory_order_relaxed);
     c.rate_burst.store(0, std::memory_order_relaxed);
     c.in_flight.store(0, std::memory_order_relaxed);
+    c.legacy_picks.store(0, std::memory_order_relaxed);
     c.rate_tat_ns.store(0, std::memory_order_relaxed);
     apply_limit_options(count, resolved, false);
     c.declared.store(1, std::memory_order_release);

@@ -189,19 +189,23 @@ private:
     void wait_for_mirror(EntrypointId ep, std::uint64_t sequence, JobId id, const EnqueueOptions& options);
 
     // Limits (limits.cpp). Under [E]: how many jobs a pick may take now.
-    std::size_t pick_allowance(EntrypointControl& c, std::size_t wanted, std::int64_t now_mono) const noexcept;
+    std::size_t pick_allowance(EntrypointId ep, std::size_t wanted, std::int64_t now_mono) noexcept;
     // Under [E], after a CAS moved `slot` out of the picked word `word`:
     // gives its limit slot back if it was counted (returns true then).
     bool leave_limit(EntrypointControl& c, std::uint32_t slot, std::uint64_t word) noexcept;
     // Without the lock: may a consumer pick from this entrypoint now
     // (pause, concurrency, rate)? Loads seq_cst (the sleep check).
-    bool blocked_by_limits(const EntrypointControl& c, std::int64_t now_mono) const noexcept;
+    bool blocked_by_limits(EntrypointId ep, std::int64_t now_mono) const noexcept;
+    // Without the lock (seq_cst): no concurrency slot is free (rescans the
+    // uncounted picks while there may be any).
+    bool concurrency_full(EntrypointId ep) const noexcept;
     // CLOCK_MONOTONIC time of the next start the rate limit allows (no_deadline: none needed).
     std::int64_t next_rate_start(const EntrypointControl& c) const noexcept;
     // After [E] is released: a limit slot was freed; wake a sleeper if jobs wait.
     void wake_for_freed_limit(EntrypointId ep, std::uint32_t freed) noexcept;
-    // Under [E]: counts uncounted picks of ep against the limit (adoption).
-    void adopt_picked(EntrypointId ep) noexcept;
+    // The picks of ep that are not counted (seq_cst loads; exact under [E]
+    // except for concurrent lock-free acks, which only lower the truth).
+    std::uint32_t count_uncounted(EntrypointId ep) const noexcept;
     // Under [E] (repair): the counted picks of ep, from the state words.
     std::uint32_t count_in_flight(EntrypointId ep) const noexcept;
     // Under [E], part of repair_entrypoint: re-establishes the limit invariants.

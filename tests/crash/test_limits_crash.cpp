@@ -161,7 +161,7 @@ TEST_CASE("SIGKILL in the ack of a counted job before the count is lowered (limi
     }
 }
 
-TEST_CASE("SIGKILL while a new limit adopts the jobs already picked (limit.adopted)",
+TEST_CASE("SIGKILL after a new limit is stored, before the jobs already picked are counted (limit.set)",
           "[crash][limits]") {
     ScratchQueue scratch("crash-limit-adopt", small_queue());
     const EntrypointId ep = declare_limited(scratch, std::nullopt);
@@ -170,12 +170,13 @@ TEST_CASE("SIGKILL while a new limit adopts the jobs already picked (limit.adopt
     REQUIRE(pick_now(scratch.queue(), ep, held) == 3);
     const pid_t setter = fork_child([&] {
         Queue queue = Queue::open(scratch.name());
-        shm::arm_crash_point("limit.adopted", 1);
+        shm::arm_crash_point("limit.set", 1);
         queue.set_concurrency_limit(queue.entrypoint(ep_name), 2);
         ::_exit(3); // not reached
     });
     require_killed(setter);
-    // The limit word was written; the repair counts all three picks.
+    // The limit word was written; the repair counts all three picks made
+    // before it (their acks stay lock-free, uncounted).
     std::vector<Job> out(8);
     CHECK(pick_now(scratch.queue(), ep, out) == 0);
     CHECK(scratch->limits(ep).in_flight == 3);

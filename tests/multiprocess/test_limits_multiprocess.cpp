@@ -118,6 +118,34 @@ TEST_CASE("a consumer asleep at the concurrency limit is woken when another proc
     CHECK(wait_child(waiter) == 0);
 }
 
+TEST_CASE("a consumer asleep at a limit set while jobs were picked is woken by their lock-free ack",
+          "[multiprocess][limits][concurrency]") {
+    ScratchQueue scratch("mp-limit-legacy", small_queue());
+    const EntrypointId ep = scratch->declare_entrypoint(ep_name); // memory durability: lock-free acks
+    const JobId first = scratch->enqueue(ep, as_payload("first"));
+    const JobId second = scratch->enqueue(ep, as_payload("second"));
+    Job held;
+    const EntrypointId eps[] = {ep};
+    REQUIRE(scratch->dequeue(eps, std::span<Job>(&held, 1), 0ns) == 1); // picked without a limit
+    REQUIRE(held.handle.id == first);
+    scratch->set_concurrency_limit(ep, 1); // the job already picked fills it
+    REQUIRE(scratch->limits(ep).in_flight == 1);
+
+    const pid_t waiter = fork_child([&] {
+        Queue queue = Queue::open(scratch.name());
+        const EntrypointId mine[] = {queue.entrypoint(ep_name)};
+        Job job;
+        expect(queue.dequeue(mine, std::span<Job>(&job, 1), 60s) == 1, "the waiter got no job");
+        expect(job.handle.id == second, "the waiter got another job than the second");
+        queue.ack(job.handle);
+    });
+    REQUIRE(wait_until_sleeping(scratch.queue(), {waiter}));
+    CHECK(scratch->stats().at(ep).queued == 1);
+    scratch->ack(held.handle); // uncounted pick: acked without the entrypoint lock
+    CHECK(wait_child(waiter) == 0);
+    CHECK(scratch->limits(ep).in_flight == 0);
+}
+
 TEST_CASE("resume wakes a consumer asleep on a paused entrypoint in another process",
           "[multiprocess][limits][pause]") {
     ScratchQueue scratch("mp-resume", small_queue());
