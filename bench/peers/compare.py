@@ -303,6 +303,8 @@ def median(values):
 def fmt(v, digits=0):
     if v >= 100 or digits == 0:
         return f"{v:,.0f}"
+    if 0 < v < 1:
+        return f"{v:.2g}"
     return f"{v:,.{digits}f}"
 
 
