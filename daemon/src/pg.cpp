@@ -69,8 +69,14 @@ void Connection::fail(const std::string& what, PGresult* result) {
         if (const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE)) sqlstate = state;
         PQclear(result);
     }
-    const bool lost = PQstatus(connection_.get()) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||
-                      sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03";
+    // An error the server reported carries an SQLSTATE; one without comes
+    // from libpq itself: the socket failed. libpq may still say
+    // CONNECTION_OK then (a failed write is reported before the read that
+    // would see EOF), so that counts as lost too: found by the chaos run,
+    // where an immediate shutdown during start-up made currantd exit.
+    const bool lost = PQstatus(connection_.get()) != CONNECTION_OK || sqlstate.empty() ||
+                      sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" || sqlstate == "57P02" ||
+                      sqlstate == "57P03";
     throw DatabaseError(what + ": " + (message.empty() ? "connection lost" : message), lost, sqlstate);
 }
 
