@@ -1,5 +1,6 @@
 // Parsing and output helpers of the `currant` command line (see cli.hpp).
 #include "cli.hpp"
+#include "json_text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -136,31 +137,7 @@ CLI::Option* add_seconds(CLI::App& app, const std::string& name, std::chrono::na
     return option;
 }
 
-std::string json_string(std::string_view text) {
-    std::string out;
-    out.reserve(text.size() + 2);
-    out += '"';
-    for (unsigned char c : text) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) {
-                static constexpr char hex[] = "0123456789abcdef";
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 15];
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-    }
-    out += '"';
-    return out;
-}
+std::string json_string(std::string_view text) { return daemon::json_string(text); }
 
 std::string fixed(double value, int decimals) {
     std::ostringstream out;

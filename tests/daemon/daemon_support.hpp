@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <functional>
+#include <regex>
 #include <sstream>
 #include <sys/wait.h>
 #include <thread>
@@ -89,6 +90,28 @@ private:
     std::string log_path_;
 };
 
+// The port currantd serves HTTP on when given --http 127.0.0.1:0 (the
+// kernel picked it), read from the daemon's log line.
+inline std::uint16_t served_http_port(const DaemonProcess& daemon) {
+    std::uint16_t port = 0;
+    const std::regex line(R"(serving metrics and the dashboard on http://127\.0\.0\.1:([0-9]+)/)");
+    REQUIRE(eventually([&] {
+        std::smatch match;
+        const std::string log = daemon.log();
+        if (!std::regex_search(log, match, line)) return false;
+        port = std::uint16_t(std::stoi(match[1]));
+        return true;
+    }));
+    return port;
+}
+
+// A file whose first line is token (currantd --http-token-file).
+inline std::string write_token_file(const std::string& token) {
+    const std::string path = testing::shared_postgres().directory() + "/token-" + testing::unique_queue_name("t");
+    std::ofstream(path) << token << "\n";
+    return path;
+}
+
 // One test's world: its own database (schema installed) and queue name.
 class DaemonFixture {
 public:
@@ -119,6 +142,11 @@ public:
         daemons_.push_back(std::make_unique<DaemonProcess>());
         daemons_.back()->start(arguments, testing::shared_postgres().directory() + "/" + queue_name_ + ".log");
         return *daemons_.back();
+    }
+    // Starts currantd with --http on a loopback port the kernel picks; returns the port.
+    std::uint16_t start_http_daemon(std::vector<std::string> extra = {}) {
+        extra.insert(extra.begin(), {"--http", "127.0.0.1:0"});
+        return served_http_port(start_daemon(extra));
     }
     // The queue once the daemon has created or opened it.
     Queue open_queue() {

@@ -11,18 +11,6 @@ using namespace currant::daemon_test;
 
 namespace {
 
-std::uint16_t served_port(const DaemonProcess& daemon) {
-    std::uint16_t port = 0;
-    const std::regex line(R"(serving metrics and the dashboard on http://127\.0\.0\.1:([0-9]+)/)");
-    REQUIRE(eventually([&] {
-        std::smatch match;
-        const std::string log = daemon.log();
-        if (!std::regex_search(log, match, line)) return false;
-        port = std::uint16_t(std::stoi(match[1]));
-        return true;
-    }));
-    return port;
-}
 
 // The page's DOM after its script ran for a few seconds of virtual time
 // (timers run, fetches complete). Chromium's own log lines share the file.
@@ -42,18 +30,12 @@ std::string rendered_page(const std::string& url) {
     return text.str();
 }
 
-std::string token_file(const std::string& token) {
-    const std::string path = testing::shared_postgres().directory() + "/token-" + testing::unique_queue_name("t");
-    std::ofstream(path) << token << "\n";
-    return path;
-}
 
 } // namespace
 
 TEST_CASE("in Chromium the dashboard shows each entrypoint's depth from the live queue", "[http][browser]") {
     DaemonFixture fixture("browser");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     Queue queue = fixture.open_queue();
     const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
     queue.declare_entrypoint("reports", async_options());
@@ -75,8 +57,7 @@ TEST_CASE("in Chromium the dashboard sends the token from its URL fragment, and 
           "[http][browser][security]") {
     DaemonFixture fixture("browser-token");
     const std::string token = "browser-token-0123456789";
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0", "--http-token-file", token_file(token)});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon({"--http-token-file", write_token_file(token)});
     Queue queue = fixture.open_queue();
     queue.declare_entrypoint("emails", async_options());
 

@@ -46,19 +46,6 @@ HttpAnswer http_request(std::uint16_t port, const std::string& method, const std
     return result;
 }
 
-// The port the daemon bound (it was given port 0), from its log line.
-std::uint16_t served_port(const DaemonProcess& daemon) {
-    std::uint16_t port = 0;
-    const std::regex line(R"(serving metrics and the dashboard on http://127\.0\.0\.1:([0-9]+)/)");
-    REQUIRE(eventually([&] {
-        std::smatch match;
-        const std::string log = daemon.log();
-        if (!std::regex_search(log, match, line)) return false;
-        port = std::uint16_t(std::stoi(match[1]));
-        return true;
-    }));
-    return port;
-}
 
 // The value of one sample line of the metrics text, exactly as written.
 std::optional<std::string> sample(const std::string& metrics, const std::string& name_and_labels) {
@@ -68,18 +55,12 @@ std::optional<std::string> sample(const std::string& metrics, const std::string&
     return std::nullopt;
 }
 
-std::string token_file(const std::string& token) {
-    const std::string path = testing::shared_postgres().directory() + "/token-" + testing::unique_queue_name("t");
-    std::ofstream(path) << token << "\n";
-    return path;
-}
 
 } // namespace
 
 TEST_CASE("metrics give each entrypoint's depth and totals in the Prometheus text format", "[http]") {
     DaemonFixture fixture("http-metrics");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     Queue queue = fixture.open_queue();
     // Quotes and a backslash: label values must escape them.
     const EntrypointId ep = queue.declare_entrypoint(R"(say "hi" \o/)", async_options());
@@ -109,8 +90,7 @@ TEST_CASE("metrics give each entrypoint's depth and totals in the Prometheus tex
 
 TEST_CASE("metrics show the mirror connected once a batch is in PostgreSQL", "[http]") {
     DaemonFixture fixture("http-mirror");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     Queue queue = fixture.open_queue();
     const EntrypointId ep = queue.declare_entrypoint("mirrored", async_options());
     queue.enqueue(ep, as_payload("job"));
@@ -124,8 +104,7 @@ TEST_CASE("metrics show the mirror connected once a batch is in PostgreSQL", "[h
 
 TEST_CASE("api/stats answers JSON with the entrypoints' counts", "[http]") {
     DaemonFixture fixture("http-stats");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     Queue queue = fixture.open_queue();
     const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
     queue.enqueue(ep, as_payload("a"));
@@ -139,8 +118,7 @@ TEST_CASE("api/stats answers JSON with the entrypoints' counts", "[http]") {
 
 TEST_CASE("api/history keeps a sample a second of each entrypoint's depth and totals", "[http]") {
     DaemonFixture fixture("http-history");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     Queue queue = fixture.open_queue();
     const EntrypointId ep = queue.declare_entrypoint("thumbnails", async_options());
     for (int i = 0; i < 4; ++i) queue.enqueue(ep, as_payload("t"));
@@ -163,8 +141,7 @@ TEST_CASE("api/history keeps a sample a second of each entrypoint's depth and to
 
 TEST_CASE("the dashboard page is served at / and loads nothing from elsewhere", "[http]") {
     DaemonFixture fixture("http-page");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const HttpAnswer answer = http_request(served_port(daemon), "GET", "/");
+    const HttpAnswer answer = http_request(fixture.start_http_daemon(), "GET", "/");
     CHECK(answer.status == 200);
     CHECK_THAT(answer.headers, Catch::Contains("text/html"));
     CHECK_THAT(answer.body, Catch::Contains("<canvas id=\"depth\""));
@@ -173,8 +150,7 @@ TEST_CASE("the dashboard page is served at / and loads nothing from elsewhere", 
 
 TEST_CASE("an unknown page is 404 and a wrong method 405, each with a JSON error", "[http]") {
     DaemonFixture fixture("http-404");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     const HttpAnswer missing = http_request(port, "GET", "/no/such/page");
     CHECK(missing.status == 404);
     CHECK_THAT(missing.body, Catch::Contains("\"error\": \"no such page: /no/such/page\""));
@@ -185,8 +161,7 @@ TEST_CASE("an unknown page is 404 and a wrong method 405, each with a JSON error
 
 TEST_CASE("without a token, a request naming another host is refused (DNS rebinding)", "[http][security]") {
     DaemonFixture fixture("http-rebind");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     CHECK(http_request(port, "GET", "/api/stats", {}, "attacker.example:80").status == 403);
     CHECK(http_request(port, "GET", "/api/stats", {}, "localhost:" + std::to_string(port)).status == 200);
 }
@@ -194,8 +169,8 @@ TEST_CASE("without a token, a request naming another host is refused (DNS rebind
 TEST_CASE("with a token, data requests need it and the page does not", "[http][security]") {
     DaemonFixture fixture("http-token");
     const std::string token = "0123456789abcdef-secret";
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0", "--http-token-file", token_file(token)});
-    const std::uint16_t port = served_port(daemon);
+    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0", "--http-token-file", write_token_file(token)});
+    const std::uint16_t port = served_http_port(daemon);
     CHECK(http_request(port, "GET", "/metrics").status == 401);
     CHECK(http_request(port, "GET", "/metrics", {"Authorization: Bearer wrong-token-0123456"}).status == 401);
     CHECK(http_request(port, "GET", "/metrics", {"Authorization: Bearer " + token}).status == 200);
@@ -205,8 +180,7 @@ TEST_CASE("with a token, data requests need it and the page does not", "[http][s
 
 TEST_CASE("POST api/cancel cancels a queued job, and only with the X-Currant-Request header", "[http]") {
     DaemonFixture fixture("http-cancel");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     Queue queue = fixture.open_queue();
     const EntrypointId ep = queue.declare_entrypoint("reports", async_options());
     const JobId id = queue.enqueue(ep, as_payload("r"));
@@ -224,8 +198,7 @@ TEST_CASE("POST api/cancel cancels a queued job, and only with the X-Currant-Req
 
 TEST_CASE("POST api/cancel with a malformed id is a 400 naming it, and cancels nothing", "[http][errors]") {
     DaemonFixture fixture("http-cancel-bad");
-    DaemonProcess& daemon = fixture.start_daemon({"--http", "127.0.0.1:0"});
-    const std::uint16_t port = served_port(daemon);
+    const std::uint16_t port = fixture.start_http_daemon();
     Queue queue = fixture.open_queue();
     const EntrypointId ep = queue.declare_entrypoint("reports", async_options());
     queue.enqueue(ep, as_payload("r"));
