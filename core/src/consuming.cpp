@@ -77,8 +77,7 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
             c.rate_tat_ns.store(std::max(c.rate_tat_ns.load(std::memory_order_relaxed), now_mono) + rate_interval,
                                 std::memory_order_relaxed);
         state.store(new_word, std::memory_order_release);
-        if (counted) shm::crash_point("limit.counted_pick");
-        if (counted) c.in_flight.store(c.in_flight.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        if (counted) shm::crash_point("limit.counted_pick"); // in_flight is raised once after the batch
         append_log(ep, slot, new_word);
         c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         c.intent.active = 0;
@@ -92,6 +91,8 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
         job.payload = std::span<const std::byte>(arena_.payload(slot),
                                                  std::min(rec.payload_size, arena_.payload_bytes()));
     }
+    if (picked && counted) // a crash before this store is repaired by the recount (limits.cpp, I1)
+        c.in_flight.store(c.in_flight.load(std::memory_order_relaxed) + std::uint32_t(picked), std::memory_order_relaxed);
     if (picked) {
         c.pick_generation.store(c.pick_generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         if (c.earliest_lease_ns.load(std::memory_order_relaxed) > deadline) {
