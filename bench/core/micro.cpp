@@ -11,11 +11,25 @@ using namespace currant;
 
 namespace {
 
+// Each benchmark runs three times: limited:0 plain; limited:1 with a
+// concurrency limit, and limited:2 with a concurrency and a rate limit, both
+// set far above what the loop reaches, so that the limits' bookkeeping runs
+// on every pick and ack but never binds (BENCHMARKS.md, docs/limits.md).
+EntrypointOptions bench_options(std::int64_t limited) {
+    EntrypointOptions options;
+    if (limited >= 1) options.concurrency_limit = 1'000'000;
+    if (limited >= 2) {
+        options.rate_limit = 1e9;
+        options.rate_burst = 1'000'000;
+    }
+    return options;
+}
+
 struct Fixture {
     std::string name = "micro-" + std::to_string(getpid());
     Queue queue;
     EntrypointId ep;
-    Fixture() : queue(make()), ep(queue.declare_entrypoint("bench")) {}
+    explicit Fixture(std::int64_t limited = 0) : queue(make()), ep(queue.declare_entrypoint("bench", bench_options(limited))) {}
     Queue make() {
         Queue::remove(name);
         QueueOptions options;
@@ -34,7 +48,7 @@ struct Fixture {
 };
 
 void enqueue_dequeue_ack_single(benchmark::State& state) {
-    Fixture f;
+    Fixture f(state.range(0));
     std::byte payload[64] = {};
     Job job;
     for (auto _ : state) {
@@ -44,10 +58,10 @@ void enqueue_dequeue_ack_single(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(enqueue_dequeue_ack_single);
+BENCHMARK(enqueue_dequeue_ack_single)->ArgName("limited")->Arg(0)->Arg(1)->Arg(2);
 
 void enqueue_dequeue_one_ack_deferred(benchmark::State& state) {
-    Fixture f;
+    Fixture f(state.range(0));
     f.queue.set_prefetch(64);
     std::byte payload[64] = {};
     for (auto _ : state) {
@@ -58,10 +72,10 @@ void enqueue_dequeue_one_ack_deferred(benchmark::State& state) {
     f.queue.flush();
     state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(enqueue_dequeue_one_ack_deferred);
+BENCHMARK(enqueue_dequeue_one_ack_deferred)->ArgName("limited")->Arg(0)->Arg(1)->Arg(2);
 
 void enqueue_dequeue_ack_batch(benchmark::State& state) {
-    Fixture f;
+    Fixture f(state.range(1));
     const std::size_t batch = std::size_t(state.range(0));
     std::vector<std::byte> payload(64);
     std::vector<std::span<const std::byte>> payloads(batch, payload);
@@ -76,7 +90,7 @@ void enqueue_dequeue_ack_batch(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations() * std::int64_t(batch));
 }
-BENCHMARK(enqueue_dequeue_ack_batch)->Arg(64);
+BENCHMARK(enqueue_dequeue_ack_batch)->ArgNames({"batch", "limited"})->Args({64, 0})->Args({64, 1})->Args({64, 2});
 
 void enqueue_only(benchmark::State& state) {
     Fixture f;
