@@ -11,6 +11,9 @@ queue=currant-dashboard
 output=$(realpath -m "${1:-docs/dashboard.png}")
 
 source scripts/local-daemon.sh
+# The demo's own queue starts afresh: one left by an older build has another
+# segment layout, which currantd refuses to open (by design).
+"$build_dir/tools/currant" rm "$queue" >/dev/null 2>&1 || true # (none there: nothing to do)
 # Host 9: the quick start's queue holds host 0 in the same database.
 start_local_daemon "$build_dir" "$queue" --host-id 9 --http 127.0.0.1:0
 trap stop_local_daemon EXIT

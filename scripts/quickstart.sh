@@ -16,6 +16,9 @@ BUILD_DIR=$build_dir bash scripts/build.sh
 currant=$build_dir/tools/currant
 
 source scripts/local-daemon.sh
+# The demo's own queue starts afresh: one left by an older build has another
+# segment layout, which currantd refuses to open (by design).
+"$build_dir/tools/currant" rm "$queue" >/dev/null 2>&1 || true # (none there: nothing to do)
 # Port 0: the kernel picks a free port; the log line gives the dashboard's address.
 start_local_daemon "$build_dir" "$queue" --http 127.0.0.1:0
 trap stop_local_daemon EXIT
