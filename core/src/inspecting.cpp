@@ -77,6 +77,8 @@ std::vector<EntrypointStats> QueueState::stats() const {
         s.paused = c.paused.load(std::memory_order_relaxed) != 0;
         s.concurrency_limit = c.concurrency_limit.load(std::memory_order_relaxed);
         s.in_flight = c.in_flight.load(std::memory_order_relaxed);
+        if (s.concurrency_limit != 0 && c.legacy_picks.load(std::memory_order_relaxed) != 0)
+            s.in_flight += count_uncounted(ep); // picks made before the limit count too
         if (const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed); interval > 0)
             s.rate_limit = 1e9 / double(interval);
         if (head > committed) {

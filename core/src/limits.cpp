@@ -210,7 +210,12 @@ std::int64_t QueueState::next_rate_start(const EntrypointControl& c) const noexc
     const std::int64_t interval = c.rate_interval_ns.load(std::memory_order_relaxed);
     if (interval <= 0) return 0;
     const std::int64_t burst = std::max<std::uint32_t>(1, c.rate_burst.load(std::memory_order_relaxed));
-    return c.rate_tat_ns.load(std::memory_order_relaxed) - (std::min<std::int64_t>(burst, max_bucket_ns / interval) - 1) * interval;
+    // Read without the lock, so possibly corrupt: saturate instead of overflowing.
+    std::int64_t start = 0;
+    if (__builtin_sub_overflow(c.rate_tat_ns.load(std::memory_order_relaxed),
+                               (std::min<std::int64_t>(burst, max_bucket_ns / interval) - 1) * interval, &start))
+        return 0;
+    return start;
 }
 
 bool QueueState::concurrency_full(EntrypointId ep) const noexcept {

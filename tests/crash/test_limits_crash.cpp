@@ -7,6 +7,10 @@
 
 #include "currant/shm/crash_point.hpp"
 
+#include <fstream>
+#include <iterator>
+#include <sys/wait.h>
+
 using namespace currant;
 using namespace currant::harness;
 
@@ -23,6 +27,9 @@ void require_killed(pid_t pid) {
 EntrypointId declare_limited(ScratchQueue& scratch, std::optional<std::int64_t> limit) {
     EntrypointOptions options;
     options.concurrency_limit = limit;
+    // Longer than any wait here: a sleeper wakes at the earliest lease, which
+    // would otherwise stand in for a missing wake-up.
+    options.lease = std::chrono::minutes(10);
     return scratch->declare_entrypoint(ep_name, options);
 }
 
@@ -48,6 +55,39 @@ pid_t holder_of(const std::string& name, std::size_t count, Signal& reached, Sig
         never.wait(300s); // killed before this returns
         ::_exit(2);
     });
+}
+
+
+// The exit status of a child that must exit by itself within `timeout` (an
+// observable state, polled); a child still running then is killed and the
+// result is -1. Used for waiters that wait forever, so that only the
+// wake-up under test can end their wait.
+// True once the process's main thread is blocked in the kernel (state S in
+// /proc/<pid>/stat): after wait_until_sleeping (its wake word set), this
+// means it is inside its futex wait, past its last check of the queue, so
+// only a wake-up can end the wait.
+bool wait_until_blocked_in_kernel(pid_t pid, std::chrono::milliseconds timeout = 60s) {
+    return wait_until([pid] {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+        const auto close = text.rfind(')');
+        return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'S';
+    }, timeout);
+}
+
+int exit_within(pid_t pid, std::chrono::milliseconds timeout = 60s) {
+    int status = 0;
+    pid_t done = 0;
+    const bool exited = wait_until([&] {
+        done = ::waitpid(pid, &status, WNOHANG);
+        return done == pid;
+    }, timeout);
+    if (!exited) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 } // namespace
@@ -88,13 +128,14 @@ TEST_CASE("a consumer asleep at the limit is woken by the death of the process h
         Queue queue = Queue::open(scratch.name());
         const EntrypointId eps[] = {queue.entrypoint(ep_name)};
         Job job;
-        expect(queue.dequeue(eps, std::span<Job>(&job, 1), 60s) == 1, "the waiter got no job");
+        expect(queue.dequeue(eps, std::span<Job>(&job, 1), -1ns) == 1, "the waiter got no job");
         queue.ack(job.handle);
     });
     REQUIRE(wait_until_sleeping(scratch.queue(), {waiter}));
+    REQUIRE(wait_until_blocked_in_kernel(waiter));
     REQUIRE(::kill(victim, SIGKILL) == 0);
     require_killed(victim);
-    CHECK(wait_child(waiter) == 0);
+    CHECK(exit_within(waiter) == 0);
     scratch->reap();
     CHECK(scratch->limits(ep).in_flight == 0);
     require_doctor_sound(scratch.queue());

@@ -5,6 +5,9 @@
 #include "process_harness.hpp"
 
 #include <sched.h>
+#include <fstream>
+#include <iterator>
+#include <sys/wait.h>
 
 using namespace currant;
 using namespace currant::harness;
@@ -12,6 +15,43 @@ using namespace currant::harness;
 namespace {
 
 const std::string ep_name = "limited";
+
+// Leases longer than any wait in these tests: a sleeper's deadline is the
+// earliest lease, so with the default (30 s) a missing wake-up would only
+// make a test slow; with these it makes the waiter's 60 s dequeue fail.
+constexpr std::chrono::milliseconds long_lease = 600s;
+
+// The exit status of a child that must exit by itself within `timeout` (an
+// observable state, polled); a child still running then is killed and the
+// result is -1. Used for waiters that wait forever, so that only the
+// wake-up under test can end their wait.
+// True once the process's main thread is blocked in the kernel (state S in
+// /proc/<pid>/stat): after wait_until_sleeping (its wake word set), this
+// means it is inside its futex wait, past its last check of the queue, so
+// only a wake-up can end the wait.
+bool wait_until_blocked_in_kernel(pid_t pid, std::chrono::milliseconds timeout = 60s) {
+    return wait_until([pid] {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+        const auto close = text.rfind(')');
+        return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'S';
+    }, timeout);
+}
+
+int exit_within(pid_t pid, std::chrono::milliseconds timeout = 60s) {
+    int status = 0;
+    pid_t done = 0;
+    const bool exited = wait_until([&] {
+        done = ::waitpid(pid, &status, WNOHANG);
+        return done == pid;
+    }, timeout);
+    if (!exited) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 // Counts jobs held at once by all consumers: raised after a dequeue
 // returned a job, lowered before its ack is called, so at every moment it is
@@ -95,6 +135,7 @@ TEST_CASE("a consumer asleep at the concurrency limit is woken when another proc
     ScratchQueue scratch("mp-limit-wake", small_queue());
     EntrypointOptions options;
     options.concurrency_limit = 1;
+    options.lease = long_lease;
     const EntrypointId ep = scratch->declare_entrypoint(ep_name, options);
     const JobId first = scratch->enqueue(ep, as_payload("first"));
     const JobId second = scratch->enqueue(ep, as_payload("second"));
@@ -107,21 +148,24 @@ TEST_CASE("a consumer asleep at the concurrency limit is woken when another proc
         Queue queue = Queue::open(scratch.name());
         const EntrypointId mine[] = {queue.entrypoint(ep_name)};
         Job job;
-        expect(queue.dequeue(mine, std::span<Job>(&job, 1), 60s) == 1, "the waiter got no job");
+        expect(queue.dequeue(mine, std::span<Job>(&job, 1), -1ns) == 1, "the waiter got no job");
         expect(job.handle.id == second, "the waiter got another job than the second");
         queue.ack(job.handle);
     });
     // Asleep in the kernel with a job ready: only the limit holds it back.
     REQUIRE(wait_until_sleeping(scratch.queue(), {waiter}));
+    REQUIRE(wait_until_blocked_in_kernel(waiter));
     CHECK(scratch->stats().at(ep).queued == 1);
     scratch->ack(held.handle);
-    CHECK(wait_child(waiter) == 0);
+    CHECK(exit_within(waiter) == 0);
 }
 
 TEST_CASE("a consumer asleep at a limit set while jobs were picked is woken by their lock-free ack",
           "[multiprocess][limits][concurrency]") {
     ScratchQueue scratch("mp-limit-legacy", small_queue());
-    const EntrypointId ep = scratch->declare_entrypoint(ep_name); // memory durability: lock-free acks
+    EntrypointOptions options;
+    options.lease = long_lease;
+    const EntrypointId ep = scratch->declare_entrypoint(ep_name, options); // memory durability: lock-free acks
     const JobId first = scratch->enqueue(ep, as_payload("first"));
     const JobId second = scratch->enqueue(ep, as_payload("second"));
     Job held;
@@ -135,14 +179,15 @@ TEST_CASE("a consumer asleep at a limit set while jobs were picked is woken by t
         Queue queue = Queue::open(scratch.name());
         const EntrypointId mine[] = {queue.entrypoint(ep_name)};
         Job job;
-        expect(queue.dequeue(mine, std::span<Job>(&job, 1), 60s) == 1, "the waiter got no job");
+        expect(queue.dequeue(mine, std::span<Job>(&job, 1), -1ns) == 1, "the waiter got no job");
         expect(job.handle.id == second, "the waiter got another job than the second");
         queue.ack(job.handle);
     });
     REQUIRE(wait_until_sleeping(scratch.queue(), {waiter}));
+    REQUIRE(wait_until_blocked_in_kernel(waiter));
     CHECK(scratch->stats().at(ep).queued == 1);
     scratch->ack(held.handle); // uncounted pick: acked without the entrypoint lock
-    CHECK(wait_child(waiter) == 0);
+    CHECK(exit_within(waiter) == 0);
     CHECK(scratch->limits(ep).in_flight == 0);
 }
 
@@ -156,14 +201,15 @@ TEST_CASE("resume wakes a consumer asleep on a paused entrypoint in another proc
         Queue queue = Queue::open(scratch.name());
         const EntrypointId mine[] = {queue.entrypoint(ep_name)};
         Job job;
-        expect(queue.dequeue(mine, std::span<Job>(&job, 1), 60s) == 1, "the waiter got no job");
+        expect(queue.dequeue(mine, std::span<Job>(&job, 1), -1ns) == 1, "the waiter got no job");
         expect(job.handle.id == id, "the waiter got another job");
         queue.ack(job.handle);
     });
     REQUIRE(wait_until_sleeping(scratch.queue(), {waiter}));
+    REQUIRE(wait_until_blocked_in_kernel(waiter));
     CHECK(scratch->stats().at(ep).queued == 1); // still there, nothing handed out
     scratch->resume(ep);
-    CHECK(wait_child(waiter) == 0);
+    CHECK(exit_within(waiter) == 0);
 }
 
 TEST_CASE("a pause set by one process stops consumers in others until resumed, and nothing is lost",
