@@ -119,6 +119,10 @@ char process_state(pid_t pid) {
 
 std::string queue_name() { return "bench-" + std::to_string(getpid()); }
 
+// --concurrency-limit: the bench entrypoint's concurrency limit (0: none), to
+// measure what an exact limit that never binds costs (BENCHMARKS.md, issue 8).
+std::int64_t concurrency_limit = 0;
+
 // A fresh queue with one entrypoint "bench" for one run.
 Queue fresh_queue(const std::string& name, std::uint32_t slots, std::uint32_t payload_bytes) {
     Queue::remove(name);
@@ -130,7 +134,9 @@ Queue fresh_queue(const std::string& name, std::uint32_t slots, std::uint32_t pa
     queue_options.max_participants = 8;
     queue_options.log_capacity = 16;
     Queue queue = Queue::create(queue_options);
-    queue.declare_entrypoint("bench");
+    EntrypointOptions entrypoint_options;
+    if (concurrency_limit > 0) entrypoint_options.concurrency_limit = concurrency_limit;
+    queue.declare_entrypoint("bench", entrypoint_options);
     return queue;
 }
 
@@ -308,6 +314,8 @@ int main(int argc, char** argv) {
     app.add_option("--idle-seconds", options.idle_seconds, "idle wait (idle mode)");
     app.add_option("--runs", options.runs, "repetitions")->check(CLI::Range(1, 100));
     app.add_flag("--json", options.json, "print JSON");
+    app.add_option("--concurrency-limit", concurrency_limit, "concurrency limit of the bench entrypoint (0: none)")
+        ->check(CLI::Range(std::int64_t(0), std::int64_t(4'000'000'000)));
     bool pin = false;
     app.add_flag("--pin", pin, "pin the producer to CPU 0 and the consumer to CPU 1 (single, batch)");
     CLI11_PARSE(app, argc, argv);
