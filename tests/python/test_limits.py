@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import os
 import signal
+import time
 
 import pytest
 
@@ -162,9 +163,24 @@ def test_killed_consumer_gives_its_limit_slots_back(queue):
     assert len(queue.dequeue("jobs", batch_size=8, timeout=0)) == 2
 
 
+def _wait_until(condition, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def _blocked(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    return text[text.rindex(")") + 2] == "S"
+
+
 def _wait_for_one(name: str, results) -> None:
     with currant.Queue(name) as q:
-        jobs = q.dequeue("jobs", batch_size=1, timeout=60)
+        jobs = q.dequeue("jobs", batch_size=1, timeout=None)  # waits until woken
         results.put([bytes(j.payload) for j in jobs])
         q.ack(jobs)
 
@@ -176,8 +192,10 @@ def test_resume_wakes_a_consumer_in_another_process(queue):
     results = ctx.Queue()
     waiter = ctx.Process(target=_wait_for_one, args=(queue.name, results))
     waiter.start()
-    # Not handed out while paused, however long the waiter has waited.
-    assert queue.stats()["jobs"]["picked"] == 0
+    # Resume only once the waiter is attached and blocked in the kernel (its
+    # main thread in state S), so that only the wake-up can end its wait.
+    assert _wait_until(lambda: queue.info()["participants"] == 2 and _blocked(waiter.pid))
+    assert queue.stats()["jobs"]["picked"] == 0  # not handed out while paused
     queue.resume("jobs")
     assert results.get(timeout=60) == [b"held"]
     waiter.join(60)
