@@ -205,6 +205,18 @@ struct EntrypointControl {
 
     // Counters of reaped participants, folded in by the reaper.
     alignas(cache_line) std::atomic<std::uint64_t> retired_counters[counter_kinds];
+
+    // No pause, no limits, nothing counted: a new segment, and an entry a
+    // declarer that died left unpublished (it may carry its limits).
+    void clear_limits() noexcept {
+        paused.store(0, std::memory_order_relaxed);
+        concurrency_limit.store(0, std::memory_order_relaxed);
+        rate_interval_ns.store(0, std::memory_order_relaxed);
+        rate_burst.store(0, std::memory_order_relaxed);
+        in_flight.store(0, std::memory_order_relaxed);
+        legacy_picks.store(0, std::memory_order_relaxed);
+        rate_tat_ns.store(0, std::memory_order_relaxed);
+    }
 };
 static_assert(std::is_standard_layout_v<EntrypointControl>);
 

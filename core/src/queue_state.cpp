@@ -67,13 +67,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         c.log_committed.store(0, std::memory_order_relaxed);
         c.commit_signal.store(0, std::memory_order_relaxed);
         c.dirty_slots.store(0, std::memory_order_relaxed);
-        c.paused.store(0, std::memory_order_relaxed);
-        c.concurrency_limit.store(0, std::memory_order_relaxed);
-        c.rate_interval_ns.store(0, std::memory_order_relaxed);
-        c.rate_burst.store(0, std::memory_order_relaxed);
-        c.in_flight.store(0, std::memory_order_relaxed);
-        c.legacy_picks.store(0, std::memory_order_relaxed);
-        c.rate_tat_ns.store(0, std::memory_order_relaxed);
+        c.clear_limits();
         for (auto& counter : c.retired_counters) counter.store(0, std::memory_order_relaxed);
     }
     auto* participants = reinterpret_cast<ParticipantEntry*>(region + geometry.participants_offset);
@@ -269,13 +263,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     // A new entrypoint has no picks yet: nothing to count, no lock needed
     // before it is published. (A previous declarer that died left an
     // unpublished entry; it may carry its limits: reset them first.)
-    c.paused.store(0, std::memory_order_relaxed);
-    c.concurrency_limit.store(0, std::memory_order_relaxed);
-    c.rate_interval_ns.store(0, std::memory_order_relaxed);
-    c.rate_burst.store(0, std::memory_order_relaxed);
-    c.in_flight.store(0, std::memory_order_relaxed);
-    c.legacy_picks.store(0, std::memory_order_relaxed);
-    c.rate_tat_ns.store(0, std::memory_order_relaxed);
+    c.clear_limits();
     apply_limit_options(count, resolved, false);
     c.declared.store(1, std::memory_order_release);
     core_->entrypoint_count.store(count + 1, std::memory_order_release);
