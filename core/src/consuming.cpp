@@ -144,6 +144,9 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         const std::int64_t now_real = shm::realtime_ns();
         const std::int64_t now_mono = shm::monotonic_ns();
         if (!deferred_acks_.empty() && now_mono >= deferred_flush_by_) flush();
+        // Schedules (schedules.cpp): fire the ticks due, if any may be; one
+        // shared load otherwise.
+        fire_due_schedules(now_real);
         std::size_t picked = 0;
         const std::size_t count = eps.size();
         const std::uint32_t first = rotation_++;
@@ -191,9 +194,15 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         const std::int64_t check_mono = shm::monotonic_ns();
         // Queue::remove sets retired (seq_cst) and then wakes every sleeper:
         // checking it after our wake word is set closes the gap.
+        // A schedule added after our last scan (its adder bumps the epoch,
+        // then reads our bits) or a tick due now: loop instead of sleeping.
         if (!anything_ready(eps, check_real, check_mono) && !segment_.retired_seq_cst() &&
-            !interrupt_requested_.load(std::memory_order_seq_cst)) {
+            !interrupt_requested_.load(std::memory_order_seq_cst) && !schedules_changed() &&
+            schedule_due_at_ > check_real) {
             std::int64_t wake_at = give_up;
+            // The next tick of any schedule ends the sleep (a consumer fires it).
+            if (schedule_due_at_ != no_deadline)
+                wake_at = std::min(wake_at, check_mono + (schedule_due_at_ - check_real));
             for (EntrypointId ep : eps) {
                 const EntrypointControl& c = entrypoints_[ep];
                 wake_at = std::min(wake_at, c.earliest_lease_ns.load(std::memory_order_relaxed));

@@ -226,6 +226,7 @@ void QueueState::begin_intent(EntrypointControl& c, std::uint32_t slot, std::uin
     c.intent.old_word = old_word;
     c.intent.new_word = new_word;
     c.intent.log_head_before = c.log_written;
+    c.intent.schedule = 0; // schedules.cpp sets it for a tick, after this
     c.intent.active = 1;
 }
 
@@ -270,6 +271,10 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
             if (word == c.intent.new_word && c.log_written == c.intent.log_head_before &&
                 status_of(word) != JobStatus::unknown)
                 append_log(ep, c.intent.slot, word);
+            // A schedule's tick: advance its next tick iff the job was
+            // published (schedules.cpp). A queued slot changes only under
+            // [E], which we hold, so `word` is still what the firer left.
+            if (c.intent.schedule != 0 && word == c.intent.new_word) finish_tick(ep, c.intent.slot);
         }
         c.intent.active = 0;
         if (c.log_written < c.log_head.load(std::memory_order_relaxed))

@@ -86,6 +86,15 @@ struct Intent {
     std::uint64_t old_word;        // [E]
     std::uint64_t new_word;        // [E]
     std::uint64_t log_head_before; // [E]
+    // A schedule's tick (schedules.cpp): index + 1 of the schedule this
+    // publish fires (0: not a tick), and the move of its next_tick_ns that
+    // the publish commits. The repair makes the move iff the state word
+    // reached new_word: one tick, one job, whatever instruction a firer
+    // died at.
+    std::uint32_t schedule;        // [E]
+    std::uint32_t unused;
+    std::int64_t tick_from;        // [E]
+    std::int64_t tick_to;          // [E]
 };
 
 struct TransitionRecord {
@@ -249,6 +258,7 @@ struct CoreHeader {
     std::uint64_t delayed_offset;       // [immutable] DelayedEntry[max_entrypoints][slot_count]
     std::uint64_t logs_offset;          // [immutable] TransitionRecord[max_entrypoints][log_capacity]
     std::uint64_t counters_offset;      // [immutable] uint64[max_participants][max_entrypoints][counter_kinds]
+    std::uint64_t schedules_offset;     // [immutable] ScheduleEntry[max_schedules]
     std::uint64_t region_bytes;         // [immutable]
 
     alignas(cache_line) shm::RobustMutex registry_lock; // guards entrypoint declaration
@@ -275,12 +285,74 @@ struct CoreHeader {
     // 1 once a mirror attached: the default durability of new entrypoints
     // is then async. Never cleared (the daemon comes back after a restart).
     std::atomic<std::uint32_t> mirrored;
+
+    // Bumped (seq_cst) after every schedule add and remove. A consumer about
+    // to sleep sets its wake word and sleeper bits (seq_cst), then compares
+    // it with the value its last scan saw; an adder bumps it, then (fence)
+    // reads the sleeper bits and wakes: Dekker pairing, so a new schedule
+    // either is seen or wakes a sleeper to recompute its deadline.
+    alignas(cache_line) std::atomic<std::uint64_t> schedule_epoch;
 };
 static_assert(std::is_standard_layout_v<CoreHeader>);
 
+// ------------------------------------------------------------- schedules
+// docs/schedules.md; the firing protocol is in schedules.cpp.
+inline constexpr std::uint32_t max_schedules = 64;
+inline constexpr std::size_t schedule_name_bytes = 64;
+inline constexpr std::size_t schedule_expression_bytes = 128;
+inline constexpr std::uint32_t schedule_payload_bytes = 1024;
+
+enum class ScheduleState : std::uint32_t { free = 0, writing = 1, active = 2 };
+
+// Guards: [R] = CoreHeader::registry_lock (add and remove), [E] = the lock
+// of the schedule's entrypoint (firing, and remove as well). Fields marked
+// "fixed" are written while the entry is `writing` (under [R], invisible to
+// firers) and never change while it is `active`; an entry leaves `active`
+// only under [R] and [E], so a firer holding [E] that sees it active reads
+// a stable entry.
+struct ScheduleEntry {
+    // [R] writes: free -> writing -> active (release); active -> free also
+    // under [E]. Readers load acquire before reading fixed fields. A
+    // `writing` entry found under [R] was left by an adder that died: free.
+    std::atomic<std::uint32_t> state;
+    std::atomic<std::uint32_t> entrypoint;     // fixed; atomic because lock-free scans read it
+    // [E] writes; relaxed reads without the lock only decide whether to
+    // lock. The earliest tick not yet fired (CLOCK_REALTIME ns, whole
+    // seconds); INT64_MAX: never again.
+    std::atomic<std::int64_t> next_tick_ns;
+    // Bumped under [R] at every add and remove (release): list() copies an
+    // entry and re-checks it, so a concurrent add/remove is not misread.
+    std::atomic<std::uint64_t> generation;
+    // [E] statistics. A firer killed between moving next_tick_ns and these
+    // leaves them one tick behind (the tick itself is exact).
+    std::atomic<std::uint64_t> fired;
+    std::atomic<std::int64_t> last_tick_ns;
+    std::atomic<std::uint64_t> last_job_id;
+    // Fixed.
+    std::uint64_t seconds_mask, minutes_mask;
+    std::uint32_t hours_mask, days_mask, months_mask, weekdays_mask;
+    std::uint32_t any_day, any_weekday;
+    std::int32_t priority;
+    std::uint32_t policy;          // currant::MissedTicks
+    std::uint32_t catch_up_max;
+    std::uint32_t payload_size;    // <= schedule_payload_bytes
+    std::int64_t created_at_ns;
+    char name[schedule_name_bytes];
+    char expression[schedule_expression_bytes];
+    std::byte payload[schedule_payload_bytes];
+};
+static_assert(std::is_standard_layout_v<ScheduleEntry>);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+inline std::string_view name_of(const ScheduleEntry& s) noexcept {
+    std::size_t length = 0;
+    while (length < schedule_name_bytes && s.name[length] != '\0') ++length;
+    return {s.name, length};
+}
+
 struct CoreGeometry {
     std::uint64_t entrypoints_offset, participants_offset, sleepers_offset, delayed_offset, logs_offset,
-        counters_offset, region_bytes;
+        counters_offset, schedules_offset, region_bytes;
     std::uint32_t sleeper_words;
 };
 
@@ -306,6 +378,8 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     // Each participant's counters on their own lines (single writer each).
     const std::uint64_t counter_stride = round_up(8ull * counter_kinds * p.max_entrypoints, cache_line);
     at = round_up(at + counter_stride * p.max_participants, 4096);
+    g.schedules_offset = at;
+    at = round_up(at + sizeof(ScheduleEntry) * std::uint64_t(max_schedules), 4096);
     g.region_bytes = at;
     return g;
 }

@@ -30,6 +30,17 @@ std::string_view durability_name(Durability durability) noexcept {
     return "unknown";
 }
 
+std::string_view missed_ticks_name(MissedTicks policy) noexcept {
+    return policy == MissedTicks::catch_up ? "catch_up" : "skip";
+}
+
+MissedTicks parse_missed_ticks(std::string_view text) {
+    if (text == "skip") return MissedTicks::skip;
+    if (text == "catch_up" || text == "catch-up") return MissedTicks::catch_up;
+    throw Error(Errc::invalid_argument, "unknown missed-tick policy '" + std::string(text) +
+                                            "' (expected skip or catch_up)");
+}
+
 Durability parse_durability(std::string_view text) {
     if (text == "memory") return Durability::memory;
     if (text == "async") return Durability::async;
@@ -193,6 +204,10 @@ void Queue::set_rate_limit(EntrypointId entrypoint, std::optional<double> per_se
     state_->set_rate_limit(entrypoint, per_second, burst);
 }
 EntrypointLimits Queue::limits(EntrypointId entrypoint) const { return state_->limits(entrypoint); }
+void Queue::add_schedule(const ScheduleOptions& options) { state_->add_schedule(options); }
+void Queue::remove_schedule(std::string_view name) { state_->remove_schedule(name); }
+std::vector<ScheduleInfo> Queue::schedules() const { return state_->schedules(); }
+std::size_t Queue::run_schedules() { return state_->run_schedules(); }
 void Queue::unseal() { state_->unseal(); }
 void Queue::mark_mirrored() { state_->mark_mirrored(); }
 bool Queue::sealed() const { return state_->sealed(); }

@@ -40,6 +40,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     core->delayed_offset = geometry.delayed_offset;
     core->logs_offset = geometry.logs_offset;
     core->counters_offset = geometry.counters_offset;
+    core->schedules_offset = geometry.schedules_offset;
     core->region_bytes = geometry.region_bytes;
     core->registry_lock.initialize();
     core->entrypoint_count.store(0, std::memory_order_relaxed);
@@ -48,6 +49,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     core->mirror_signal.store(0, std::memory_order_relaxed);
     core->sealed.store(sealed ? 1 : 0, std::memory_order_relaxed);
     core->mirrored.store(0, std::memory_order_relaxed);
+    core->schedule_epoch.store(0, std::memory_order_relaxed);
     std::byte* region = reinterpret_cast<std::byte*>(core);
     auto* entrypoints = reinterpret_cast<EntrypointControl*>(region + geometry.entrypoints_offset);
     for (std::uint32_t i = 0; i < parameters.max_entrypoints; ++i) {
@@ -78,6 +80,12 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         participants[i].start_time = 0;
         participants[i].wake_word.store(0, std::memory_order_relaxed);
     }
+    auto* schedules = reinterpret_cast<ScheduleEntry*>(region + geometry.schedules_offset);
+    for (std::uint32_t i = 0; i < max_schedules; ++i) {
+        schedules[i].state.store(std::uint32_t(ScheduleState::free), std::memory_order_relaxed);
+        schedules[i].next_tick_ns.store(no_deadline, std::memory_order_relaxed);
+        schedules[i].generation.store(0, std::memory_order_relaxed);
+    }
     // Sleeper bits, heaps, logs and counters start zeroed (fresh shm pages).
     // Slot records: lane links and heap positions start empty.
     shm::Arena arena(segment);
@@ -104,6 +112,7 @@ QueueState::QueueState(shm::Segment segment)
         core_->participants_offset != expected.participants_offset ||
         core_->sleepers_offset != expected.sleepers_offset || core_->delayed_offset != expected.delayed_offset ||
         core_->logs_offset != expected.logs_offset || core_->counters_offset != expected.counters_offset ||
+        core_->schedules_offset != expected.schedules_offset ||
         core_->sleeper_words != expected.sleeper_words || core_->max_entrypoints != header.parameters.max_entrypoints ||
         core_->max_participants != header.parameters.max_participants ||
         core_->log_capacity != header.parameters.log_capacity)
@@ -112,6 +121,7 @@ QueueState::QueueState(shm::Segment segment)
     std::byte* region = reinterpret_cast<std::byte*>(core_);
     entrypoints_ = reinterpret_cast<EntrypointControl*>(region + core_->entrypoints_offset);
     participant_entries_ = reinterpret_cast<ParticipantEntry*>(region + core_->participants_offset);
+    schedules_ = reinterpret_cast<ScheduleEntry*>(region + core_->schedules_offset);
     max_entrypoints_ = core_->max_entrypoints;
     max_participants_ = core_->max_participants;
     log_capacity_ = core_->log_capacity;

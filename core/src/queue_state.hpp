@@ -71,6 +71,12 @@ public:
     void set_rate_limit(EntrypointId ep, std::optional<double> per_second, std::int64_t burst);
     EntrypointLimits limits(EntrypointId ep) const;
 
+    // --- schedules (schedules.cpp) ---
+    void add_schedule(const ScheduleOptions& options);
+    void remove_schedule(std::string_view name);
+    std::vector<ScheduleInfo> schedules() const;
+    std::size_t run_schedules();
+
     // --- producing ---
     JobId enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options);
     std::size_t enqueue_batch(EntrypointId ep, std::span<const std::span<const std::byte>> payloads,
@@ -213,6 +219,23 @@ private:
     // published: the entrypoint may have picks (declared before); false for a new one.
     void apply_limit_options(EntrypointId ep, const EntrypointOptions& options, bool published);
 
+    // Schedules (schedules.cpp). Fires the due ticks if this process's last
+    // scan may be out of date (cheap otherwise: one shared load); never
+    // throws (a tick that cannot fire now is retried 100 ms later).
+    std::size_t fire_due_schedules(std::int64_t now_real) noexcept;
+    // Under [E]: fires one tick of schedule `index` into the reserved slot;
+    // false if nothing was due (or it cannot fire now: blocked set).
+    bool fire_tick_locked(std::uint32_t index, EntrypointId ep, std::uint32_t slot, std::int64_t now_real,
+                          bool& blocked);
+    // Under [E], repair: the tick intent's job was published; move the tick.
+    void finish_tick(EntrypointId ep, std::uint32_t slot) noexcept;
+    // CLOCK_REALTIME of the earliest tick this process knows of (no_deadline: none).
+    std::int64_t schedule_due_at() const noexcept { return schedule_due_at_; }
+    // seq_cst: a schedule was added or removed since our last scan.
+    bool schedules_changed() const noexcept {
+        return core_->schedule_epoch.load(std::memory_order_seq_cst) != schedule_seen_epoch_;
+    }
+
     // Picking.
     std::size_t pick_locked(EntrypointId ep, std::span<Job> out, std::int64_t now_real, std::int64_t now_mono,
                             bool& wake_for_lease);
@@ -237,6 +260,7 @@ private:
     CoreHeader* core_;
     EntrypointControl* entrypoints_;
     ParticipantEntry* participant_entries_;
+    ScheduleEntry* schedules_;
     std::uint32_t max_entrypoints_;
     std::uint32_t max_participants_;
     std::uint32_t log_capacity_;
@@ -272,6 +296,10 @@ private:
     std::int64_t last_sweep_ns_ = 0;
     std::vector<std::uint32_t> scratch_release_;
     std::size_t jobs_requeued_by_reaping_ = 0;   // dead participants' jobs we requeued
+    // Schedules: the epoch our last scan saw (~0: never scanned) and the
+    // earliest next tick it found (CLOCK_REALTIME).
+    std::uint64_t schedule_seen_epoch_ = ~std::uint64_t(0);
+    std::int64_t schedule_due_at_ = no_deadline;
     std::uint32_t limit_freed_ = 0;  // leave_limit calls that freed a slot, since the caller reset it
     // interrupt(), from any thread: the flag (seq_cst), then our wake word.
     std::atomic<bool> interrupt_requested_{false};

@@ -109,6 +109,43 @@ struct EntrypointLimits {
     std::uint32_t in_flight = 0;                   // picked jobs counted against the concurrency limit
 };
 
+// What a schedule does with ticks that passed while no process fired them
+// (docs/schedules.md).
+enum class MissedTicks : std::uint8_t {
+    skip = 0,     // fire once, for the latest tick due; drop the others
+    catch_up = 1, // fire every missed tick, oldest first, but at most catch_up_max (the latest ones)
+};
+std::string_view missed_ticks_name(MissedTicks policy) noexcept;
+MissedTicks parse_missed_ticks(std::string_view text); // "skip" | "catch_up"; throws invalid_argument
+
+// A named schedule: on each tick of the cron expression (UTC, see
+// currant/cron.hpp) one job is enqueued on the entrypoint.
+struct ScheduleOptions {
+    std::string name;                  // 1..63 bytes, no control characters; unique in the queue
+    std::string expression;            // 5 or 6 fields, or an alias; at most 127 bytes
+    EntrypointId entrypoint = 0;
+    std::vector<std::byte> payload;    // at most min(payload_bytes, 1024) bytes
+    std::int32_t priority = 0;
+    MissedTicks missed = MissedTicks::skip;
+    std::uint32_t catch_up_max = 100;  // 1..100000; used by catch_up
+};
+
+struct ScheduleInfo {
+    std::string name;
+    std::string expression;
+    EntrypointId entrypoint = 0;
+    std::string entrypoint_name;
+    std::vector<std::byte> payload;
+    std::int32_t priority = 0;
+    MissedTicks missed = MissedTicks::skip;
+    std::uint32_t catch_up_max = 0;
+    std::int64_t next_tick_ns = 0;     // CLOCK_REALTIME: the earliest tick not yet fired
+    std::int64_t last_tick_ns = 0;     // the tick of the last job enqueued (0: none yet)
+    std::uint64_t fired = 0;           // jobs enqueued by this schedule
+    JobId last_job_id = 0;
+    std::int64_t created_at_ns = 0;
+};
+
 struct EnqueueOptions {
     std::int32_t priority = 0;                 // higher runs first
     std::int64_t execute_after_ns = 0;         // CLOCK_REALTIME, ns since the epoch; 0 = now
@@ -294,6 +331,25 @@ public:
     // the bucket.
     void set_rate_limit(EntrypointId entrypoint, std::optional<double> per_second, std::int64_t burst = 1);
     EntrypointLimits limits(EntrypointId entrypoint) const;
+
+    // --- schedules (docs/schedules.md) ---
+    // Schedules live in the segment. Each tick fires exactly once on the
+    // host, whatever the number of processes: any process waiting in
+    // dequeue()/dequeue_one() (their sleep ends at the next tick) or calling
+    // run_schedules() fires the ticks due, one job per tick, whose
+    // enqueued_at_ns is the tick's time. With no such process nothing
+    // fires; the schedule's policy decides what happens to the ticks missed.
+    // add_schedule throws invalid_argument (bad name, expression, payload
+    // size, catch_up_max; the message names the field and the problem; also
+    // when all 64 schedules are in use), not_found (entrypoint),
+    // already_exists (name). The first tick is the first one after now.
+    void add_schedule(const ScheduleOptions& options);
+    // Throws not_found for an unknown name.
+    void remove_schedule(std::string_view name);
+    std::vector<ScheduleInfo> schedules() const;
+    // Fires the ticks due now; returns the jobs enqueued. For processes that
+    // never dequeue; a consumer does this by itself.
+    std::size_t run_schedules();
 
     // --- producing ---
     JobId enqueue(EntrypointId entrypoint, std::span<const std::byte> payload,
