@@ -5,6 +5,7 @@
 
 #include <currant/queue.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -506,6 +507,78 @@ int currant_get_limits(currant_queue* queue, uint32_t entrypoint, currant_limits
         out->in_flight = limits.in_flight;
         out->rate = limits.rate.value_or(0.0);
         out->burst = limits.burst;
+    });
+}
+
+void currant_schedule_options_init(currant_schedule_options* options) {
+    if (options == nullptr) return;
+    *options = currant_schedule_options{};
+    options->missed = CURRANT_MISSED_SKIP;
+    options->catch_up_max = 100;
+}
+
+int currant_add_schedule(currant_queue* queue, const currant_schedule_options* options) {
+    return guarded("currant_add_schedule", [&] {
+        require(queue, "queue");
+        require(options, "options");
+        require(options->name, "options->name");
+        require(options->expression, "options->expression");
+        if (options->missed != CURRANT_MISSED_SKIP && options->missed != CURRANT_MISSED_CATCH_UP)
+            throw BadArgument{"options->missed is " + std::to_string(options->missed) +
+                              "; expected CURRANT_MISSED_SKIP or CURRANT_MISSED_CATCH_UP"};
+        currant::ScheduleOptions o;
+        o.name = options->name;
+        o.expression = options->expression;
+        o.entrypoint = options->entrypoint;
+        const auto payload = payload_span(options->payload, options->payload_size, "options->payload");
+        o.payload.assign(payload.begin(), payload.end());
+        o.priority = options->priority;
+        o.missed = options->missed == CURRANT_MISSED_CATCH_UP ? currant::MissedTicks::catch_up
+                                                               : currant::MissedTicks::skip;
+        o.catch_up_max = options->catch_up_max;
+        queue->queue.add_schedule(o);
+    });
+}
+
+int currant_remove_schedule(currant_queue* queue, const char* name) {
+    return guarded("currant_remove_schedule", [&] {
+        require(queue, "queue");
+        require(name, "name");
+        queue->queue.remove_schedule(name);
+    });
+}
+
+int currant_schedules(currant_queue* queue, currant_schedule_info* out, size_t capacity, size_t* count_out) {
+    return guarded("currant_schedules", [&] {
+        require(queue, "queue");
+        require(count_out, "count_out");
+        if (capacity != 0) require(out, "out");
+        const std::vector<currant::ScheduleInfo> all = queue->queue.schedules();
+        for (std::size_t i = 0; i < all.size() && i < capacity; ++i) {
+            const currant::ScheduleInfo& s = all[i];
+            currant_schedule_info& c = out[i];
+            c = currant_schedule_info{};
+            std::memcpy(c.name, s.name.data(), std::min(s.name.size(), sizeof c.name - 1));
+            std::memcpy(c.expression, s.expression.data(), std::min(s.expression.size(), sizeof c.expression - 1));
+            c.entrypoint = s.entrypoint;
+            c.priority = s.priority;
+            c.missed = s.missed == currant::MissedTicks::catch_up ? CURRANT_MISSED_CATCH_UP : CURRANT_MISSED_SKIP;
+            c.catch_up_max = s.catch_up_max;
+            c.payload_size = s.payload.size();
+            c.next_tick_ns = s.next_tick_ns;
+            c.last_tick_ns = s.last_tick_ns;
+            c.fired = s.fired;
+            c.last_job_id = s.last_job_id;
+        }
+        *count_out = all.size();
+    });
+}
+
+int currant_run_schedules(currant_queue* queue, size_t* enqueued_out) {
+    return guarded("currant_run_schedules", [&] {
+        require(queue, "queue");
+        const std::size_t fired = queue->queue.run_schedules();
+        if (enqueued_out != nullptr) *enqueued_out = fired;
     });
 }
 

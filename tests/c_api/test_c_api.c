@@ -628,6 +628,83 @@ static int test_new_functions_carry_version_0_1(void) {
     return 0;
 }
 
+/* Schedules (docs/schedules.md): add, list, errors, one tick fired into a
+ * waiting dequeue (enqueued_at_ns is the tick), remove. */
+static int test_schedules(void) {
+    uint32_t ep = 0;
+    CHECK(make_queue("sched", 64, &ep) == 0);
+    currant_schedule_options options;
+    currant_schedule_options_init(&options);
+    CHECK(options.missed == CURRANT_MISSED_SKIP && options.catch_up_max == 100);
+    options.name = "tick";
+    options.expression = "* * * * * *";
+    options.entrypoint = ep;
+    options.payload = "hello";
+    options.payload_size = 5;
+    options.priority = 2;
+    options.missed = CURRANT_MISSED_CATCH_UP;
+
+    currant_schedule_options bad = options;
+    bad.expression = "* * 25 * * *";
+    CHECK(currant_add_schedule(g_queue, &bad) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(mentions(currant_last_error(), "hour field '25'"));
+    bad = options;
+    bad.entrypoint = 9;
+    CHECK(currant_add_schedule(g_queue, &bad) == CURRANT_ERR_NOT_FOUND);
+    bad = options;
+    bad.missed = 7;
+    CHECK(currant_add_schedule(g_queue, &bad) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(mentions(currant_last_error(), "options->missed"));
+    bad = options;
+    bad.expression = NULL;
+    CHECK(currant_add_schedule(g_queue, &bad) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_add_schedule(g_queue, NULL) == CURRANT_ERR_INVALID_ARGUMENT);
+    size_t count = 99;
+    CHECK_OK(currant_schedules(g_queue, NULL, 0, &count));
+    CHECK(count == 0);
+
+    CHECK_OK(currant_add_schedule(g_queue, &options));
+    CHECK(currant_add_schedule(g_queue, &options) == CURRANT_ERR_ALREADY_EXISTS);
+    currant_schedule_info info[2];
+    CHECK_OK(currant_schedules(g_queue, info, 2, &count));
+    CHECK(count == 1);
+    CHECK(strcmp(info[0].name, "tick") == 0);
+    CHECK(strcmp(info[0].expression, "* * * * * *") == 0);
+    CHECK(info[0].entrypoint == ep);
+    CHECK(info[0].priority == 2);
+    CHECK(info[0].missed == CURRANT_MISSED_CATCH_UP);
+    CHECK(info[0].payload_size == 5);
+    CHECK(info[0].next_tick_ns % 1000000000 == 0);
+    const int64_t first = info[0].next_tick_ns;
+
+    currant_job job;
+    size_t n = 0;
+    CHECK_OK(currant_dequeue(g_queue, &ep, 1, &job, 1, 10000000000LL, &n));
+    CHECK(n == 1);
+    CHECK(job.enqueued_at_ns == first);
+    CHECK(job.priority == 2);
+    CHECK(job.payload_size == 5 && memcmp(job.payload, "hello", 5) == 0);
+    CHECK_OK(currant_ack(g_queue, &job));
+    size_t fired = 0;
+    CHECK_OK(currant_run_schedules(g_queue, &fired));
+    CHECK_OK(currant_schedules(g_queue, info, 2, &count));
+    CHECK(info[0].fired >= 1);
+    CHECK(info[0].next_tick_ns > first);
+
+    CHECK(currant_remove_schedule(g_queue, "nope") == CURRANT_ERR_NOT_FOUND);
+    CHECK(mentions(currant_last_error(), "unknown schedule 'nope'"));
+    CHECK_OK(currant_remove_schedule(g_queue, "tick"));
+    CHECK_OK(currant_schedules(g_queue, info, 2, &count));
+    CHECK(count == 0);
+    static const char* const added[] = {"currant_schedule_options_init", "currant_add_schedule",
+                                        "currant_remove_schedule", "currant_schedules", "currant_run_schedules"};
+    for (size_t i = 0; i < sizeof added / sizeof added[0]; ++i) {
+        CHECK(dlvsym(RTLD_DEFAULT, added[i], "CURRANT_0.3") != NULL);
+        CHECK(dlvsym(RTLD_DEFAULT, added[i], "CURRANT_0.2") == NULL);
+    }
+    return 0;
+}
+
 static int test_header_same_layout_in_cpp(void) {
     CHECK(currant_test_cpp_sizeof_job() == sizeof(currant_job));
     CHECK(currant_test_cpp_sizeof_reservation() == sizeof(currant_reservation));
@@ -663,6 +740,7 @@ int main(void) {
          test_deferred_acks_applied_every_64_and_before_sleeping},
         {"deferred acks are applied at close", test_deferred_acks_applied_at_close},
         {"new functions carry symbol version CURRANT_0.1", test_new_functions_carry_version_0_1},
+        {"schedules: add, list, errors, a tick into a waiting dequeue, remove (CURRANT_0.3)", test_schedules},
         {"header compiles as C++ with the same layout", test_header_same_layout_in_cpp},
     };
     const size_t count = sizeof cases / sizeof cases[0];

@@ -373,6 +373,74 @@ typedef struct currant_limits {
  * Errors: INVALID_ARGUMENT (NULL), NOT_FOUND (entrypoint id), SEGMENT_RETIRED, SYSTEM. */
 CURRANT_API int currant_get_limits(currant_queue* queue, uint32_t entrypoint, currant_limits* out);
 
+/* ---- schedules (CURRANT_0.3; docs/schedules.md) ------------------------ */
+
+/* A named cron schedule enqueues one job (payload, priority) on its
+ * entrypoint at each tick. Each tick fires exactly once on the host: any
+ * handle waiting in currant_dequeue / currant_dequeue_one (their sleep ends
+ * at the next tick) or calling currant_run_schedules fires it. The job's
+ * enqueued_at_ns is the tick. Expressions: 5 fields (minute hour
+ * day-of-month month day-of-week) or 6 (a second field first), lists,
+ * ranges, steps, JAN..DEC, SUN..SAT, @hourly-style aliases; UTC. */
+
+enum {
+    CURRANT_MISSED_SKIP = 0,    /* after a gap: fire once, for the latest tick due */
+    CURRANT_MISSED_CATCH_UP = 1 /* after a gap: fire each missed tick, at most catch_up_max (the latest) */
+};
+
+typedef struct currant_schedule_options {
+    const char* name;        /* 1..63 bytes, no control characters, unique in the queue */
+    const char* expression;  /* at most 127 bytes */
+    uint32_t entrypoint;
+    const void* payload;     /* may be NULL when payload_size is 0 */
+    size_t payload_size;     /* at most min(payload_bytes, 1024) */
+    int32_t priority;
+    int missed;              /* CURRANT_MISSED_* (default skip) */
+    uint32_t catch_up_max;   /* 1..100000 (default 100) */
+} currant_schedule_options;
+
+/* Fills *options with the defaults (skip, catch_up_max 100, the rest zero
+ * or NULL). Does nothing on NULL. */
+CURRANT_API void currant_schedule_options_init(currant_schedule_options* options);
+
+/* Adds a schedule; its first tick is the first one after now.
+ * Errors: INVALID_ARGUMENT (NULL, bad name, bad expression -- the message
+ * names the field and the problem --, unknown missed policy, catch_up_max,
+ * all 64 schedules in use), NOT_FOUND (entrypoint), ALREADY_EXISTS (name),
+ * PAYLOAD_TOO_LARGE, SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_add_schedule(currant_queue* queue, const currant_schedule_options* options);
+
+/* Removes a schedule by name.
+ * Errors: INVALID_ARGUMENT (NULL), NOT_FOUND (no schedule of that name),
+ * SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_remove_schedule(currant_queue* queue, const char* name);
+
+typedef struct currant_schedule_info {
+    char name[64];           /* NUL-terminated */
+    char expression[128];    /* NUL-terminated */
+    uint32_t entrypoint;
+    int32_t priority;
+    int missed;              /* CURRANT_MISSED_* */
+    uint32_t catch_up_max;
+    size_t payload_size;     /* the payload itself is not copied */
+    int64_t next_tick_ns;    /* CLOCK_REALTIME: the earliest tick not yet fired */
+    int64_t last_tick_ns;    /* the tick of the last job enqueued (0: none yet) */
+    uint64_t fired;          /* jobs enqueued by the schedule */
+    uint64_t last_job_id;
+} currant_schedule_info;
+
+/* Writes up to capacity schedules, ordered by name, to out (NULL allowed
+ * when capacity is 0) and the number of schedules to *count_out (which may
+ * exceed capacity: call again with a larger array).
+ * Errors: INVALID_ARGUMENT (NULL), SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_schedules(currant_queue* queue, currant_schedule_info* out, size_t capacity,
+                                  size_t* count_out);
+
+/* Fires the ticks due now; *enqueued_out (may be NULL) says how many jobs.
+ * For processes that never dequeue.
+ * Errors: INVALID_ARGUMENT (NULL), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_run_schedules(currant_queue* queue, size_t* enqueued_out);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
