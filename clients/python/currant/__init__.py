@@ -48,6 +48,8 @@ from ._errors import (
     QueueExists,
     QueueNotFound,
     QueueRetired,
+    ScheduleExists,
+    ScheduleNotFound,
     StaleHandle,
     TimedOut,
 )
@@ -70,11 +72,13 @@ __all__ = [
     "NotOwner",
     "TimedOut",
     "PermissionDenied",
+    "ScheduleExists",
+    "ScheduleNotFound",
 ]
 
 for _cls in (ArenaFull, CurrantError, EntrypointNotFound, InvalidArgument, NotFound, NotOwner,
              PayloadTooLarge, PermissionDenied, QueueClosed, QueueExists, QueueNotFound,
-             QueueRetired, StaleHandle, TimedOut):
+             QueueRetired, ScheduleExists, ScheduleNotFound, StaleHandle, TimedOut):
     _cls.__module__ = __name__  # show as currant.PayloadTooLarge in tracebacks
 del _cls
 
@@ -577,6 +581,47 @@ class Queue:
     def cancel(self, job_id: int) -> bool:
         """Cancel a queued job; False if it is not queued (picked, finished, unknown)."""
         return self._q.cancel(job_id)
+
+    # --- schedules (docs/schedules.md) ---
+
+    def add_schedule(
+        self,
+        name: str,
+        expression: str,
+        entrypoint: Entrypoint,
+        payload: bytes = b"",
+        *,
+        priority: int = 0,
+        missed: str = "skip",
+        catch_up_max: int = 100,
+    ) -> None:
+        """Add a named cron schedule that enqueues one job (payload, priority)
+        on `entrypoint` at each tick of `expression` (5 or 6 fields, seconds
+        first when 6, or an alias such as "@hourly"; UTC).
+
+        Each tick fires exactly once on the host: any process waiting in
+        dequeue (or calling run_schedules) fires it, and the job's
+        enqueued_at_ns is the tick. `missed` is "skip" (fire once for the
+        latest missed tick) or "catch_up" (fire each missed tick, at most
+        `catch_up_max`). Raises InvalidArgument (bad expression: the message
+        names the field), EntrypointNotFound, ScheduleExists,
+        PayloadTooLarge."""
+        self._q.add_schedule(name, expression, entrypoint, bytes(payload), priority, missed, catch_up_max)
+
+    def remove_schedule(self, name: str) -> None:
+        """Remove a schedule; raises ScheduleNotFound for an unknown name."""
+        self._q.remove_schedule(name)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """The schedules, by name: name, expression, entrypoint (name),
+        entrypoint_id, payload, priority, missed, catch_up_max, next_tick_ns,
+        last_tick_ns, fired, last_job_id, created_at_ns (CLOCK_REALTIME ns)."""
+        return self._q.schedules()
+
+    def run_schedules(self) -> int:
+        """Fire the ticks due now; returns how many jobs were enqueued. Only
+        needed in processes that never dequeue."""
+        return self._q.run_schedules()
 
     # --- inspecting ---
 

@@ -96,12 +96,24 @@ class PermissionDenied(CurrantError, PermissionError):
     code = "permission_denied"
 
 
+class ScheduleExists(CurrantError):
+    """Queue.add_schedule() with the name of a schedule that exists."""
+
+    code = "already_exists"
+
+
+class ScheduleNotFound(NotFound):
+    """No schedule of that name exists on this queue."""
+
+
 _BY_KIND: dict[str, type[CurrantError]] = {
     "invalid_argument": InvalidArgument,
     "not_found": NotFound,
     "queue_not_found": QueueNotFound,
     "entrypoint_not_found": EntrypointNotFound,
     "already_exists": QueueExists,
+    "schedule_exists": ScheduleExists,
+    "schedule_not_found": ScheduleNotFound,
     "closed": QueueClosed,
     "segment_retired": QueueRetired,
     "payload_too_large": PayloadTooLarge,

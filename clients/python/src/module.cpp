@@ -938,6 +938,73 @@ public:
         return holder_->get().cancel(id);
     }
 
+    // --- schedules (docs/schedules.md) ---
+    void add_schedule(const std::string& name, const std::string& expression, py::handle entrypoint,
+                      const py::bytes& payload, std::int32_t priority, const std::string& missed,
+                      std::uint32_t catch_up_max) {
+        currant::ScheduleOptions options;
+        options.name = name;
+        options.expression = expression;
+        options.entrypoint = resolve_entrypoint(*holder_, entrypoint.ptr());
+        const std::string_view bytes = payload;
+        const auto* data = reinterpret_cast<const std::byte*>(bytes.data());
+        options.payload.assign(data, data + bytes.size());
+        options.priority = priority;
+        options.missed = currant::parse_missed_ticks(missed);
+        options.catch_up_max = catch_up_max;
+        auto guard = holder_->lock();
+        try {
+            holder_->get().add_schedule(options);
+        } catch (const currant::Error& e) {
+            if (e.code() == currant::Errc::already_exists)
+                throw PyCurrantError{"schedule_exists", "already_exists", e.what()};
+            throw;
+        }
+    }
+
+    void remove_schedule(const std::string& name) {
+        auto guard = holder_->lock();
+        try {
+            holder_->get().remove_schedule(name);
+        } catch (const currant::Error& e) {
+            if (e.code() == currant::Errc::not_found)
+                throw PyCurrantError{"schedule_not_found", "not_found", e.what()};
+            throw;
+        }
+    }
+
+    py::list schedules() {
+        std::vector<currant::ScheduleInfo> all;
+        {
+            auto guard = holder_->lock();
+            all = holder_->get().schedules();
+        }
+        py::list out;
+        for (const auto& s : all) {
+            py::dict d;
+            d["name"] = s.name;
+            d["expression"] = s.expression;
+            d["entrypoint"] = s.entrypoint_name;
+            d["entrypoint_id"] = s.entrypoint;
+            d["payload"] = py::bytes(reinterpret_cast<const char*>(s.payload.data()), s.payload.size());
+            d["priority"] = s.priority;
+            d["missed"] = std::string(currant::missed_ticks_name(s.missed));
+            d["catch_up_max"] = s.catch_up_max;
+            d["next_tick_ns"] = s.next_tick_ns;
+            d["last_tick_ns"] = s.last_tick_ns;
+            d["fired"] = s.fired;
+            d["last_job_id"] = s.last_job_id;
+            d["created_at_ns"] = s.created_at_ns;
+            out.append(d);
+        }
+        return out;
+    }
+
+    std::size_t run_schedules() {
+        auto guard = holder_->lock();
+        return holder_->get().run_schedules();
+    }
+
     std::vector<std::string> status(const std::vector<currant::JobId>& ids) {
         std::vector<currant::JobState> states;
         {
@@ -1097,6 +1164,10 @@ PYBIND11_MODULE(_currant, m) {
         .def("retry", &PyQueue::retry)
         .def("heartbeat", &PyQueue::heartbeat)
         .def("cancel", &PyQueue::cancel)
+        .def("add_schedule", &PyQueue::add_schedule)
+        .def("remove_schedule", &PyQueue::remove_schedule)
+        .def("schedules", &PyQueue::schedules)
+        .def("run_schedules", &PyQueue::run_schedules)
         .def("status", &PyQueue::status)
         .def("stats", &PyQueue::stats)
         .def("info", &PyQueue::info)
