@@ -48,6 +48,7 @@ void add_db(CLI::App& app, Commands& commands);      // commands_db.cpp
 void add_pause(CLI::App& app, Commands& commands);   // commands_limits.cpp
 void add_resume(CLI::App& app, Commands& commands);
 void add_limit(CLI::App& app, Commands& commands);
+void add_schedules(CLI::App& app, Commands& commands); // commands_schedules.cpp
 
 // --- strict parsing (decimal only, whole text, range-checked) ---
 

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
     try {
         using namespace currant::cli;
         for (auto add : {add_init, add_info, add_stats, add_enqueue, add_status, add_cancel, add_declare,
-                         add_doctor, add_rm, add_demo, add_db, add_pause, add_resume, add_limit}) {
+                         add_doctor, add_rm, add_demo, add_db, add_pause, add_resume, add_limit,
+                         add_schedules}) {
             add(app, commands);
         }
         // CLI11 would only say "A subcommand is required" for a misspelt one.

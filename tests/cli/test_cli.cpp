@@ -1132,3 +1132,62 @@ TEST_CASE("--help prints usage on stdout and exits 0", "[cli]") {
         CHECK(contains(r.out, "Usage"));
     }
 }
+
+// ---------------------------------------------------------------- schedules
+
+TEST_CASE("schedules add, list and rm; bad input exits with one line naming the problem", "[cli][schedules]") {
+    Name q;
+    init_queue(q);
+    Result empty = run({"schedules", "list", q});
+    INFO(empty);
+    CHECK(empty.code == 0);
+    CHECK(empty.out == "no schedules\n");
+
+    Result added = run({"schedules", "add", q, "nightly", "0 30 2 * * *", "e", "report", "--priority", "4",
+                        "--missed", "catch_up", "--catch-up-max", "3"});
+    INFO(added);
+    REQUIRE(added.code == 0);
+    CHECK(contains(added.out, "next tick "));
+    CHECK(contains(added.out, "T02:30:00.000"));
+
+    Result list = run({"schedules", "list", q});
+    INFO(list);
+    CHECK(list.code == 0);
+    CHECK(contains(list.out, "nightly"));
+    CHECK(contains(list.out, "0 30 2 * * *"));
+    CHECK(contains(list.out, "catch_up(3)"));
+    Result json = run({"schedules", "list", q, "--json"});
+    INFO(json);
+    CHECK(contains(json.out, "\"name\": \"nightly\""));
+    CHECK(contains(json.out, "\"priority\": 4"));
+    CHECK(contains(json.out, "\"payload_bytes\": 6"));
+
+    Result bad = run({"schedules", "add", q, "broken", "61 * * * *", "e"});
+    INFO(bad);
+    CHECK(bad.code == 1);
+    check_one_error_line(bad);
+    CHECK(contains(bad.err, "minute field '61'"));
+    Result duplicate = run({"schedules", "add", q, "nightly", "@daily", "e"});
+    INFO(duplicate);
+    CHECK(duplicate.code == 1);
+    check_one_error_line(duplicate);
+    CHECK(contains(duplicate.err, "exists already"));
+    Result policy = run({"schedules", "add", q, "p", "@daily", "e", "--missed", "never"});
+    INFO(policy);
+    CHECK(policy.code == 2);
+    check_one_error_line(policy);
+    Result unknown_ep = run({"schedules", "add", q, "u", "@daily", "nope"});
+    INFO(unknown_ep);
+    CHECK(unknown_ep.code == 1);
+    CHECK(contains(unknown_ep.err, "nope"));
+
+    Result rm_unknown = run({"schedules", "rm", q, "nope"});
+    INFO(rm_unknown);
+    CHECK(rm_unknown.code == 1);
+    check_one_error_line(rm_unknown);
+    CHECK(contains(rm_unknown.err, "unknown schedule 'nope'"));
+    Result rm = run({"schedules", "rm", q, "nightly"});
+    INFO(rm);
+    CHECK(rm.code == 0);
+    CHECK(run({"schedules", "list", q}).out == "no schedules\n");
+}
