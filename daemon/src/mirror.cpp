@@ -33,6 +33,9 @@ Mirror::Mirror(Queue& queue, HostIdentity identity, std::size_t batch_limit)
 }
 
 void Mirror::resume(pg::Connection& connection) {
+    // A test stops the daemon here and PostgreSQL under it (start-up's
+    // CREATE TEMP TABLE on a dead connection; tests/daemon/test_daemon_crash.cpp).
+    shm::crash_point("mirror.before_temp_tables");
     // Session-local staging tables, emptied at every commit.
     connection.exec(
         "CREATE TEMP TABLE IF NOT EXISTS currant_stage (LIKE currant_jobs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <sys/wait.h>
@@ -78,6 +79,26 @@ public:
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     bool running() const { return pid_ > 0; }
+    // Until the daemon has stopped itself (SIGSTOP at a stop point armed by
+    // CURRANT_STOP_POINT): its state in /proc/PID/stat is 'T'. False if it
+    // exited instead or the limit passed.
+    bool wait_until_stopped(std::chrono::milliseconds limit = 60'000ms) const {
+        char state = '?';
+        eventually([&] {
+            std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+            const std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+            const auto name_end = text.rfind(')'); // the command name may hold spaces
+            if (name_end != std::string::npos && text.size() > name_end + 2) state = text[name_end + 2];
+            return state == 'T' || state == 'Z';
+        }, limit);
+        return state == 'T';
+    }
+    void continue_running() { ::kill(pid_, SIGCONT); }
+    // Not exited yet (a zombie counts as exited; the process is not reaped).
+    bool alive() const {
+        siginfo_t info{};
+        return pid_ > 0 && waitid(P_PID, pid_t(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+    }
     std::string log() const {
         std::ifstream in(log_path_);
         std::stringstream text;

@@ -152,6 +152,40 @@ TEST_CASE("PostgreSQL restarted mid-stream: the daemon reconnects and catches up
     check_exactly_once(fixture, queue, 200);
 }
 
+TEST_CASE("PostgreSQL stopped during start-up's CREATE TEMP TABLE: the daemon starts over and mirrors everything",
+          "[operations]") {
+    // The chaos run found this once: an immediate shutdown while a
+    // restarted currantd ran its first CREATE TEMP TABLE. libpq reports the
+    // dead socket without an SQLSTATE while the connection still says OK,
+    // and the daemon exited instead of starting over. Here the daemon stops
+    // itself (SIGSTOP) just before that statement, PostgreSQL goes down
+    // under it, and only then does it go on.
+    DaemonFixture fixture("pg-stop-at-start");
+    Queue queue = create_queue(fixture.queue_name(), 1024, 1024);
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    run_jobs(queue, ep, 100); // 300 transitions waiting for the daemon
+    setenv("CURRANT_STOP_POINT", "mirror.before_temp_tables", 1);
+    DaemonProcess& daemon = fixture.start_daemon();
+    unsetenv("CURRANT_STOP_POINT");
+    REQUIRE(daemon.wait_until_stopped());
+    CHECK(fixture.count("SELECT count(*) FROM currant_log") == 0);
+    testing::shared_postgres().stop_immediately();
+    daemon.continue_running();
+    // It failed on the dead connection and starts over (it keeps retrying
+    // the connection while PostgreSQL is down).
+    const std::string lost_at_create = "start: lost PostgreSQL (PostgreSQL CREATE failed";
+    REQUIRE(eventually([&] { return daemon.log().find(lost_at_create) != std::string::npos || !daemon.alive(); },
+                       60'000ms));
+    INFO(daemon.log());
+    REQUIRE(daemon.log().find(lost_at_create) != std::string::npos);
+    testing::shared_postgres().start();
+    fixture.db() = pg::Connection(fixture.conninfo());
+    check_exactly_once(fixture, queue, 100);
+    run_jobs(queue, ep, 60); // and it goes on mirroring
+    check_exactly_once(fixture, queue, 160);
+    CHECK(daemon.terminate() == 0);
+}
+
 TEST_CASE("the log fills while the daemon is down: enqueue reports back-pressure and nothing is lost",
           "[operations]") {
     DaemonFixture fixture("feed-full");

@@ -105,6 +105,11 @@ void ScratchPostgres::stop() {
     running_ = false;
 }
 
+void ScratchPostgres::stop_immediately() {
+    pg_ctl({"stop", "-m", "immediate"});
+    running_ = false;
+}
+
 std::string ScratchPostgres::conninfo(const std::string& database) const {
     return "host=" + directory_ + " port=5432 user=postgres dbname=" + database;
 }

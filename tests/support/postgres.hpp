@@ -21,6 +21,9 @@ public:
     std::string conninfo(const std::string& database = "postgres") const;
 
     void stop();   // fast shutdown (connections are cut)
+    // Immediate shutdown, as in a crash: every backend quits at once and
+    // closes its socket with no error a client could read (only a warning).
+    void stop_immediately();
     void start();
     void restart() { stop(); start(); }
     const std::string& directory() const { return directory_; }

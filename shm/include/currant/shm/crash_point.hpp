@@ -5,6 +5,11 @@
 // process at an exact instruction boundary inside a critical section instead
 // of hoping a timed kill lands there. Disarmed (always, outside tests) a point
 // costs one relaxed load of a process-local word.
+//
+// The same points can instead be armed to stop the process (SIGSTOP, all
+// its threads): the test then changes the world at that exact moment (stops
+// PostgreSQL under a currantd that is between two statements) and lets the
+// process go on with SIGCONT.
 #pragma once
 
 #include <atomic>
@@ -26,6 +31,12 @@ inline void crash_point(std::string_view name) noexcept {
 // process SIGKILLs itself. Process-local; meant for forked test children.
 // Also armed from the environment: CURRANT_CRASH_POINT=name[:hit].
 void arm_crash_point(std::string_view name, int hit = 1);
+// Arms `name` in this process: the hit-th time it is reached, the process
+// stops itself (SIGSTOP) and, once continued (SIGCONT), carries on from the
+// point, disarmed. One point is armed at a time: this replaces any armed
+// crash point and vice versa. Also from the environment:
+// CURRANT_STOP_POINT=name[:hit].
+void arm_stop_point(std::string_view name, int hit = 1);
 void disarm_crash_point() noexcept;
 
 } // namespace currant::shm
