@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "cluster.hpp"
+#include "copy_floor.hpp"
 #include "currant/queue.hpp"
 #include "pg.hpp"
 #include "schema.hpp"
@@ -519,64 +520,18 @@ private:
         pg::Connection db(conninfo);
         db.exec("CREATE TABLE bench_log (LIKE currant_log INCLUDING ALL)");
         db.exec("CREATE TABLE bench_jobs (LIKE currant_jobs INCLUDING ALL)");
-        const std::vector<std::byte> payload = make_payload(o_.payload);
-        struct Timing {
-            double copy = 0, commit = 0;
-            std::size_t rows = 0;
-        };
-        auto run = [&](bool jobs_shape) {
-            Timing t;
-            const std::int64_t base_id = std::int64_t(1) << 48;
-            for (std::size_t done = 0; done < o_.copy_rows;) {
-                const std::size_t n = std::min(o_.copy_batch, o_.copy_rows - done);
-                std::string data;
-                data.reserve(n * (jobs_shape ? 300 : 110));
-                for (std::size_t i = 0; i < n; ++i) {
-                    const std::int64_t id = base_id + std::int64_t(done + i) + 1;
-                    const std::string at = pg::timestamp_text(std::int64_t(std::chrono::system_clock::now()
-                                                                               .time_since_epoch()
-                                                                               .count()));
-                    if (!jobs_shape) {
-                        // job_id host incarnation entrypoint status priority attempts sequence transitions created
-                        data += std::to_string(id) + "\t1\t1\tbench\tsuccessful\t0\t1\t" + std::to_string(3 * (done + i) + 3) +
-                                "\t3\t" + at + "\n";
-                    } else {
-                        // id host entrypoint priority status payload attempts max_attempts created updated
-                        // execute_after heartbeat incarnation
-                        data += std::to_string(id) + "\t1\tbench\t0\tqueued\t";
-                        pg::append_copy_bytea(data, payload.data(), payload.size());
-                        data += "\t0\t5\t" + at + "\t" + at + "\t" + at + "\t\\N\t1\n";
-                    }
-                }
-                const std::int64_t start = now_ns();
-                db.exec("BEGIN");
-                if (!jobs_shape)
-                    db.copy_in("COPY bench_log (job_id, host, incarnation, entrypoint, status, priority, attempts, "
-                               "sequence, transitions, created) FROM STDIN",
-                               data);
-                else
-                    db.copy_in("COPY bench_jobs (id, host, entrypoint, priority, status, payload, attempts, "
-                               "max_attempts, created, updated, execute_after, heartbeat, incarnation) FROM STDIN",
-                               data);
-                const std::int64_t copied = now_ns();
-                db.exec("COMMIT");
-                t.copy += double(copied - start) / 1e9;
-                t.commit += double(now_ns() - copied) / 1e9;
-                t.rows += n;
-                done += n;
-            }
-            return t;
-        };
-        const Timing log = run(false);
-        const Timing jobs = run(true);
-        figures.add("copy_log_rows_per_s", "bare COPY, currant_log-shaped rows", double(log.rows) / (log.copy + log.commit),
+        const bench::CopyFloor log =
+            bench::run_copy_floor(db, "bench_log", bench::CopyShape::log_row, o_.copy_rows, o_.copy_batch, o_.payload);
+        const bench::CopyFloor jobs =
+            bench::run_copy_floor(db, "bench_jobs", bench::CopyShape::jobs_row, o_.copy_rows, o_.copy_batch, o_.payload);
+        figures.add("copy_log_rows_per_s", "bare COPY, currant_log-shaped rows", log.rows_per_second(),
                     "rows/s");
-        figures.add("copy_log_us_per_row", "bare COPY (log rows): time per row", (log.copy + log.commit) * 1e6 / double(log.rows),
+        figures.add("copy_log_us_per_row", "bare COPY (log rows): time per row", log.seconds() * 1e6 / double(log.rows),
                     "us");
         figures.add("copy_log_commit_share", "bare COPY (log rows): share of time in COMMIT",
-                    log.commit / (log.copy + log.commit), "");
+                    log.commit_seconds / log.seconds(), "");
         figures.add("copy_jobs_rows_per_s", "bare COPY, currant_jobs-shaped rows (64 B payload)",
-                    double(jobs.rows) / (jobs.copy + jobs.commit), "rows/s");
+                    jobs.rows_per_second(), "rows/s");
         drop_database();
     }
 
