@@ -67,7 +67,9 @@
 #include <unistd.h>
 #include <vector>
 
+#include "copy_floor.hpp"
 #include "currant/queue.hpp"
+#include "pg.hpp"
 
 namespace bip = boost::interprocess;
 using namespace currant;
@@ -113,6 +115,12 @@ struct Options {
     std::string compare;            // "" or "message_queue"
     double stall_seconds = 60;
     bool json = false;
+    bool jobs_bounded = false;      // --jobs and --duration both given: the jobs spread over the duration
+    bool floors = true;             // run the machine-floor probes beside currant
+    std::string floors_dir;         // where floor_cache_line etc. are ("": next to this program's build)
+    std::string db;                 // conninfo of currantd's database: COPY floor and statement counts
+    std::size_t copy_rows = 200'000;
+    bool histogram = false;         // --json: add the latency histograms
 };
 
 // "60s", "500ms", "2m", "1.5" (seconds).
@@ -173,6 +181,8 @@ public:
     }
     std::uint64_t count() const noexcept { return count_; }
     std::int64_t max() const noexcept { return max_; }
+    // The value of bucket i (its midpoint), for exporting the distribution.
+    static double bucket_value(int i) noexcept { return midpoint(i); }
     // The value at quantile q (midpoint of its bucket; the exact max at q = 1).
     double quantile(double q) const noexcept {
         if (count_ == 0) return 0;
@@ -361,16 +371,17 @@ public:
     std::uint64_t next(std::uint64_t sent, std::uint32_t batch) {
         if (plan_.control->abort.load(std::memory_order_relaxed)) return 0;
         std::uint64_t want = batch;
-        if (!plan_.timed()) {
+        if (!plan_.timed() || plan_.options->jobs_bounded) {
             if (sent >= share_) return 0;
             want = std::min<std::uint64_t>(want, share_ - sent);
         }
         if (per_producer_rate_ > 0) {
             const std::int64_t due = start_ns_ + std::int64_t(double(sent) * 1e9 / per_producer_rate_);
-            if (plan_.timed() && due >= end_ns_) return 0;
+            if (plan_.timed() && !plan_.options->jobs_bounded && due >= end_ns_) return 0;
             if (realtime_ns() < due) sleep_until_realtime(due);
         }
-        if (plan_.timed() && realtime_ns() >= end_ns_) return 0;
+        // With --jobs as well, every job is sent: the duration only paces them.
+        if (plan_.timed() && !plan_.options->jobs_bounded && realtime_ns() >= end_ns_) return 0;
         return want;
     }
     // Whether the job numbered `seq` (this producer's count) is measured.
@@ -629,6 +640,7 @@ struct Result {
     double cpu_seconds = 0;                  // RUSAGE_CHILDREN over the run
     double producer_cpu_seconds = 0, worker_cpu_seconds = 0;  // each child's RUSAGE_SELF, summed
     std::uint64_t arena_waits = 0;
+    double pg_queries = 0;                   // issued to PostgreSQL during the run (-1: not counted)
 };
 
 struct Child {
@@ -941,6 +953,162 @@ Result run_message_queue(const Options& o, Control* control) {
     }
 }
 
+// ---------------------------------------------------------------- floors
+
+// The machine's own limits, measured beside currant in the same invocation
+// by the standalone probes of bench/floors (no currant code in them): one
+// cache line bounced between two processes (ns per one-way hop), a bare
+// shared-futex wake-up between two processes (p50 / p99), and a lock-free
+// SPSC ring of 64-byte records between two processes (records/s). With
+// --db also the bare PostgreSQL COPY floor (bench/daemon/copy_floor.cpp).
+struct Floors {
+    bool cache_line = false, futex = false, ring = false, copy = false;
+    double hop_ns = 0, futex_p50_us = 0, futex_p99_us = 0, ring_records_per_second = 0;
+    double copy_rows_per_second = 0;
+    std::size_t copy_rows = 0;
+    std::vector<std::string> notes;  // probes that could not run, and why
+    std::string cache_line_json, futex_json, ring_json;
+};
+
+// This program's directory, from /proc/self/exe.
+std::string own_directory() {
+    std::vector<char> path(4096);
+    const ssize_t n = readlink("/proc/self/exe", path.data(), path.size() - 1);
+    if (n <= 0) return ".";
+    std::string text(path.data(), std::size_t(n));
+    const auto slash = text.rfind('/');
+    return slash == std::string::npos ? "." : text.substr(0, slash);
+}
+
+// Runs argv and returns its standard output; throws with its stderr tail
+// on a non-zero exit.
+std::string run_capture(const std::vector<std::string>& argv) {
+    int out[2], err[2];
+    if (pipe(out) != 0 || pipe(err) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO), dup2(err[1], STDERR_FILENO);
+        close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
+        _exit(127);
+    }
+    close(out[1]), close(err[1]);
+    std::string output, errors;
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = 2;
+    char buffer[4096];
+    while (open_fds > 0) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+            if (n > 0) (i == 0 ? output : errors).append(buffer, std::size_t(n));
+            else if (n == 0 || errno != EINTR) close(fds[i].fd), fds[i].fd = -1, --open_fds;
+        }
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (errors.size() > 400) errors = errors.substr(errors.size() - 400);
+        while (!errors.empty() && errors.back() == '\n') errors.pop_back();
+        throw std::runtime_error(argv[0] + " failed" + (errors.empty() ? std::string() : ": " + errors));
+    }
+    return output;
+}
+
+// The number after "key": in a floor's one-line JSON object.
+double json_number(const std::string& json, const std::string& key) {
+    const std::string needle = "\"" + key + "\":";
+    const auto at = json.find(needle);
+    if (at == std::string::npos) throw std::runtime_error("floor output has no \"" + key + "\": " + json);
+    return std::strtod(json.c_str() + at + needle.size(), nullptr);
+}
+
+std::string first_line(std::string text) {
+    const auto end = text.find('\n');
+    return end == std::string::npos ? text : text.substr(0, end);
+}
+
+Floors measure_floors(const Options& o) {
+    Floors f;
+    const std::string dir = o.floors_dir.empty() ? own_directory() + "/../floors" : o.floors_dir;
+    auto probe = [&](const std::string& name, std::vector<std::string> args, auto use) {
+        const std::string exe = dir + "/" + name;
+        if (access(exe.c_str(), X_OK) != 0) {
+            f.notes.push_back(name + " not found in " + dir +
+                              " (build bench/floors, or pass --floors-dir DIR, or --no-floors)");
+            return;
+        }
+        args.insert(args.begin(), exe);
+        args.push_back("--json");
+        args.push_back("--timeout");
+        args.push_back("120");
+        if (g_progress) std::fprintf(stderr, "\r\033[Kfloor: %s ...", name.c_str()), std::fflush(stderr);
+        try {
+            use(first_line(run_capture(args)));
+        } catch (const std::exception& error) {
+            f.notes.push_back(name + ": " + error.what());
+        }
+    };
+    probe("floor_cache_line", {"--round-trips", "10000"}, [&](const std::string& json) {
+        f.hop_ns = json_number(json, "ns_per_hop"), f.cache_line = true, f.cache_line_json = json;
+    });
+    probe("floor_futex_wakeup", {"--samples", "300"}, [&](const std::string& json) {
+        f.futex_p50_us = json_number(json, "p50_us"), f.futex_p99_us = json_number(json, "p99_us");
+        f.futex = true, f.futex_json = json;
+    });
+    probe("floor_spsc_ring", {"--records", "200000"}, [&](const std::string& json) {
+        f.ring_records_per_second = json_number(json, "records_per_sec"), f.ring = true, f.ring_json = json;
+    });
+    if (g_progress) std::fprintf(stderr, "\r\033[K"), std::fflush(stderr);
+    return f;
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+// What currantd's database saw during the run (with --db): statements from
+// pg_stat_statements when that extension is installed in the database
+// (every statement of the database, ours excluded by their text), else
+// transactions committed (pg_stat_database.xact_commit, minus ours).
+struct DatabaseCounters {
+    bool statements = false;
+    double value = 0;
+};
+
+DatabaseCounters read_database_counters(pg::Connection& db) {
+    DatabaseCounters c;
+    c.statements = db.exec("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").rows() > 0;
+    if (c.statements) {
+        auto r = db.exec("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                         "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                         "AND query NOT ILIKE '%pg_stat_statements%' AND query NOT ILIKE '%pg_extension%' "
+                         "AND query NOT ILIKE '%pg_stat_database%'");
+        c.value = std::strtod(std::string(r.text(0, 0)).c_str(), nullptr);
+    } else {
+        auto r = db.exec("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()");
+        c.value = std::strtod(std::string(r.text(0, 0)).c_str(), nullptr);
+    }
+    return c;
+}
+
+// Waits until no entrypoint of the queue has transitions left to mirror.
+void wait_for_mirror(const std::string& name, double limit_seconds) {
+    Queue q = Queue::open(name);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_seconds);
+    while (std::chrono::steady_clock::now() < until) {
+        bool pending = false;
+        for (const auto& st : q.stats()) pending = pending || st.log_pending > 0 || st.dirty_slots > 0;
+        if (!pending) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
 // ---------------------------------------------------------------- report
 
 std::string grouped(double value) {
@@ -988,6 +1156,8 @@ std::vector<Line> lines(const std::vector<Result>& results) {
     add("CPU s per million jobs", "cpu_seconds_per_million", 2, cpu_per_million);
     add("  of which producers", "producer_cpu_seconds_per_million", 2, producer_cpu_per_million);
     add("  of which workers", "worker_cpu_seconds_per_million", 2, worker_cpu_per_million);
+    add("PostgreSQL queries issued", "pg_queries", -1,
+        [](const Result& r) { return r.pg_queries < 0 ? std::nan("") : r.pg_queries; });
     add("jobs completed (warm-up included)", "jobs", -1, [](const Result& r) { return double(r.jobs); });
     add("jobs in the latency figures", "measured_jobs", -1, [](const Result& r) { return double(r.measured_jobs); });
     add("seconds, start to last completion", "seconds", 3, [](const Result& r) { return r.seconds; });
@@ -995,7 +1165,41 @@ std::vector<Line> lines(const std::vector<Result>& results) {
     return out;
 }
 
+// currant's figures as multiples of the floors of this run (NaN where a
+// floor is missing or does not apply).
+std::vector<Line> floor_lines(const std::vector<Result>& results, const Floors& f) {
+    std::vector<Line> out;
+    const double nan = std::nan("");
+    auto add = [&](std::string label, std::string key, int decimals, auto get) {
+        Line line{std::move(label), std::move(key), {}, decimals};
+        for (const auto& r : results) line.values.push_back(get(r));
+        out.push_back(std::move(line));
+    };
+    add("throughput / SPSC ring records/s", "throughput_to_spsc_ring", 4, [&](const Result& r) {
+        return f.ring && f.ring_records_per_second > 0 ? r.throughput / f.ring_records_per_second : nan;
+    });
+    add("ns per job / cache-line hop", "ns_per_job_to_cache_line_hop", 1, [&](const Result& r) {
+        return f.cache_line && f.hop_ns > 0 && r.throughput > 0 ? 1e9 / r.throughput / f.hop_ns : nan;
+    });
+    add("enqueue -> start p50 / futex wake-up p50", "to_start_p50_to_futex_p50", 2, [&](const Result& r) {
+        return f.futex && f.futex_p50_us > 0 ? latency_us(r.to_start, 0.5) / f.futex_p50_us : nan;
+    });
+    add("enqueue -> start p99 / futex wake-up p99", "to_start_p99_to_futex_p99", 2, [&](const Result& r) {
+        return f.futex && f.futex_p99_us > 0 ? latency_us(r.to_start, 0.99) / f.futex_p99_us : nan;
+    });
+    if (f.copy)
+        add("throughput / bare COPY rows/s", "throughput_to_copy", 3, [&](const Result& r) {
+            return r.system == "currant" && f.copy_rows_per_second > 0 ? r.throughput / f.copy_rows_per_second : nan;
+        });
+    return out;
+}
+
+struct LoadAverage {
+    double start[3] = {0, 0, 0}, end[3] = {0, 0, 0};
+};
+
 std::string format(double value, int decimals) {
+    if (std::isnan(value)) return "n/a";
     if (decimals < 0) return grouped(value);
     char text[64];
     std::snprintf(text, sizeof text, "%.*f", decimals, value);
@@ -1008,7 +1212,7 @@ std::string describe_workload(const Options& o) {
     if (o.duration_s > 0) {
         char d[32];
         std::snprintf(d, sizeof d, "%g s", o.duration_s);
-        amount = d;
+        amount = o.jobs_bounded ? grouped(double(o.jobs)) + " jobs over " + d : std::string(d);
     }
     std::snprintf(text, sizeof text,
                   "%u producer%s, %u worker%s, %u entrypoint%s, batch %u, %u-byte payloads, %s, warm-up %g%%, "
@@ -1020,49 +1224,137 @@ std::string describe_workload(const Options& o) {
     return text;
 }
 
-void print_table(const Options& o, const std::vector<Result>& results) {
+void print_row(const Line& line, std::size_t label_width, int column, bool ratio) {
+    std::printf("%-*s", int(label_width), line.label.c_str());
+    for (double v : line.values) std::printf("  %*s", column, format(v, line.decimals).c_str());
+    if (ratio) {
+        const double a = line.values[0], b = line.values[1];
+        std::printf("  %*s", column, b > 0 && !std::isnan(a) ? format(a / b, 2).c_str() : "-");
+    }
+    std::printf("\n");
+}
+
+void print_table(const Options& o, const std::vector<Result>& results, const Floors& floors, const LoadAverage& load) {
     std::printf("currant-bench: %s\n", describe_workload(o).c_str());
+    std::printf("load average (1, 5, 15 min): %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end, on %ld CPUs\n",
+                load.start[0], load.start[1], load.start[2], load.end[0], load.end[1], load.end[2],
+                sysconf(_SC_NPROCESSORS_ONLN));
     const auto table = lines(results);
+    const auto ratios = floor_lines(results, floors);
     std::size_t label_width = 0;
     for (const auto& line : table) label_width = std::max(label_width, line.label.size());
+    for (const auto& line : ratios) label_width = std::max(label_width, line.label.size());
     const int column = 16;
+    const bool pair = results.size() == 2;
     std::printf("%-*s", int(label_width), "");
     for (const auto& r : results) std::printf("  %*s", column, r.system.c_str());
-    if (results.size() == 2) std::printf("  %*s", column, ("currant / " + results[1].system).c_str());
+    if (pair) std::printf("  %*s", column, ("currant / " + results[1].system).c_str());
     std::printf("\n");
-    for (const auto& line : table) {
-        std::printf("%-*s", int(label_width), line.label.c_str());
-        for (double v : line.values) std::printf("  %*s", column, format(v, line.decimals).c_str());
-        if (results.size() == 2) {
-            const double a = line.values[0], b = line.values[1];
-            std::printf("  %*s", column, b > 0 ? format(a / b, 2).c_str() : "-");
-        }
-        std::printf("\n");
-    }
-    if (results.size() == 2) {
+    for (const auto& line : table) print_row(line, label_width, column, pair);
+    if (pair) {
         std::printf("(message_queue: one queue for all entrypoints, one message per send and receive whatever "
                     "--batch is, no acknowledgement: completion is the end of the job body; memory only)\n");
     }
+    if (!o.floors) return;
+    std::printf("\nfloors, measured in this run:");
+    if (floors.cache_line) std::printf(" cache-line hop %.1f ns;", floors.hop_ns);
+    if (floors.futex) std::printf(" futex wake-up p50 %.2f us, p99 %.2f us;", floors.futex_p50_us, floors.futex_p99_us);
+    if (floors.ring) std::printf(" SPSC ring %s records/s (64 B);", grouped(floors.ring_records_per_second).c_str());
+    if (floors.copy)
+        std::printf(" bare COPY %s rows/s (%s currant_log-shaped rows);", grouped(floors.copy_rows_per_second).c_str(),
+                    grouped(double(floors.copy_rows)).c_str());
+    std::printf("\n");
+    for (const auto& note : floors.notes) std::printf("  not measured: %s\n", note.c_str());
+    if (load.start[0] > double(sysconf(_SC_NPROCESSORS_ONLN)))
+        std::printf("  (load average above the CPU count: the spinning floors, cache line and ring, then measure how "
+                    "long a descheduled peer takes to run again more than the hardware)\n");
+    std::printf("%-*s", int(label_width), "as multiples of the floors");
+    for (const auto& r : results) std::printf("  %*s", column, r.system.c_str());
+    std::printf("\n");
+    for (const auto& line : ratios) print_row(line, label_width, column, false);
 }
 
-void print_json(const Options& o, const std::vector<Result>& results) {
+void print_histogram(const Histogram& h) {
+    std::printf("[");
+    bool first = true;
+    for (int i = 0; i < Histogram::buckets; ++i) {
+        if (h.raw()[std::size_t(i)] == 0) continue;
+        std::printf("%s[%.0f,%" PRIu64 "]", first ? "" : ",", Histogram::bucket_value(i), h.raw()[std::size_t(i)]);
+        first = false;
+    }
+    std::printf("]");
+}
+
+void print_json(const Options& o, const std::vector<Result>& results, const Floors& floors, const LoadAverage& load) {
     std::printf("{\"bench\":\"currant-bench\",\"config\":{\"producers\":%u,\"workers\":%u,\"entrypoints\":%u,"
                 "\"batch\":%u,\"payload_bytes\":%u,\"jobs\":%" PRIu64 ",\"duration_seconds\":%g,"
-                "\"warmup_percent\":%g,\"rate\":%g,\"durability\":\"%s\",\"work_us\":%u},\"results\":[",
-                o.producers, o.workers, o.entrypoints, o.batch, o.payload_bytes, o.duration_s > 0 ? 0 : o.jobs,
-                o.duration_s, o.warmup_percent, o.rate, o.durability.c_str(), o.work_us);
+                "\"warmup_percent\":%g,\"rate\":%g,\"durability\":\"%s\",\"work_us\":%u},",
+                o.producers, o.workers, o.entrypoints, o.batch, o.payload_bytes,
+                o.duration_s > 0 && !o.jobs_bounded ? 0 : o.jobs, o.duration_s, o.warmup_percent, o.rate,
+                o.durability.c_str(), o.work_us);
+    std::printf("\"load_average\":{\"start\":[%.2f,%.2f,%.2f],\"end\":[%.2f,%.2f,%.2f]},\"cpus\":%ld,", load.start[0],
+                load.start[1], load.start[2], load.end[0], load.end[1], load.end[2], sysconf(_SC_NPROCESSORS_ONLN));
+    std::printf("\"results\":[");
     const auto table = lines(results);
+    const auto ratios = floor_lines(results, floors);
+    auto number = [](const Line& line, std::size_t i) {
+        const double v = line.values[i];
+        if (std::isnan(v)) return std::string("null");
+        char text[64];
+        std::snprintf(text, sizeof text, "%.*f", line.decimals < 0 ? 0 : std::max(3, line.decimals), v);
+        return std::string(text);
+    };
     for (std::size_t i = 0; i < results.size(); ++i) {
         std::printf("%s{\"system\":\"%s\"", i ? "," : "", results[i].system.c_str());
-        for (const auto& line : table) std::printf(",\"%s\":%.*f", line.key.c_str(), line.decimals < 0 ? 0 : 3, line.values[i]);
+        for (const auto& line : table) std::printf(",\"%s\":%s", line.key.c_str(), number(line, i).c_str());
+        if (o.floors) {
+            std::printf(",\"to_floors\":{");
+            for (std::size_t k = 0; k < ratios.size(); ++k)
+                std::printf("%s\"%s\":%s", k ? "," : "", ratios[k].key.c_str(), number(ratios[k], i).c_str());
+            std::printf("}");
+        }
+        if (o.histogram) {
+            std::printf(",\"to_start_histogram_ns\":");
+            print_histogram(results[i].to_start);
+            std::printf(",\"to_completion_histogram_ns\":");
+            print_histogram(results[i].to_completion);
+        }
         std::printf("}");
     }
     std::printf("]");
     if (results.size() == 2) {
         std::printf(",\"ratio\":{\"of\":\"currant / %s\"", results[1].system.c_str());
         for (const auto& line : table)
-            if (line.values[1] > 0) std::printf(",\"%s\":%.4f", line.key.c_str(), line.values[0] / line.values[1]);
+            if (line.values[1] > 0 && !std::isnan(line.values[0]))
+                std::printf(",\"%s\":%.4f", line.key.c_str(), line.values[0] / line.values[1]);
         std::printf("}");
+    }
+    if (o.floors) {
+        std::printf(",\"floors\":{");
+        bool first = true;
+        auto item = [&](const char* name, bool have, const std::string& json) {
+            if (!have) return;
+            std::printf("%s\"%s\":%s", first ? "" : ",", name, json.c_str());
+            first = false;
+        };
+        item("cache_line", floors.cache_line, floors.cache_line_json);
+        item("futex_wakeup", floors.futex, floors.futex_json);
+        item("spsc_ring", floors.ring, floors.ring_json);
+        if (floors.copy) {
+            std::printf("%s\"copy\":{\"rows\":%zu,\"rows_per_sec\":%.0f}", first ? "" : ",", floors.copy_rows,
+                        floors.copy_rows_per_second);
+            first = false;
+        }
+        std::printf("},\"floor_notes\":[");
+        for (std::size_t k = 0; k < floors.notes.size(); ++k) {
+            std::string note;
+            for (char c : floors.notes[k]) {
+                if (c == '"' || c == '\\') note += '\\';
+                if (static_cast<unsigned char>(c) >= 0x20) note += c;
+            }
+            std::printf("%s\"%s\"", k ? "," : "", note.c_str());
+        }
+        std::printf("]");
     }
     std::printf("}\n");
 }
@@ -1086,7 +1378,7 @@ int main(int argc, char** argv) {
     std::string duration;
     auto* duration_option =
         app.add_option("--duration", duration, "enqueue for this long instead of --jobs (60s, 500ms, 2m)");
-    jobs->excludes(duration_option);
+    (void)duration_option;
     app.add_option("--warmup-percent", o.warmup_percent,
                    "share of the jobs (or of --duration) at the start left out of the figures")
         ->check(CLI::Range(0.0, 90.0));
@@ -1104,12 +1396,32 @@ int main(int argc, char** argv) {
     app.add_option("--stall-seconds", o.stall_seconds, "give up when no job completes for this long")
         ->check(CLI::PositiveNumber);
     app.add_flag("--json", o.json, "print the results as one JSON object instead of a table");
+    app.add_flag("--histogram", o.histogram, "with --json: add the latency distributions (nonzero buckets, ns)");
+    bool no_floors = false;
+    app.add_flag("--no-floors", no_floors, "do not run the machine-floor probes (bench/floors) beside currant");
+    app.add_option("--floors-dir", o.floors_dir,
+                   "directory of floor_cache_line, floor_futex_wakeup and floor_spsc_ring (default: ../floors "
+                   "next to this program, as in the build tree)");
+    app.add_option("--db", o.db,
+                   "conninfo of the database currantd mirrors into: count its statements during the run "
+                   "(pg_stat_statements if installed there, else transactions) and measure the bare COPY floor");
+    app.add_option("--copy-rows", o.copy_rows, "rows for the bare COPY floor (with --db)")
+        ->check(CLI::Range(std::size_t(1000), std::size_t(100'000'000)));
     CLI11_PARSE(app, argc, argv);
     try {
         if (!duration.empty()) o.duration_s = parse_duration(duration);
     } catch (const CLI::Error& error) {
         return app.exit(error);
     }
+    o.floors = !no_floors;
+    if (o.duration_s > 0 && jobs->count() > 0) {
+        // Both: the jobs are spread evenly over the duration.
+        o.jobs_bounded = true;
+        if (o.rate == 0) o.rate = double(o.jobs) / o.duration_s;
+    }
+    if (!o.db.empty() && o.durability == "memory")
+        std::fprintf(stderr, "currant-bench: note: --db with --durability memory: currant sends nothing to "
+                             "PostgreSQL; the COPY floor is measured anyway\n");
     if (o.producers + o.workers > max_children) {
         std::fprintf(stderr, "currant-bench: at most %zu processes\n", max_children);
         return 2;
@@ -1118,18 +1430,55 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
     try {
         Control* control = map_control();
+        LoadAverage load;
+        getloadavg(load.start, 3);
+        Floors floors;
+        if (o.floors) floors = measure_floors(o);
+        std::optional<pg::Connection> db;
+        DatabaseCounters before;
+        if (!o.db.empty()) {
+            db.emplace(o.db);
+            if (db->exec("SELECT 1 FROM pg_class WHERE relname = 'currant_log'").rows() == 0)
+                throw std::runtime_error("--db: that database has no currant_log table (install the schema: "
+                                         "currant db install --db CONNINFO)");
+            before = read_database_counters(*db);
+        }
         std::vector<Result> results;
         results.push_back(run_currant(o, control));
+        if (o.durability == "memory") {
+            results.back().pg_queries = 0;
+        } else if (db) {
+            // Let the mirror catch up and PostgreSQL flush its counters (at most once a second).
+            wait_for_mirror(o.queue, 60);
+            std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+            const DatabaseCounters after = read_database_counters(*db);
+            results.back().pg_queries = after.value - before.value;
+            if (!after.statements)
+                std::fprintf(stderr, "currant-bench: note: pg_stat_statements is not installed in that database; "
+                                     "'PostgreSQL queries issued' counts transactions committed\n");
+        } else {
+            results.back().pg_queries = -1;
+        }
         if (o.compare == "message_queue") {
             if (o.durability != "memory")
                 std::fprintf(stderr, "currant-bench: note: message_queue keeps nothing past a reboot; it is compared "
                                      "with currant at --durability %s\n", o.durability.c_str());
             results.push_back(run_message_queue(o, control));
         }
+        if (db) {
+            if (g_progress) std::fprintf(stderr, "\r\033[Kfloor: bare COPY ..."), std::fflush(stderr);
+            db->exec("CREATE TEMP TABLE currant_bench_copy_floor (LIKE currant_log INCLUDING ALL)");
+            const auto copy = bench::run_copy_floor(*db, "currant_bench_copy_floor", bench::CopyShape::log_row,
+                                                    o.copy_rows, 20'000, o.payload_bytes);
+            db->exec("DROP TABLE currant_bench_copy_floor");
+            floors.copy = true, floors.copy_rows = copy.rows, floors.copy_rows_per_second = copy.rows_per_second();
+            if (g_progress) std::fprintf(stderr, "\r\033[K"), std::fflush(stderr);
+        }
+        getloadavg(load.end, 3);
         if (o.json)
-            print_json(o, results);
+            print_json(o, results, floors, load);
         else
-            print_table(o, results);
+            print_table(o, results, floors, load);
     } catch (const std::exception& error) {
         std::fprintf(stderr, "currant-bench: %s\n", error.what());
         return 1;

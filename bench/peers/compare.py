@@ -265,9 +265,14 @@ class Bench:
                     raise RuntimeError("currantd exited; see its log in " + daemon_log.name)
                 time.sleep(0.05)
             time.sleep(0.5)  # attached and waiting for the feed
+            # --db: currant-bench also measures the bare COPY floor of this cluster after its run.
             r = run_json([self.build / "bench/load/currant-bench", *self.scenario_args(scenario), "--queue", queue,
-                          "--durability", "async", "--json"], timeout)
+                          "--durability", "async", "--db", self.pg.conninfo(db), "--json"], timeout)
             result = r["results"][0]
+            copy = r.get("floors", {}).get("copy")
+            if copy:
+                result["copy_floor_rows_per_s"] = copy["rows_per_sec"]
+                result["throughput_to_copy_floor"] = result["jobs_per_second"] / copy["rows_per_sec"]
             # Let the mirror catch up, then stop the daemon (it flushes what is pending).
             time.sleep(1.0)
         finally:
@@ -347,6 +352,13 @@ def print_tables(started, machine, a, results, systems, scenarios):
             print(f"\nLight load: --workers {a['workers']} --rate {a['rate']:g} --duration {a['duration']} "
                   f"--warmup-percent {a['warmup_percent']:g}\n")
         print(table(results, scenario, systems, a["runs"]))
+        floor_runs = results.get(("currant-async", scenario), [])
+        ratios = [r["throughput_to_copy_floor"] for r in floor_runs if "throughput_to_copy_floor" in r]
+        if ratios and scenario == "backlog":
+            copies = [r["copy_floor_rows_per_s"] for r in floor_runs if "copy_floor_rows_per_s" in r]
+            print(f"\nBare COPY floor of the same cluster, measured right after each currant-async run "
+                  f"(currant_log-shaped rows, 20,000 per transaction): median {median(copies):,.0f} rows/s; "
+                  f"currant-async jobs/s ÷ COPY rows/s: median {median(ratios):.2f} (target >= 0.5).")
 
 
 def report_only(path):

@@ -35,6 +35,7 @@ fi
 if [[ ! -f $build/build.ninja ]]; then
   meson setup "$build" "$root" -Dbuildtype=release -Dbenchmarks=enabled >&2
 fi
-ninja -C "$build" bench/load/currant-bench bench/peers/currant-bench-skip-locked daemon/currantd tools/currant >&2
+ninja -C "$build" bench/load/currant-bench bench/floors/floor_cache_line bench/floors/floor_futex_wakeup \
+  bench/floors/floor_spsc_ring bench/peers/currant-bench-skip-locked daemon/currantd tools/currant >&2
 
 exec /usr/bin/python3 "$root/bench/peers/compare.py" --build "$build" --peers "$peers" "$@"
