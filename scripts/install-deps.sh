@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
   build-essential g++ pkg-config meson ninja-build clang libclang-rt-dev
   libboost-dev libpq-dev libcli11-dev catch2 libbenchmark-dev
-  python3-dev python3-pybind11 python3-mesonpy python3-pytest python3-pip
+  python3-dev python3-pybind11 python3-mesonpy python3-pytest python3-pip patchelf
   postgresql
   chromium
 )
