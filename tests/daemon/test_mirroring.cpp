@@ -102,7 +102,11 @@ TEST_CASE("memory durability is never mirrored", "[mirror]") {
     DaemonFixture fixture("memory");
     fixture.start_daemon({"--flush-interval-ms", "1"});
     Queue queue = fixture.open_queue();
-    const EntrypointId memory = queue.declare_entrypoint("volatile");
+    // Explicitly memory: without a durability, an entrypoint declared after
+    // the daemon has attached gets async, and the daemon may attach first.
+    EntrypointOptions memory_options;
+    memory_options.durability = Durability::memory;
+    const EntrypointId memory = queue.declare_entrypoint("volatile", memory_options);
     const EntrypointId durable = queue.declare_entrypoint("durable", async_options());
     queue.enqueue(memory, as_payload("m"));
     queue.enqueue(durable, as_payload("d")); // mirrored after the memory one: a barrier
