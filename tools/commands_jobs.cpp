@@ -28,6 +28,8 @@ struct EnqueueArgs {
     std::int32_t priority = 0;
     std::chrono::nanoseconds delay{0};
     std::uint32_t count = 1;
+    std::optional<std::string> dedupe_key;
+    std::string on_duplicate = "skip";
 };
 
 std::string read_all(std::istream& in, const std::string& what) {
@@ -56,6 +58,11 @@ int run_enqueue(const EnqueueArgs& args) {
     if (args.count == 0) {
         throw CLI::ValidationError("--count", "must be at least 1");
     }
+    if (args.dedupe_key && args.count != 1) {
+        throw CLI::ValidationError("--dedupe-key", "a dedupe key names one job; it cannot be used with --count " +
+                                                       std::to_string(args.count));
+    }
+    const OnDuplicate on_duplicate = parse_on_duplicate(args.on_duplicate);
     const std::string payload = read_payload(args);
 
     Queue queue = Queue::open(args.name);
@@ -67,6 +74,24 @@ int run_enqueue(const EnqueueArgs& args) {
         options.execute_after_ns = realtime_now_ns() + args.delay.count();
     }
 
+    if (args.dedupe_key) {
+        // docs/dedupe.md: skip prints the holder's id (and says so on
+        // stderr); refuse fails with exit status 3.
+        options.dedupe_key = args.dedupe_key;
+        options.on_duplicate = on_duplicate;
+        try {
+            const JobId id = queue.enqueue(entrypoint, as_payload(payload), options);
+            std::cout << id << '\n';
+            if (queue.last_enqueue_skipped())
+                std::cerr << "currant: skipped: dedupe key '" << *args.dedupe_key << "' is held by job " << id
+                          << " (queued or picked); nothing was enqueued\n";
+            return 0;
+        } catch (const Error& error) {
+            if (error.code() != Errc::already_exists) throw;
+            std::cerr << "currant: " << error.what() << '\n';
+            return 3;
+        }
+    }
     if (args.count == 1) {
         std::cout << queue.enqueue(entrypoint, as_payload(payload), options) << '\n';
         return 0;
@@ -107,6 +132,15 @@ void add_enqueue(CLI::App& app, Commands& commands) {
     add_number(*sub, "--priority", args->priority, "Higher runs first");
     add_seconds(*sub, "--delay", args->delay, "Run no earlier than this many seconds from now");
     add_number(*sub, "--count", args->count, "Enqueue this many copies");
+    sub->add_option("--dedupe-key", args->dedupe_key,
+                    "While a job of the entrypoint with this key is queued or picked, enqueue nothing "
+                    "(1..128 bytes, no control characters; docs/dedupe.md)")
+        ->type_name("KEY");
+    sub->add_option("--on-duplicate", args->on_duplicate,
+                    "With --dedupe-key, when the key is held: skip (print the holder's id, exit 0) or "
+                    "refuse (exit 3)")
+        ->type_name("skip|refuse")
+        ->check(CLI::IsMember({"skip", "refuse"}));
     commands.push_back({sub, [args] { return run_enqueue(*args); }});
 }
 

@@ -293,6 +293,67 @@ int currant_commit(currant_queue* queue, currant_reservation* reservation, size_
     });
 }
 
+namespace {
+currant::EnqueueOptions keyed_options(const currant_enqueue_options* opts, const char* key, size_t key_size,
+                                      int on_duplicate) {
+    require(key, "key");
+    if (on_duplicate != CURRANT_ON_DUPLICATE_SKIP && on_duplicate != CURRANT_ON_DUPLICATE_REFUSE)
+        throw BadArgument{"on_duplicate is " + std::to_string(on_duplicate) +
+                          "; expected CURRANT_ON_DUPLICATE_SKIP or CURRANT_ON_DUPLICATE_REFUSE"};
+    currant::EnqueueOptions o = to_options(opts);
+    o.dedupe_key.emplace(key, key_size); // the core checks length and characters
+    o.on_duplicate = on_duplicate == CURRANT_ON_DUPLICATE_REFUSE ? currant::OnDuplicate::refuse
+                                                                 : currant::OnDuplicate::skip;
+    return o;
+}
+} // namespace
+
+int currant_enqueue_keyed(currant_queue* queue, uint32_t entrypoint, const void* payload, size_t size,
+                          const currant_enqueue_options* opts, const char* key, size_t key_size, int on_duplicate,
+                          uint64_t* id_out, int* skipped_out) {
+    return guarded("currant_enqueue_keyed", [&] {
+        require(queue, "queue");
+        require(id_out, "id_out");
+        if (skipped_out) *skipped_out = 0;
+        const currant::EnqueueOptions options = keyed_options(opts, key, key_size, on_duplicate);
+        *id_out = queue->queue.enqueue(entrypoint, payload_span(payload, size, "payload"), options);
+        if (skipped_out) *skipped_out = queue->queue.last_enqueue_skipped() ? 1 : 0;
+    });
+}
+
+int currant_commit_keyed(currant_queue* queue, currant_reservation* reservation, size_t size,
+                         const currant_enqueue_options* opts, const char* key, size_t key_size, int on_duplicate,
+                         uint64_t* id_out, int* skipped_out) {
+    return guarded("currant_commit_keyed", [&] {
+        require(queue, "queue");
+        require(reservation, "reservation");
+        require(id_out, "id_out");
+        if (skipped_out) *skipped_out = 0;
+        if (reservation->payload == nullptr)
+            throw BadArgument{"reservation was already committed or abandoned"};
+        if (size > reservation->capacity)
+            throw currant::Error(currant::Errc::payload_too_large,
+                                 "payload of " + std::to_string(size) + " bytes exceeds the reservation's " +
+                                     std::to_string(reservation->capacity) + " bytes");
+        const currant::EnqueueOptions options = keyed_options(opts, key, key_size, on_duplicate);
+        currant::Reservation r = to_reservation(*reservation);
+        currant::JobId id = 0;
+        try {
+            id = queue->queue.commit(r, size, options);
+        } catch (...) {
+            if (r.payload.data() == nullptr) { // used up (a refused duplicate)
+                reservation->payload = nullptr;
+                reservation->capacity = 0;
+            }
+            throw;
+        }
+        reservation->payload = nullptr;
+        reservation->capacity = 0;
+        *id_out = id;
+        if (skipped_out) *skipped_out = queue->queue.last_enqueue_skipped() ? 1 : 0;
+    });
+}
+
 int currant_abandon(currant_queue* queue, currant_reservation* reservation) {
     return guarded("currant_abandon", [&] {
         require(queue, "queue");

@@ -318,6 +318,8 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         c.earliest_lease_ns.store(earliest_lease, std::memory_order_relaxed);
         // 3. The concurrency count and the rate bucket (limits.cpp).
         repair_limits(ep);
+        // 4. The dedupe index, from the slots' state words and keys (dedupe.cpp).
+        rebuild_dedupe(ep);
         return true;
     } catch (...) {
         return false; // allocation failed: the next locker repeats the repair

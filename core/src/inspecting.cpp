@@ -222,6 +222,9 @@ DoctorReport QueueState::doctor() {
                     std::to_string(counted) + " counted jobs picked");
         if (c.log_head.load() < c.log_committed.load() || c.log_head.load() != c.log_written)
             problem(where + "transition log positions are inconsistent");
+        std::vector<std::string> dedupe_problems;
+        check_dedupe(ep, dedupe_problems);
+        for (std::string& text : dedupe_problems) problem(where + text);
     }
     // Every picked or reserved slot must belong to a live participant.
     for (std::uint32_t slot = 0; slot < n; ++slot) {

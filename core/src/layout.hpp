@@ -215,6 +215,12 @@ struct EntrypointControl {
     // Counters of reaped participants, folded in by the reaper.
     alignas(cache_line) std::atomic<std::uint64_t> retired_counters[counter_kinds];
 
+    // The dedupe index of this entrypoint (docs/dedupe.md, dedupe.cpp): a
+    // derived structure, rebuilt from the slots' state words and keys by
+    // the entrypoint repair. [E], plain accesses (only lockers read them).
+    alignas(cache_line) std::uint32_t dedupe_used; // non-empty entries in the index (<= dedupe capacity)
+    std::uint32_t dedupe_in_use;                  // 1 once a keyed job was indexed (0: the index is all empty)
+
     // No pause, no limits, nothing counted: a new segment, and an entry a
     // declarer that died left unpublished (it may carry its limits).
     void clear_limits() noexcept {
@@ -350,10 +356,56 @@ inline std::string_view name_of(const ScheduleEntry& s) noexcept {
     return {s.name, length};
 }
 
+// ------------------------------------------------------------- dedupe keys
+// docs/dedupe.md; the index protocol is in dedupe.cpp.
+inline constexpr std::size_t dedupe_key_bytes = 128;
+
+// The dedupe key of the job in one slot (one per slot, beside the arena).
+// Written by the producer while the slot is reserved by it, before the
+// release store that publishes the job; fixed while the job is queued or
+// picked. A reader under [E] validates what it read seqlock-style: it
+// loads the slot's state word (acquire) before and (after an acquire fence)
+// again after reading the key, and trusts the key only if the word did not
+// change. The key belongs to the slot's job only while job_id equals the
+// slot's JobRecord::job_id: a keyless job leaves the previous key here,
+// under another job id, so keyless enqueues write nothing.
+struct DedupeKey {
+    std::uint64_t job_id;             // the job this key belongs to
+    std::uint32_t hash;               // dedupe_hash(bytes[0, length))
+    std::uint32_t length;             // 1..dedupe_key_bytes
+    char bytes[dedupe_key_bytes];
+};
+static_assert(std::is_standard_layout_v<DedupeKey> && std::is_trivially_copyable_v<DedupeKey>);
+static_assert(sizeof(DedupeKey) == 16 + dedupe_key_bytes);
+
+// One entry of an entrypoint's open-addressing (linear probing) index.
+// [E]. slot_plus_one 0: empty. An entry is a hint: it counts only while its
+// slot holds a queued or picked job of the entrypoint whose DedupeKey names
+// that job and has this hash; otherwise it is stale and the next insert
+// that walks over it deletes it.
+struct DedupeEntry {
+    std::uint32_t slot_plus_one;
+    std::uint32_t hash;
+};
+static_assert(sizeof(DedupeEntry) == 8 && std::is_trivially_copyable_v<DedupeEntry>);
+
+// Entries per entrypoint: at least twice the slot count (a power of two), so
+// the live keys (at most one per slot) never fill more than half of it.
+inline std::uint32_t dedupe_capacity_for(std::uint32_t slot_count) noexcept {
+    std::uint64_t capacity = 16;
+    while (capacity < 2ull * slot_count) capacity *= 2;
+    return std::uint32_t(capacity);
+}
+
 struct CoreGeometry {
     std::uint64_t entrypoints_offset, participants_offset, sleepers_offset, delayed_offset, logs_offset,
         counters_offset, schedules_offset, region_bytes;
     std::uint32_t sleeper_words;
+    // Dedupe keys and indexes (derived from the parameters, not recorded in
+    // the CoreHeader): DedupeKey[slot_count], then
+    // DedupeEntry[max_entrypoints][dedupe_capacity].
+    std::uint64_t dedupe_keys_offset, dedupe_index_offset;
+    std::uint32_t dedupe_capacity;
 };
 
 inline std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
@@ -380,6 +432,11 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     at = round_up(at + counter_stride * p.max_participants, 4096);
     g.schedules_offset = at;
     at = round_up(at + sizeof(ScheduleEntry) * std::uint64_t(max_schedules), 4096);
+    g.dedupe_keys_offset = at;
+    at = round_up(at + sizeof(DedupeKey) * std::uint64_t(p.slot_count), 4096);
+    g.dedupe_index_offset = at;
+    g.dedupe_capacity = dedupe_capacity_for(p.slot_count);
+    at = round_up(at + sizeof(DedupeEntry) * std::uint64_t(g.dedupe_capacity) * p.max_entrypoints, 4096);
     g.region_bytes = at;
     return g;
 }

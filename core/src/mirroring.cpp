@@ -119,6 +119,15 @@ bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const 
     const std::byte* payload = arena_.payload(slot);
     out.payload.assign(payload, payload + rec.payload_size);
     out.dirty_mark = 0;
+    // The dedupe key, fixed while the job lives; trusted only if the state
+    // word did not move while we copied it (see DedupeKey).
+    out.dedupe_key.reset();
+    const DedupeKey& key = dedupe_keys_[slot];
+    if (key.job_id == id && key.length >= 1 && key.length <= dedupe_key_bytes) {
+        std::string text(key.bytes, key.length);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (arena_.state_word(slot).load(std::memory_order_relaxed) == word) out.dedupe_key = std::move(text);
+    }
     return true;
 }
 
@@ -223,6 +232,7 @@ JobId QueueState::restore(EntrypointId ep, const RestoredJob& job, const Enqueue
                                                  " payload bytes, more than the slot capacity of " +
                                                  std::to_string(arena_.payload_bytes()));
     if (job.execute_after_ns < 0) throw Error(Errc::invalid_argument, "execute_after must not be negative");
+    begin_dedupe(ep, options, 1);
     ensure_registered();
     // Ids of this host stay unique: later ids are taken above this one.
     constexpr std::uint64_t counter_mask = (std::uint64_t(1) << 48) - 1;
@@ -233,7 +243,13 @@ JobId QueueState::restore(EntrypointId ep, const RestoredJob& job, const Enqueue
         while (current < floor && !counter.compare_exchange_weak(current, floor, std::memory_order_relaxed)) {
         }
     }
-    const std::uint32_t slot = take_slot(std::int64_t(options.arena_wait.count()) * 1'000'000);
+    std::uint32_t slot = 0;
+    try {
+        slot = take_slot(std::int64_t(options.arena_wait.count()) * 1'000'000);
+    } catch (const Error&) {
+        if (options.dedupe_key && find_holder(ep, *options.dedupe_key)) return resolve_duplicate(ep, options);
+        throw;
+    }
     if (!job.payload.empty()) std::memcpy(arena_.payload(slot), job.payload.data(), job.payload.size());
     const std::int64_t now_real = shm::realtime_ns();
     EnqueueOptions placed = options;
@@ -244,12 +260,17 @@ JobId QueueState::restore(EntrypointId ep, const RestoredJob& job, const Enqueue
     JobRecord& rec = record(slot);
     rec.attempts = job.attempts;
     if (job.enqueued_at_ns > 0) rec.enqueued_at_ns = job.enqueued_at_ns;
+    if (options.dedupe_key) write_dedupe_key(slot, job.id, *options.dedupe_key);
     std::uint64_t sequence = 0;
     try {
         publish(ep, {&slot, 1}, placed, now_real, sequence);
     } catch (const Error&) {
         give_back_slot(slot);
         throw;
+    }
+    if (duplicate_of_) {
+        give_back_slot(slot);
+        return resolve_duplicate(ep, options);
     }
     return job.id;
 }

@@ -236,6 +236,14 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
             const std::uint64_t new_word = StateWord::next(word, SlotState::queued, 0);
             begin_intent(c, slot, word, new_word);
             shm::crash_point("enqueue.locked");
+            if (options.dedupe_key) [[unlikely]] { // a batch of one (begin_dedupe); dedupe.cpp
+                if (const JobId holder = dedupe_claim(ep, slot)) {
+                    c.intent.active = 0;
+                    duplicate_of_ = holder;
+                    break;
+                }
+                shm::crash_point("dedupe.indexed");
+            }
             rec.sequence = c.next_sequence++;
             const bool ready = place_queued(ep, slot, now_real);
             shm::crash_point("enqueue.linked");
@@ -282,6 +290,7 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
         throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': reservation is empty or already used");
     const EntrypointId ep = reservation.entrypoint;
     check_entrypoint(ep);
+    begin_dedupe(ep, options, 1);
     if (size > arena_.payload_bytes())
         throw Error(Errc::payload_too_large, describe(ep) + ": payload of " + std::to_string(size) +
                                                  " bytes exceeds the slot capacity of " +
@@ -293,9 +302,14 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
         throw Error(Errc::stale_handle, describe(ep) + ": reservation is no longer held");
     const std::int64_t now_real = shm::realtime_ns();
     prepare_record(slot, ep, reservation.id, size, options, now_real);
+    if (options.dedupe_key) write_dedupe_key(slot, reservation.id, *options.dedupe_key);
     std::uint64_t sequence = 0;
     publish(ep, {&slot, 1}, options, now_real, sequence);
     reservation.payload = {};
+    if (duplicate_of_) {
+        give_back_slot(slot);
+        return resolve_duplicate(ep, options);
+    }
     if (Durability(entrypoints_[ep].durability.load(std::memory_order_relaxed)) == Durability::sync)
         wait_for_mirror(ep, sequence, reservation.id, options);
     return reservation.id;
@@ -312,6 +326,7 @@ std::size_t QueueState::enqueue_batch(EntrypointId ep, std::span<const std::span
     check_usable();
     check_entrypoint(ep);
     validate_enqueue_options(options);
+    begin_dedupe(ep, options, payloads.size());
     if (ids.size() < payloads.size())
         throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': ids_out is smaller than the batch");
     for (std::size_t i = 0; i < payloads.size(); ++i)
@@ -332,13 +347,21 @@ std::size_t QueueState::enqueue_batch(EntrypointId ep, std::span<const std::span
             const std::int64_t arena_wait_ns = std::int64_t(options.arena_wait.count()) * 1'000'000;
             for (; taken < chunk; ++taken) slots[taken] = take_slot(taken == 0 && done == 0 ? arena_wait_ns : 0);
         } catch (const Error&) {
-            if (done + taken == 0) throw;
+            if (done + taken == 0) {
+                // A full arena still answers a duplicate (dedupe.cpp).
+                if (options.dedupe_key && find_holder(ep, *options.dedupe_key)) {
+                    ids[0] = resolve_duplicate(ep, options);
+                    return 1;
+                }
+                throw;
+            }
         }
         for (std::size_t i = 0; i < taken; ++i) {
             const auto& payload = payloads[done + i];
             if (!payload.empty()) std::memcpy(arena_.payload(slots[i]), payload.data(), payload.size());
             ids[done + i] = next_job_id();
             prepare_record(slots[i], ep, ids[done + i], payload.size(), options, now_real);
+            if (options.dedupe_key) write_dedupe_key(slots[i], ids[done + i], *options.dedupe_key);
         }
         std::uint64_t sequence = 0;
         std::size_t published = 0;
@@ -346,10 +369,21 @@ std::size_t QueueState::enqueue_batch(EntrypointId ep, std::span<const std::span
             published = publish(ep, {slots, taken}, options, now_real, sequence);
         } catch (const Error&) {
             for (std::size_t i = 0; i < taken; ++i) give_back_slot(slots[i]);
-            if (done == 0) throw;
+            if (done == 0) {
+                // A full log still answers a duplicate (dedupe.cpp).
+                if (options.dedupe_key && find_holder(ep, *options.dedupe_key)) {
+                    ids[0] = resolve_duplicate(ep, options);
+                    return 1;
+                }
+                throw;
+            }
             return done;
         }
         for (std::size_t i = published; i < taken; ++i) give_back_slot(slots[i]);
+        if (duplicate_of_) { // a keyed batch of one whose key is held (dedupe.cpp)
+            ids[done] = resolve_duplicate(ep, options);
+            return 1;
+        }
         if (published && Durability(entrypoints_[ep].durability.load(std::memory_order_relaxed)) == Durability::sync)
             wait_for_mirror(ep, sequence, ids[done + published - 1], options);
         done += published;

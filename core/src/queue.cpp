@@ -41,6 +41,17 @@ MissedTicks parse_missed_ticks(std::string_view text) {
                                             "' (expected skip or catch_up)");
 }
 
+std::string_view on_duplicate_name(OnDuplicate policy) noexcept {
+    return policy == OnDuplicate::refuse ? "refuse" : "skip";
+}
+
+OnDuplicate parse_on_duplicate(std::string_view text) {
+    if (text == "skip") return OnDuplicate::skip;
+    if (text == "refuse") return OnDuplicate::refuse;
+    throw Error(Errc::invalid_argument,
+                "unknown on-duplicate policy '" + std::string(text) + "' (expected skip or refuse)");
+}
+
 Durability parse_durability(std::string_view text) {
     if (text == "memory") return Durability::memory;
     if (text == "async") return Durability::async;
@@ -138,6 +149,7 @@ Reservation Queue::reserve(EntrypointId entrypoint) { return state_->reserve(ent
 JobId Queue::commit(Reservation& reservation, std::size_t payload_size, const EnqueueOptions& options) {
     return state_->commit(reservation, payload_size, options);
 }
+bool Queue::last_enqueue_skipped() const noexcept { return state_ && state_->last_enqueue_skipped(); }
 void Queue::abandon(Reservation& reservation) noexcept { state_->abandon(reservation); }
 
 std::size_t Queue::dequeue(std::span<const EntrypointId> entrypoints, std::span<Job> out,

@@ -70,6 +70,8 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         c.commit_signal.store(0, std::memory_order_relaxed);
         c.dirty_slots.store(0, std::memory_order_relaxed);
         c.clear_limits();
+        c.dedupe_used = 0;   // the index and the keys start zeroed (fresh shm pages)
+        c.dedupe_in_use = 0;
         for (auto& counter : c.retired_counters) counter.store(0, std::memory_order_relaxed);
     }
     auto* participants = reinterpret_cast<ParticipantEntry*>(region + geometry.participants_offset);
@@ -122,6 +124,9 @@ QueueState::QueueState(shm::Segment segment)
     entrypoints_ = reinterpret_cast<EntrypointControl*>(region + core_->entrypoints_offset);
     participant_entries_ = reinterpret_cast<ParticipantEntry*>(region + core_->participants_offset);
     schedules_ = reinterpret_cast<ScheduleEntry*>(region + core_->schedules_offset);
+    dedupe_keys_ = reinterpret_cast<DedupeKey*>(region + expected.dedupe_keys_offset);
+    dedupe_index_ = reinterpret_cast<DedupeEntry*>(region + expected.dedupe_index_offset);
+    dedupe_capacity_ = expected.dedupe_capacity;
     max_entrypoints_ = core_->max_entrypoints;
     max_participants_ = core_->max_participants;
     log_capacity_ = core_->log_capacity;

@@ -36,6 +36,9 @@ inline JobStatus status_of(std::uint64_t word) noexcept { return status_of_state
 // inherit its parent's registration).
 std::uint64_t fork_generation() noexcept;
 
+// FNV-1a of a dedupe key, folded to 32 bits (dedupe.cpp).
+std::uint32_t dedupe_hash(std::string_view key) noexcept;
+
 // Throws invalid_argument naming `where` for a limit of zero or less (limits.cpp).
 void validate_limit_options(const EntrypointOptions& options, const std::string& where);
 
@@ -120,6 +123,7 @@ public:
     bool sealed() const noexcept { return core_->sealed.load(std::memory_order_seq_cst) != 0; }
 
     const std::string& name() const noexcept { return segment_.name(); }
+    bool last_enqueue_skipped() const noexcept { return last_enqueue_skipped_; }
 
     // After the segment was retired: wake every sleeping participant so that
     // it sees segment_retired instead of sleeping on.
@@ -255,6 +259,33 @@ private:
 
     std::uint32_t my_tag() const noexcept { return my_index_ + 1; }
 
+    // Dedupe keys (dedupe.cpp, docs/dedupe.md).
+    struct DedupeProbe {
+        enum Kind { empty, stale, other, match } kind;
+        JobId job; // other, match: the live job the entry points at
+    };
+    DedupeEntry* dedupe_index(EntrypointId ep) const noexcept;
+    // Validates options' key for an enqueue of `jobs` jobs (throws
+    // invalid_argument) and resets the per-call dedupe outcome.
+    void begin_dedupe(EntrypointId ep, const EnqueueOptions& options, std::size_t jobs);
+    // While the slot is reserved by us.
+    void write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key) noexcept;
+    // Under [E], inside publish(): the id of the live job holding the key of
+    // `slot` (nothing inserted), or 0 after indexing `slot`.
+    JobId dedupe_claim(EntrypointId ep, std::uint32_t slot);
+    void dedupe_delete(EntrypointId ep, std::uint32_t position) noexcept;
+    DedupeProbe classify_dedupe(EntrypointId ep, const DedupeEntry& entry, std::uint32_t hash,
+                                std::string_view key) const noexcept;
+    // Under [E]: the index rebuilt from the slots (repair, and when full of stale entries).
+    void rebuild_dedupe(EntrypointId ep) noexcept;
+    std::optional<JobId> find_dedupe(EntrypointId ep, std::string_view key) const noexcept;
+    // Takes [E]: sets duplicate_of_ and returns true if a live job holds key.
+    bool find_holder(EntrypointId ep, const std::string& key);
+    // After publish() found a duplicate: skip returns the holder, refuse throws.
+    JobId resolve_duplicate(EntrypointId ep, const EnqueueOptions& options);
+    // Under [E] (doctor): appends what is wrong with ep's dedupe index.
+    void check_dedupe(EntrypointId ep, std::vector<std::string>& problems) const;
+
     shm::Segment segment_;
     shm::Arena arena_;
     CoreHeader* core_;
@@ -304,6 +335,13 @@ private:
     // interrupt(), from any thread: the flag (seq_cst), then our wake word.
     std::atomic<bool> interrupt_requested_{false};
     std::atomic<bool> registered_for_interrupt_{false}; // mirrors registered_ for other threads
+    // Dedupe (dedupe.cpp): the region's arrays, and the outcome of this
+    // object's last keyed enqueue.
+    DedupeKey* dedupe_keys_ = nullptr;
+    DedupeEntry* dedupe_index_ = nullptr;
+    std::uint32_t dedupe_capacity_ = 0;
+    JobId duplicate_of_ = 0;             // set by publish() when the key was held
+    bool last_enqueue_skipped_ = false;
 };
 
 } // namespace currant::detail

@@ -198,6 +198,9 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         else live_rows += "\\N";
         tab(live_rows);
         live_rows += incarnation;
+        tab(live_rows);
+        if (job.dedupe_key) pg::append_copy_text(live_rows, *job.dedupe_key); // restored by a rebuild
+        else live_rows += "\\N";
         live_rows.push_back('\n');
     }
 
@@ -239,15 +242,16 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         }
         if (!live_rows.empty()) {
             connection.copy_in("COPY currant_stage (id, host, entrypoint, priority, status, payload, attempts, "
-                               "max_attempts, created, updated, execute_after, heartbeat, incarnation) FROM STDIN",
+                               "max_attempts, created, updated, execute_after, heartbeat, incarnation, dedupe_key) "
+                               "FROM STDIN",
                                live_rows);
             connection.exec(
                 "INSERT INTO currant_jobs (id, host, entrypoint, priority, status, payload, attempts, max_attempts, "
-                "created, updated, execute_after, heartbeat, incarnation) SELECT id, host, entrypoint, priority, "
-                "status, payload, attempts, max_attempts, created, updated, execute_after, heartbeat, incarnation "
-                "FROM currant_stage ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, attempts = "
-                "EXCLUDED.attempts, updated = EXCLUDED.updated, execute_after = EXCLUDED.execute_after, heartbeat = "
-                "EXCLUDED.heartbeat, incarnation = EXCLUDED.incarnation");
+                "created, updated, execute_after, heartbeat, incarnation, dedupe_key) SELECT id, host, entrypoint, "
+                "priority, status, payload, attempts, max_attempts, created, updated, execute_after, heartbeat, "
+                "incarnation, dedupe_key FROM currant_stage ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
+                "attempts = EXCLUDED.attempts, updated = EXCLUDED.updated, execute_after = EXCLUDED.execute_after, "
+                "heartbeat = EXCLUDED.heartbeat, incarnation = EXCLUDED.incarnation");
             statements += 2;
         }
         if (!finished_ids.empty()) {

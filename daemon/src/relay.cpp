@@ -42,8 +42,8 @@ bool Relay::claim_batch(pg::Connection& connection, bool& pushed_back) {
     try {
         const pg::Result rows = connection.exec(
             "SELECT id, entrypoint, priority, payload, attempts, max_attempts, "
-            "(extract(epoch FROM execute_after) * 1000000)::bigint, (extract(epoch FROM created) * 1000000)::bigint "
-            "FROM currant_jobs WHERE host = $1 AND incarnation IS NULL AND NOT cancel_requested "
+            "(extract(epoch FROM execute_after) * 1000000)::bigint, (extract(epoch FROM created) * 1000000)::bigint, "
+            "dedupe_key, on_duplicate FROM currant_jobs WHERE host = $1 AND incarnation IS NULL AND NOT cancel_requested "
             "ORDER BY id LIMIT " + std::to_string(claim_batch_rows) + " FOR UPDATE SKIP LOCKED",
             {host});
         std::vector<JobId> ids;
@@ -52,7 +52,7 @@ bool Relay::claim_batch(pg::Connection& connection, bool& pushed_back) {
         // before its commit is there already.
         const std::vector<JobState> present = queue_.status(ids);
         std::vector<JobId> claimed, moved_to_memory, rejected;
-        std::vector<std::string> reasons;
+        std::vector<std::string> reasons, endings; // per rejected row: why, and the status it ends in
         for (int row = 0; row < rows.rows() && !pushed_back; ++row) {
             const JobId id = ids[std::size_t(row)];
             if (present[std::size_t(row)].status != JobStatus::unknown) {
@@ -66,6 +66,7 @@ bool Relay::claim_batch(pg::Connection& connection, bool& pushed_back) {
             } catch (const Error&) {
                 rejected.push_back(id);
                 reasons.push_back("entrypoint '" + entrypoint + "' is not declared on host " + host);
+                endings.push_back("exception");
                 continue;
             }
             const std::string payload = rows.bytes(row, 3);
@@ -80,7 +81,18 @@ bool Relay::claim_batch(pg::Connection& connection, bool& pushed_back) {
             try {
                 EnqueueOptions options;
                 options.log_wait = std::chrono::milliseconds(0);
-                queue_.restore(ep, job, options);
+                if (!rows.is_null(row, 8)) { // docs/dedupe.md
+                    options.dedupe_key = std::string(rows.text(row, 8));
+                    options.on_duplicate = rows.text(row, 9) == "refuse" ? OnDuplicate::refuse : OnDuplicate::skip;
+                }
+                const JobId holder = queue_.restore(ep, job, options);
+                if (queue_.last_enqueue_skipped()) {
+                    rejected.push_back(id);
+                    reasons.push_back("skipped: dedupe key '" + *options.dedupe_key + "' is held by job " +
+                                      std::to_string(holder) + " on host " + host);
+                    endings.push_back("canceled");
+                    continue;
+                }
             } catch (const Error& error) {
                 if (error.code() == Errc::arena_full || error.code() == Errc::log_full) {
                     pushed_back = true;
@@ -90,7 +102,10 @@ bool Relay::claim_batch(pg::Connection& connection, bool& pushed_back) {
                 }
                 if (error.code() == Errc::segment_retired) throw;
                 rejected.push_back(id);
-                reasons.push_back(error.what());
+                // A refused duplicate says so; any other error is the reason as it is.
+                reasons.push_back(error.code() == Errc::already_exists ? "refused: " + std::string(error.what())
+                                                                       : std::string(error.what()));
+                endings.push_back("exception");
                 continue;
             }
             if (queue_.entrypoint_options(ep).durability == Durability::memory) moved_to_memory.push_back(id);
@@ -105,10 +120,10 @@ bool Relay::claim_batch(pg::Connection& connection, bool& pushed_back) {
             connection.exec(
                 "WITH gone AS (DELETE FROM currant_jobs WHERE id = $1 RETURNING *) "
                 "INSERT INTO currant_log (job_id, host, incarnation, entrypoint, status, priority, attempts, sequence, "
-                "transitions, created, traceback) SELECT id, host, $2, entrypoint, 'exception', priority, attempts, 0, "
-                "0, now(), $3 FROM gone",
+                "transitions, created, traceback) SELECT id, host, $2, entrypoint, $4::currant_status, priority, "
+                "attempts, 0, 0, now(), $3 FROM gone",
                 {std::to_string(std::int64_t(rejected[i])), std::to_string(std::int64_t(identity_.incarnation)),
-                 reasons[i]});
+                 reasons[i], endings[i]});
             log_line("rejected remote job " + std::to_string(rejected[i]) + ": " + reasons[i]);
         }
         connection.exec("COMMIT");

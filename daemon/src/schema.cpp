@@ -20,7 +20,7 @@ namespace {
 //   currant_entrypoints  per host: declarations, for a rebuild
 //   currant_cursors   per host, incarnation and entrypoint: the feed
 //                     sequence mirrored so far (committed with the rows)
-constexpr std::array<std::string_view, 1> steps = {
+constexpr std::array<std::string_view, 2> steps = {
     R"SQL(
 CREATE TABLE currant_schema (version integer NOT NULL);
 INSERT INTO currant_schema VALUES (0);
@@ -101,6 +101,14 @@ CREATE TABLE currant_cursors (
     sequence bigint NOT NULL,
     PRIMARY KEY (host, incarnation, entrypoint)
 );
+)SQL",
+    // 2: dedupe keys (docs/dedupe.md). currant_jobs.dedupe_key (step 1) is
+    // now mirrored and restored; a row inserted by SQL says what its claim
+    // does when the key is held on the host: skip (the row ends `canceled`)
+    // or refuse (it ends `exception`), the reason in currant_log.traceback.
+    R"SQL(
+ALTER TABLE currant_jobs ADD COLUMN on_duplicate text NOT NULL DEFAULT 'skip'
+    CHECK (on_duplicate IN ('skip', 'refuse'));
 )SQL",
 };
 

@@ -1191,3 +1191,73 @@ TEST_CASE("schedules add, list and rm; bad input exits with one line naming the 
     CHECK(rm.code == 0);
     CHECK(run({"schedules", "list", q}).out == "no schedules\n");
 }
+
+// ---------------------------------------------------------------- dedupe keys (docs/dedupe.md)
+
+TEST_CASE("enqueue --dedupe-key: a held key prints the holder's id and says it skipped", "[cli][enqueue][dedupe]") {
+    Name name;
+    init_queue(name);
+    Result first = run({"enqueue", name, "e", "one", "--dedupe-key", "order-1"});
+    INFO(first);
+    REQUIRE(first.code == 0);
+    CHECK(first.err.empty());
+    const auto ids = lines_of(first.out);
+    REQUIRE(ids.size() == 1);
+    REQUIRE(is_decimal(ids[0]));
+    Result again = run({"enqueue", name, "e", "two", "--dedupe-key", "order-1"});
+    INFO(again);
+    REQUIRE(again.code == 0);
+    CHECK(lines_of(again.out) == ids);
+    check_one_error_line(again);
+    CHECK(contains(again.err, "skipped: dedupe key 'order-1' is held by job " + ids[0]));
+    CHECK(stat_of(stats_json(name), "e", "queued") == 1);
+}
+
+TEST_CASE("enqueue --on-duplicate refuse exits 3 naming the key and the holder", "[cli][enqueue][dedupe]") {
+    Name name;
+    init_queue(name);
+    Result first = run({"enqueue", name, "e", "--dedupe-key", "k", "--on-duplicate", "refuse"});
+    INFO(first);
+    REQUIRE(first.code == 0);
+    const std::string id = lines_of(first.out).at(0);
+    Result refused = run({"enqueue", name, "e", "--dedupe-key", "k", "--on-duplicate", "refuse"});
+    INFO(refused);
+    CHECK(refused.code == 3);
+    CHECK(refused.out.empty());
+    check_one_error_line(refused);
+    CHECK(contains(refused.err, "dedupe key 'k' is held by job " + id));
+    CHECK(stat_of(stats_json(name), "e", "queued") == 1);
+    // Once the job is gone the key is free again.
+    Result cancel = run({"cancel", name, id});
+    INFO(cancel);
+    REQUIRE(cancel.code == 0);
+    Result after = run({"enqueue", name, "e", "--dedupe-key", "k", "--on-duplicate", "refuse"});
+    INFO(after);
+    CHECK(after.code == 0);
+    CHECK(lines_of(after.out).at(0) != id);
+}
+
+TEST_CASE("enqueue with a bad dedupe key or policy is refused and nothing queued is lost",
+          "[cli][enqueue][dedupe][errors]") {
+    Name name;
+    init_queue(name);
+    const std::string kept = enqueue(name, "e");
+    struct Bad {
+        std::vector<std::string> args;
+        int code;
+        std::string says;
+    };
+    for (const Bad& bad : {Bad{{"--dedupe-key", ""}, 1, "empty"},
+                           Bad{{"--dedupe-key", std::string(129, 'k')}, 1, "129 bytes"},
+                           Bad{{"--dedupe-key", "tab\there"}, 1, "control character (0x09)"},
+                           Bad{{"--dedupe-key", "k", "--on-duplicate", "ignore"}, 2, "on-duplicate"},
+                           Bad{{"--dedupe-key", "k", "--count", "2"}, 2, "cannot be used with --count 2"}}) {
+        Result r = run(std::vector<std::string>{"enqueue", name, "e"} + bad.args);
+        INFO(r);
+        CHECK(r.code == bad.code);
+        check_one_error_line(r);
+        CHECK(contains(r.err, bad.says));
+    }
+    CHECK(status_row(name, kept).at(1) == "queued");
+    CHECK(stat_of(stats_json(name), "e", "queued") == 1);
+}

@@ -264,3 +264,43 @@ TEST_CASE("segment removed and daemon restarted: queued and picked jobs are back
     CHECK(fixture.count("SELECT count(*) FROM currant_log WHERE job_id = $1 AND status = 'successful'",
                         {std::to_string(std::int64_t(done_id))}) == 1);
 }
+
+TEST_CASE("segment removed and daemon restarted: a job's dedupe key is restored with it", "[rebuild][dedupe]") {
+    DaemonFixture fixture("rebuild-dedupe");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "5"});
+    JobId held = 0;
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+        EnqueueOptions keyed;
+        keyed.dedupe_key = "survives-reboot";
+        held = queue.enqueue(ep, as_payload("keyed"), keyed);
+        queue.enqueue(ep, as_payload("plain"));
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE dedupe_key = 'survives-reboot'", 1) == 1);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs", 2) == 2);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name());
+
+    fixture.start_daemon({"--host-id", "5"});
+    Queue queue = fixture.open_queue();
+    CHECK(eventually([&] { return !queue.sealed(); }));
+    const EntrypointId ep = queue.entrypoint("jobs");
+    EnqueueOptions keyed;
+    keyed.dedupe_key = "survives-reboot";
+    keyed.on_duplicate = OnDuplicate::refuse;
+    CHECK_THROWS_MATCHES(queue.enqueue(ep, as_payload("again"), keyed), Error,
+                         Catch::Predicate<Error>([](const Error& e) { return e.code() == Errc::already_exists; }));
+    keyed.on_duplicate = OnDuplicate::skip;
+    CHECK(queue.enqueue(ep, as_payload("again"), keyed) == held);
+    CHECK(queue.stats().at(ep).queued == 2);
+    // Once the restored job ends, the key is free.
+    const EntrypointId eps[] = {ep};
+    Job jobs[2];
+    REQUIRE(queue.dequeue(eps, jobs, 5s) == 2);
+    queue.ack(jobs[0].handle);
+    queue.ack(jobs[1].handle);
+    const JobId fresh = queue.enqueue(ep, as_payload("fresh"), keyed);
+    CHECK(fresh != held);
+    CHECK_FALSE(queue.last_enqueue_skipped());
+}

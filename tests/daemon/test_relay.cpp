@@ -176,3 +176,68 @@ TEST_CASE("two hosts share one database and each claims only its own jobs", "[re
     opened_b.reset();
     Queue::remove(queue_b);
 }
+
+// ---------------------------------------------------------------- dedupe keys (docs/dedupe.md)
+
+namespace {
+
+JobId insert_remote_keyed(pg::Connection& db, const std::string& entrypoint, const std::string& key,
+                          const std::string& on_duplicate) {
+    const pg::Result row = db.exec(
+        "INSERT INTO currant_jobs (host, entrypoint, payload, dedupe_key, on_duplicate) VALUES (0, $1, 'remote', $2, "
+        "$3) RETURNING id",
+        {entrypoint, key, on_duplicate});
+    db.exec("SELECT pg_notify($1, '')", {schema::host_channel(0)});
+    return JobId(row.integer(0, 0));
+}
+
+} // namespace
+
+TEST_CASE("a remote job whose dedupe key is held on the host ends skipped or refused, the reason in currant_log",
+          "[relay][dedupe]") {
+    DaemonFixture fixture("remote-dedupe");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    EnqueueOptions keyed;
+    keyed.dedupe_key = "order-9";
+    const JobId local = queue.enqueue(ep, as_payload("local"), keyed);
+    // The mirror writes the key into the local job's row.
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE dedupe_key = 'order-9' AND id = " +
+                                   std::to_string(std::int64_t(local)),
+                               1) == 1);
+    const JobId skipped = insert_remote_keyed(fixture.db(), "jobs", "order-9", "skip");
+    const JobId refused = insert_remote_keyed(fixture.db(), "jobs", "order-9", "refuse");
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id IN (" +
+                                   std::to_string(std::int64_t(skipped)) + ", " +
+                                   std::to_string(std::int64_t(refused)) + ")",
+                               2) == 2);
+    const pg::Result skip_row = fixture.db().exec("SELECT status, traceback FROM currant_log WHERE job_id = $1",
+                                                  {std::to_string(std::int64_t(skipped))});
+    CHECK(skip_row.text(0, 0) == "canceled");
+    CHECK_THAT(std::string(skip_row.text(0, 1)),
+               Catch::Contains("skipped: dedupe key 'order-9' is held by job " + std::to_string(local)));
+    const pg::Result refuse_row = fixture.db().exec("SELECT status, traceback FROM currant_log WHERE job_id = $1",
+                                                    {std::to_string(std::int64_t(refused))});
+    CHECK(refuse_row.text(0, 0) == "exception");
+    CHECK_THAT(std::string(refuse_row.text(0, 1)), Catch::Contains("refused:"));
+    CHECK_THAT(std::string(refuse_row.text(0, 1)), Catch::Contains("is held by job " + std::to_string(local)));
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs WHERE id <> " + std::to_string(std::int64_t(local))) == 0);
+    CHECK(queue.stats().at(ep).queued == 1);
+}
+
+TEST_CASE("a remote job with a free dedupe key is claimed and then holds the key on the host", "[relay][dedupe]") {
+    DaemonFixture fixture("remote-dedupe-claim");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const JobId remote = insert_remote_keyed(fixture.db(), "jobs", "from-sql", "refuse");
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE incarnation IS NOT NULL AND id = " +
+                                   std::to_string(std::int64_t(remote)),
+                               1) == 1);
+    EnqueueOptions keyed;
+    keyed.dedupe_key = "from-sql";
+    CHECK(queue.enqueue(ep, as_payload("local"), keyed) == remote);
+    CHECK(queue.last_enqueue_skipped());
+    CHECK(queue.stats().at(ep).queued == 1);
+}

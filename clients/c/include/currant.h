@@ -214,6 +214,38 @@ CURRANT_API int currant_reserve(currant_queue* queue, uint32_t entrypoint, curra
 CURRANT_API int currant_commit(currant_queue* queue, currant_reservation* reservation, size_t size,
                                const currant_enqueue_options* opts, uint64_t* id_out);
 
+/* ---- dedupe keys (docs/dedupe.md) ------------------------------------- */
+
+/* What a keyed enqueue does while another job of the entrypoint holds its key. */
+enum currant_on_duplicate {
+    CURRANT_ON_DUPLICATE_SKIP = 0,   /* enqueue nothing; *id_out = the holder's id, *skipped_out = 1 */
+    CURRANT_ON_DUPLICATE_REFUSE = 1  /* enqueue nothing; fail with CURRANT_ERR_ALREADY_EXISTS */
+};
+
+#define CURRANT_MAX_DEDUPE_KEY_BYTES 128
+
+/* currant_enqueue with a dedupe key: key_size bytes at key (1..128, no
+ * control characters; need not be NUL-terminated), scoped to the
+ * entrypoint. While a job of the entrypoint with the same key is queued
+ * (delayed included) or picked, no job is added and on_duplicate decides:
+ * SKIP returns CURRANT_OK with the holder's id in *id_out and 1 in
+ * *skipped_out; REFUSE fails with ALREADY_EXISTS (the message names the
+ * key and the holder). The key is free again once its job ends; a retry
+ * keeps it. *skipped_out (may be NULL) is 0 when a job was added.
+ * Errors: as currant_enqueue; INVALID_ARGUMENT (NULL key, bad key or
+ * on_duplicate), ALREADY_EXISTS (REFUSE and the key is held). */
+CURRANT_API int currant_enqueue_keyed(currant_queue* queue, uint32_t entrypoint, const void* payload, size_t size,
+                                      const currant_enqueue_options* opts, const char* key, size_t key_size,
+                                      int on_duplicate, uint64_t* id_out, int* skipped_out);
+
+/* currant_commit with a dedupe key, as currant_enqueue_keyed. A duplicate
+ * gives the reserved slot back: the reservation is used up (payload NULL)
+ * whether the call skips, refuses or adds the job.
+ * Errors: as currant_commit and currant_enqueue_keyed. */
+CURRANT_API int currant_commit_keyed(currant_queue* queue, currant_reservation* reservation, size_t size,
+                                     const currant_enqueue_options* opts, const char* key, size_t key_size,
+                                     int on_duplicate, uint64_t* id_out, int* skipped_out);
+
 /* Gives the reserved slot back; clears reservation->payload. Abandoning an
  * already committed or abandoned reservation does nothing.
  * Errors: INVALID_ARGUMENT (NULL). */

@@ -38,6 +38,7 @@ from . import _currant
 from ._errors import (
     ArenaFull,
     CurrantError,
+    DuplicateJob,
     EntrypointNotFound,
     InvalidArgument,
     NotFound,
@@ -74,9 +75,10 @@ __all__ = [
     "PermissionDenied",
     "ScheduleExists",
     "ScheduleNotFound",
+    "DuplicateJob",
 ]
 
-for _cls in (ArenaFull, CurrantError, EntrypointNotFound, InvalidArgument, NotFound, NotOwner,
+for _cls in (ArenaFull, CurrantError, DuplicateJob, EntrypointNotFound, InvalidArgument, NotFound, NotOwner,
              PayloadTooLarge, PermissionDenied, QueueClosed, QueueExists, QueueNotFound,
              QueueRetired, ScheduleExists, ScheduleNotFound, StaleHandle, TimedOut):
     _cls.__module__ = __name__  # show as currant.PayloadTooLarge in tracebacks
@@ -429,6 +431,8 @@ class Queue:
         *,
         max_attempts: int = 0,
         wait: float | None = 0,
+        dedupe_key: str | bytes | None = None,
+        on_duplicate: str = "skip",
     ) -> int:
         """Queue one job and return its id.
 
@@ -438,12 +442,30 @@ class Queue:
         from now. ``max_attempts`` 0 takes the entrypoint's default. ``wait``
         is how long (seconds) to wait for a free slot when the queue is full
         before raising :class:`ArenaFull`.
+
+        ``dedupe_key`` (1 to 128 bytes, str as UTF-8, no control characters;
+        docs/dedupe.md): while a job of this entrypoint with the same key is
+        queued (delayed included) or picked, nothing is enqueued and
+        ``on_duplicate`` decides: ``"skip"`` returns that job's id (then
+        :attr:`last_enqueue_skipped` is True), ``"refuse"`` raises
+        :class:`DuplicateJob`. The key is free again once its job ends.
         """
+        if dedupe_key is not None:
+            return self._fast.enqueue(
+                entrypoint, payload, priority, _execute_after_ns(execute_after), max_attempts,
+                _ms(wait or 0, "wait"), dedupe_key, on_duplicate,
+            )
         if execute_after is None and not wait:  # the common call: no conversions
             return self._fast.enqueue(entrypoint, payload, priority, 0, max_attempts, 0)
         return self._fast.enqueue(
             entrypoint, payload, priority, _execute_after_ns(execute_after), max_attempts, _ms(wait or 0, "wait")
         )
+
+    @property
+    def last_enqueue_skipped(self) -> bool:
+        """True if this Queue's last enqueue with a ``dedupe_key`` added no job
+        (the key was held; the id returned was the holder's)."""
+        return self._q.last_enqueue_skipped()
 
     def enqueue_batch(
         self,

@@ -102,6 +102,14 @@ class ScheduleExists(CurrantError):
     code = "already_exists"
 
 
+class DuplicateJob(CurrantError):
+    """Queue.enqueue(..., dedupe_key=K, on_duplicate="refuse") while a job of
+    the entrypoint with key K is queued or picked; the message names the
+    key and that job's id. Nothing was enqueued."""
+
+    code = "already_exists"
+
+
 class ScheduleNotFound(NotFound):
     """No schedule of that name exists on this queue."""
 
@@ -114,6 +122,7 @@ _BY_KIND: dict[str, type[CurrantError]] = {
     "already_exists": QueueExists,
     "schedule_exists": ScheduleExists,
     "schedule_not_found": ScheduleNotFound,
+    "duplicate_job": DuplicateJob,
     "closed": QueueClosed,
     "segment_retired": QueueRetired,
     "payload_too_large": PayloadTooLarge,

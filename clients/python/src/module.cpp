@@ -467,11 +467,31 @@ long long int_argument(PyObject* obj, const char* what, long long low, long long
 // ---- the hot path: FastQueue's methods (METH_FASTCALL) ----
 
 // enqueue(entrypoint, payload, priority=0, execute_after_ns=0, max_attempts=0, arena_wait_ms=0) -> id
+// A dedupe key from str (UTF-8) or bytes; the core checks length and characters.
+std::string dedupe_key_argument(PyObject* value) {
+    if (PyUnicode_Check(value)) {
+        Py_ssize_t size = 0;
+        const char* text = PyUnicode_AsUTF8AndSize(value, &size);
+        if (!text) throw py::error_already_set();
+        return std::string(text, std::size_t(size));
+    }
+    if (PyBytes_Check(value)) return std::string(PyBytes_AS_STRING(value), std::size_t(PyBytes_GET_SIZE(value)));
+    throw py::type_error(std::string("dedupe_key must be str, bytes or None, not ") + Py_TYPE(value)->tp_name);
+}
+
+currant::OnDuplicate on_duplicate_argument(PyObject* value) {
+    if (!PyUnicode_Check(value))
+        throw py::type_error(std::string("on_duplicate must be 'skip' or 'refuse', not ") + Py_TYPE(value)->tp_name);
+    const char* text = PyUnicode_AsUTF8(value);
+    if (!text) throw py::error_already_set();
+    return currant::parse_on_duplicate(text); // invalid_argument names the value
+}
+
 PyObject* fast_enqueue(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     try {
-        if (nargs < 2 || nargs > 6)
+        if (nargs < 2 || nargs > 8)
             throw py::type_error("enqueue(entrypoint, payload, priority=0, execute_after_ns=0, max_attempts=0, "
-                                 "arena_wait_ms=0)");
+                                 "arena_wait_ms=0, dedupe_key=None, on_duplicate='skip')");
         Holder& h = holder_of(self);
         const currant::EntrypointId ep = resolve_entrypoint(h, args[0]);
         Buffer buffer(args[1]);
@@ -480,11 +500,27 @@ PyObject* fast_enqueue(PyObject* self, PyObject* const* args, Py_ssize_t nargs) 
         if (nargs > 3) options.execute_after_ns = int_argument(args[3], "execute_after_ns", 0, INT64_MAX);
         if (nargs > 4) options.max_attempts = std::uint32_t(int_argument(args[4], "max_attempts", 0, UINT32_MAX));
         if (nargs > 5) options.arena_wait = milliseconds(int_argument(args[5], "arena_wait_ms", 0, INT64_MAX));
+        if (nargs > 6 && args[6] != Py_None) options.dedupe_key = dedupe_key_argument(args[6]);
+        if (nargs > 7) options.on_duplicate = on_duplicate_argument(args[7]);
         currant::JobId id = 0;
+        std::exception_ptr error;
         {
             ReleasedGil unlocked;
             std::lock_guard guard(h.mutex);
-            id = h.get().enqueue(ep, buffer.span(), options);
+            try {
+                id = h.get().enqueue(ep, buffer.span(), options);
+            } catch (...) {
+                error = std::current_exception();
+            }
+        }
+        if (error) {
+            try {
+                std::rethrow_exception(error);
+            } catch (const currant::Error& e) {
+                if (e.code() == currant::Errc::already_exists && options.dedupe_key)
+                    throw PyCurrantError{"duplicate_job", "already_exists", e.what()};
+                throw;
+            }
         }
         return PyLong_FromUnsignedLongLong(id);
     } catch (...) {
@@ -850,6 +886,11 @@ public:
         return PyReservation(holder_, reservation);
     }
 
+    bool last_enqueue_skipped() {
+        auto guard = holder_->lock();
+        return holder_->get().last_enqueue_skipped();
+    }
+
     // size < 0: the whole capacity.
     currant::JobId commit(PyReservation& r, std::int64_t size, std::int32_t priority, std::int64_t execute_after_ns,
                           std::uint32_t max_attempts) {
@@ -1156,6 +1197,7 @@ PYBIND11_MODULE(_currant, m) {
         .def("enqueue_batch", &PyQueue::enqueue_batch)
         .def("set_prefetch", &PyQueue::set_prefetch)
         .def("flush", &PyQueue::flush)
+        .def("last_enqueue_skipped", &PyQueue::last_enqueue_skipped)
         .def("reserve", &PyQueue::reserve)
         .def("commit", &PyQueue::commit)
         .def("abandon", &PyQueue::abandon)

@@ -146,6 +146,18 @@ struct ScheduleInfo {
     std::int64_t created_at_ns = 0;
 };
 
+// What an enqueue with a dedupe key does while another job of the
+// entrypoint holds that key (docs/dedupe.md).
+enum class OnDuplicate : std::uint8_t {
+    skip = 0,   // enqueue nothing; return the id of the job holding the key
+    refuse = 1, // enqueue nothing; throw Error(already_exists) naming the key and that job
+};
+std::string_view on_duplicate_name(OnDuplicate policy) noexcept;
+OnDuplicate parse_on_duplicate(std::string_view text); // "skip" | "refuse"; throws invalid_argument
+
+// Longest dedupe key, in bytes.
+inline constexpr std::size_t max_dedupe_key_bytes = 128;
+
 struct EnqueueOptions {
     std::int32_t priority = 0;                 // higher runs first
     std::int64_t execute_after_ns = 0;         // CLOCK_REALTIME, ns since the epoch; 0 = now
@@ -154,6 +166,15 @@ struct EnqueueOptions {
                                                // slot when the arena is full; 0: fail with arena_full
     std::chrono::milliseconds log_wait{1'000}; // async/sync: how long to wait for log space
     std::chrono::milliseconds sync_wait{5'000};// sync: how long to wait for the mirror's commit
+    // Dedupe key (docs/dedupe.md), scoped to the entrypoint: while a job of
+    // this entrypoint with the same key is queued (delayed included) or
+    // picked, this enqueue adds no job and acts as on_duplicate says. The
+    // key is free again once that job ends (successful, exception,
+    // canceled); a retry keeps it. 1..128 bytes, no control characters
+    // (invalid_argument otherwise). enqueue_batch takes a key only for a
+    // batch of one job.
+    std::optional<std::string> dedupe_key;
+    OnDuplicate on_duplicate = OnDuplicate::skip;
 };
 
 // What identifies one pick of one job. Value type; stale handles are refused.
@@ -256,6 +277,7 @@ struct JobSnapshot {
     std::int64_t execute_after_ns = 0;     // CLOCK_REALTIME, 0 = at once
     std::vector<std::byte> payload;
     std::uint32_t dirty_mark = 0;          // collect_dirty: the mark settle_dirty clears
+    std::optional<std::string> dedupe_key; // the job's dedupe key, if it has one
 };
 
 // A job put back into a segment under its own id (rebuild, remote claims).
@@ -362,7 +384,14 @@ public:
     std::size_t enqueue_batch(EntrypointId entrypoint, std::span<const std::span<const std::byte>> payloads,
                               std::span<JobId> ids_out, const EnqueueOptions& options = {});
     Reservation reserve(EntrypointId entrypoint);
+    // With options.dedupe_key, a duplicate gives the reserved slot back
+    // (the reservation is used up either way) and returns the holder's id
+    // (skip) or throws already_exists (refuse).
     JobId commit(Reservation& reservation, std::size_t payload_size, const EnqueueOptions& options = {});
+    // True if this Queue object's last enqueue/commit/restore with a dedupe
+    // key added no job because the key was held (on_duplicate = skip): the
+    // id it returned is the holder's.
+    bool last_enqueue_skipped() const noexcept;
     void abandon(Reservation& reservation) noexcept;
 
     // --- consuming ---
@@ -443,7 +472,8 @@ public:
     // Enqueues a job under its existing id and attempt count (rebuild from
     // PostgreSQL, jobs inserted remotely). Raises the id counter above id
     // when id belongs to this host. The caller checks that the id is not
-    // already in the segment.
+    // already in the segment. options.dedupe_key applies as for enqueue
+    // (a skipped restore returns the holder's id).
     JobId restore(EntrypointId entrypoint, const RestoredJob& job, const EnqueueOptions& options = {});
     // Marks the queue as mirrored (currantd calls it when it attaches):
     // entrypoints declared later without a durability get `async`.

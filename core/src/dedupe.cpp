@@ -1,0 +1,286 @@
+// Dedupe keys (docs/dedupe.md).
+//
+// Each entrypoint has an open-addressing index (linear probing) over a
+// 32-bit hash of the key, guarded by the entrypoint lock [E]. The truth is
+// elsewhere: a job holds a key while its slot's state word says queued or
+// picked, its JobRecord names the entrypoint, and the slot's DedupeKey
+// names the job. An index entry is only a pointer to a slot that may hold
+// the key, so
+//   * a job that ends (successful, exception, canceled, or freed by a
+//     lock-free `memory` ack) frees its key at once, with no index write:
+//     its entry turns stale by itself, and the next insert that walks over
+//     it deletes it (backward-shift deletion keeps every chain unbroken);
+//   * a retry or lease requeue keeps the key (same slot, same job id);
+//   * the index is derivable: rebuild_dedupe() throws it away and re-inserts
+//     every live keyed job of the entrypoint, which is what the entrypoint
+//     repair does after a dead lock owner (whatever instruction it died at,
+//     including in the middle of a deletion or of a rebuild), and what an
+//     insert does when the index has filled up with stale entries.
+// The insert (claim) runs inside publish()'s critical section: intent
+// written, then the claim, then the state word's release store. A producer
+// killed after the claim and before that store leaves an entry that points
+// at a slot still reserved by it, which is stale; the repair rebuilds
+// anyway. Every slot number read from the index is bounds-checked: an entry
+// out of range is treated as stale and deleted, and an index with no empty
+// entry left (only a corrupt segment) is rebuilt.
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "currant/shm/crash_point.hpp"
+#include "queue_state.hpp"
+
+namespace currant::detail {
+
+using shm::SlotState;
+using shm::StateWord;
+
+std::uint32_t dedupe_hash(std::string_view key) noexcept {
+    // FNV-1a (64 bit), folded to 32: stable across processes and builds.
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const char ch : key) {
+        h ^= std::uint8_t(ch);
+        h *= 0x100000001b3ull;
+    }
+    return std::uint32_t(h ^ (h >> 32));
+}
+
+DedupeEntry* QueueState::dedupe_index(EntrypointId ep) const noexcept {
+    return dedupe_index_ + std::uint64_t(ep) * dedupe_capacity_;
+}
+
+void QueueState::begin_dedupe(EntrypointId ep, const EnqueueOptions& options, std::size_t jobs) {
+    last_enqueue_skipped_ = false;
+    duplicate_of_ = 0;
+    if (!options.dedupe_key) return;
+    const std::string& key = *options.dedupe_key;
+    if (key.empty())
+        throw Error(Errc::invalid_argument, describe(ep) + ": the dedupe key is empty (give 1 to " +
+                                                std::to_string(max_dedupe_key_bytes) + " bytes, or no key)");
+    if (key.size() > max_dedupe_key_bytes)
+        throw Error(Errc::invalid_argument, describe(ep) + ": the dedupe key is " + std::to_string(key.size()) +
+                                                " bytes long, more than the limit of " +
+                                                std::to_string(max_dedupe_key_bytes) + " bytes");
+    for (std::size_t i = 0; i < key.size(); ++i) {
+        const unsigned char ch = static_cast<unsigned char>(key[i]);
+        if (ch < 0x20 || ch == 0x7f) {
+            char shown[8];
+            std::snprintf(shown, sizeof shown, "0x%02x", ch);
+            throw Error(Errc::invalid_argument, describe(ep) + ": the dedupe key has a control character (" + shown +
+                                                    ") at byte " + std::to_string(i));
+        }
+    }
+    if (options.on_duplicate != OnDuplicate::skip && options.on_duplicate != OnDuplicate::refuse)
+        throw Error(Errc::invalid_argument, describe(ep) + ": on_duplicate must be skip or refuse");
+    if (jobs > 1)
+        throw Error(Errc::invalid_argument, describe(ep) + ": a dedupe key names one job, but the batch has " +
+                                                std::to_string(jobs) + "; enqueue keyed jobs one at a time");
+}
+
+void QueueState::write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key) noexcept {
+    // The slot is reserved by us; the release store that publishes the job
+    // publishes this too.
+    DedupeKey& k = dedupe_keys_[slot];
+    k.job_id = id;
+    k.hash = dedupe_hash(key);
+    k.length = std::uint32_t(key.size());
+    std::memcpy(k.bytes, key.data(), key.size());
+}
+
+JobId QueueState::resolve_duplicate(EntrypointId ep, const EnqueueOptions& options) {
+    const JobId holder = std::exchange(duplicate_of_, 0);
+    if (options.on_duplicate == OnDuplicate::refuse)
+        throw Error(Errc::already_exists, describe(ep) + ": dedupe key '" + *options.dedupe_key +
+                                              "' is held by job " + std::to_string(holder) +
+                                              " (queued or picked); nothing was enqueued");
+    last_enqueue_skipped_ = true;
+    return holder;
+}
+
+QueueState::DedupeProbe QueueState::classify_dedupe(EntrypointId ep, const DedupeEntry& entry, std::uint32_t hash,
+                                                    std::string_view key) const noexcept {
+    if (entry.slot_plus_one == 0) return {DedupeProbe::empty, 0};
+    const std::uint32_t slot = entry.slot_plus_one - 1;
+    if (slot >= arena_.slot_count()) return {DedupeProbe::stale, 0}; // corrupt: deleted like a stale one
+    // Seqlock read (see DedupeKey): a picked job may be acked without the
+    // lock and its slot reused by a producer that rewrites the key, so what
+    // we read counts only if the state word did not move meanwhile. Queued
+    // slots of ep move only under [E], which we hold.
+    const std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+    const std::uint64_t before = state.load(std::memory_order_acquire);
+    const SlotState s = StateWord::state(before);
+    if (s != SlotState::queued && s != SlotState::picked) return {DedupeProbe::stale, 0};
+    const JobRecord& rec = record(slot);
+    const DedupeKey& k = dedupe_keys_[slot];
+    const JobId id = rec.job_id;
+    const std::uint32_t length = k.length;
+    const bool keyed = rec.entrypoint == ep && k.job_id == id && k.hash == entry.hash && length >= 1 &&
+                       length <= dedupe_key_bytes;
+    const bool same = keyed && entry.hash == hash && length == key.size() &&
+                      std::memcmp(k.bytes, key.data(), key.size()) == 0;
+    std::atomic_thread_fence(std::memory_order_acquire); // pairs with nothing: orders our reads before the re-check
+    if (state.load(std::memory_order_relaxed) != before || !keyed) return {DedupeProbe::stale, 0};
+    return {same ? DedupeProbe::match : DedupeProbe::other, id};
+}
+
+void QueueState::dedupe_delete(EntrypointId ep, std::uint32_t hole) noexcept {
+    // Backward-shift deletion: every later entry of the run whose home lies
+    // cyclically outside (hole, j] moves into the hole, so each entry stays
+    // reachable from its home without tombstones.
+    EntrypointControl& c = entrypoints_[ep];
+    DedupeEntry* index = dedupe_index(ep);
+    const std::uint32_t mask = dedupe_capacity_ - 1;
+    std::uint32_t j = hole;
+    for (std::uint32_t step = 1; step < dedupe_capacity_; ++step) {
+        j = (j + 1) & mask;
+        if (index[j].slot_plus_one == 0) break;
+        const std::uint32_t home = index[j].hash & mask;
+        const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays) continue;
+        index[hole] = index[j];
+        shm::crash_point("dedupe.shifted"); // an entry in two places: the repair rebuilds
+        hole = j;
+    }
+    index[hole] = DedupeEntry{0, 0};
+    if (c.dedupe_used > 0) --c.dedupe_used;
+}
+
+JobId QueueState::dedupe_claim(EntrypointId ep, std::uint32_t slot) {
+    EntrypointControl& c = entrypoints_[ep];
+    const DedupeKey& mine = dedupe_keys_[slot]; // reserved by us: stable
+    const std::string_view key(mine.bytes, std::min<std::size_t>(mine.length, dedupe_key_bytes));
+    const std::uint32_t hash = mine.hash;
+    // Stale entries of keys no insert walks over accumulate; at three
+    // quarters full, start afresh from the slots (live keys fill at most half).
+    if (c.dedupe_used > dedupe_capacity_ / 4 * 3) rebuild_dedupe(ep);
+    DedupeEntry* index = dedupe_index(ep);
+    const std::uint32_t mask = dedupe_capacity_ - 1;
+    std::uint32_t position = hash & mask;
+    bool rebuilt = false;
+    for (std::uint64_t step = 0;; ++step) {
+        if (step > 2ull * dedupe_capacity_) {
+            // No empty entry: only a corrupt index does that. Rebuild it once.
+            if (rebuilt)
+                throw Error(Errc::corrupt_segment, describe(ep) + ": the dedupe index has no free entry after a "
+                                                                  "rebuild (run `currant doctor`)");
+            rebuild_dedupe(ep);
+            rebuilt = true;
+            position = hash & mask;
+            step = 0;
+        }
+        const DedupeProbe probe = classify_dedupe(ep, index[position], hash, key);
+        if (probe.kind == DedupeProbe::empty) break;
+        if (probe.kind == DedupeProbe::match) return probe.job;
+        if (probe.kind == DedupeProbe::stale) {
+            dedupe_delete(ep, position); // re-examine the entry shifted into this position
+            continue;
+        }
+        position = (position + 1) & mask;
+    }
+    c.dedupe_in_use = 1; // before the entry: a rebuild then knows there is something to clear
+    index[position] = DedupeEntry{slot + 1, hash};
+    ++c.dedupe_used;
+    return 0;
+}
+
+void QueueState::rebuild_dedupe(EntrypointId ep) noexcept {
+    // Under [E]. Idempotent: a repairer killed anywhere in here leaves a
+    // dead lock owner again, and the next locker repeats the whole rebuild.
+    EntrypointControl& c = entrypoints_[ep];
+    if (c.dedupe_in_use == 0 && c.dedupe_used == 0) return; // never used: nothing to clear, no keyed job
+    DedupeEntry* index = dedupe_index(ep);
+    std::memset(static_cast<void*>(index), 0, sizeof(DedupeEntry) * std::size_t(dedupe_capacity_));
+    c.dedupe_used = 0;
+    // dedupe_in_use stays 1: a rebuild killed from here on must not look
+    // like an index never used to the repairer that repeats it.
+    shm::crash_point("dedupe.rebuild");
+    const std::uint32_t n = arena_.slot_count();
+    const std::uint32_t mask = dedupe_capacity_ - 1;
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        const SlotState s = StateWord::state(word);
+        if (s != SlotState::queued && s != SlotState::picked) continue;
+        const JobRecord& rec = record(slot);
+        if (rec.entrypoint != ep) continue;
+        const DedupeKey& k = dedupe_keys_[slot];
+        if (k.job_id != rec.job_id || k.length == 0 || k.length > dedupe_key_bytes) continue;
+        // (A picked job acked meanwhile leaves a stale entry: harmless.)
+        std::uint32_t position = k.hash & mask;
+        std::uint32_t step = 0;
+        while (index[position].slot_plus_one != 0 && ++step < dedupe_capacity_) position = (position + 1) & mask;
+        if (index[position].slot_plus_one != 0) break; // cannot happen: live keys fill at most half
+        c.dedupe_in_use = 1;
+        index[position] = DedupeEntry{slot + 1, k.hash};
+        ++c.dedupe_used;
+    }
+}
+
+bool QueueState::find_holder(EntrypointId ep, const std::string& key) {
+    // An enqueue that failed for back-pressure (no slot, no log room)
+    // before publish() could look: a held key still gets its answer.
+    lock_entrypoint(ep);
+    shm::LockHolder holder(entrypoints_[ep].lock);
+    const std::optional<JobId> found = find_dedupe(ep, key);
+    duplicate_of_ = found.value_or(0);
+    return found.has_value();
+}
+
+std::optional<JobId> QueueState::find_dedupe(EntrypointId ep, std::string_view key) const noexcept {
+    // Read-only walk (doctor). Under [E].
+    const DedupeEntry* index = dedupe_index(ep);
+    const std::uint32_t hash = dedupe_hash(key);
+    const std::uint32_t mask = dedupe_capacity_ - 1;
+    std::uint32_t position = hash & mask;
+    for (std::uint32_t step = 0; step < dedupe_capacity_; ++step, position = (position + 1) & mask) {
+        const DedupeProbe probe = classify_dedupe(ep, index[position], hash, key);
+        if (probe.kind == DedupeProbe::empty) return std::nullopt;
+        if (probe.kind == DedupeProbe::match) return probe.job;
+    }
+    return std::nullopt;
+}
+
+void QueueState::check_dedupe(EntrypointId ep, std::vector<std::string>& problems) const {
+    // Under [E] (doctor).
+    const EntrypointControl& c = entrypoints_[ep];
+    const DedupeEntry* index = dedupe_index(ep);
+    const std::uint32_t n = arena_.slot_count();
+    std::uint32_t used = 0;
+    for (std::uint32_t i = 0; i < dedupe_capacity_; ++i) {
+        if (index[i].slot_plus_one == 0) continue;
+        ++used;
+        if (index[i].slot_plus_one - 1 >= n)
+            problems.push_back("dedupe index entry " + std::to_string(i) + " names slot " +
+                               std::to_string(index[i].slot_plus_one - 1) + " beyond the arena");
+    }
+    if (used != c.dedupe_used)
+        problems.push_back("dedupe index holds " + std::to_string(used) + " entries but counts " +
+                           std::to_string(c.dedupe_used));
+    if (used != 0 && c.dedupe_in_use == 0) problems.push_back("dedupe index has entries but is marked unused");
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+        const std::uint64_t word = state.load(std::memory_order_acquire);
+        const SlotState s = StateWord::state(word);
+        if (s != SlotState::queued && s != SlotState::picked) continue;
+        const JobRecord& rec = record(slot);
+        const DedupeKey& k = dedupe_keys_[slot];
+        if (rec.entrypoint != ep || k.job_id != rec.job_id) continue;
+        const JobId id = rec.job_id;
+        if (k.length == 0 || k.length > dedupe_key_bytes) {
+            problems.push_back("job " + std::to_string(id) + " has a dedupe key of length " + std::to_string(k.length));
+            continue;
+        }
+        const std::string key(k.bytes, k.length);
+        if (k.hash != dedupe_hash(key)) {
+            problems.push_back("job " + std::to_string(id) + ": its dedupe key's stored hash is wrong");
+            continue;
+        }
+        const std::optional<JobId> found = find_dedupe(ep, key);
+        if (state.load(std::memory_order_acquire) != word) continue; // acked meanwhile (lock-free): no verdict
+        if (!found) problems.push_back("dedupe index misses job " + std::to_string(id) + " (key '" + key + "')");
+        else if (*found != id)
+            problems.push_back("jobs " + std::to_string(*found) + " and " + std::to_string(id) +
+                               " are both queued or picked with dedupe key '" + key + "'");
+    }
+}
+
+} // namespace currant::detail
