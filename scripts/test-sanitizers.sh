@@ -8,16 +8,22 @@
 #
 # asan  build-asan: -Db_sanitize=address,undefined; suites unit, multiprocess,
 #       crash, cli, c_api, daemon, permissions. UBSan halts on the first
-#       report; LSan is on.
+#       report; LSan is on. Then, in a second run (log
+#       build-asan/meson-logs/testlog-python-env.json), the suites python and
+#       chaos: Debian's unsanitized interpreter with the ASan runtime and
+#       libstdc++ preloaded (LD_PRELOAD, through meson's --wrapper, so meson
+#       itself and the PostgreSQL the chaos run starts are not), the
+#       sanitized extension, currantd and currant; leak checks off there
+#       (the interpreter does not free everything at exit).
 # tsan  build-tsan (clang): -Db_sanitize=thread; suites unit, multiprocess,
-#       crash, cli, c_api (the daemon suites are not yet run under TSan).
-#       Suppressions: tests/sanitizers/tsan.supp.
+#       crash, cli, c_api, daemon (currantd's threads: mirror, relay,
+#       signals, HTTP). Suppressions: tests/sanitizers/tsan.supp.
 #
 # The daemon suites run the sanitized currantd and currant as real
-# processes. Not here: python and chaos (an unsanitized interpreter would
-# have to preload the runtime; docs/RELIABILITY.md) and python-install.
-# `meson test` builds only what the selected suites need (no benchmarks, no
-# Python extension). The exit code is non-zero if any run failed.
+# processes. Not here: python-install (pip builds its own unsanitized copy),
+# and python and chaos under TSan (the interpreter would have to be built
+# with TSan). `meson test` builds only what the selected suites need (no
+# benchmarks). The exit code is non-zero if any run failed.
 # Expects scripts/install-deps.sh to have run (scripts/test.sh does).
 set -euo pipefail
 
@@ -26,8 +32,10 @@ root=$PWD
 which=${1:-all}
 
 common_setup=(--buildtype=debugoptimized -Doptimization=1 -Db_lundef=false -Dbenchmarks=disabled)
-tsan_suites=(--suite unit --suite multiprocess --suite crash --suite cli --suite c_api)
-asan_suites=("${tsan_suites[@]}" --suite daemon --suite permissions)
+native_suites=(--suite unit --suite multiprocess --suite crash --suite cli --suite c_api --suite daemon)
+tsan_suites=("${native_suites[@]}")
+asan_suites=("${native_suites[@]}" --suite permissions)
+asan_python_suites=(--suite python --suite chaos)
 
 # configure DIR [meson setup options...]: a fresh directory is set up; an
 # existing one is reconfigured only if its setup never finished or another
@@ -54,6 +62,17 @@ if [[ $which == all || $which == asan ]]; then
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:print_summary=1 \
     meson test -C build-asan "${asan_suites[@]}" --print-errorlogs --num-processes 2 \
       --timeout-multiplier 5 || status=1
+  # The interpreter is not instrumented: the runtime must come first
+  # (LD_PRELOAD), and libstdc++ with it, or ASan's __cxa_throw interceptor
+  # finds no real __cxa_throw (libstdc++ is loaded only with the extension)
+  # and the first C++ exception aborts.
+  preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
+  # meson appends "-" and the wrapper's program name to --logbase, so this
+  # run's log is testlog-python-env.json (scripts/test.sh counts it).
+  meson test -C build-asan "${asan_python_suites[@]}" --logbase testlog-python --print-errorlogs \
+      --num-processes 2 --timeout-multiplier 5 \
+      --wrapper "env LD_PRELOAD='$preload' ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:print_summary=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:print_summary=1" ||
+    status=1
 fi
 
 if [[ $which == all || $which == tsan ]]; then
@@ -69,9 +88,18 @@ if [[ $which == all || $which == tsan ]]; then
   # exit-code change, so a report must end the process (exit 66) at once.
   # die_after_fork=0: the tests fork from processes that run the
   # participant's holder thread, and the children start their own.
-  TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:second_deadlock_stack=1:suppressions=$root/tests/sanitizers/tsan.supp" \
+  # log_path: every report also lands in a file, so one from a process no
+  # test waits for (a currantd a test SIGKILLs afterwards) still fails the run.
+  reports=$root/build-tsan/tsan-reports
+  rm -rf "$reports" && mkdir -p "$reports"
+  TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:second_deadlock_stack=1:suppressions=$root/tests/sanitizers/tsan.supp:log_path=$reports/report" \
     meson test -C build-tsan "${tsan_suites[@]}" --print-errorlogs --num-processes 2 \
       --timeout-multiplier 5 || status=1
+  if compgen -G "$reports/report*" >/dev/null; then
+    echo "test-sanitizers: ThreadSanitizer reports (files in $reports):" >&2
+    cat "$reports"/report* >&2
+    status=1
+  fi
 fi
 
 exit "$status"

@@ -20,9 +20,11 @@ meson test -C "$build_dir" --print-errorlogs --num-processes 2 \
 
 logs=("$build_dir/meson-logs/test-sh.json")
 if [[ ${CURRANT_SANITIZERS:-1} != 0 ]]; then
-  rm -f build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json
+  rm -f build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-python-env.json \
+    build-tsan/meson-logs/testlog.json
   bash scripts/test-sanitizers.sh || status=1
-  logs+=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json)
+  logs+=(build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-python-env.json
+         build-tsan/meson-logs/testlog.json)
 fi
 
 # --- fuzzing (tests/fuzz, scripts/fuzz.sh) -------------------------------
@@ -54,7 +56,12 @@ for path in sys.argv[1:]:
             s += 1
         else:
             f += 1
-    parts.append(f"{path.split('/')[0]} {p}/{f}/{s}")
+    # build-asan/meson-logs/testlog-python-env.json -> "build-asan python-env"
+    label = path.split('/')[0]
+    base = path.rsplit('/', 1)[-1]
+    if base.startswith("testlog-"):
+        label += " " + base[len("testlog-"):-len(".json")]
+    parts.append(f"{label} {p}/{f}/{s}")
     passed, failed, skipped = passed + p, failed + f, skipped + s
 print(f"tests: {passed} passed, {failed} failed, {skipped} skipped"
       f" (passed/failed/skipped: {', '.join(parts)})")

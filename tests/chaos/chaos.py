@@ -34,6 +34,11 @@ import currant
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROLES = os.path.join(HERE, "chaos_roles.py")
 PYTHON = "/usr/bin/python3"
+# What every program but the Python roles runs with: no LD_PRELOAD.
+# Under ASan (scripts/test-sanitizers.sh) the runtime is preloaded into the
+# interpreter; PostgreSQL, psql and gdb must not get it, and the sanitized
+# currantd and currant load it themselves.
+NATIVE_ENV = {key: value for key, value in os.environ.items() if key != "LD_PRELOAD"}
 
 
 class Cluster:
@@ -52,7 +57,7 @@ class Cluster:
 
     def _run(self, argv: list[str]) -> None:
         with open(f"{self.directory}/setup.log", "a") as log:
-            subprocess.run(self.prefix + argv, check=True, stdout=log, stderr=log)
+            subprocess.run(self.prefix + argv, check=True, stdout=log, stderr=log, env=NATIVE_ENV)
 
     def start(self, wait: bool = True) -> None:
         self._run([f"{self.bin}/pg_ctl", "-D", f"{self.directory}/data", "-w" if wait else "-W", "-t", "60",
@@ -62,7 +67,7 @@ class Cluster:
     def wait_until_up(self) -> None:
         deadline = time.monotonic() + 60
         while subprocess.run([f"{self.bin}/pg_isready", "-h", self.directory, "-p", "5432"],
-                             stdout=subprocess.DEVNULL).returncode != 0:
+                             stdout=subprocess.DEVNULL, env=NATIVE_ENV).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("PostgreSQL did not come back")
             time.sleep(0.1)
@@ -84,7 +89,7 @@ class Cluster:
 
     def query(self, sql: str) -> list[list[str]]:
         out = subprocess.run([f"{self.bin}/psql", self.conninfo, "-At", "-F", "\t", "-c", sql],
-                             check=True, capture_output=True, text=True).stdout
+                             check=True, capture_output=True, text=True, env=NATIVE_ENV).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
 
@@ -94,7 +99,7 @@ def diagnose_stall(daemon_pid: int, cluster: Cluster, work: str) -> None:
     print("chaos: the drain did not finish; diagnostics follow", file=sys.stderr)
     if shutil.which("gdb"):
         trace = subprocess.run(["gdb", "-batch", "-p", str(daemon_pid), "-ex", "thread apply all bt"],
-                               capture_output=True, text=True, timeout=120)
+                               capture_output=True, text=True, timeout=120, env=NATIVE_ENV)
         print(trace.stdout, file=sys.stderr)
     try:
         for row in cluster.query("SELECT pid, application_name, state, wait_event_type, wait_event, "
@@ -127,7 +132,8 @@ def main() -> int:
     stop_producers = os.path.join(work, "stop-producers")
     stop_consumers = os.path.join(work, "stop-consumers")  # made once every producer has exited
     cluster = Cluster(work)
-    subprocess.run([cli, "db", "install", "--db", cluster.conninfo], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([cli, "db", "install", "--db", cluster.conninfo], check=True, stdout=subprocess.DEVNULL,
+                   env=NATIVE_ENV)
     currant.Queue.remove(queue_name)
     with currant.Queue.create(queue_name, slots=8192, payload_bytes=64, max_participants=64,
                               log_capacity=2048) as q:
@@ -140,7 +146,7 @@ def main() -> int:
     def start(role: str) -> None:
         if role == "daemon":
             argv = [currantd, "--queue", queue_name, "--db", cluster.conninfo, "--flush-interval-ms", "5"]
-            processes[role] = subprocess.Popen(argv, stdout=daemon_log, stderr=daemon_log)
+            processes[role] = subprocess.Popen(argv, stdout=daemon_log, stderr=daemon_log, env=NATIVE_ENV)
         elif role.startswith("producer"):
             argv = [PYTHON, ROLES, "producer", queue_name, os.path.join(work, f"ids-{role}.txt"), stop_producers]
             processes[role] = subprocess.Popen(argv)
@@ -213,7 +219,7 @@ def main() -> int:
     duplicates = [i for i, n in successful.items() if n > 1]
     left_in_jobs_table = int(cluster.query("SELECT count(*) FROM currant_jobs")[0][0])
     other_final = int(cluster.query("SELECT count(*) FROM currant_log WHERE status IN ('exception', 'canceled')")[0][0])
-    doctor = subprocess.run([cli, "doctor", queue_name], capture_output=True, text=True)
+    doctor = subprocess.run([cli, "doctor", queue_name], capture_output=True, text=True, env=NATIVE_ENV)
 
     print(f"chaos: seed {seed}, {args.seconds:.0f} s, kills: {sum(kills.values())} "
           f"({', '.join(f'{k} {v}' for k, v in sorted(kills.items()))})")
