@@ -298,6 +298,21 @@ struct CoreHeader {
     // reads the sleeper bits and wakes: Dekker pairing, so a new schedule
     // either is seen or wakes a sleeper to recompute its deadline.
     alignas(cache_line) std::atomic<std::uint64_t> schedule_epoch;
+
+    // Bumped (seq_cst) by every change of what currantd records besides the
+    // jobs (docs/daemon.md, "Entrypoint state and schedules"): a declare,
+    // pause/resume, a limit set or removed, a schedule added or removed, and
+    // a schedule's tick. The mirror compares it with the value its last
+    // committed record saw, each time it wakes, and then re-reads the
+    // configuration. A tick bumps it under [E] before the tick job's state
+    // word and log record are published (release), so a mirror that read
+    // the job from the feed (acquire) and then loads this word sees the
+    // bump, and reads the schedule under [E] (after the tick moved).
+    // Changers bump it, then nudge the mirror (seq_cst fence, then
+    // mirror_waiting): the Dekker pairing of the log's appenders. One word;
+    // a changer killed before its bump leaves its change unrecorded until
+    // the next bump (or the mirror's next start, which records everything).
+    std::atomic<std::uint64_t> configuration_generation;
 };
 static_assert(std::is_standard_layout_v<CoreHeader>);
 

@@ -261,6 +261,7 @@ void QueueState::set_paused(EntrypointId ep, bool paused) {
         c.paused.store(paused ? 1 : 0, std::memory_order_seq_cst);
         shm::crash_point("pause.stored");
     }
+    note_configuration_change();
     // Resume: every sleeper re-checks (each may pick, and may wake others).
     if (!paused) wake_sleepers(ep, max_participants_);
 }
@@ -292,6 +293,7 @@ void QueueState::set_concurrency_limit(EntrypointId ep, std::optional<std::int64
         if (limit && !had_limit) c.legacy_picks.store(count_uncounted(ep), std::memory_order_seq_cst);
         if (!limit) c.legacy_picks.store(0, std::memory_order_seq_cst);
     }
+    note_configuration_change();
     wake_sleepers(ep, max_participants_); // a raised or removed limit may let them pick
 }
 
@@ -309,6 +311,7 @@ void QueueState::set_rate_limit(EntrypointId ep, std::optional<double> per_secon
         c.rate_tat_ns.store(0, std::memory_order_relaxed);
         c.rate_interval_ns.store(interval, std::memory_order_seq_cst);
     }
+    note_configuration_change();
     wake_sleepers(ep, max_participants_);
 }
 

@@ -142,6 +142,55 @@ std::uint64_t QueueState::feed_pending() const noexcept {
     return pending;
 }
 
+void QueueState::note_configuration_change() noexcept {
+    core_->configuration_generation.fetch_add(1, std::memory_order_seq_cst);
+    nudge_mirror();
+}
+
+std::uint64_t QueueState::configuration_generation() const {
+    segment_.check_not_retired();
+    return core_->configuration_generation.load(std::memory_order_acquire);
+}
+
+QueueConfiguration QueueState::configuration() {
+    check_usable();
+    QueueConfiguration out;
+    // First: whatever changes after this load bumps it again, so a record
+    // made from what follows is at least as new as `generation`.
+    out.generation = core_->configuration_generation.load(std::memory_order_acquire);
+    const std::uint32_t count = entrypoint_count();
+    for (EntrypointId ep = 0; ep < count; ++ep) {
+        EntrypointConfiguration entry;
+        entry.id = ep;
+        entry.name = std::string(name_of(entrypoints_[ep]));
+        entry.options = entrypoint_options(ep);
+        entry.paused = entrypoints_[ep].paused.load(std::memory_order_seq_cst) != 0;
+        out.entrypoints.push_back(std::move(entry));
+    }
+    out.schedules = schedules();
+    // A tick moves next_tick_ns under [E] after its job's log record is
+    // published (schedules.cpp, steps 4 and 5): a reader that saw the job
+    // in the feed could still read the old next tick without the lock.
+    // Under [E] (its repair completes a dead firer's move) it reads the
+    // move of every tick whose job is in the feed.
+    for (ScheduleInfo& schedule : out.schedules) {
+        if (schedule.entrypoint >= count) continue;
+        lock_entrypoint(schedule.entrypoint);
+        shm::LockHolder holder(entrypoints_[schedule.entrypoint].lock);
+        for (std::uint32_t i = 0; i < max_schedules; ++i) {
+            const ScheduleEntry& s = schedules_[i];
+            if (s.state.load(std::memory_order_acquire) != std::uint32_t(ScheduleState::active) ||
+                s.entrypoint.load(std::memory_order_relaxed) != schedule.entrypoint || name_of(s) != schedule.name)
+                continue;
+            schedule.next_tick_ns = s.next_tick_ns.load(std::memory_order_relaxed);
+            schedule.fired = s.fired.load(std::memory_order_relaxed);
+            schedule.last_tick_ns = s.last_tick_ns.load(std::memory_order_relaxed);
+            schedule.last_job_id = s.last_job_id.load(std::memory_order_relaxed);
+        }
+    }
+    return out;
+}
+
 void QueueState::nudge_mirror() noexcept {
     // Pairs with wait_for_feed (see CoreHeader::mirror_waiting).
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -155,12 +204,18 @@ void QueueState::wake_feed_waiter() noexcept {
     shm::futex_wake(core_->mirror_signal, INT32_MAX);
 }
 
-std::uint64_t QueueState::wait_for_feed(std::int64_t flush_after_ns, std::int64_t idle_timeout_ns) {
+std::uint64_t QueueState::wait_for_feed(std::int64_t flush_after_ns, std::int64_t idle_timeout_ns,
+                                        std::optional<std::uint64_t> configuration_seen) {
     segment_.check_not_retired();
     const std::uint32_t signal = core_->mirror_signal.load(std::memory_order_acquire);
     core_->mirror_waiting.store(1, std::memory_order_seq_cst);
     std::uint64_t pending = feed_pending();
-    const std::int64_t timeout = pending ? flush_after_ns : idle_timeout_ns;
+    // After the flag (seq_cst): a changer bumps the generation, fences and
+    // reads the flag (note_configuration_change), so either we see its bump
+    // here or it sees the flag and wakes us.
+    const bool reconfigured =
+        configuration_seen && core_->configuration_generation.load(std::memory_order_seq_cst) != *configuration_seen;
+    const std::int64_t timeout = reconfigured ? 0 : pending ? flush_after_ns : idle_timeout_ns;
     if (timeout != 0) shm::futex_wait(core_->mirror_signal, signal, timeout);
     core_->mirror_waiting.store(0, std::memory_order_relaxed);
     return feed_pending();

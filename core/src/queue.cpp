@@ -197,8 +197,14 @@ void Queue::commit_feed(EntrypointId entrypoint, std::uint64_t sequence) { state
 std::uint64_t Queue::feed_committed(EntrypointId entrypoint) const { return state_->feed_committed(entrypoint); }
 EntrypointOptions Queue::entrypoint_options(EntrypointId id) const { return state_->entrypoint_options(id); }
 bool Queue::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const { return state_->read_job(slot, id, out); }
-std::uint64_t Queue::wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout) {
-    return state_->wait_for_feed(flush_after.count(), idle_timeout.count());
+std::uint64_t Queue::wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout,
+                                   std::optional<std::uint64_t> configuration_seen) {
+    return state_->wait_for_feed(flush_after.count(), idle_timeout.count(), configuration_seen);
+}
+std::uint64_t Queue::configuration_generation() const { return state_->configuration_generation(); }
+QueueConfiguration Queue::configuration() { return state_->configuration(); }
+void Queue::restore_schedule(const ScheduleOptions& options, const ScheduleProgress& progress) {
+    state_->add_schedule(options, &progress);
 }
 void Queue::wake_feed_waiter() noexcept { state_->wake_feed_waiter(); }
 std::size_t Queue::collect_dirty(std::vector<JobSnapshot>& out) const { return state_->collect_dirty(out); }

@@ -50,6 +50,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     core->sealed.store(sealed ? 1 : 0, std::memory_order_relaxed);
     core->mirrored.store(0, std::memory_order_relaxed);
     core->schedule_epoch.store(0, std::memory_order_relaxed);
+    core->configuration_generation.store(0, std::memory_order_relaxed);
     std::byte* region = reinterpret_cast<std::byte*>(core);
     auto* entrypoints = reinterpret_cast<EntrypointControl*>(region + geometry.entrypoints_offset);
     for (std::uint32_t i = 0; i < parameters.max_entrypoints; ++i) {
@@ -261,6 +262,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
                 apply_limit_options(i, options, true);
             }
             if (options.concurrency_limit || options.rate_limit) wake_sleepers(i, max_participants_);
+            note_configuration_change(); // options may have changed: currantd records them
             return i;
         }
     }
@@ -282,6 +284,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     apply_limit_options(count, resolved, false);
     c.declared.store(1, std::memory_order_release);
     core_->entrypoint_count.store(count + 1, std::memory_order_release);
+    note_configuration_change();
     return count;
 }
 

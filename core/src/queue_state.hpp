@@ -75,7 +75,8 @@ public:
     EntrypointLimits limits(EntrypointId ep) const;
 
     // --- schedules (schedules.cpp) ---
-    void add_schedule(const ScheduleOptions& options);
+    // progress: a restored schedule's (restore_schedule); null: a new one.
+    void add_schedule(const ScheduleOptions& options, const ScheduleProgress* progress = nullptr);
     void remove_schedule(std::string_view name);
     std::vector<ScheduleInfo> schedules() const;
     std::size_t run_schedules();
@@ -113,7 +114,13 @@ public:
     void commit_feed(EntrypointId ep, std::uint64_t sequence);
     std::uint64_t feed_committed(EntrypointId ep) const;
     bool read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const;
-    std::uint64_t wait_for_feed(std::int64_t flush_after_ns, std::int64_t idle_timeout_ns);
+    std::uint64_t wait_for_feed(std::int64_t flush_after_ns, std::int64_t idle_timeout_ns,
+                                std::optional<std::uint64_t> configuration_seen);
+    std::uint64_t configuration_generation() const;
+    QueueConfiguration configuration();
+    // After a change currantd records (CoreHeader::configuration_generation):
+    // bump, then wake the mirror if it waits.
+    void note_configuration_change() noexcept;
     void wake_feed_waiter() noexcept;
     std::size_t collect_dirty(std::vector<JobSnapshot>& out) const;
     void settle_dirty(std::span<const JobSnapshot> mirrored);

@@ -7,6 +7,8 @@
 //     next_tick_ns, statistics      [E] of the schedule's entrypoint
 //   Intent::schedule, tick_from/to  [E]: the tick a publish commits
 //   CoreHeader::schedule_epoch      bumped after every add and remove
+//   CoreHeader::configuration_generation  bumped by add, remove and every
+//                                   tick (before its commit point), for currantd
 //
 // Exactly once, with no leader. Every tick of a schedule is fired under
 // the lock [E] of its target entrypoint, the same lock every enqueue there
@@ -200,6 +202,10 @@ bool QueueState::fire_tick_locked(std::uint32_t index, EntrypointId ep, std::uin
     c.intent.tick_from = from;
     c.intent.tick_to = to;
     c.intent.schedule = index + 1;
+    // Before the commit point and the log record (release): a mirror that
+    // reads this job from the feed then sees the bump and re-reads the
+    // schedule under [E], after the move (CoreHeader::configuration_generation).
+    core_->configuration_generation.fetch_add(1, std::memory_order_seq_cst);
     shm::crash_point("schedule.intent");
     rec.sequence = c.next_sequence++;
     const bool ready = place_queued(ep, slot, now_real);
@@ -254,6 +260,7 @@ std::size_t QueueState::fire_due_schedules(std::int64_t now_real) noexcept {
                 ++fired;
                 count(ep, counter_enqueued);
                 wake_sleepers(ep, 1);
+                nudge_mirror(); // the moved tick is recorded (a memory entrypoint's job logs nothing)
             }
             next = s.next_tick_ns.load(std::memory_order_relaxed);
             if (!fired_one) break;
@@ -274,7 +281,7 @@ std::size_t QueueState::run_schedules() {
 
 // ------------------------------------------------------------ add, remove
 
-void QueueState::add_schedule(const ScheduleOptions& options) {
+void QueueState::add_schedule(const ScheduleOptions& options, const ScheduleProgress* progress) {
     check_usable();
     validate_schedule_name(options.name);
     const std::string where = "queue '" + segment_.name() + "', schedule '" + options.name + "'";
@@ -302,6 +309,9 @@ void QueueState::add_schedule(const ScheduleOptions& options) {
     const std::int64_t now = shm::realtime_ns();
     const std::int64_t first = tick_ns(cron.next_after(floor_seconds(now)));
     if (first == no_deadline) throw Error(Errc::invalid_argument, where + ": the expression has no tick after now");
+    if (progress && progress->next_tick_ns < 0)
+        throw Error(Errc::invalid_argument, where + ": a restored next tick must not be negative (got " +
+                                                std::to_string(progress->next_tick_ns) + ")");
 
     // [R] repair: nothing to rebuild; a `writing` entry left by a dead adder
     // is free space, and a dead remover left `free` or `active` (one store).
@@ -340,21 +350,22 @@ void QueueState::add_schedule(const ScheduleOptions& options) {
         s.catch_up_max = options.catch_up_max;
         s.payload_size = std::uint32_t(options.payload.size());
         if (!options.payload.empty()) std::memcpy(s.payload, options.payload.data(), options.payload.size());
-        s.created_at_ns = now;
+        s.created_at_ns = progress && progress->created_at_ns > 0 ? progress->created_at_ns : now;
         std::memset(s.name, 0, sizeof s.name);
         std::memcpy(s.name, options.name.data(), options.name.size());
         std::memset(s.expression, 0, sizeof s.expression);
         std::memcpy(s.expression, options.expression.data(), options.expression.size());
         s.entrypoint.store(options.entrypoint, std::memory_order_relaxed);
-        s.fired.store(0, std::memory_order_relaxed);
-        s.last_tick_ns.store(0, std::memory_order_relaxed);
-        s.last_job_id.store(0, std::memory_order_relaxed);
-        s.next_tick_ns.store(first, std::memory_order_relaxed);
+        s.fired.store(progress ? progress->fired : 0, std::memory_order_relaxed);
+        s.last_tick_ns.store(progress ? progress->last_tick_ns : 0, std::memory_order_relaxed);
+        s.last_job_id.store(progress ? progress->last_job_id : 0, std::memory_order_relaxed);
+        s.next_tick_ns.store(progress ? progress->next_tick_ns : first, std::memory_order_relaxed);
         s.state.store(std::uint32_t(ScheduleState::active), std::memory_order_release); // published
     }
     // Sleeping consumers computed their deadlines without this schedule:
     // bump the epoch, then (fence in wake_sleepers) wake one per entrypoint.
     core_->schedule_epoch.fetch_add(1, std::memory_order_seq_cst);
+    note_configuration_change();
     for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep) wake_sleepers(ep, 1);
 }
 
@@ -382,6 +393,7 @@ void QueueState::remove_schedule(std::string_view name) {
         found->generation.fetch_add(1, std::memory_order_release);
     }
     core_->schedule_epoch.fetch_add(1, std::memory_order_seq_cst);
+    note_configuration_change();
 }
 
 std::vector<ScheduleInfo> QueueState::schedules() const {

@@ -339,7 +339,9 @@ int run(const Options& options) {
             continue;
         }
         if (stop_now) break;
-        queue.wait_for_feed(flush_after, std::chrono::nanoseconds(-1));
+        // Also woken by a configuration change (pause, limits, schedules,
+        // ticks), which the next flush records.
+        queue.wait_for_feed(flush_after, std::chrono::nanoseconds(-1), mirror->configuration_recorded());
     }
     stopping = true;
     if (write(relay_wake_pipe[1], "x", 1) < 0) {

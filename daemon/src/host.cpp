@@ -69,10 +69,11 @@ bool holds_nothing(const Queue& queue) {
     return true;
 }
 
+// Entrypoints with their options, pause and limits as last recorded.
 void declare_recorded_entrypoints(pg::Connection& connection, Queue& queue, std::uint32_t host) {
     const pg::Result rows = connection.exec(
-        "SELECT name, durability, lease_ms, max_attempts, retry_delay_ms, max_retry_delay_ms "
-        "FROM currant_entrypoints WHERE host = $1 ORDER BY name",
+        "SELECT name, durability, lease_ms, max_attempts, retry_delay_ms, max_retry_delay_ms, paused, "
+        "concurrency_limit, rate_limit, rate_burst FROM currant_entrypoints WHERE host = $1 ORDER BY name",
         {std::to_string(host)});
     for (int row = 0; row < rows.rows(); ++row) {
         EntrypointOptions options;
@@ -81,8 +82,68 @@ void declare_recorded_entrypoints(pg::Connection& connection, Queue& queue, std:
         options.max_attempts = std::uint32_t(rows.integer(row, 3));
         options.retry_delay = std::chrono::milliseconds(rows.integer(row, 4));
         options.max_retry_delay = std::chrono::milliseconds(rows.integer(row, 5));
-        queue.declare_entrypoint(rows.text(row, 0), options);
+        if (!rows.is_null(row, 7)) options.concurrency_limit = rows.integer(row, 7);
+        if (!rows.is_null(row, 8)) {
+            options.rate_limit = std::stod(std::string(rows.text(row, 8)));
+            options.rate_burst = rows.is_null(row, 9) ? 1 : rows.integer(row, 9);
+        }
+        const EntrypointId ep = queue.declare_entrypoint(rows.text(row, 0), options);
+        if (rows.text(row, 6) == "t") queue.pause(ep);
     }
+}
+
+// Schedules with their next tick as last recorded. The mirror records a
+// schedule no later than the batch holding its tick's job, so a tick whose
+// job PostgreSQL has is recorded as fired: it does not fire again. Ticks
+// that fell due while the host was down (the recorded next tick is in the
+// past) are missed ticks, and each schedule's policy handles them when a
+// consumer first dequeues: skip fires the latest one, catch_up fires up to
+// catch_up_max of them. A schedule already in the segment (a rebuild that
+// died half-way) is kept.
+std::size_t restore_recorded_schedules(pg::Connection& connection, Queue& queue, std::uint32_t host) {
+    const pg::Result rows = connection.exec(
+        "SELECT name, expression, entrypoint, payload, priority, missed, catch_up_max, "
+        "(extract(epoch FROM next_tick) * 1000000)::bigint, fired, (extract(epoch FROM last_tick) * 1000000)::bigint, "
+        "last_job_id, (extract(epoch FROM created) * 1000000)::bigint FROM currant_schedules WHERE host = $1 "
+        "ORDER BY name",
+        {std::to_string(host)});
+    std::size_t restored = 0;
+    for (int row = 0; row < rows.rows(); ++row) {
+        const std::string name(rows.text(row, 0));
+        try {
+            ScheduleOptions options;
+            options.name = name;
+            options.expression = std::string(rows.text(row, 1));
+            const std::string entrypoint(rows.text(row, 2));
+            try {
+                options.entrypoint = queue.entrypoint(entrypoint);
+            } catch (const Error&) {
+                EntrypointOptions declared;
+                declared.durability = Durability::async;
+                options.entrypoint = queue.declare_entrypoint(entrypoint, declared);
+            }
+            const std::string payload = rows.bytes(row, 3);
+            const auto* bytes = reinterpret_cast<const std::byte*>(payload.data());
+            options.payload.assign(bytes, bytes + payload.size());
+            options.priority = std::int32_t(rows.integer(row, 4));
+            options.missed = parse_missed_ticks(rows.text(row, 5));
+            options.catch_up_max = std::uint32_t(rows.integer(row, 6));
+            ScheduleProgress progress;
+            progress.next_tick_ns = rows.is_null(row, 7) ? INT64_MAX : rows.integer(row, 7) * 1000;
+            progress.fired = std::uint64_t(rows.integer(row, 8));
+            progress.last_tick_ns = rows.is_null(row, 9) ? 0 : rows.integer(row, 9) * 1000;
+            progress.last_job_id = rows.is_null(row, 10) ? 0 : JobId(rows.integer(row, 10));
+            progress.created_at_ns = rows.integer(row, 11) * 1000;
+            queue.restore_schedule(options, progress);
+            ++restored;
+        } catch (const Error& error) {
+            if (error.code() == Errc::already_exists) continue;
+            // A row the segment refuses (edited by hand, or a smaller
+            // segment): the rest of the rebuild goes on.
+            log_line("rebuild: schedule '" + name + "' not restored: " + error.what());
+        }
+    }
+    return restored;
 }
 
 // Puts back every job PostgreSQL holds for this host as queued or picked
@@ -190,11 +251,13 @@ Attached rebuild(pg::Connection& connection, const HostRecord& record, std::opti
     attached.identity = {record.host, attached.queue.info().incarnation};
     declare_recorded_entrypoints(connection, attached.queue, record.host);
     restore_jobs(connection, attached.queue, record.host, attached);
+    attached.schedules = restore_recorded_schedules(connection, attached.queue, record.host);
     save_host(connection, attached.queue);
     attached.queue.unseal();
     log_line("rebuilt queue '" + record.options.name + "' for host " + std::to_string(record.host) +
              " from PostgreSQL: " + std::to_string(attached.restored) + " jobs restored, " +
-             std::to_string(attached.ended) + " ended past their attempts");
+             std::to_string(attached.ended) + " ended past their attempts, " + std::to_string(attached.schedules) +
+             " schedules restored");
     return attached;
 }
 

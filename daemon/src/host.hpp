@@ -23,6 +23,7 @@ struct Attached {
     bool rebuilt = false;
     std::size_t restored = 0;           // jobs put back by the rebuild
     std::size_t ended = 0;              // picked jobs past their attempts, ended `exception`
+    std::size_t schedules = 0;          // schedules put back by the rebuild
 };
 
 // Opens (or rebuilds) the segment and registers it as its host's current

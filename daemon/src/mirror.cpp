@@ -1,6 +1,7 @@
 #include "mirror.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "currant/shm/clock.hpp"
 #include "currant/shm/crash_point.hpp"
@@ -52,31 +53,124 @@ void Mirror::resume(pg::Connection& connection) {
         if (ep >= count) continue;
         if (queue_.feed_committed(ep) < sequence) queue_.commit_feed(ep, sequence);
     }
-    entrypoints_recorded_ = 0;
+    configuration_recorded_.reset();
     dirty_may_repeat_ = true;
-    record_entrypoints(connection);
 }
 
-void Mirror::record_entrypoints(pg::Connection& connection) {
-    const std::vector<std::string> names = queue_.entrypoint_names();
-    if (names.size() == entrypoints_recorded_) return;
-    for (std::size_t ep = entrypoints_recorded_; ep < names.size(); ++ep) {
-        const EntrypointOptions options = queue_.entrypoint_options(EntrypointId(ep));
+namespace {
+
+// A PostgreSQL array literal of text elements (NULL for nullopt), each
+// quoted: names may hold quotes, commas and backslashes.
+std::string quoted_array_text(const std::vector<std::optional<std::string>>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ',';
+        if (!items[i]) {
+            out += "NULL";
+            continue;
+        }
+        out += '"';
+        for (char c : *items[i]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
+std::string exact_text(double value) {
+    char buffer[64];
+    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value); // shortest round trip
+    return std::string(buffer, result.ptr);
+}
+
+std::optional<std::string> time_or_null(std::int64_t realtime_ns, bool present) {
+    if (!present) return std::nullopt;
+    return pg::timestamp_text(realtime_ns);
+}
+
+} // namespace
+
+std::uint64_t Mirror::record_configuration(pg::Connection& connection, const QueueConfiguration& configuration) {
+    const std::string host = std::to_string(identity_.host);
+    std::uint64_t statements = 0;
+    if (!configuration.entrypoints.empty()) {
+        std::vector<std::optional<std::string>> names, durabilities, leases, attempts, delays, max_delays, paused,
+            concurrency, rates, bursts;
+        for (const EntrypointConfiguration& entry : configuration.entrypoints) {
+            const EntrypointOptions& o = entry.options;
+            names.push_back(entry.name);
+            durabilities.push_back(std::string(durability_name(o.durability.value_or(Durability::memory))));
+            leases.push_back(std::to_string(o.lease.count()));
+            attempts.push_back(std::to_string(o.max_attempts));
+            delays.push_back(std::to_string(o.retry_delay.count()));
+            max_delays.push_back(std::to_string(o.max_retry_delay.count()));
+            paused.push_back(entry.paused ? "true" : "false");
+            concurrency.push_back(o.concurrency_limit ? std::optional(std::to_string(*o.concurrency_limit)) : std::nullopt);
+            rates.push_back(o.rate_limit ? std::optional(exact_text(*o.rate_limit)) : std::nullopt);
+            bursts.push_back(o.rate_limit ? std::optional(std::to_string(o.rate_burst.value_or(1))) : std::nullopt);
+        }
         connection.exec(
             "INSERT INTO currant_entrypoints (host, name, durability, lease_ms, max_attempts, retry_delay_ms, "
-            "max_retry_delay_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (host, name) DO UPDATE SET "
-            "durability = EXCLUDED.durability, lease_ms = EXCLUDED.lease_ms, max_attempts = EXCLUDED.max_attempts, "
-            "retry_delay_ms = EXCLUDED.retry_delay_ms, max_retry_delay_ms = EXCLUDED.max_retry_delay_ms",
-            {std::to_string(identity_.host), names[ep], std::string(durability_name(options.durability.value_or(Durability::memory))),
-             std::to_string(options.lease.count()), std::to_string(options.max_attempts),
-             std::to_string(options.retry_delay.count()), std::to_string(options.max_retry_delay.count())});
-        ++counters_.statements;
+            "max_retry_delay_ms, paused, concurrency_limit, rate_limit, rate_burst, updated) "
+            "SELECT $1, n, d, l, a, r, m, p, c, rl, rb, now() FROM unnest($2::text[], $3::text[], $4::bigint[], "
+            "$5::integer[], $6::bigint[], $7::bigint[], $8::boolean[], $9::integer[], $10::float8[], $11::integer[]) "
+            "AS u(n, d, l, a, r, m, p, c, rl, rb) "
+            "ON CONFLICT (host, name) DO UPDATE SET durability = EXCLUDED.durability, lease_ms = EXCLUDED.lease_ms, "
+            "max_attempts = EXCLUDED.max_attempts, retry_delay_ms = EXCLUDED.retry_delay_ms, max_retry_delay_ms = "
+            "EXCLUDED.max_retry_delay_ms, paused = EXCLUDED.paused, concurrency_limit = EXCLUDED.concurrency_limit, "
+            "rate_limit = EXCLUDED.rate_limit, rate_burst = EXCLUDED.rate_burst, updated = EXCLUDED.updated",
+            {host, quoted_array_text(names), quoted_array_text(durabilities), quoted_array_text(leases),
+             quoted_array_text(attempts), quoted_array_text(delays), quoted_array_text(max_delays),
+             quoted_array_text(paused), quoted_array_text(concurrency), quoted_array_text(rates),
+             quoted_array_text(bursts)});
+        ++statements;
     }
-    entrypoints_recorded_ = std::uint32_t(names.size());
+    std::vector<std::optional<std::string>> names, expressions, entrypoints, payloads, priorities, policies,
+        catch_up, next_ticks, fired, last_ticks, last_jobs, created;
+    for (const ScheduleInfo& schedule : configuration.schedules) {
+        names.push_back(schedule.name);
+        expressions.push_back(schedule.expression);
+        entrypoints.push_back(schedule.entrypoint_name);
+        payloads.push_back(pg::hex_bytes(schedule.payload.data(), schedule.payload.size()).substr(2));
+        priorities.push_back(std::to_string(schedule.priority));
+        policies.push_back(std::string(missed_ticks_name(schedule.missed)));
+        catch_up.push_back(std::to_string(schedule.catch_up_max));
+        next_ticks.push_back(time_or_null(schedule.next_tick_ns, schedule.next_tick_ns != INT64_MAX));
+        fired.push_back(std::to_string(schedule.fired));
+        last_ticks.push_back(time_or_null(schedule.last_tick_ns, schedule.last_tick_ns != 0));
+        last_jobs.push_back(schedule.last_job_id ? std::optional(std::to_string(std::int64_t(schedule.last_job_id)))
+                                                 : std::nullopt);
+        created.push_back(pg::timestamp_text(schedule.created_at_ns));
+    }
+    // The segment's table is the truth: rows of removed schedules go.
+    connection.exec("DELETE FROM currant_schedules WHERE host = $1 AND NOT (name = ANY($2::text[]))",
+                    {host, quoted_array_text(names)});
+    ++statements;
+    if (!names.empty()) {
+        connection.exec(
+            "INSERT INTO currant_schedules (host, name, expression, entrypoint, payload, priority, missed, "
+            "catch_up_max, next_tick, fired, last_tick, last_job_id, created, updated) "
+            "SELECT $1, n, e, ep, decode(pl, 'hex'), pr, mi, cm, nt, f, lt, lj, cr, now() FROM unnest($2::text[], "
+            "$3::text[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::integer[], $9::timestamptz[], "
+            "$10::bigint[], $11::timestamptz[], $12::bigint[], $13::timestamptz[]) "
+            "AS u(n, e, ep, pl, pr, mi, cm, nt, f, lt, lj, cr) "
+            "ON CONFLICT (host, name) DO UPDATE SET expression = EXCLUDED.expression, entrypoint = "
+            "EXCLUDED.entrypoint, payload = EXCLUDED.payload, priority = EXCLUDED.priority, missed = EXCLUDED.missed, "
+            "catch_up_max = EXCLUDED.catch_up_max, next_tick = EXCLUDED.next_tick, fired = EXCLUDED.fired, "
+            "last_tick = EXCLUDED.last_tick, last_job_id = EXCLUDED.last_job_id, created = EXCLUDED.created, "
+            "updated = EXCLUDED.updated",
+            {host, quoted_array_text(names), quoted_array_text(expressions), quoted_array_text(entrypoints),
+             quoted_array_text(payloads), quoted_array_text(priorities), quoted_array_text(policies),
+             quoted_array_text(catch_up), quoted_array_text(next_ticks), quoted_array_text(fired),
+             quoted_array_text(last_ticks), quoted_array_text(last_jobs), quoted_array_text(created)});
+        ++statements;
+    }
+    return statements;
 }
 
 std::size_t Mirror::flush(pg::Connection& connection) {
-    record_entrypoints(connection);
     const std::vector<std::string> names = queue_.entrypoint_names();
     folded_.clear();
     order_.clear();
@@ -128,7 +222,12 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         f.at_ns = now;
         f.dirty = true;
     }
-    if (folded_.empty()) return 0;
+    // After the feed (acquire loads of the log heads): a tick bumps the
+    // generation before its job's record is published, so a batch holding
+    // a tick's job records the schedule as of after that tick.
+    std::optional<QueueConfiguration> configuration;
+    if (configuration_recorded_ != queue_.configuration_generation()) configuration = queue_.configuration();
+    if (folded_.empty() && !configuration) return 0;
 
     // Rows: COPY text format.
     const std::string host = std::to_string(identity_.host);
@@ -204,16 +303,12 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         live_rows.push_back('\n');
     }
 
-    std::vector<std::string> cursor_entrypoints, cursor_names, cursor_sequences;
+    std::vector<std::string> cursor_entrypoints, cursor_sequences;
+    std::vector<std::optional<std::string>> cursor_names;
     for (EntrypointId ep = 0; ep < names.size(); ++ep) {
         if (last_sequence[ep] == 0) continue;
         cursor_entrypoints.push_back(std::to_string(ep));
-        std::string quoted = "\"";
-        for (char c : names[ep]) {
-            if (c == '"' || c == '\\') quoted.push_back('\\');
-            quoted.push_back(c);
-        }
-        cursor_names.push_back(quoted + "\"");
+        cursor_names.push_back(names[ep]);
         cursor_sequences.push_back(std::to_string(last_sequence[ep]));
     }
 
@@ -263,7 +358,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                 "INSERT INTO currant_cursors (host, incarnation, entrypoint, name, sequence) "
                 "SELECT $1, $2, e, n, s FROM unnest($3::integer[], $4::text[], $5::bigint[]) AS u(e, n, s) "
                 "ON CONFLICT (host, incarnation, entrypoint) DO UPDATE SET sequence = EXCLUDED.sequence",
-                {host, incarnation, array_text(cursor_entrypoints), array_text(cursor_names),
+                {host, incarnation, array_text(cursor_entrypoints), quoted_array_text(cursor_names),
                  array_text(cursor_sequences)});
             ++statements;
         }
@@ -278,6 +373,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             connection.exec("SELECT pg_notify($1, $2)", {std::string(schema::finished_channel), host});
             ++statements;
         }
+        if (configuration) statements += record_configuration(connection, *configuration);
         shm::crash_point("mirror.before_database_commit");
         connection.exec("COMMIT");
         ++statements;
@@ -296,6 +392,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         if (last_sequence[ep]) queue_.commit_feed(ep, last_sequence[ep]);
     if (!dirty.empty()) queue_.settle_dirty(dirty);
     dirty_may_repeat_ = false;
+    if (configuration) configuration_recorded_ = configuration->generation;
 
     counters_.transitions += transitions;
     counters_.jobs += log_row_count;

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -41,12 +42,20 @@ public:
 
     // After a (re)connect: brings the segment's cursors up to the ones
     // committed in PostgreSQL (the daemon may have died between its commit
-    // there and in the segment), records new entrypoints and creates the
-    // session's staging table.
+    // there and in the segment), creates the session's staging tables, and
+    // makes the next flush record the whole configuration.
     void resume(pg::Connection& connection);
-    // Mirrors one batch; returns the transitions it covered (0: nothing pending).
+    // Mirrors one batch; returns the transitions it covered (0: nothing
+    // pending). When the segment's configuration generation moved since the
+    // last record, the batch's transaction also records every entrypoint's
+    // options, pause and limits and every schedule with its next tick
+    // (read after the feed: a tick whose job the batch holds is recorded
+    // as fired in the same transaction).
     std::size_t flush(pg::Connection& connection);
     const MirrorCounters& counters() const noexcept { return counters_; }
+    // The configuration generation of the last committed record (none yet:
+    // nullopt), for Queue::wait_for_feed.
+    std::optional<std::uint64_t> configuration_recorded() const noexcept { return configuration_recorded_; }
 
 private:
     struct Folded {
@@ -59,12 +68,13 @@ private:
         std::int64_t at_ns = 0;
         bool dirty = false;
     };
-    void record_entrypoints(pg::Connection& connection);
+    // Inside the batch's transaction; returns the statements sent.
+    std::uint64_t record_configuration(pg::Connection& connection, const QueueConfiguration& configuration);
 
     Queue& queue_;
     HostIdentity identity_;
     std::size_t batch_limit_;
-    std::uint32_t entrypoints_recorded_ = 0;
+    std::optional<std::uint64_t> configuration_recorded_;
     // True from resume() until a batch has been committed and settled: only
     // then can a dirty job be collected a second time (the daemon died
     // between its commit and settle_dirty), so only then is the duplicate

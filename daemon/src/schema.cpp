@@ -20,7 +20,9 @@ namespace {
 //   currant_entrypoints  per host: declarations, for a rebuild
 //   currant_cursors   per host, incarnation and entrypoint: the feed
 //                     sequence mirrored so far (committed with the rows)
-constexpr std::array<std::string_view, 2> steps = {
+//   (step 3) currant_entrypoints gains pause and limits; currant_schedules
+//                     per host: the schedules and their next tick
+constexpr std::array<std::string_view, 3> steps = {
     R"SQL(
 CREATE TABLE currant_schema (version integer NOT NULL);
 INSERT INTO currant_schema VALUES (0);
@@ -109,6 +111,33 @@ CREATE TABLE currant_cursors (
     R"SQL(
 ALTER TABLE currant_jobs ADD COLUMN on_duplicate text NOT NULL DEFAULT 'skip'
     CHECK (on_duplicate IN ('skip', 'refuse'));
+)SQL",
+    // 3: entrypoint pause and limits, and schedules, for a rebuild (issue 8).
+    R"SQL(
+ALTER TABLE currant_entrypoints
+    ADD COLUMN paused boolean NOT NULL DEFAULT false,
+    ADD COLUMN concurrency_limit integer CHECK (concurrency_limit > 0),
+    ADD COLUMN rate_limit double precision CHECK (rate_limit > 0),
+    ADD COLUMN rate_burst integer CHECK (rate_burst > 0),
+    ADD COLUMN updated timestamptz NOT NULL DEFAULT now();
+
+CREATE TABLE currant_schedules (
+    host integer NOT NULL,
+    name text NOT NULL,
+    expression text NOT NULL,
+    entrypoint text NOT NULL,
+    payload bytea NOT NULL,
+    priority integer NOT NULL,
+    missed text NOT NULL CHECK (missed IN ('skip', 'catch_up')),
+    catch_up_max integer NOT NULL,
+    next_tick timestamptz,
+    fired bigint NOT NULL,
+    last_tick timestamptz,
+    last_job_id bigint,
+    created timestamptz NOT NULL,
+    updated timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (host, name)
+);
 )SQL",
 };
 

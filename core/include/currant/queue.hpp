@@ -291,6 +291,31 @@ struct RestoredJob {
     std::uint32_t max_attempts = 0;        // 0: the entrypoint's default
 };
 
+// What currantd records of an entrypoint besides its jobs (Queue::configuration).
+struct EntrypointConfiguration {
+    EntrypointId id = 0;
+    std::string name;
+    EntrypointOptions options;             // durability always set; limits set when the entrypoint has them
+    bool paused = false;
+};
+
+// Everything currantd records besides jobs: entrypoints (options, pause,
+// limits) and schedules (with their next tick), as of `generation`.
+struct QueueConfiguration {
+    std::uint64_t generation = 0;          // configuration_generation() read before the rest
+    std::vector<EntrypointConfiguration> entrypoints;
+    std::vector<ScheduleInfo> schedules;
+};
+
+// A schedule's progress, given back to restore_schedule (rebuild).
+struct ScheduleProgress {
+    std::int64_t next_tick_ns = 0;         // CLOCK_REALTIME; the earliest tick not yet fired (INT64_MAX: never)
+    std::uint64_t fired = 0;
+    std::int64_t last_tick_ns = 0;
+    JobId last_job_id = 0;
+    std::int64_t created_at_ns = 0;        // 0: now
+};
+
 // One record of an entrypoint's transition log (the change feed).
 struct Transition {
     std::uint64_t sequence = 0;            // per-entrypoint, gapless from 1
@@ -460,7 +485,10 @@ public:
     // not be logged, wake_feed_waiter() is called, or the timeout passes:
     // flush_after while something is pending, idle_timeout (negative:
     // forever) while nothing is. Returns the transitions pending then.
-    std::uint64_t wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout);
+    // With configuration_seen: also returns at once (and is woken) while
+    // configuration_generation() differs from it.
+    std::uint64_t wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout,
+                                std::optional<std::uint64_t> configuration_seen = std::nullopt);
     // Ends a wait_for_feed now. Async-signal-safe (atomics and one futex wake).
     void wake_feed_waiter() noexcept;
     // Jobs whose transitions found their log full (they are marked instead
@@ -475,6 +503,18 @@ public:
     // already in the segment. options.dedupe_key applies as for enqueue
     // (a skipped restore returns the holder's id).
     JobId restore(EntrypointId entrypoint, const RestoredJob& job, const EnqueueOptions& options = {});
+    // Bumped by every declare, pause/resume, limit change, schedule add or
+    // remove and schedule tick (one load; see QueueConfiguration).
+    std::uint64_t configuration_generation() const;
+    // The configuration as of at least generation (read first). Each
+    // schedule's next tick is read under its entrypoint's lock, so every
+    // tick whose job read_feed() returned before this call counts as fired.
+    QueueConfiguration configuration();
+    // Adds a schedule with the progress it had (rebuild): like add_schedule,
+    // but the next tick is progress.next_tick_ns (in the past: its ticks
+    // count as missed and the schedule's policy applies), not the first
+    // after now. Throws what add_schedule throws.
+    void restore_schedule(const ScheduleOptions& options, const ScheduleProgress& progress);
     // Marks the queue as mirrored (currantd calls it when it attaches):
     // entrypoints declared later without a durability get `async`.
     void mark_mirrored();

@@ -18,7 +18,9 @@ inline constexpr std::size_t cache_line = 128; // two 64-byte lines: defeats adj
 inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRANT1" little-endian
 // 3: entrypoint pause and limits, JobRecord::limit_mark (docs/limits.md).
 // 4: schedules (docs/schedules.md): the schedule table, CoreHeader::schedule_epoch, Intent's tick.
-inline constexpr std::uint32_t layout_version = 5;
+// 5: dedupe keys (docs/dedupe.md): the per-entrypoint dedupe index, the slots' key area.
+// 6: CoreHeader::configuration_generation (currantd records entrypoint state and schedules).
+inline constexpr std::uint32_t layout_version = 6;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
