@@ -169,7 +169,11 @@ int installed_version(pg::Connection& connection) {
     return int(connection.exec("SELECT version FROM currant_schema").integer(0, 0));
 }
 
-void install(pg::Connection& connection) {
+void install(pg::Connection& connection, int up_to_version) {
+    if (up_to_version < 1 || up_to_version > current_version())
+        throw pg::DatabaseError("cannot install currant schema version " + std::to_string(up_to_version) +
+                                    ": this build knows versions 1 to " + std::to_string(current_version()),
+                                false);
     // Serialises concurrent installs; released at session end or below.
     connection.exec("SELECT pg_advisory_lock(hashtext('currant schema'))");
     try {
@@ -178,7 +182,7 @@ void install(pg::Connection& connection) {
             throw pg::DatabaseError("currant schema version " + std::to_string(installed) +
                                         " is installed already; use `currant db upgrade`",
                                     false);
-        for (int version = 1; version <= current_version(); ++version) apply_step(connection, version);
+        for (int version = 1; version <= up_to_version; ++version) apply_step(connection, version);
     } catch (...) {
         connection.exec("SELECT pg_advisory_unlock(hashtext('currant schema'))");
         throw;

@@ -14,8 +14,10 @@ namespace currant::schema {
 int current_version() noexcept;
 // The installed version, 0 if currant's tables are not there.
 int installed_version(pg::Connection& connection);
-// Installs the schema. Throws if any version is installed already.
-void install(pg::Connection& connection);
+// Installs the schema, by default at the current version; an older one
+// (1 .. current_version()) is for tests of upgrade. Throws if any version
+// is installed already.
+void install(pg::Connection& connection, int version = current_version());
 // Applies every step above the installed version; returns the versions applied.
 int upgrade(pg::Connection& connection);
 // Throws unless the installed version is the current one (the daemon's check).

@@ -55,26 +55,35 @@ TEST_CASE("db install on an installed database is refused with one line and chan
     CHECK_THAT(upgrade.output, Catch::Contains("nothing to do"));
 }
 
-TEST_CASE("db upgrade from schema version 1 adds the dedupe policy column and keeps the rows", "[db][dedupe]") {
-    const std::string db = fresh_database("from_v1");
-    REQUIRE(currant_cli({"db", "install", "--db", db}).status == 0);
-    {
-        // Back to what version 1 was: step 2 only added on_duplicate.
+TEST_CASE("db upgrade from every earlier schema version reaches the current one and keeps the rows", "[db]") {
+    for (int from = 1; from < schema::current_version(); ++from) {
+        CAPTURE(from);
+        const std::string db = fresh_database("from_v" + std::to_string(from));
+        {
+            pg::Connection connection(db);
+            schema::install(connection, from);
+            connection.exec("INSERT INTO currant_jobs (host, entrypoint, payload, dedupe_key) VALUES (3, 'e', 'p', 'k')");
+        }
+        CHECK(currant_cli({"db", "status", "--db", db}).status == 1);
+        const Run upgrade = currant_cli({"db", "upgrade", "--db", db});
+        CHECK(upgrade.status == 0);
         pg::Connection connection(db);
-        connection.exec("ALTER TABLE currant_jobs DROP COLUMN on_duplicate");
-        connection.exec("UPDATE currant_schema SET version = 1");
-        connection.exec("INSERT INTO currant_jobs (host, entrypoint, payload, dedupe_key) VALUES (3, 'e', 'p', 'k')");
+        CHECK(schema::installed_version(connection) == schema::current_version());
+        const pg::Result row = connection.exec("SELECT dedupe_key, on_duplicate FROM currant_jobs WHERE host = 3");
+        REQUIRE(row.rows() == 1);
+        CHECK(row.text(0, 0) == "k");
+        CHECK(row.text(0, 1) == "skip"); // step 2's default
+        CHECK(connection.exec("SELECT count(*) FROM currant_schedules").integer(0, 0) == 0); // step 3's table
+        CHECK(currant_cli({"db", "status", "--db", db}).status == 0);
     }
-    CHECK(currant_cli({"db", "status", "--db", db}).status == 1);
-    const Run upgrade = currant_cli({"db", "upgrade", "--db", db});
-    CHECK(upgrade.status == 0);
+}
+
+TEST_CASE("installing a schema version this build does not know is refused", "[db]") {
+    const std::string db = fresh_database("unknown_version");
     pg::Connection connection(db);
-    CHECK(connection.exec("SELECT version FROM currant_schema").integer(0, 0) == schema::current_version());
-    const pg::Result row = connection.exec("SELECT dedupe_key, on_duplicate FROM currant_jobs WHERE host = 3");
-    REQUIRE(row.rows() == 1);
-    CHECK(row.text(0, 0) == "k");
-    CHECK(row.text(0, 1) == "skip");
-    CHECK(currant_cli({"db", "status", "--db", db}).status == 0);
+    CHECK_THROWS_WITH(schema::install(connection, schema::current_version() + 1),
+                      Catch::Contains("this build knows versions 1 to"));
+    CHECK(schema::installed_version(connection) == 0);
 }
 
 TEST_CASE("db upgrade on an empty database says to install first", "[db]") {
