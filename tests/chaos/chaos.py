@@ -211,7 +211,9 @@ def main() -> int:
     acknowledged: set[int] = set()
     for path in glob.glob(os.path.join(work, "ids-*.txt")):
         with open(path) as f:
-            for line in f.read().split("\n")[:-1]:  # a line without its newline was cut by a kill
+            # One file per producer process: only its last line can have been
+            # cut by a kill, and a line without its newline is dropped.
+            for line in f.read().split("\n")[:-1]:
                 acknowledged.add(int(line))
     successful = collections.Counter(int(row[0]) for row in cluster.query(
         "SELECT job_id FROM currant_log WHERE status = 'successful'"))

@@ -7,8 +7,14 @@
 producer has exited, so no job is enqueued after the consumers left.)
 
 A producer enqueues batches on the entrypoint "chaos" and, after each
-enqueue_batch returned, appends the ids to IDS_FILE in one write() per batch:
-an id in that file was acknowledged as enqueued. A consumer dequeues and acks
+enqueue_batch returned, appends the ids to its own file, IDS_FILE with its
+pid inserted before the extension (ids-producer-0-PID.txt): an id in such a
+file was acknowledged as enqueued. A kill in the middle of a write() can cut
+it short (the kernel stops at a page boundary of the file for a fatal
+signal), so each process has a file of its own: the cut line is then the
+file's last, without its newline, and the driver drops it. With one file
+shared by the restarted producers, the next one appended to the cut line
+and made a phantom id of two halves (seen: "515" + "6913"). A consumer dequeues and acks
 until the queue is drained and STOP_FILE exists. Either may be SIGKILLed at
 any instruction; the driver restarts them.
 """
@@ -36,7 +42,8 @@ def open_queue(name: str) -> currant.Queue:
 
 def producer(name: str, ids_file: str, stop_file: str) -> None:
     queue = open_queue(name)
-    fd = os.open(ids_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    root, extension = os.path.splitext(ids_file)
+    fd = os.open(f"{root}-{os.getpid()}{extension}", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     payloads = [b"chaos job payload"] * 16
     while not os.path.exists(stop_file):
         try:
@@ -46,8 +53,9 @@ def producer(name: str, ids_file: str, stop_file: str) -> None:
                 raise
             ids = getattr(error, "enqueued_ids", [])  # those before the push-back are queued
             time.sleep(0.01)
-        if ids:
-            os.write(fd, "".join(f"{i}\n" for i in ids).encode())
+        record = memoryview("".join(f"{i}\n" for i in ids).encode())
+        while record:  # os.write may write less than asked
+            record = record[os.write(fd, record):]
         time.sleep(0.002)
 
 
