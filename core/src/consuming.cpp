@@ -299,14 +299,18 @@ std::optional<Job> QueueState::dequeue_one(std::span<const EntrypointId> eps, st
 }
 
 bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus final_status,
-                               std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release) {
+                               std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release,
+                               std::string_view error) {
     // Caller holds [E]. The state word moves by CAS because a picked job's
     // owner may ack it concurrently without the lock (memory durability);
     // exactly one of the two CASes wins. Returns false if we lost.
     EntrypointControl& c = entrypoints_[ep];
     JobRecord& rec = record(slot);
     std::atomic<std::uint64_t>& state = arena_.state_word(slot);
-    if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
+    // A dead job is kept (outcomes.cpp) in every durability while max_dead > 0.
+    const bool dies = final_status == JobStatus::exception;
+    const bool keep = dies && c.max_dead.load(std::memory_order_relaxed) != 0;
+    if (!keep && Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
         const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, acting_owner);
         if (!state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) return false;
         leave_limit(c, slot, word); // a crash before it: the repair recounts (limits.cpp)
@@ -317,26 +321,34 @@ bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_
     }
     const std::uint64_t new_word = StateWord::next(word, final_state_of(final_status), 0);
     begin_intent(c, slot, word, new_word);
+    if (dies) prepare_death(c, slot, new_word, keep, error); // before the CAS: see JobRecord::dead_mark
     const std::uint64_t old_word = word;
     const bool won = state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel);
     if (won) leave_limit(c, slot, old_word);
-    if (won) append_log(ep, slot, new_word);
+    if (won) append_log(ep, slot, new_word); // memory durability: no log
+    if (won && keep) {
+        shm::crash_point("dead.kept"); // `exception`, not yet on the dead list: the repair rebuilds it
+        keep_dead_locked(ep, slot, acting_owner, to_release);
+    }
     c.intent.active = 0;
     return won;
 }
 
 QueueState::RequeueResult QueueState::requeue_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word,
                                                      std::int64_t delay_ns, std::uint32_t acting_owner,
-                                                     std::vector<std::uint32_t>& to_release) {
+                                                     std::vector<std::uint32_t>& to_release, std::string_view error) {
     EntrypointControl& c = entrypoints_[ep];
     JobRecord& rec = record(slot);
     if (rec.attempts >= rec.max_attempts) {
-        if (!finish_locked(ep, slot, word, JobStatus::exception, acting_owner, to_release)) return RequeueResult::raced;
+        if (!finish_locked(ep, slot, word, JobStatus::exception, acting_owner, to_release, error))
+            return RequeueResult::raced;
         return RequeueResult::dead;
     }
     const std::int64_t now_real = shm::realtime_ns();
     const std::uint64_t new_word = StateWord::next(word, SlotState::queued, 0);
     begin_intent(c, slot, word, new_word);
+    // The last error travels with the requeued job (the mirror's traceback).
+    if (!error.empty()) write_error_locked(slot, rec.job_id, StateWord::epoch(new_word), error);
     if (!arena_.state_word(slot).compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) {
         c.intent.active = 0;
         return RequeueResult::raced;
@@ -355,7 +367,8 @@ QueueState::RequeueResult QueueState::requeue_locked(EntrypointId ep, std::uint3
     return RequeueResult::requeued;
 }
 
-std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first) {
+std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first,
+                               std::string_view error) {
     check_usable();
     if (!registered_) {
         if (throw_on_first && !jobs.empty())
@@ -408,7 +421,9 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         // against the concurrency limit (its mark, written by the pick before
         // the state word we acquired, never changes while it is picked): the
         // locked path below gives the limit slot back (limits.cpp, I1).
-        if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory &&
+        // A dead job that is kept goes onto the dead list: the locked path too.
+        const bool kept_dead = final_status == JobStatus::exception && c.max_dead.load(std::memory_order_relaxed) != 0;
+        if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory && !kept_dead &&
             rec.limit_mark.load(std::memory_order_relaxed) != limit_mark(job.epoch, LimitMark::counted)) {
             // The state word CAS is the commit point; a reaper requeueing the
             // same pick races on the same CAS and exactly one wins.
@@ -440,7 +455,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
                 if (throw_on_first) throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job " + std::to_string(job.id) + " was requeued (lease expired) before it was acked");
                 continue;
             }
-            if (!finish_locked(ep, job.slot, word, final_status, my_tag(), scratch_release_)) continue;
+            if (!finish_locked(ep, job.slot, word, final_status, my_tag(), scratch_release_, error)) continue;
         }
         count(ep, counter);
         ++finished;
@@ -476,7 +491,7 @@ std::size_t QueueState::flush() {
     return done;
 }
 
-bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_ns) {
+bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_ns, std::string_view error) {
     check_usable();
     if (job.slot >= arena_.slot_count() || !registered_)
         throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job handle is not held by this Queue");
@@ -503,7 +518,7 @@ bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_n
             const std::uint32_t shift = std::min<std::uint32_t>(rec.attempts ? rec.attempts - 1 : 0, 30);
             delay = std::min<std::int64_t>(cap, base > (cap >> shift) ? cap : base << shift);
         }
-        result = requeue_locked(ep, job.slot, word, delay, my_tag(), scratch_release_);
+        result = requeue_locked(ep, job.slot, word, delay, my_tag(), scratch_release_, error);
     }
     if (result == RequeueResult::raced)
         throw Error(Errc::stale_handle, describe(ep) + ": job " + std::to_string(job.id) + " was requeued (lease expired) before the retry");

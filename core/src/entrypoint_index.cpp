@@ -320,6 +320,8 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         repair_limits(ep);
         // 4. The dedupe index, from the slots' state words and keys (dedupe.cpp).
         rebuild_dedupe(ep);
+        // 5. The kept dead jobs' list (outcomes.cpp).
+        repair_dead_list(ep);
         return true;
     } catch (...) {
         return false; // allocation failed: the next locker repeats the repair

@@ -220,6 +220,7 @@ DoctorReport QueueState::doctor() {
         if (const std::uint32_t counted = count_in_flight(ep); counted != c.in_flight.load(std::memory_order_relaxed))
             problem(where + "concurrency count " + std::to_string(c.in_flight.load()) + " but " +
                     std::to_string(counted) + " counted jobs picked");
+        if (std::string dead = check_dead_list(ep); !dead.empty()) problem(where + dead); // outcomes.cpp
         if (c.log_head.load() < c.log_committed.load() || c.log_head.load() != c.log_written)
             problem(where + "transition log positions are inconsistent");
         std::vector<std::string> dedupe_problems;

@@ -10,6 +10,7 @@
 //   [atomic, order]  accessed without a lock with the stated memory order
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -59,10 +60,36 @@ struct JobRecord {
     // changed while picked. A counted pick leaves `picked` only under [E].
     // A mark of another epoch is stale and means uncounted.
     std::atomic<std::uint64_t> limit_mark;
+
+    // Kept dead jobs (outcomes.cpp, docs/dead-jobs.md). dead_mark:
+    // dead_mark(epoch, kind) for the `exception` epoch it describes (a mark
+    // of another epoch than the state word's means "not kept"):
+    //   none           the death is not kept (max_dead 0, or un-kept by a
+    //                  purge/eviction that left the slot to the mirror)
+    //   kept           on the dead list, its death not yet mirrored
+    //   kept_mirrored  on the dead list, its death mirrored (or `memory`:
+    //                  nothing to mirror), so it may be freed at once
+    // Written under [E] by the finisher before the state word's CAS into
+    // `exception` (acq_rel), so a lock-free recycler (commit_feed,
+    // settle_dirty) that acquired that word reads at least this epoch's
+    // mark. Afterwards it moves only by CAS: kept -> kept_mirrored by the
+    // recycler (lock-free), kept -> none by a purge or eviction under [E].
+    // Whichever CAS wins decides who frees the slot: a recycler that finds
+    // none frees it; a purger that finds kept_mirrored frees it. A kept
+    // slot (kept or kept_mirrored) leaves `exception` only under [E].
+    std::atomic<std::uint64_t> dead_mark;
+    std::uint32_t dead_next;        // [E] the entrypoint's dead list, oldest first (shm::no_slot = none)
+    std::uint32_t dead_prev;        // [E]
+    std::int64_t died_at_ns;        // [E] CLOCK_REALTIME, written before the CAS into `exception`
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+enum class DeadMark : std::uint64_t { none = 0, kept = 1, kept_mirrored = 2 };
+inline constexpr std::uint64_t dead_mark(std::uint64_t epoch, DeadMark kind) noexcept {
+    return (epoch << 2) | std::uint64_t(kind);
+}
 
 enum class LimitMark : std::uint64_t { uncounted = 0, counted = 1 };
 inline constexpr std::uint64_t limit_mark(std::uint64_t epoch, LimitMark kind) noexcept {
@@ -220,6 +247,15 @@ struct EntrypointControl {
     // the entrypoint repair. [E], plain accesses (only lockers read them).
     alignas(cache_line) std::uint32_t dedupe_used; // non-empty entries in the index (<= dedupe capacity)
     std::uint32_t dedupe_in_use;                  // 1 once a keyed job was indexed (0: the index is all empty)
+    // Kept dead jobs (outcomes.cpp). The list is a derived index: the
+    // entrypoint repair rebuilds it from the state words (`exception`) and
+    // JobRecord::dead_mark (kept or kept_mirrored of that epoch), ordered by JobRecord::sequence, which a death sets from
+    // next_sequence. max_dead: configuration like durability ([R] to
+    // declare, changed under [E], relaxed reads). The rest [E].
+    alignas(cache_line) std::atomic<std::uint32_t> max_dead; // kept dead jobs at most; 0: keep none
+    std::uint32_t dead_head;                 // [E] oldest kept dead job (shm::no_slot = none)
+    std::uint32_t dead_tail;                 // [E] newest
+    std::uint32_t dead_count;                // [E] jobs on the list
 
     // No pause, no limits, nothing counted: a new segment, and an entry a
     // declarer that died left unpublished (it may carry its limits).
@@ -313,8 +349,36 @@ struct CoreHeader {
     // a changer killed before its bump leaves its change unrecorded until
     // the next bump (or the mirror's next start, which records everything).
     std::atomic<std::uint64_t> configuration_generation;
+
+    // Outcome areas (outcomes.cpp): OutcomeHeader + outcome_capacity bytes
+    // per slot, outcome_stride apart.
+    std::uint64_t outcomes_offset;      // [immutable]
+    std::uint32_t outcome_stride;       // [immutable]
+    std::uint32_t outcome_capacity;     // [immutable] max(result_bytes, min_error_bytes)
 };
 static_assert(std::is_standard_layout_v<CoreHeader>);
+
+// ------------------------------------------------------------- outcomes
+// docs/dead-jobs.md. One area per slot: the job's last error text (kind
+// error) or its result (kind result). Written under [E] only, while the
+// writer holds the job (picked by it, or claimed by a reaper) and before the
+// state word's CAS that ends or requeues the pick; read under [E], or
+// without it by copying and then re-checking the state word (the mirror).
+// An area belongs to the job (job_id) and the state word epoch (epoch) it
+// was written for; a reader that finds another id or epoch sees no outcome.
+// length is bounds-checked against outcome_capacity at every read.
+inline constexpr std::uint32_t min_error_bytes = 1024;  // error texts are cut to the capacity, at least this
+enum class OutcomeKind : std::uint32_t { none = 0, error = 1, result = 2 };
+struct OutcomeHeader {
+    std::uint64_t job_id;           // [E]
+    std::uint64_t epoch;            // [E] the state word epoch the outcome was written for
+    std::uint32_t kind;             // [E] OutcomeKind
+    std::uint32_t length;           // [E] bytes that follow (<= outcome_capacity)
+    std::uint32_t original_length;  // [E] the text's length before it was cut (== length: not cut)
+    std::uint32_t unused;
+    std::int64_t at_ns;             // [E] CLOCK_REALTIME
+};
+static_assert(std::is_trivially_copyable_v<OutcomeHeader> && sizeof(OutcomeHeader) == 40);
 
 // ------------------------------------------------------------- schedules
 // docs/schedules.md; the firing protocol is in schedules.cpp.
@@ -421,6 +485,8 @@ struct CoreGeometry {
     // DedupeEntry[max_entrypoints][dedupe_capacity].
     std::uint64_t dedupe_keys_offset, dedupe_index_offset;
     std::uint32_t dedupe_capacity;
+    std::uint64_t outcomes_offset;
+    std::uint32_t outcome_stride, outcome_capacity;
 };
 
 inline std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
@@ -452,6 +518,10 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     g.dedupe_index_offset = at;
     g.dedupe_capacity = dedupe_capacity_for(p.slot_count);
     at = round_up(at + sizeof(DedupeEntry) * std::uint64_t(g.dedupe_capacity) * p.max_entrypoints, 4096);
+    g.outcomes_offset = at;
+    g.outcome_capacity = std::max(p.result_bytes, min_error_bytes);
+    g.outcome_stride = std::uint32_t(round_up(sizeof(OutcomeHeader) + std::uint64_t(g.outcome_capacity), 64));
+    at = round_up(at + std::uint64_t(g.outcome_stride) * p.slot_count, 4096);
     g.region_bytes = at;
     return g;
 }

@@ -53,6 +53,12 @@ void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (StateWord::epoch(word) != epoch || status_of(word) != status) return;
     JobRecord& rec = record(slot);
+    // A dead job (kept or not) goes through the dead mark's CAS, which a
+    // purge or eviction races on under [E] (outcomes.cpp).
+    if (status == JobStatus::exception) {
+        recycle_kept_dead(ep, slot, word, to_release);
+        return;
+    }
     rec.last_job_id = rec.job_id;
     rec.last_status = std::uint32_t(status);
     if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
@@ -128,6 +134,10 @@ bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const 
         std::atomic_thread_fence(std::memory_order_acquire);
         if (arena_.state_word(slot).load(std::memory_order_relaxed) == word) out.dedupe_key = std::move(text);
     }
+    // The last error (outcomes.cpp) of a job that died or was requeued with one.
+    out.error = status == JobStatus::exception || status == JobStatus::queued
+                    ? read_error(slot, id, out.epoch)
+                    : std::string();
     return true;
 }
 

@@ -191,6 +191,11 @@ std::size_t QueueState::requeue_holdings(std::uint32_t owner_tag, std::uint32_t 
     }
     std::size_t requeued = 0;
     std::vector<std::uint32_t> to_release;
+    // The last error kept with each job (docs/dead-jobs.md).
+    const std::int32_t owner_pid = owner_tag - 1 < max_participants_ ? participant_entries_[owner_tag - 1].pid : 0;
+    const std::string reason = "consumer process " + std::to_string(owner_pid) +
+                               (owner_tag == acting_owner ? " closed its queue without finishing the job"
+                                                          : " died while the job was picked");
     for (EntrypointId ep = 0; ep < by_entrypoint.size(); ++ep) {
         if (by_entrypoint[ep].empty()) continue;
         EntrypointControl& c = entrypoints_[ep];
@@ -207,7 +212,7 @@ std::size_t QueueState::requeue_holdings(std::uint32_t owner_tag, std::uint32_t 
                 if (StateWord::state(word) != SlotState::picked || StateWord::owner(word) != owner_tag) continue;
                 // Claim the lease so that a racing heartbeat fails.
                 record(slot).lease_deadline_ns.store(0, std::memory_order_release);
-                const RequeueResult result = requeue_locked(ep, slot, word, 0, acting_owner, to_release);
+                const RequeueResult result = requeue_locked(ep, slot, word, 0, acting_owner, to_release, reason);
                 if (result == RequeueResult::requeued) {
                     ++requeued;
                     woke = true;
@@ -303,6 +308,8 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
     std::vector<std::uint32_t> to_release;
     std::size_t requeued = 0;
     std::uint32_t ready_before = 0, ready_after = 0;
+    const std::string expired_reason = expired.empty() ? std::string()
+        : "lease of " + std::to_string(lease / 1'000'000) + " ms expired without a heartbeat";
     limit_freed_ = 0;
     {
         lock_entrypoint(ep);
@@ -321,7 +328,7 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
             }
             // An ack racing in memory durability CASes the same state word;
             // requeue_locked uses CAS too, so exactly one wins.
-            const RequeueResult result = requeue_locked(ep, slot, word, 0, my_tag(), to_release);
+            const RequeueResult result = requeue_locked(ep, slot, word, 0, my_tag(), to_release, expired_reason);
             if (result == RequeueResult::requeued) {
                 ++requeued;
                 c.retired_counters[counter_retried].fetch_add(1, std::memory_order_relaxed);

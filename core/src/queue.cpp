@@ -73,6 +73,9 @@ Queue Queue::create(const QueueOptions& options) {
     if (options.max_participants == 0 || options.max_participants > 65534)
         throw Error(Errc::invalid_argument, "max participants must be between 1 and 65534");
     if (options.log_capacity == 0) throw Error(Errc::invalid_argument, "log capacity must be at least 1");
+    if (options.result_bytes > (1u << 20))
+        throw Error(Errc::invalid_argument, "queue '" + options.name + "': result bytes " +
+                                                std::to_string(options.result_bytes) + " is more than 1 MiB (1048576)");
     shm::CreateSpec spec;
     spec.name = options.name;
     spec.parameters.slot_count = options.slots;
@@ -82,6 +85,7 @@ Queue Queue::create(const QueueOptions& options) {
     spec.parameters.max_participants = options.max_participants;
     spec.parameters.log_capacity = options.log_capacity;
     spec.parameters.host_id = options.host_id;
+    spec.parameters.result_bytes = options.result_bytes;
     spec.core_bytes = detail::QueueState::core_bytes_for(spec.parameters);
     spec.mode = options.mode;
     spec.group = options.group;
@@ -166,8 +170,8 @@ void Queue::ack(const JobHandle& job) { state_->finish({&job, 1}, JobStatus::suc
 std::size_t Queue::ack(std::span<const JobHandle> jobs) { return state_->finish(jobs, JobStatus::successful, false); }
 void Queue::ack_deferred(const JobHandle& job) { state_->ack_deferred(job); }
 std::size_t Queue::flush() { return state_->flush(); }
-void Queue::fail(const JobHandle& job) { state_->finish({&job, 1}, JobStatus::exception, true); }
-bool Queue::retry(const JobHandle& job, std::optional<std::chrono::milliseconds> delay) {
+void Queue::fail(const JobHandle& job, std::string_view error) { state_->fail(job, error); }
+bool Queue::retry(const JobHandle& job, std::optional<std::chrono::milliseconds> delay, std::string_view error) {
     std::optional<std::int64_t> delay_ns;
     if (delay) {
         if (delay->count() < 0) throw Error(Errc::invalid_argument, "retry delay must not be negative");
@@ -179,7 +183,7 @@ bool Queue::retry(const JobHandle& job, std::optional<std::chrono::milliseconds>
                                                     " ms is too large (at most " + std::to_string(max_delay_ms) + " ms)");
         delay_ns = std::int64_t(delay->count()) * 1'000'000;
     }
-    return state_->retry(job, delay_ns);
+    return state_->retry(job, delay_ns, error);
 }
 std::size_t Queue::heartbeat(std::span<const JobHandle> jobs) { return state_->heartbeat(jobs); }
 bool Queue::cancel(JobId id) { return state_->cancel(id); }

@@ -42,6 +42,9 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     core->counters_offset = geometry.counters_offset;
     core->schedules_offset = geometry.schedules_offset;
     core->region_bytes = geometry.region_bytes;
+    core->outcomes_offset = geometry.outcomes_offset;
+    core->outcome_stride = geometry.outcome_stride;
+    core->outcome_capacity = geometry.outcome_capacity;
     core->registry_lock.initialize();
     core->entrypoint_count.store(0, std::memory_order_relaxed);
     core->space_signal.store(0, std::memory_order_relaxed);
@@ -73,6 +76,9 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         c.clear_limits();
         c.dedupe_used = 0;   // the index and the keys start zeroed (fresh shm pages)
         c.dedupe_in_use = 0;
+        c.max_dead.store(0, std::memory_order_relaxed);
+        c.dead_head = c.dead_tail = shm::no_slot;
+        c.dead_count = 0;
         for (auto& counter : c.retired_counters) counter.store(0, std::memory_order_relaxed);
     }
     auto* participants = reinterpret_cast<ParticipantEntry*>(region + geometry.participants_offset);
@@ -102,7 +108,11 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
         rec.mirror_dirty.store(0, std::memory_order_relaxed);
         rec.limit_mark.store(0, std::memory_order_relaxed);
+        rec.dead_mark.store(0, std::memory_order_relaxed);
+        rec.dead_next = rec.dead_prev = shm::no_slot;
+        rec.died_at_ns = 0;
     }
+    // Outcome areas start zeroed (kind none, job 0): fresh shm pages, left untouched.
 }
 
 QueueState::QueueState(shm::Segment segment)
@@ -116,6 +126,8 @@ QueueState::QueueState(shm::Segment segment)
         core_->sleepers_offset != expected.sleepers_offset || core_->delayed_offset != expected.delayed_offset ||
         core_->logs_offset != expected.logs_offset || core_->counters_offset != expected.counters_offset ||
         core_->schedules_offset != expected.schedules_offset ||
+        core_->outcomes_offset != expected.outcomes_offset || core_->outcome_stride != expected.outcome_stride ||
+        core_->outcome_capacity != expected.outcome_capacity ||
         core_->sleeper_words != expected.sleeper_words || core_->max_entrypoints != header.parameters.max_entrypoints ||
         core_->max_participants != header.parameters.max_participants ||
         core_->log_capacity != header.parameters.log_capacity)
@@ -128,6 +140,10 @@ QueueState::QueueState(shm::Segment segment)
     dedupe_keys_ = reinterpret_cast<DedupeKey*>(region + expected.dedupe_keys_offset);
     dedupe_index_ = reinterpret_cast<DedupeEntry*>(region + expected.dedupe_index_offset);
     dedupe_capacity_ = expected.dedupe_capacity;
+    outcomes_ = region + core_->outcomes_offset;
+    outcome_stride_ = core_->outcome_stride;
+    outcome_capacity_ = core_->outcome_capacity;
+    result_bytes_ = header.parameters.result_bytes;
     max_entrypoints_ = core_->max_entrypoints;
     max_participants_ = core_->max_participants;
     log_capacity_ = core_->log_capacity;
@@ -213,6 +229,13 @@ void validate_entrypoint_options(const EntrypointOptions& options) {
         throw Error(Errc::invalid_argument, "unknown durability");
 }
 
+// The kept-dead-jobs cap (docs/dead-jobs.md): at most the arena's slots.
+void validate_max_dead(const EntrypointOptions& options, std::uint32_t slots, const std::string& where) {
+    if (options.max_dead && *options.max_dead > slots)
+        throw Error(Errc::invalid_argument, where + ": max_dead " + std::to_string(*options.max_dead) +
+                                                " is more than the arena's " + std::to_string(slots) + " slots");
+}
+
 void store_options(EntrypointControl& c, const EntrypointOptions& options) {
     if (options.durability) c.durability.store(std::uint32_t(*options.durability), std::memory_order_relaxed);
     c.max_attempts.store(options.max_attempts, std::memory_order_relaxed);
@@ -220,6 +243,7 @@ void store_options(EntrypointControl& c, const EntrypointOptions& options) {
     c.retry_delay_ns.store(std::int64_t(options.retry_delay.count()) * 1'000'000, std::memory_order_relaxed);
     c.max_retry_delay_ns.store(std::int64_t(options.max_retry_delay.count()) * 1'000'000,
                                std::memory_order_relaxed);
+    if (options.max_dead) c.max_dead.store(*options.max_dead, std::memory_order_relaxed);
 }
 } // namespace
 
@@ -233,6 +257,7 @@ EntrypointOptions QueueState::entrypoint_options(EntrypointId id) const {
     options.retry_delay = std::chrono::milliseconds(c.retry_delay_ns.load(std::memory_order_relaxed) / 1'000'000);
     options.max_retry_delay =
         std::chrono::milliseconds(c.max_retry_delay_ns.load(std::memory_order_relaxed) / 1'000'000);
+    options.max_dead = c.max_dead.load(std::memory_order_relaxed);
     const EntrypointLimits current = limits(id);
     if (current.concurrency) options.concurrency_limit = *current.concurrency;
     if (current.rate) {
@@ -247,6 +272,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     validate_entrypoint_name(name);
     validate_entrypoint_options(options);
     validate_limit_options(options, "queue '" + segment_.name() + "', entrypoint '" + std::string(name) + "'");
+    validate_max_dead(options, arena_.slot_count(), "queue '" + segment_.name() + "', entrypoint '" + std::string(name) + "'");
     // Registry repair: an entry is counted only after its declared flag was
     // published, so a declarer that died half-way left an uncounted entry
     // that the next declarer overwrites. Nothing to rebuild.
@@ -276,6 +302,10 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     EntrypointOptions resolved = options;
     if (!resolved.durability)
         resolved.durability = core_->mirrored.load(std::memory_order_acquire) ? Durability::async : Durability::memory;
+    if (!resolved.max_dead) resolved.max_dead = std::min(default_max_dead, arena_.slot_count());
+    // An unpublished entry left by a declarer that died has no dead jobs.
+    c.dead_head = c.dead_tail = shm::no_slot;
+    c.dead_count = 0;
     store_options(c, resolved);
     // A new entrypoint has no picks yet: nothing to count, no lock needed
     // before it is published. (A previous declarer that died left an

@@ -29,6 +29,8 @@ inline JobStatus status_of_state(shm::SlotState state) noexcept {
     default: return JobStatus::unknown;
     }
 }
+inline constexpr std::uint32_t default_max_dead = 1000; // kept dead jobs per entrypoint (docs/dead-jobs.md)
+
 inline JobStatus status_of(std::uint64_t word) noexcept { return status_of_state(shm::StateWord::state(word)); }
 
 // Process-wide count of fork() calls seen in this process image; a Queue
@@ -94,12 +96,21 @@ public:
     std::optional<Job> dequeue_one(std::span<const EntrypointId> eps, std::int64_t timeout_ns);
     void set_prefetch(std::uint32_t jobs);
     void interrupt() noexcept;
-    std::size_t finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first);
+    std::size_t finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first,
+                       std::string_view error = {});
     void ack_deferred(const JobHandle& job);
     std::size_t flush();
-    bool retry(const JobHandle& job, std::optional<std::int64_t> delay_ns);
+    bool retry(const JobHandle& job, std::optional<std::int64_t> delay_ns, std::string_view error = {});
     std::size_t heartbeat(std::span<const JobHandle> jobs);
     bool cancel(JobId id);
+
+    // --- dead jobs and outcomes (outcomes.cpp) ---
+    std::vector<DeadJob> dead_jobs(std::optional<EntrypointId> ep, std::size_t limit) const;
+    bool requeue_dead(JobId id);
+    std::size_t requeue_all_dead(EntrypointId ep);
+    bool purge_dead(JobId id);
+    std::size_t purge_all_dead(EntrypointId ep);
+    void fail(const JobHandle& job, std::string_view error);
 
     // --- inspecting ---
     std::vector<JobState> status(std::span<const JobId> ids) const;
@@ -180,10 +191,59 @@ private:
     // word is `word`. Returns true if requeued. acting_owner receives the
     // slot for freeing in memory durability.
     enum class RequeueResult { requeued, dead, raced };
+    // error: the failure's text, kept as the job's last error (outcomes.cpp).
     RequeueResult requeue_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, std::int64_t delay_ns,
-                                 std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release);
+                                 std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release,
+                                 std::string_view error = {});
     bool finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus final_status,
-                       std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release);
+                       std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release,
+                       std::string_view error = {});
+
+    // Outcomes and kept dead jobs (outcomes.cpp), all under [E].
+    OutcomeHeader& outcome(std::uint32_t slot) const noexcept {
+        return *reinterpret_cast<OutcomeHeader*>(outcomes_ + std::uint64_t(slot) * outcome_stride_);
+    }
+    std::byte* outcome_bytes(std::uint32_t slot) const noexcept {
+        return outcomes_ + std::uint64_t(slot) * outcome_stride_ + sizeof(OutcomeHeader);
+    }
+    // Writes an error text (cut to the capacity) for job id at the epoch it is about to enter.
+    void write_error_locked(std::uint32_t slot, JobId id, std::uint64_t epoch, std::string_view text) noexcept;
+    // The error text kept for (id, epoch), empty if none; truncated says whether it was cut.
+    std::string read_error(std::uint32_t slot, JobId id, std::uint64_t epoch, bool* truncated = nullptr) const;
+    // Before the CAS into `exception`: whether it keeps the job, its death
+    // order and time, and the error text (new_word: the word it will enter).
+    void prepare_death(EntrypointControl& c, std::uint32_t slot, std::uint64_t new_word, bool keep,
+                       std::string_view error) noexcept;
+    // After the CAS into `exception` of a kept job: links it at the list's
+    // tail and evicts the oldest past max_dead (their slots to to_release).
+    void keep_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint32_t acting_owner,
+                          std::vector<std::uint32_t>& to_release) noexcept;
+    void dead_unlink(EntrypointControl& c, std::uint32_t slot) noexcept;
+    // Drops a kept dead job (purge, eviction): freed now (its slot into
+    // to_release), or, if its death is not mirrored yet, left to the
+    // mirror's recycling; not_dead if the slot is no longer a kept dead job.
+    // purged: its status reads unknown once freed (eviction: exception until
+    // the slot is reused).
+    enum class Discard { freed, left_to_mirror, not_dead };
+    Discard discard_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint32_t acting_owner,
+                                std::vector<std::uint32_t>& to_release, bool purged) noexcept;
+    // Lock-free, from recycle_finished: a mirrored death; kept_mirrored if
+    // kept, else the slot recycled into to_release.
+    void recycle_kept_dead(EntrypointId ep, std::uint32_t slot, std::uint64_t word,
+                           std::vector<std::uint32_t>& to_release) noexcept;
+    // True if word (slot's state word) is `exception` and the dead mark says kept.
+    bool is_kept_dead(std::uint32_t slot, std::uint64_t word) const noexcept;
+    // key_held: the job's dedupe key is held by requeue_holder_; it stays dead.
+    enum class DeadRequeue { requeued, key_held, not_dead };
+    DeadRequeue requeue_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word);
+    // Part of repair_entrypoint: rebuilds the dead list from the state words.
+    void repair_dead_list(EntrypointId ep);
+    // doctor: the dead list lists exactly the kept dead jobs; "" when sound.
+    std::string check_dead_list(EntrypointId ep);
+    // A kept dead job's slot found by a lock-free scan (no_slot: none).
+    std::uint32_t find_dead(JobId id) const noexcept;
+    // requeue_dead/purge_dead on one job id.
+    bool act_on_dead(JobId id, bool requeue);
 
     // Waking.
     void wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept;
@@ -299,6 +359,11 @@ private:
     EntrypointControl* entrypoints_;
     ParticipantEntry* participant_entries_;
     ScheduleEntry* schedules_;
+    std::byte* outcomes_ = nullptr;
+    std::uint32_t outcome_stride_ = 0;
+    std::uint32_t outcome_capacity_ = 0;
+    std::uint32_t result_bytes_ = 0;
+    JobId requeue_holder_ = 0; // requeue_dead_locked's key_held: the job holding the key
     std::uint32_t max_entrypoints_;
     std::uint32_t max_participants_;
     std::uint32_t log_capacity_;

@@ -27,7 +27,8 @@
 //   participant with its own registry entry). Queue objects must not be
 //   used in a child after fork(); open the queue again there.
 // * Job status of a finished job in `memory` durability is kept only until its
-//   slot is reused (then status() says unknown).
+//   slot is reused (then status() says unknown). Dead jobs (`exception`) are
+//   kept, up to the entrypoint's max_dead, until requeued or purged.
 //
 // Errors: every failure throws currant::Error with an Errc and a message
 // naming the queue, entrypoint or limit (see currant/shm/error.hpp).
@@ -81,6 +82,10 @@ struct QueueOptions {
     std::optional<gid_t> group;            // owning group (give mode 0660 to let it in)
     bool sealed = false;                   // created sealed: nothing is handed out until unseal()
     std::uint64_t first_job_counter = 0;   // job ids (low 48 bits) start above this (a rebuild resumes ids)
+    // Largest result a handler may return (docs/dead-jobs.md), 0..1 MiB. Each
+    // slot has an outcome area of max(result_bytes, 1024) bytes that holds
+    // the job's result or its last error text (cut to fit).
+    std::uint32_t result_bytes = 1024;
 };
 
 struct EntrypointOptions {
@@ -98,6 +103,27 @@ struct EntrypointOptions {
     std::optional<std::int64_t> concurrency_limit; // at most this many jobs picked at once, all processes
     std::optional<double> rate_limit;              // at most this many starts per second (token bucket)
     std::optional<std::int64_t> rate_burst;        // starts the bucket holds; only with rate_limit; default 1
+    // Dead jobs kept with their last error (docs/dead-jobs.md): at most this
+    // many per entrypoint, the oldest recycled first; 0 keeps none. Unset: a
+    // new entrypoint keeps 1000 (at most the arena's slots), a declared one
+    // keeps its own. More than the arena's slots is refused.
+    std::optional<std::uint32_t> max_dead;
+};
+
+// A job that ended `exception` and is kept until requeued or purged
+// (Queue::dead_jobs, docs/dead-jobs.md).
+struct DeadJob {
+    JobId id = 0;
+    EntrypointId entrypoint = 0;
+    std::string entrypoint_name;
+    std::int32_t priority = 0;
+    std::uint32_t attempts = 0;            // deliveries made
+    std::uint32_t max_attempts = 0;
+    std::int64_t enqueued_at_ns = 0;       // CLOCK_REALTIME
+    std::int64_t died_at_ns = 0;           // CLOCK_REALTIME
+    std::string error;                     // the last error text (empty: none given)
+    bool error_truncated = false;          // the text was cut to the outcome area's capacity
+    std::vector<std::byte> payload;
 };
 
 // An entrypoint's pause state and limits (Queue::limits).
@@ -278,6 +304,7 @@ struct JobSnapshot {
     std::vector<std::byte> payload;
     std::uint32_t dirty_mark = 0;          // collect_dirty: the mark settle_dirty clears
     std::optional<std::string> dedupe_key; // the job's dedupe key, if it has one
+    std::string error;                     // the job's last error text (failed or retried with one), or empty
 };
 
 // A job put back into a segment under its own id (rebuild, remote claims).
@@ -451,15 +478,45 @@ public:
     void ack_deferred(const JobHandle& job);
     std::size_t flush();
 
-    void fail(const JobHandle& job);                        // ends `exception` now
+    // Ends `exception` now. error: the failure's text, kept with the dead
+    // job (cut to the outcome area's capacity, see QueueOptions::result_bytes;
+    // never refused) and mirrored as the log row's traceback.
+    void fail(const JobHandle& job, std::string_view error = {});
     // Requeues with back-off (delay, or the entrypoint's exponential back-off)
-    // and returns true, or ends `exception` past max attempts and returns false.
-    bool retry(const JobHandle& job, std::optional<std::chrono::milliseconds> delay = std::nullopt);
+    // and returns true, or ends `exception` past max attempts and returns
+    // false. error: as for fail(), kept as the job's last error.
+    bool retry(const JobHandle& job, std::optional<std::chrono::milliseconds> delay = std::nullopt,
+               std::string_view error = {});
     // Extends the leases; returns how many were extended (expired or stale ones are not).
     std::size_t heartbeat(std::span<const JobHandle> jobs);
 
     // Cancels a queued job; returns false if it is not queued (picked, finished, unknown).
     bool cancel(JobId id);
+
+    // --- dead jobs (docs/dead-jobs.md) ---
+    // Jobs that ended `exception` (fail, retry past max attempts, lease
+    // expiry or owner death past max attempts) are kept, up to the
+    // entrypoint's max_dead, until requeued or purged. Listed oldest first
+    // per entrypoint, at most `limit` in all; throws not_found for an
+    // unknown entrypoint.
+    std::vector<DeadJob> dead_jobs(std::optional<EntrypointId> entrypoint = std::nullopt,
+                                   std::size_t limit = SIZE_MAX) const;
+    // Puts a kept dead job back to `queued` (attempts 0, a new epoch: a
+    // handle from its last pick is refused), at once. False if id is not a
+    // kept dead job (never existed, purged, recycled, already requeued).
+    // A job with a dedupe key holds it again; if another queued or picked
+    // job holds it, throws already_exists (naming the key and the holder)
+    // and the job stays dead.
+    bool requeue(JobId id);
+    // Every kept dead job of the entrypoint, oldest first; those whose
+    // dedupe key is held stay dead. Returns how many were requeued.
+    std::size_t requeue_dead(EntrypointId entrypoint);
+    // Drops a kept dead job from the dead list and frees its slot (its
+    // status becomes unknown); in async/sync durability a death not yet
+    // mirrored keeps its slot (status exception) until currantd has it.
+    // False if id is not a kept dead job.
+    bool purge(JobId id);
+    std::size_t purge_dead(EntrypointId entrypoint); // every kept dead job of it; returns how many
 
     // --- inspecting ---
     std::vector<JobState> status(std::span<const JobId> ids) const;

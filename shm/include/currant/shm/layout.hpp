@@ -20,7 +20,8 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 // 4: schedules (docs/schedules.md): the schedule table, CoreHeader::schedule_epoch, Intent's tick.
 // 5: dedupe keys (docs/dedupe.md): the per-entrypoint dedupe index, the slots' key area.
 // 6: CoreHeader::configuration_generation (currantd records entrypoint state and schedules).
-inline constexpr std::uint32_t layout_version = 6;
+// 7: dead jobs (docs/dead-jobs.md): SegmentParameters::result_bytes, per-slot outcome areas, the dead list.
+inline constexpr std::uint32_t layout_version = 7;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
@@ -31,7 +32,7 @@ struct SegmentParameters {
     std::uint32_t max_participants = 0;
     std::uint32_t log_capacity = 0;     // transition records per entrypoint
     std::uint32_t host_id = 0;          // 16 significant bits
-    std::uint32_t reserved = 0;
+    std::uint32_t result_bytes = 0;     // largest job result (docs/dead-jobs.md); sizes the outcome area
 };
 static_assert(std::is_trivially_copyable_v<SegmentParameters>);
 
