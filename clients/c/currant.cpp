@@ -20,6 +20,9 @@ struct currant_queue {
     std::vector<currant::Job> jobs;
     std::vector<currant::JobHandle> handles;
     std::vector<std::span<const std::byte>> spans;
+    // currant_dead_jobs: the copies its error and payload pointers name,
+    // valid until its next call on this handle.
+    std::vector<currant::DeadJob> dead;
 };
 
 namespace {
@@ -644,3 +647,87 @@ int currant_run_schedules(currant_queue* queue, size_t* enqueued_out) {
 }
 
 } // extern "C"
+
+int currant_fail_with_error(currant_queue* queue, const currant_job* job, const char* error) {
+    return guarded("currant_fail_with_error", [&] {
+        require(queue, "queue");
+        require(job, "job");
+        queue->queue.fail(to_handle(*job), error != nullptr ? std::string_view(error) : std::string_view());
+    });
+}
+
+int currant_retry_with_error(currant_queue* queue, const currant_job* job, int64_t delay_ms, const char* error,
+                             int* requeued_out) {
+    return guarded("currant_retry_with_error", [&] {
+        require(queue, "queue");
+        require(job, "job");
+        std::optional<std::chrono::milliseconds> delay;
+        if (delay_ms >= 0) delay = std::chrono::milliseconds(delay_ms);
+        const bool requeued = queue->queue.retry(to_handle(*job), delay,
+                                                 error != nullptr ? std::string_view(error) : std::string_view());
+        if (requeued_out != nullptr) *requeued_out = requeued ? 1 : 0;
+    });
+}
+
+int currant_dead_jobs(currant_queue* queue, uint32_t entrypoint, currant_dead_job* out, size_t capacity,
+                      size_t* count_out) {
+    return guarded("currant_dead_jobs", [&] {
+        require(queue, "queue");
+        require(count_out, "count_out");
+        if (capacity != 0) require(out, "out");
+        std::optional<currant::EntrypointId> only;
+        if (entrypoint != CURRANT_ALL_ENTRYPOINTS) only = entrypoint;
+        std::vector<currant::DeadJob> dead = queue->queue.dead_jobs(only);
+        queue->dead = std::move(dead); // the previous call's pointers end here, as documented
+        for (std::size_t i = 0; i < queue->dead.size() && i < capacity; ++i) {
+            const currant::DeadJob& d = queue->dead[i];
+            currant_dead_job& c = out[i];
+            c = currant_dead_job{};
+            c.id = d.id;
+            c.entrypoint = d.entrypoint;
+            c.priority = d.priority;
+            c.attempts = d.attempts;
+            c.max_attempts = d.max_attempts;
+            c.enqueued_at_ns = d.enqueued_at_ns;
+            c.died_at_ns = d.died_at_ns;
+            c.error = d.error.c_str();
+            c.error_size = d.error.size();
+            c.error_truncated = d.error_truncated ? 1 : 0;
+            c.payload = d.payload.data();
+            c.payload_size = d.payload.size();
+        }
+        *count_out = queue->dead.size();
+    });
+}
+
+int currant_requeue_dead(currant_queue* queue, uint64_t id, int* requeued_out) {
+    return guarded("currant_requeue_dead", [&] {
+        require(queue, "queue");
+        const bool requeued = queue->queue.requeue(id);
+        if (requeued_out != nullptr) *requeued_out = requeued ? 1 : 0;
+    });
+}
+
+int currant_requeue_all_dead(currant_queue* queue, uint32_t entrypoint, size_t* requeued_out) {
+    return guarded("currant_requeue_all_dead", [&] {
+        require(queue, "queue");
+        const std::size_t n = queue->queue.requeue_dead(entrypoint);
+        if (requeued_out != nullptr) *requeued_out = n;
+    });
+}
+
+int currant_purge_dead(currant_queue* queue, uint64_t id, int* purged_out) {
+    return guarded("currant_purge_dead", [&] {
+        require(queue, "queue");
+        const bool purged = queue->queue.purge(id);
+        if (purged_out != nullptr) *purged_out = purged ? 1 : 0;
+    });
+}
+
+int currant_purge_all_dead(currant_queue* queue, uint32_t entrypoint, size_t* purged_out) {
+    return guarded("currant_purge_all_dead", [&] {
+        require(queue, "queue");
+        const std::size_t n = queue->queue.purge_dead(entrypoint);
+        if (purged_out != nullptr) *purged_out = n;
+    });
+}

@@ -473,6 +473,82 @@ CURRANT_API int currant_schedules(currant_queue* queue, currant_schedule_info* o
  * Errors: INVALID_ARGUMENT (NULL), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
 CURRANT_API int currant_run_schedules(currant_queue* queue, size_t* enqueued_out);
 
+/* ---- dead jobs (docs/dead-jobs.md), CURRANT_0.5 ------------------------
+ *
+ * A job that ends `exception` (currant_fail, a retry past its attempt
+ * limit, a lease expiry or a dead consumer past it) is kept with its last
+ * error text, up to the entrypoint's max_dead (default 1000, at most the
+ * arena's slots; the oldest is recycled first), until it is requeued or
+ * purged. Caveats: error texts longer than the slot's outcome area (at
+ * least 1024 bytes) are cut at a UTF-8 boundary (error_truncated says so);
+ * in async/sync durability a purged job's slot is freed once currantd has
+ * mirrored its death; after a reboot the dead list starts empty (the deaths
+ * and their errors are in PostgreSQL's currant_log). */
+
+/* currant_fail with the failure's text (NUL-terminated; NULL or "" = none),
+ * kept with the dead job and mirrored as currant_log.traceback.
+ * Errors: as currant_ack. */
+CURRANT_API int currant_fail_with_error(currant_queue* queue, const currant_job* job, const char* error);
+
+/* currant_retry with the failure's text, kept as the job's last error (and
+ * with the dead job if this retry was past the attempt limit).
+ * Errors: as currant_ack. */
+CURRANT_API int currant_retry_with_error(currant_queue* queue, const currant_job* job, int64_t delay_ms,
+                                         const char* error, int* requeued_out);
+
+#define CURRANT_ALL_ENTRYPOINTS UINT32_MAX
+
+typedef struct currant_dead_job {
+    uint64_t id;
+    uint32_t entrypoint;
+    int32_t priority;
+    uint32_t attempts;        /* deliveries made */
+    uint32_t max_attempts;
+    int64_t enqueued_at_ns;   /* CLOCK_REALTIME */
+    int64_t died_at_ns;       /* CLOCK_REALTIME */
+    const char* error;        /* the last error text, NUL-terminated ("" = none given) */
+    size_t error_size;        /* its length in bytes */
+    int error_truncated;      /* 1 if the text was cut to the outcome area */
+    const void* payload;      /* a copy */
+    size_t payload_size;
+} currant_dead_job;
+
+/* Writes up to capacity kept dead jobs of entrypoint (or of every
+ * entrypoint: CURRANT_ALL_ENTRYPOINTS), oldest death first per entrypoint,
+ * to out (NULL allowed when capacity is 0), and the number of kept dead
+ * jobs to *count_out (which may exceed capacity: call again with a larger
+ * array). error and payload point into copies owned by the handle, valid
+ * until the next currant_dead_jobs on it or its close.
+ * Errors: INVALID_ARGUMENT (NULL), NOT_FOUND (entrypoint id),
+ * SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_dead_jobs(currant_queue* queue, uint32_t entrypoint, currant_dead_job* out, size_t capacity,
+                                  size_t* count_out);
+
+/* Puts a kept dead job back to `queued` at once, with a fresh set of
+ * attempts (a handle from its last pick stays stale). *requeued_out (may be
+ * NULL) is 1, or 0 if id is not a kept dead job (never existed, purged,
+ * recycled, already requeued).
+ * Errors: INVALID_ARGUMENT (NULL queue), ALREADY_EXISTS (its dedupe key is
+ * held by another queued or picked job: it stays dead; the message names
+ * the key and the holder), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_requeue_dead(currant_queue* queue, uint64_t id, int* requeued_out);
+
+/* Requeues every kept dead job of entrypoint (those whose dedupe key is
+ * held stay dead); *requeued_out (may be NULL) says how many.
+ * Errors: INVALID_ARGUMENT (NULL queue), NOT_FOUND (entrypoint id),
+ * SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_requeue_all_dead(currant_queue* queue, uint32_t entrypoint, size_t* requeued_out);
+
+/* Drops a kept dead job (its status becomes unknown once its slot is
+ * freed). *purged_out (may be NULL) is 1, or 0 if id is not a kept dead job.
+ * Errors: INVALID_ARGUMENT (NULL queue), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_purge_dead(currant_queue* queue, uint64_t id, int* purged_out);
+
+/* Drops every kept dead job of entrypoint; *purged_out (may be NULL) says how many.
+ * Errors: INVALID_ARGUMENT (NULL queue), NOT_FOUND (entrypoint id),
+ * SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_purge_all_dead(currant_queue* queue, uint32_t entrypoint, size_t* purged_out);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
