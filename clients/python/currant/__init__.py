@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time as _time
+import traceback as _traceback
 from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
@@ -76,6 +77,7 @@ __all__ = [
     "ScheduleExists",
     "ScheduleNotFound",
     "DuplicateJob",
+    "DeadJob",
 ]
 
 for _cls in (ArenaFull, CurrantError, DuplicateJob, EntrypointNotFound, InvalidArgument, NotFound, NotOwner,
@@ -147,6 +149,56 @@ def _timeout_ns(timeout: float | None) -> int:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout must be None or seconds, not {type(timeout).__name__}")
     return max(0, int(timeout * 1e9))
+
+
+def _error_text(error: str | BaseException | None) -> str:
+    if error is None:
+        return ""
+    if isinstance(error, BaseException):
+        return "".join(_traceback.format_exception(type(error), error, error.__traceback__)).rstrip("\n")
+    if isinstance(error, str):
+        return error
+    raise TypeError(f"error must be a str, an exception or None, not {type(error).__name__}")
+
+
+def _job_ids(ids: int | Iterable[int] | None, what: str) -> list[int]:
+    if ids is None:
+        raise InvalidArgument(f"{what} needs job ids or entrypoint=")
+    items = [ids] if isinstance(ids, int) else list(ids)
+    for job_id in items:
+        if type(job_id) is not int:
+            raise TypeError(f"{what}: job ids must be ints, not {type(job_id).__name__}")
+        if not 0 <= job_id < 2**64:
+            raise InvalidArgument(f"{what}: job id {job_id} is out of range (0 .. 2**64-1)")
+    return items
+
+
+class DeadJob:
+    """A dead job kept with its last error (:meth:`Queue.dead_jobs`).
+
+    ``id``, ``entrypoint`` (name), ``entrypoint_id``, ``priority``,
+    ``attempts`` (deliveries made), ``max_attempts``, ``error`` (the last
+    error text, "" if none was given), ``error_truncated``, ``payload``
+    (bytes), ``enqueued_at`` and ``died_at`` (aware UTC datetimes)."""
+
+    __slots__ = ("id", "entrypoint", "entrypoint_id", "priority", "attempts", "max_attempts", "error",
+                 "error_truncated", "payload", "enqueued_at_ns", "died_at_ns")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, fields[name])
+
+    @property
+    def enqueued_at(self) -> _dt.datetime:
+        return _dt.datetime.fromtimestamp(self.enqueued_at_ns / 1e9, _dt.timezone.utc)
+
+    @property
+    def died_at(self) -> _dt.datetime:
+        return _dt.datetime.fromtimestamp(self.died_at_ns / 1e9, _dt.timezone.utc)
+
+    def __repr__(self) -> str:
+        first = self.error.splitlines()[-1] if self.error else ""
+        return f"<DeadJob {self.id} {self.entrypoint!r} attempts={self.attempts} error={first!r}>"
 
 
 class Reservation:
@@ -332,6 +384,7 @@ class Queue:
         concurrency_limit: int | None = None,
         rate_limit: float | None = None,
         rate_burst: int | None = None,
+        max_dead: int | None = None,
     ) -> int:
         """Declare an entrypoint (or update an existing one) and return its id.
 
@@ -349,7 +402,17 @@ class Queue:
         entrypoint's limit (a new one has none); zero or negative raises
         :class:`InvalidArgument` and declares nothing. Change or remove them
         later with :meth:`set_concurrency_limit` / :meth:`set_rate_limit`.
+
+        ``max_dead`` (docs/dead-jobs.md): how many dead jobs (ended
+        "exception") are kept with their last error, the oldest recycled
+        first; 0 keeps none. None gives a new entrypoint 1000 (at most the
+        arena's slots) and keeps an existing one's; more than the arena's
+        slots raises :class:`InvalidArgument`.
         """
+        if max_dead is not None and (type(max_dead) is not int or not 0 <= max_dead <= 0xFFFFFFFF):
+            if type(max_dead) is not int:
+                raise TypeError(f"max_dead must be an int or None, not {type(max_dead).__name__}")
+            raise InvalidArgument(f"max_dead must be between 0 and the arena's slots, not {max_dead}")
         if not isinstance(name, str):
             raise TypeError(f"entrypoint name must be a str, not {type(name).__name__}")
         if durability is not None and durability not in _DURABILITIES:
@@ -364,6 +427,7 @@ class Queue:
             _int_or_none(concurrency_limit, "concurrency_limit"),
             _float_or_none(rate_limit, "rate_limit"),
             _int_or_none(rate_burst, "rate_burst"),
+            max_dead,
         )
 
     def entrypoint(self, name: str) -> int:
@@ -584,15 +648,55 @@ class Queue:
             return self._q.ack_many(list(job))
         raise TypeError(f"ack takes a Job or a list of Jobs, not {type(job).__name__}")
 
-    def fail(self, job: Job) -> None:
-        """End the job as failed (status "exception") and release its payload."""
-        self._q.fail(job)
+    def fail(self, job: Job, error: str | BaseException | None = None) -> None:
+        """End the job as failed (status "exception") and release its payload.
 
-    def retry(self, job: Job, delay: float | _dt.timedelta | None = None) -> bool:
+        ``error`` is kept with the dead job as its last error (see
+        :meth:`dead_jobs`) and mirrored as ``currant_log.traceback``: a str,
+        or an exception, whose formatted traceback is kept. Texts longer than
+        the slot's outcome area (at least 1024 bytes) are cut."""
+        self._q.fail(job, _error_text(error))
+
+    def retry(self, job: Job, delay: float | _dt.timedelta | None = None,
+              error: str | BaseException | None = None) -> bool:
         """Requeue the job after ``delay`` seconds (default: the entrypoint's
         exponential back-off). Returns False if the job ran out of attempts
-        and ended "exception" instead."""
-        return self._q.retry(job, -1 if delay is None else _ms(delay, "delay"))
+        and ended "exception" instead. ``error`` as for :meth:`fail`: the
+        job's last error, kept with it if this retry ended it."""
+        return self._q.retry(job, -1 if delay is None else _ms(delay, "delay"), _error_text(error))
+
+    # --- dead jobs (docs/dead-jobs.md) ---
+
+    def dead_jobs(self, entrypoint: Entrypoint | None = None) -> list[DeadJob]:
+        """The dead jobs kept (ended "exception": failed, or out of
+        attempts), oldest death first per entrypoint; of one entrypoint, or
+        of all with None. :class:`EntrypointNotFound` for an unknown name."""
+        return [DeadJob(d) for d in self._q.dead_jobs(entrypoint)]
+
+    def requeue(self, ids: int | Iterable[int] | None = None, *, entrypoint: Entrypoint | None = None) -> int:
+        """Put kept dead jobs back to "queued" at once with a fresh set of
+        attempts: the given ids, or every dead job of ``entrypoint``. Returns
+        how many were requeued; ids that are not kept dead jobs (queued,
+        running, purged, unknown) are skipped. A dead job whose dedupe key
+        another queued or running job holds stays dead: by id it raises
+        :class:`DuplicateJob` (ids before it were requeued), with
+        ``entrypoint`` it is skipped."""
+        if entrypoint is not None:
+            if ids is not None:
+                raise InvalidArgument("requeue takes ids or entrypoint=, not both")
+            return self._q.requeue_dead(entrypoint)
+        return sum(1 for job_id in _job_ids(ids, "requeue") if self._q.requeue(job_id))
+
+    def purge_dead(self, ids: int | Iterable[int] | None = None, *, entrypoint: Entrypoint | None = None) -> int:
+        """Drop kept dead jobs: the given ids, or every dead job of
+        ``entrypoint``. Returns how many were dropped; ids that are not kept
+        dead jobs are skipped. (In async/sync durability a death currantd
+        has not mirrored yet keeps its slot until it has.)"""
+        if entrypoint is not None:
+            if ids is not None:
+                raise InvalidArgument("purge_dead takes ids or entrypoint=, not both")
+            return self._q.purge_dead(entrypoint)
+        return sum(1 for job_id in _job_ids(ids, "purge_dead") if self._q.purge(job_id))
 
     def heartbeat(self, jobs: Job | Sequence[Job]) -> int:
         """Extend the leases of picked jobs; returns how many were extended."""

@@ -105,7 +105,9 @@ class ScheduleExists(CurrantError):
 class DuplicateJob(CurrantError):
     """Queue.enqueue(..., dedupe_key=K, on_duplicate="refuse") while a job of
     the entrypoint with key K is queued or picked; the message names the
-    key and that job's id. Nothing was enqueued."""
+    key and that job's id. Nothing was enqueued. Also raised by
+    Queue.requeue() of a dead job whose key another queued or picked job
+    holds: the dead job stays dead."""
 
     code = "already_exists"
 

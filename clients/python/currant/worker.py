@@ -273,7 +273,9 @@ class QueueManager:
                     else:
                         log.error("handler for %r failed on job %d (attempt %d)", ep.name, job.id,
                                   job.attempts, exc_info=error)
-                        if not queue.retry(job):
+                        # The handler's traceback becomes the job's last
+                        # error (kept with it if it dies; docs/dead-jobs.md).
+                        if not queue.retry(job, error=error):
                             log.error("job %d of %r ended 'exception' after %d attempts",
                                       job.id, ep.name, job.attempts)
                 except StaleHandle:

@@ -762,8 +762,9 @@ public:
                                              std::int64_t lease_ms, std::uint32_t max_attempts,
                                              std::int64_t retry_delay_ms, std::int64_t max_retry_delay_ms,
                                              py::object concurrency_limit, py::object rate_limit,
-                                             py::object rate_burst) {
+                                             py::object rate_burst, py::object max_dead) {
         currant::EntrypointOptions options;
+        if (!max_dead.is_none()) options.max_dead = max_dead.cast<std::uint32_t>(); // range checked in Python
         if (!concurrency_limit.is_none()) options.concurrency_limit = concurrency_limit.cast<std::int64_t>();
         if (!rate_limit.is_none()) options.rate_limit = rate_limit.cast<double>();
         if (!rate_burst.is_none()) options.rate_burst = rate_burst.cast<std::int64_t>();
@@ -946,16 +947,17 @@ public:
         return holder_->get().ack(handles);
     }
 
-    void fail(py::handle obj) {
+    // error: the failure's text, kept with the job (docs/dead-jobs.md).
+    void fail(py::handle obj, const std::string& error) {
         JobObject* job = as_job(obj.ptr());
         release_job_views(job);
         mark_finished(job);
         py::gil_scoped_release unlocked;
         std::lock_guard guard(holder_->mutex);
-        holder_->get().fail(job->job.handle);
+        holder_->get().fail(job->job.handle, error);
     }
 
-    bool retry(py::handle obj, std::int64_t delay_ms) {
+    bool retry(py::handle obj, std::int64_t delay_ms, const std::string& error) {
         JobObject* job = as_job(obj.ptr());
         release_job_views(job);
         mark_finished(job);
@@ -963,7 +965,62 @@ public:
         if (delay_ms >= 0) delay = milliseconds(delay_ms);
         py::gil_scoped_release unlocked;
         std::lock_guard guard(holder_->mutex);
-        return holder_->get().retry(job->job.handle, delay);
+        return holder_->get().retry(job->job.handle, delay, error);
+    }
+
+    // --- dead jobs (docs/dead-jobs.md) ---
+    py::list dead_jobs(py::handle which) {
+        std::optional<currant::EntrypointId> only;
+        if (!which.is_none()) only = resolve_entrypoint(*holder_, which.ptr());
+        std::vector<currant::DeadJob> all;
+        {
+            auto guard = holder_->lock();
+            all = holder_->get().dead_jobs(only);
+        }
+        py::list out;
+        for (const auto& d : all) {
+            py::dict item;
+            item["id"] = d.id;
+            item["entrypoint"] = d.entrypoint_name;
+            item["entrypoint_id"] = d.entrypoint;
+            item["priority"] = d.priority;
+            item["attempts"] = d.attempts;
+            item["max_attempts"] = d.max_attempts;
+            item["enqueued_at_ns"] = d.enqueued_at_ns;
+            item["died_at_ns"] = d.died_at_ns;
+            // Error texts are cut at a UTF-8 boundary; a handler may still
+            // have passed bytes that are not UTF-8 through C or C++.
+            item["error"] = py::reinterpret_steal<py::object>(
+                PyUnicode_DecodeUTF8(d.error.data(), Py_ssize_t(d.error.size()), "replace"));
+            item["error_truncated"] = d.error_truncated;
+            item["payload"] = py::bytes(reinterpret_cast<const char*>(d.payload.data()), d.payload.size());
+            out.append(item);
+        }
+        return out;
+    }
+
+    bool requeue(currant::JobId id) {
+        auto guard = holder_->lock();
+        try {
+            return holder_->get().requeue(id);
+        } catch (const currant::Error& e) {
+            if (e.code() == currant::Errc::already_exists) throw PyCurrantError{"duplicate_job", "already_exists", e.what()};
+            throw;
+        }
+    }
+    std::size_t requeue_dead(py::handle which) {
+        const auto ep = resolve_entrypoint(*holder_, which.ptr());
+        auto guard = holder_->lock();
+        return holder_->get().requeue_dead(ep);
+    }
+    bool purge(currant::JobId id) {
+        auto guard = holder_->lock();
+        return holder_->get().purge(id);
+    }
+    std::size_t purge_dead(py::handle which) {
+        const auto ep = resolve_entrypoint(*holder_, which.ptr());
+        auto guard = holder_->lock();
+        return holder_->get().purge_dead(ep);
     }
 
     std::size_t heartbeat(py::handle jobs) {
@@ -1204,6 +1261,11 @@ PYBIND11_MODULE(_currant, m) {
         .def("ack_many", &PyQueue::ack_many)
         .def("fail", &PyQueue::fail)
         .def("retry", &PyQueue::retry)
+        .def("dead_jobs", &PyQueue::dead_jobs)
+        .def("requeue", &PyQueue::requeue)
+        .def("requeue_dead", &PyQueue::requeue_dead)
+        .def("purge", &PyQueue::purge)
+        .def("purge_dead", &PyQueue::purge_dead)
         .def("heartbeat", &PyQueue::heartbeat)
         .def("cancel", &PyQueue::cancel)
         .def("add_schedule", &PyQueue::add_schedule)
