@@ -49,6 +49,9 @@ void add_pause(CLI::App& app, Commands& commands);   // commands_limits.cpp
 void add_resume(CLI::App& app, Commands& commands);
 void add_limit(CLI::App& app, Commands& commands);
 void add_schedules(CLI::App& app, Commands& commands); // commands_schedules.cpp
+void add_failed(CLI::App& app, Commands& commands);  // commands_dead.cpp
+void add_requeue(CLI::App& app, Commands& commands);
+void add_purge(CLI::App& app, Commands& commands);
 
 // --- strict parsing (decimal only, whole text, range-checked) ---
 

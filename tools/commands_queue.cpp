@@ -205,6 +205,7 @@ struct DeclareArgs {
     std::optional<Durability> durability;
     std::chrono::nanoseconds lease = std::chrono::milliseconds(EntrypointOptions{}.lease);
     std::uint32_t max_attempts = EntrypointOptions{}.max_attempts;
+    std::optional<std::uint32_t> max_dead;
 };
 
 int run_declare(const DeclareArgs& args) {
@@ -222,11 +223,12 @@ int run_declare(const DeclareArgs& args) {
     options.max_attempts = args.max_attempts;
     // Unset: a new entrypoint gets the queue's default, an existing one keeps its own.
     options.durability = args.durability;
+    options.max_dead = args.max_dead; // unset: 1000 for a new one, an existing one keeps its own
     EntrypointId id = queue.declare_entrypoint(args.entrypoint, options);
     std::cout << "declared entrypoint '" << args.entrypoint << "' of queue '" << args.name << "': id " << id
               << ", durability " << durability_name(*queue.entrypoint_options(id).durability) << ", lease "
               << fixed(std::chrono::duration<double>(options.lease).count(), 3) << " s, max attempts "
-              << options.max_attempts << '\n';
+              << options.max_attempts << ", max dead " << queue.entrypoint_options(id).max_dead.value_or(0) << '\n';
     return 0;
 }
 
@@ -244,6 +246,13 @@ void add_declare(CLI::App& app, Commands& commands) {
         ->type_name("MODE");
     add_seconds(*sub, "--lease", args->lease, "How long a pick is valid without a heartbeat");
     add_number(*sub, "--max-attempts", args->max_attempts, "Deliveries before a job ends `exception`");
+    sub->add_option_function<std::string>(
+           "--max-dead",
+           [args](const std::string& text) {
+               args->max_dead = std::uint32_t(parse_unsigned(text, "--max-dead", UINT32_MAX));
+           },
+           "Dead jobs kept with their last error, oldest recycled first; 0 keeps none (default 1000)")
+        ->type_name("N");
     commands.push_back({sub, [args] { return run_declare(*args); }});
 }
 
