@@ -26,6 +26,44 @@ std::string array_text(const std::vector<std::string>& items) {
 
 void tab(std::string& out) { out.push_back('\t'); }
 
+// A job's error text as PostgreSQL text: valid UTF-8 without NUL. Texts
+// come from any client (C passes bytes), and one invalid byte would make
+// the whole batch's COPY fail again at every retry, stalling the mirror.
+// Invalid sequences and NULs become U+FFFD.
+std::string as_pg_text(std::string_view in) {
+    static constexpr char replacement[] = "\xEF\xBF\xBD";
+    std::string out;
+    out.reserve(in.size());
+    std::size_t i = 0;
+    while (i < in.size()) {
+        const auto b = static_cast<unsigned char>(in[i]);
+        std::size_t length = 0;
+        std::uint32_t code = 0;
+        if (b >= 0x01 && b < 0x80) length = 1, code = b;
+        else if (b >= 0xC2 && b < 0xE0) length = 2, code = b & 0x1F;
+        else if (b >= 0xE0 && b < 0xF0) length = 3, code = b & 0x0F;
+        else if (b >= 0xF0 && b < 0xF5) length = 4, code = b & 0x07;
+        bool ok = length != 0 && i + length <= in.size();
+        for (std::size_t k = 1; ok && k < length; ++k) {
+            const auto c = static_cast<unsigned char>(in[i + k]);
+            ok = (c & 0xC0) == 0x80;
+            code = (code << 6) | (c & 0x3F);
+        }
+        // No overlong forms, surrogates or code points past U+10FFFF.
+        if (ok && ((length == 3 && (code < 0x800 || (code >= 0xD800 && code < 0xE000))) ||
+                   (length == 4 && (code < 0x10000 || code > 0x10FFFF))))
+            ok = false;
+        if (ok) {
+            out.append(in.substr(i, length));
+            i += length;
+        } else {
+            out += replacement;
+            ++i;
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 Mirror::Mirror(Queue& queue, HostIdentity identity, std::size_t batch_limit)
@@ -42,7 +80,7 @@ void Mirror::resume(pg::Connection& connection) {
         "CREATE TEMP TABLE IF NOT EXISTS currant_stage (LIKE currant_jobs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
     connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_dirty_stage (job_id bigint, host integer, incarnation "
                     "bigint, entrypoint text, status currant_status, priority integer, attempts integer, sequence "
-                    "bigint, transitions integer, created timestamptz) ON COMMIT DELETE ROWS");
+                    "bigint, transitions integer, created timestamptz, traceback text) ON COMMIT DELETE ROWS");
     const pg::Result cursors = connection.exec(
         "SELECT entrypoint, sequence FROM currant_cursors WHERE host = $1 AND incarnation = $2",
         {std::to_string(identity_.host), std::to_string(std::int64_t(identity_.incarnation))});
@@ -202,6 +240,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                 f.attempts = t.attempts;
                 f.sequence = t.sequence;
                 f.at_ns = t.at_ns;
+                f.epoch = t.epoch;
                 ++f.transitions;
             }
             transitions += got;
@@ -220,6 +259,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         f.slot = job.slot;
         f.attempts = job.attempts;
         f.at_ns = now;
+        f.epoch = job.epoch;
         f.dirty = true;
     }
     // After the feed (acquire loads of the log heads): a tick bumps the
@@ -263,6 +303,15 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         rows += std::to_string(f.transitions);
         tab(rows);
         rows += pg::timestamp_text(f.at_ns);
+        tab(rows);
+        // The job's last error (docs/dead-jobs.md): its text is tagged with
+        // the state word epoch it was written for, so it is this status's
+        // own (a death's, or a retry's) only if the slot is still at the
+        // folded transition's epoch.
+        if (have_content && job.epoch == f.epoch && job.status == f.status && !job.error.empty())
+            pg::append_copy_text(rows, as_pg_text(job.error));
+        else
+            rows += "\\N";
         rows.push_back('\n');
         ++log_row_count;
 
@@ -317,7 +366,8 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     ++statements;
     try {
         const char* log_columns =
-            "(job_id, host, incarnation, entrypoint, status, priority, attempts, sequence, transitions, created)";
+            "(job_id, host, incarnation, entrypoint, status, priority, attempts, sequence, transitions, created, "
+            "traceback)";
         if (!log_rows.empty()) {
             connection.copy_in(std::string("COPY currant_log ") + log_columns + " FROM STDIN", log_rows);
             ++statements;
@@ -330,7 +380,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             connection.copy_in(std::string("COPY currant_dirty_stage ") + log_columns + " FROM STDIN", dirty_log_rows);
             connection.exec(std::string("INSERT INTO currant_log ") + log_columns + " SELECT " +
                             "d.job_id, d.host, d.incarnation, d.entrypoint, d.status, d.priority, d.attempts, "
-                            "d.sequence, d.transitions, d.created FROM currant_dirty_stage d WHERE NOT EXISTS "
+                            "d.sequence, d.transitions, d.created, d.traceback FROM currant_dirty_stage d WHERE NOT EXISTS "
                             "(SELECT 1 FROM currant_log l WHERE l.job_id = d.job_id AND l.status = d.status AND "
                             "l.attempts = d.attempts AND l.incarnation = d.incarnation)");
             statements += 2;

@@ -66,6 +66,7 @@ private:
         std::uint64_t sequence = 0;     // last folded (0: only seen dirty)
         std::uint32_t transitions = 0;
         std::int64_t at_ns = 0;
+        std::uint64_t epoch = 0;        // the state word epoch of the folded status (its error's tag)
         bool dirty = false;
     };
     // Inside the batch's transaction; returns the statements sent.
