@@ -42,8 +42,8 @@ JobHandle pick(Queue& queue, EntrypointId ep, JobId expected) {
 }
 
 // A job that the parent enqueues, picks and fails: kept dead with `error`.
-JobId make_dead(Queue& queue, EntrypointId ep, const std::string& error) {
-    const JobId id = queue.enqueue(ep, as_payload("payload of " + error));
+JobId make_dead(Queue& queue, EntrypointId ep, const std::string& error, const EnqueueOptions& options = {}) {
+    const JobId id = queue.enqueue(ep, as_payload("payload of " + error), options);
     queue.fail(pick(queue, ep, id), error);
     return id;
 }
@@ -231,7 +231,10 @@ TEST_CASE("SIGKILL of a requeuer before and after its commit point (dead.requeue
             CAPTURE(c.point, durability_name(durability));
             ScratchQueue scratch("crash-dead-requeue", small_queue(slots, 16));
             const EntrypointId ep = scratch->declare_entrypoint(ep_name, dead_options(durability));
-            const JobId a = make_dead(scratch.queue(), ep, "a");
+            // `a` has a dedupe key: the requeue claims it before its commit point.
+            EnqueueOptions keyed;
+            keyed.dedupe_key = "key-of-a";
+            const JobId a = make_dead(scratch.queue(), ep, "a", keyed);
             const JobId b = make_dead(scratch.queue(), ep, "b");
             const JobId bystander = scratch->enqueue(ep, as_payload("bystander"));
             const std::uint64_t logged_before = scratch->feed_committed(ep);
@@ -256,6 +259,11 @@ TEST_CASE("SIGKILL of a requeuer before and after its commit point (dead.requeue
                     CHECK(feed[n - 1].attempts == 0);
                 }
                 require_accounted(scratch.queue(), ep, durability);
+                // It holds its key again (the repair rebuilt the index from
+                // the slots). After the accounting: the duplicate's slot
+                // goes back to this Queue's slot cache, not the arena.
+                CHECK(scratch->enqueue(ep, as_payload("duplicate"), keyed) == a);
+                CHECK(scratch->last_enqueue_skipped());
                 // Both are delivered; their order depends on whether the
                 // requeuer gave `a` its new sequence before it died.
                 std::vector<Job> out(4);
@@ -274,6 +282,9 @@ TEST_CASE("SIGKILL of a requeuer before and after its commit point (dead.requeue
                 CHECK(scratch->dead_jobs(ep).at(0).error == "a");
                 require_accounted(scratch.queue(), ep, durability);
                 REQUIRE(scratch->requeue(a));
+                // The dead child's claim left no holder: the key is a's now.
+                CHECK(scratch->enqueue(ep, as_payload("duplicate"), keyed) == a);
+                CHECK(scratch->last_enqueue_skipped());
                 require_delivered(scratch.queue(), ep, bystander);
                 scratch->ack(pick(scratch.queue(), ep, a));
             }
