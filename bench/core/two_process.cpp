@@ -122,6 +122,9 @@ std::string queue_name() { return "bench-" + std::to_string(getpid()); }
 // --concurrency-limit: the bench entrypoint's concurrency limit (0: none), to
 // measure what an exact limit that never binds costs (BENCHMARKS.md, issue 8).
 std::int64_t concurrency_limit = 0;
+// --dedupe-keys: every job of the single mode carries its own 16-byte
+// dedupe key, to measure what keys cost (docs/dedupe.md, BENCHMARKS.md).
+bool dedupe_keys = false;
 
 // A fresh queue with one entrypoint "bench" for one run.
 Queue fresh_queue(const std::string& name, std::uint32_t slots, std::uint32_t payload_bytes) {
@@ -177,6 +180,8 @@ double run_throughput(const Options& options, bool batched) {
         std::vector<std::byte> payload(options.payload, std::byte{7});
         std::vector<std::span<const std::byte>> payloads(options.batch, std::span<const std::byte>(payload));
         std::vector<JobId> ids(options.batch);
+        EnqueueOptions keyed;
+        if (dedupe_keys) keyed.dedupe_key.emplace("key-000000000000");
         while (shared->consumer_ready.load() == 0) std::this_thread::yield();
         shared->start_ns.store(shm::monotonic_ns());
         std::uint64_t sent = 0;
@@ -185,6 +190,13 @@ double run_throughput(const Options& options, bool batched) {
                 if (batched) {
                     const std::size_t want = std::min<std::uint64_t>(options.batch, options.jobs - sent);
                     sent += q.enqueue_batch(ep, std::span(payloads.data(), want), ids);
+                } else if (dedupe_keys) {
+                    // The key's digits are rewritten in place: no allocation per job.
+                    std::uint64_t n = sent;
+                    char* digits = keyed.dedupe_key->data() + 4;
+                    for (int i = 11; i >= 0; --i, n /= 10) digits[i] = char('0' + n % 10);
+                    q.enqueue(ep, payload, keyed);
+                    ++sent;
                 } else {
                     q.enqueue(ep, payload);
                     ++sent;
@@ -316,6 +328,7 @@ int main(int argc, char** argv) {
     app.add_flag("--json", options.json, "print JSON");
     app.add_option("--concurrency-limit", concurrency_limit, "concurrency limit of the bench entrypoint (0: none)")
         ->check(CLI::Range(std::int64_t(0), std::int64_t(4'000'000'000)));
+    app.add_flag("--dedupe-keys", dedupe_keys, "single mode: give every job its own dedupe key");
     bool pin = false;
     app.add_flag("--pin", pin, "pin the producer to CPU 0 and the consumer to CPU 1 (single, batch)");
     CLI11_PARSE(app, argc, argv);
