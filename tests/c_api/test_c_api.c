@@ -2,7 +2,7 @@
  * case. A tiny runner: each case returns 0 on success; CHECK prints the
  * failed condition with its line, the last error, and fails the case. The
  * runner closes and removes the case's queue afterwards, pass or fail. */
-#include <currant.h>
+#include "c_test_harness.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -18,21 +18,6 @@ size_t currant_test_cpp_sizeof_job(void);
 size_t currant_test_cpp_sizeof_reservation(void);
 int currant_test_cpp_stale_code(void);
 
-#define CHECK(cond)                                                                                  \
-    do {                                                                                             \
-        if (!(cond)) {                                                                               \
-            fprintf(stderr, "    %s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
-                    currant_last_error());                                                           \
-            return 1;                                                                                \
-        }                                                                                            \
-    } while (0)
-
-#define CHECK_OK(call) CHECK((call) == CURRANT_OK)
-
-/* The queue of the running case; the runner cleans it up. */
-static char g_name[64];
-static currant_queue* g_queue;
-static int g_counter;
 
 /* Creates a fresh queue named after the case and this process, with one
  * memory-durability entrypoint "work". */
@@ -714,11 +699,6 @@ static int test_header_same_layout_in_cpp(void) {
 
 /* ------------------------------------------------------------------------ */
 
-struct test_case {
-    const char* name;
-    int (*run)(void);
-};
-
 int main(void) {
     static const struct test_case cases[] = {
         {"create, open, close, remove", test_create_open_close_remove},
@@ -743,19 +723,5 @@ int main(void) {
         {"schedules: add, list, errors, a tick into a waiting dequeue, remove (CURRANT_0.3)", test_schedules},
         {"header compiles as C++ with the same layout", test_header_same_layout_in_cpp},
     };
-    const size_t count = sizeof cases / sizeof cases[0];
-    int passed = 0, failed = 0;
-    for (size_t i = 0; i < count; ++i) {
-        g_name[0] = '\0';
-        g_queue = NULL;
-        const int rc = cases[i].run();
-        currant_queue_close(g_queue);
-        if (g_name[0] != '\0') currant_queue_remove(g_name);
-        printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", cases[i].name);
-        fflush(stdout);
-        if (rc == 0) ++passed;
-        else ++failed;
-    }
-    printf("c_api: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return run_test_cases("c_api", cases, sizeof cases / sizeof cases[0]);
 }

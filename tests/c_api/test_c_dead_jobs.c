@@ -2,7 +2,7 @@
  * one behaviour per case: each case returns 0 on success; CHECK prints the
  * failed condition, its line and the last error. The runner removes the
  * case's queue afterwards. */
-#include <currant.h>
+#include "c_test_harness.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -10,20 +10,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                                  \
-    do {                                                                                             \
-        if (!(cond)) {                                                                               \
-            fprintf(stderr, "    %s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
-                    currant_last_error());                                                           \
-            return 1;                                                                                \
-        }                                                                                            \
-    } while (0)
-
-#define CHECK_OK(call) CHECK((call) == CURRANT_OK)
-
-static char g_name[64];
-static currant_queue* g_queue;
-static int g_counter;
 
 /* A fresh queue with one entrypoint "work" of the given durability. */
 static int make_queue(const char* tag, int durability, uint32_t* ep) {
@@ -222,11 +208,6 @@ static int test_new_functions_carry_version_0_5(void) {
 
 /* ------------------------------------------------------------------------ */
 
-struct test_case {
-    const char* name;
-    int (*run)(void);
-};
-
 int main(void) {
     static const struct test_case cases[] = {
         {"fail with an error keeps the job with its text", test_fail_keeps_the_error},
@@ -236,19 +217,5 @@ int main(void) {
         {"bad arguments are refused and nothing queued is lost", test_bad_arguments_are_refused},
         {"new functions carry symbol version CURRANT_0.5", test_new_functions_carry_version_0_5},
     };
-    const size_t count = sizeof cases / sizeof cases[0];
-    int passed = 0, failed = 0;
-    for (size_t i = 0; i < count; ++i) {
-        g_name[0] = '\0';
-        g_queue = NULL;
-        const int rc = cases[i].run();
-        currant_queue_close(g_queue);
-        if (g_name[0] != '\0') currant_queue_remove(g_name);
-        printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", cases[i].name);
-        fflush(stdout);
-        if (rc == 0) ++passed;
-        else ++failed;
-    }
-    printf("c_dead_jobs: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return run_test_cases("c_dead_jobs", cases, sizeof cases / sizeof cases[0]);
 }

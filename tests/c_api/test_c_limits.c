@@ -2,7 +2,7 @@
  * docs/limits.md), one behaviour per case, with the runner of test_c_api.c:
  * each case returns 0 on success; CHECK prints the failed condition, its
  * line and the last error. The runner removes the case's queue afterwards. */
-#include <currant.h>
+#include "c_test_harness.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -12,20 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                                  \
-    do {                                                                                             \
-        if (!(cond)) {                                                                               \
-            fprintf(stderr, "    %s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
-                    currant_last_error());                                                           \
-            return 1;                                                                                \
-        }                                                                                            \
-    } while (0)
-
-#define CHECK_OK(call) CHECK((call) == CURRANT_OK)
-
-static char g_name[64];
-static currant_queue* g_queue;
-static int g_counter;
 
 /* A fresh queue with one memory-durability entrypoint "work" and `jobs` jobs in it. */
 static int make_queue(const char* tag, int jobs, uint32_t* ep) {
@@ -223,11 +209,6 @@ static int test_new_functions_carry_version_0_2(void) {
 
 /* ------------------------------------------------------------------------ */
 
-struct test_case {
-    const char* name;
-    int (*run)(void);
-};
-
 int main(void) {
     static const struct test_case cases[] = {
         {"pause holds jobs back, enqueues are accepted, resume releases them",
@@ -242,19 +223,5 @@ int main(void) {
         {"resume wakes a consumer blocked in another process", test_resume_wakes_a_consumer_in_another_process},
         {"new functions carry symbol version CURRANT_0.2", test_new_functions_carry_version_0_2},
     };
-    const size_t count = sizeof cases / sizeof cases[0];
-    int passed = 0, failed = 0;
-    for (size_t i = 0; i < count; ++i) {
-        g_name[0] = '\0';
-        g_queue = NULL;
-        const int rc = cases[i].run();
-        currant_queue_close(g_queue);
-        if (g_name[0] != '\0') currant_queue_remove(g_name);
-        printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", cases[i].name);
-        fflush(stdout);
-        if (rc == 0) ++passed;
-        else ++failed;
-    }
-    printf("c_limits: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return run_test_cases("c_limits", cases, sizeof cases / sizeof cases[0]);
 }
