@@ -40,7 +40,7 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
     const bool counted = c.concurrency_limit.load(std::memory_order_relaxed) != 0;
     const std::int64_t rate_interval = c.rate_interval_ns.load(std::memory_order_relaxed);
     const std::int64_t lease = c.lease_ns.load(std::memory_order_relaxed);
-    const std::int64_t deadline = now_mono + lease;
+    const std::int64_t deadline = lease_deadline(now_mono, lease);
     // Start the cache misses of the records we are about to pop all at once.
     const std::uint32_t ahead = std::min<std::uint32_t>(
         {c.ready_count.load(std::memory_order_relaxed), std::uint32_t(out.size()), 64u});
@@ -547,7 +547,7 @@ std::size_t QueueState::heartbeat(std::span<const JobHandle> jobs) {
         // A reaper claims an expired lease by CAS to 0; extend only a live one.
         if (deadline == 0 || deadline <= now) continue;
         const std::int64_t lease = entrypoints_[rec.entrypoint].lease_ns.load(std::memory_order_relaxed);
-        if (rec.lease_deadline_ns.compare_exchange_strong(deadline, now + lease, std::memory_order_acq_rel))
+        if (rec.lease_deadline_ns.compare_exchange_strong(deadline, lease_deadline(now, lease), std::memory_order_acq_rel))
             ++extended;
     }
     return extended;

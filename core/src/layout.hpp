@@ -29,6 +29,17 @@ inline constexpr std::uint32_t max_priority_lanes = 32;
 inline constexpr std::size_t entrypoint_name_bytes = 64;
 inline constexpr std::int64_t no_deadline = INT64_MAX;
 
+// The lease deadline of a pick or heartbeat at now_mono. lease is
+// EntrypointControl::lease_ns, read from the segment, so possibly corrupt
+// (declare refuses a non-positive one): a non-positive lease expires at
+// once, and the sum saturates below no_deadline instead of overflowing.
+inline std::int64_t lease_deadline(std::int64_t now_mono, std::int64_t lease) noexcept {
+    if (lease <= 0) lease = 1;
+    std::int64_t deadline = 0;
+    if (__builtin_add_overflow(now_mono, lease, &deadline) || deadline == no_deadline) return no_deadline - 1;
+    return deadline;
+}
+
 // Per-slot job metadata, right after the slot's state word.
 struct JobRecord {
     std::uint64_t job_id;           // written by the owner while reserved; fixed while queued/picked

@@ -339,7 +339,7 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
         // Picks made while we scanned have deadlines of at least scan time +
         // lease; if there were none, the scan's minimum is exact (and may be
         // "no deadline", so an idle queue schedules no wake-up at all).
-        if (c.pick_generation.load(std::memory_order_relaxed) != generation_before) earliest = std::min(earliest, now_mono + lease);
+        if (c.pick_generation.load(std::memory_order_relaxed) != generation_before) earliest = std::min(earliest, lease_deadline(now_mono, lease));
         const std::int64_t current = c.earliest_lease_ns.load(std::memory_order_relaxed);
         c.earliest_lease_ns.store(current > now_mono ? std::min(current, earliest) : earliest,
                                   std::memory_order_relaxed);

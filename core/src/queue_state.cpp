@@ -222,6 +222,11 @@ void validate_entrypoint_name(std::string_view name) {
 
 void validate_entrypoint_options(const EntrypointOptions& options) {
     if (options.lease.count() <= 0) throw Error(Errc::invalid_argument, "lease must be positive");
+    // Stored as nanoseconds (lease_ns); a bound keeps that product and every
+    // now + lease far from overflowing.
+    if (options.lease > max_lease)
+        throw Error(Errc::invalid_argument, "lease of " + std::to_string(options.lease.count()) +
+                                                " ms is longer than the limit of 365 days");
     if (options.max_attempts == 0) throw Error(Errc::invalid_argument, "max attempts must be at least 1");
     if (options.retry_delay.count() < 0 || options.max_retry_delay.count() < 0)
         throw Error(Errc::invalid_argument, "retry delays must not be negative");

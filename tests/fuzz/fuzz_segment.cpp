@@ -4,7 +4,8 @@
 //
 // Once per process a child builds a small valid queue (four entrypoints, one
 // of them async with log records, jobs queued, delayed, picked, finished,
-// canceled and reserved) and dies without closing, so its participant's
+// canceled and reserved; keyed jobs queued and picked, a stale dedupe entry,
+// dead jobs with error texts) and dies without closing, so its participant's
 // life lock is left owner-dead, as after a crash. Its bytes are the
 // template. Each input is a list of patches over the template's fields:
 //
@@ -12,10 +13,15 @@
 //
 // `region` picks one of the fields listed by make_regions() (header, free
 // stack, each slot, core header, each entrypoint, participant, heap and log,
-// sleeper bits, counters), `offset` is taken modulo its size. The patched
+// sleeper bits, counters; then each dedupe index, each entrypoint's dedupe
+// and dead-list fields, each slot's dedupe key and outcome area, the
+// configuration generation), `offset` is taken modulo its size; the full
+// list is make_regions() and its order is part of the input format. The patched
 // bytes go into a fresh shm object, which is opened with Queue::open and
 // driven through doctor, stats, status, dequeue (timeout 0), ack/fail/retry,
-// enqueue, reap, read_feed, read_job, commit_feed, cancel and remove. Any
+// enqueue, reap, read_feed, read_job, commit_feed, cancel, keyed enqueue
+// (skip and refuse), dead_jobs, requeue and purge (listed and forged ids),
+// requeue_dead, purge_dead and close. Any
 // currant::Error is an accepted outcome.
 //
 // Not patched: the pthread_mutex_t bytes of the robust mutexes (arena lock,
@@ -185,6 +191,33 @@ std::int64_t now_ns() {
         Job got;
         if (other.dequeue(late_only, {&got, 1}, 0ns) == 1) other.ack(got.handle);
 
+        // Dedupe keys and dead jobs (appended last, so the slots above keep
+        // their places): a fourth entrypoint whose jobs die at the first
+        // failure, with their error texts kept.
+        const EntrypointId dead = q.declare_entrypoint("dead", {.durability = Durability::memory,
+                                                                .max_attempts = 1, .max_dead = 4});
+        const EntrypointId dead_only[] = {dead};
+        auto keyed = [&](EntrypointId ep, const char* key, const char* text) {
+            EnqueueOptions o = fast;
+            o.dedupe_key = key;
+            ids.push_back(q.enqueue(ep, as_payload(text), o));
+        };
+        keyed(dead, "order-d0", "d0");        // dies by fail(error)
+        keyed(dead, "order-d1", "d1");        // dies by retry past max_attempts
+        keyed(dead, "order-d2", "d2");        // acked: its index entry goes stale
+        keyed(dead, "order-d3", "d3");        // stays picked, holding its key
+        put(dead, 0, 0, "d4");                // keyless, dies without an error text
+        n = q.dequeue(dead_only, {jobs, 4}, 0ns);
+        if (n >= 4) {
+            q.fail(jobs[0].handle, "ValueError: bad input\n  at line 3");
+            q.retry(jobs[1].handle, std::chrono::milliseconds(10), "TimeoutError: gave up");
+            q.ack(jobs[2].handle);
+        }
+        if (q.dequeue(dead_only, {jobs, 1}, 0ns) == 1) q.fail(jobs[0].handle);
+        keyed(mem, "order-m5", "m5-keyed");   // queued, holding its key
+        keyed(log, "order-a6", "a6-keyed");   // queued in the async log
+        keyed(mem, "order-m5", "m5-again");   // skipped: returns m5's id
+
         const std::size_t bytes = ids.size() * sizeof(JobId);
         if (::write(ids_fd, ids.data(), bytes) != ssize_t(bytes)) _exit(3);
         _exit(0); // no close(): the life locks are left owner-dead, the picks picked
@@ -234,7 +267,27 @@ void make_regions() {
         mutexes.push_back(at + offsetof(ParticipantEntry, life_lock));
     }
     add(core + ch.sleepers_offset, ch.delayed_offset - ch.sleepers_offset);
-    add(core + ch.counters_offset, ch.region_bytes - ch.counters_offset);
+    add(core + ch.counters_offset, ch.region_bytes - ch.counters_offset); // capped at 64 KiB: counters, schedules
+
+    // Regions added with dedupe keys and dead jobs, after the old ones so
+    // that the older seeds keep their meaning. The tail range above stops
+    // at 64 KiB, inside the schedule table: these get their own ranges.
+    const detail::CoreGeometry g = detail::compute_core_geometry(h.parameters);
+    for (std::uint32_t ep = 0; ep < template_entrypoints; ++ep) {
+        add(core + g.dedupe_index_offset + std::size_t(ep) * g.dedupe_capacity * sizeof(detail::DedupeEntry),
+            g.dedupe_capacity * sizeof(detail::DedupeEntry));
+        const std::size_t at = core + ch.entrypoints_offset + ep * sizeof(EntrypointControl);
+        add(at + offsetof(EntrypointControl, dedupe_used),
+            sizeof(EntrypointControl) - offsetof(EntrypointControl, dedupe_used)); // dedupe counts, dead list
+    }
+    for (std::uint32_t slot = 0; slot < template_slots; ++slot) {
+        add(core + g.dedupe_keys_offset + std::size_t(slot) * sizeof(detail::DedupeKey), sizeof(detail::DedupeKey));
+        add(core + ch.outcomes_offset + std::size_t(slot) * ch.outcome_stride, ch.outcome_stride);
+        // The outcome header alone, so that short offsets hit its fields.
+        add(core + ch.outcomes_offset + std::size_t(slot) * ch.outcome_stride, sizeof(detail::OutcomeHeader));
+    }
+    add(core + offsetof(detail::CoreHeader, configuration_generation),
+        sizeof(detail::CoreHeader) - offsetof(detail::CoreHeader, configuration_generation)); // generation, outcome geometry
 }
 
 void make_template() {
@@ -419,6 +472,40 @@ void exercise(Choices& in) {
     });
     attempt([&] { JobSnapshot s; (void)q.read_job(in.byte(), ids[in.byte() % ids.size()], s); });
     attempt([&] { (void)q.cancel(ids[in.byte() % ids.size()]); });
+    // Dedupe keys: the template's keys (held, stale, dead) and a fuzzed one,
+    // skip and refuse, on every entrypoint id.
+    static const char* const keys[] = {"order-d0", "order-d1", "order-d2", "order-d3", "order-m5", "order-a6"};
+    for (EntrypointId ep : eps) {
+        EnqueueOptions keyed = fast;
+        keyed.dedupe_key = keys[in.byte() % std::size(keys)];
+        attempt([&] { ids.push_back(q.enqueue(ep, as_payload("keyed"), keyed)); });
+        keyed.on_duplicate = OnDuplicate::refuse;
+        attempt([&] { ids.push_back(q.enqueue(ep, as_payload("keyed-refuse"), keyed)); });
+        std::string own(1 + in.byte() % 16, 'k');
+        for (char& c : own) c = char('a' + in.byte() % 26);
+        keyed.dedupe_key = own;
+        attempt([&] { ids.push_back(q.enqueue(ep, as_payload("keyed-own"), keyed)); });
+    }
+
+    // Dead jobs: list, requeue and purge what the listing names, then
+    // forged ids, then the per-entrypoint forms.
+    std::vector<JobId> dead_ids;
+    attempt([&] {
+        for (const DeadJob& d : q.dead_jobs()) dead_ids.push_back(d.id);
+    });
+    for (EntrypointId ep : eps) attempt([&] { (void)q.dead_jobs(ep, 1 + in.byte() % 4); });
+    for (std::size_t i = 0; i < dead_ids.size(); ++i) {
+        if (in.byte() & 1) attempt([&] { (void)q.requeue(dead_ids[i]); });
+        else attempt([&] { (void)q.purge(dead_ids[i]); });
+    }
+    attempt([&] { (void)q.requeue(in.word()); });
+    attempt([&] { (void)q.purge(in.word()); });
+    attempt([&] { (void)q.requeue(ids[in.byte() % ids.size()]); });
+    attempt([&] { (void)q.purge(ids[in.byte() % ids.size()]); });
+    attempt([&] { (void)q.requeue_dead(in.byte() % (template_entrypoints + 1)); });
+    attempt([&] { (void)q.purge_dead(in.byte() % (template_entrypoints + 1)); });
+    attempt([&] { (void)q.dead_jobs(); });
+
     attempt([&] { (void)q.status(ids); });
     attempt([&] { (void)q.stats(); });
     attempt([&] { (void)q.doctor(); });

@@ -96,6 +96,8 @@ TEST_CASE("bad entrypoint options are refused with invalid_argument", "[names]")
     ScratchQueue scratch("epoptions", small_options());
     EntrypointOptions zero_lease;
     zero_lease.lease = 0ms;
+    EntrypointOptions endless_lease;
+    endless_lease.lease = max_lease + 1ms;
     EntrypointOptions zero_attempts;
     zero_attempts.max_attempts = 0;
     EntrypointOptions negative_delay;
@@ -105,6 +107,7 @@ TEST_CASE("bad entrypoint options are refused with invalid_argument", "[names]")
     EntrypointOptions bad_durability;
     bad_durability.durability = Durability(7);
     CHECK_ERRC(scratch->declare_entrypoint("a", zero_lease), Errc::invalid_argument);
+    CHECK_ERRC(scratch->declare_entrypoint("a", endless_lease), Errc::invalid_argument);
     CHECK_ERRC(scratch->declare_entrypoint("b", zero_attempts), Errc::invalid_argument);
     CHECK_ERRC(scratch->declare_entrypoint("c", negative_delay), Errc::invalid_argument);
     CHECK_ERRC(scratch->declare_entrypoint("d", negative_cap), Errc::invalid_argument);

@@ -88,11 +88,14 @@ struct QueueOptions {
     std::uint32_t result_bytes = 1024;
 };
 
+// The longest lease an entrypoint may declare (365 days).
+inline constexpr std::chrono::milliseconds max_lease{365LL * 24 * 3600 * 1000};
+
 struct EntrypointOptions {
     // Unset: a new entrypoint gets `async` if the queue is mirrored (a
     // currantd has attached to it), else `memory`; a declared one keeps its own.
     std::optional<Durability> durability;
-    std::chrono::milliseconds lease{30'000};          // how long a pick is valid without heartbeat
+    std::chrono::milliseconds lease{30'000};          // how long a pick is valid without heartbeat (at most max_lease)
     std::uint32_t max_attempts = 5;                   // deliveries before a job ends `exception`
     std::chrono::milliseconds retry_delay{1'000};     // back-off of the first retry, doubled per attempt
     std::chrono::milliseconds max_retry_delay{300'000};
