@@ -1,6 +1,7 @@
 // Subcommands that act on jobs: enqueue, status, cancel.
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -204,20 +205,33 @@ namespace {
 
 int run_cancel(const IdsArgs& args) {
     const std::vector<JobId> ids = parse_job_ids(args.ids);
+    // Every id is checked before any job is touched: a typo among the ids
+    // cancels nothing (docs/cancellation.md: ids are 1 to 2^63-1).
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] == 0 || ids[i] > JobId(INT64_MAX))
+            throw CLI::ValidationError("ID", "bad job id '" + args.ids[i] + "': job ids are 1 to 2^63-1");
     Queue queue = Queue::open(args.name);
     int exit_status = 0;
     for (JobId id : ids) {
-        if (queue.cancel(id)) {
+        const CancelOutcome outcome = queue.cancel(id);
+        if (outcome == CancelOutcome::canceled) {
             std::cout << id << " canceled\n";
+            continue;
+        }
+        if (outcome == CancelOutcome::requested) {
+            // docs/cancellation.md: recorded in the segment, the holder
+            // woken; it never runs again and ends canceled unless its
+            // handler finishes first.
+            std::cout << id << " requested (running: its worker was told to stop)\n";
             continue;
         }
         const JobState state = queue.status(std::span(&id, 1)).at(0);
         std::cout.flush();
         if (state.status == JobStatus::unknown) {
-            std::cerr << "currant: job " << id << " not canceled: no such job in queue '" << args.name << "'\n";
+            std::cerr << "currant: job " << id << " not cancelable: no such job in queue '" << args.name << "'\n";
         } else {
-            std::cerr << "currant: job " << id << " not canceled: it is " << job_status_name(state.status)
-                      << ", not queued\n";
+            std::cerr << "currant: job " << id << " not cancelable: it is " << job_status_name(state.status)
+                      << ", already finished\n";
         }
         exit_status = 1;
     }
@@ -228,7 +242,7 @@ int run_cancel(const IdsArgs& args) {
 
 void add_cancel(CLI::App& app, Commands& commands) {
     auto args = std::make_shared<IdsArgs>();
-    auto* sub = app.add_subcommand("cancel", "Cancel queued jobs; exit 1 if any was not queued");
+    auto* sub = app.add_subcommand("cancel", "Cancel jobs: prints `ID canceled` (was queued) or `ID requested` (running: its worker is told to stop); exit 1 if any is not cancelable (finished or unknown)");
     sub->add_option("NAME", args->name, "Queue name")->required();
     sub->add_option("ID", args->ids, "Job ids (decimal)")->required();
     commands.push_back({sub, [args] { return run_cancel(*args); }});

@@ -10,6 +10,13 @@
 //            payload and enqueues one job; the consumer records now - stamp.
 //   idle     the consumer blocks in dequeue() with no work for --idle-seconds;
 //            reports the CPU time it used.
+//   cancel   a cancel reaching the holder of a picked job (docs/cancellation.md),
+//            three ways: asleep in wait_for_cancel(), asleep in dequeue(), and
+//            running (a handler polling cancel_requested()). The canceller
+//            process waits until the holder is asleep in the kernel (state S)
+//            or spinning, stamps CLOCK_MONOTONIC and calls cancel(id) (which
+//            finds the id by scanning the arena: --slots, default 1024 here);
+//            the holder records now - stamp when it learns of the request.
 //
 // Prints one line per run, or JSON with --json. Each run uses a fresh queue.
 #include <CLI/CLI.hpp>
@@ -41,6 +48,11 @@ struct Shared {
     std::atomic<std::uint64_t> consumed{0};
     std::atomic<int> sample_index{0};
     std::atomic<std::int64_t> idle_cpu_ns{0};
+    // cancel mode
+    std::atomic<std::uint64_t> cancel_id{0};
+    std::atomic<int> picked_index{0};
+    std::atomic<std::int64_t> cancel_stamp{0};
+    std::atomic<int> holder_pid{0};
     std::int64_t samples[100000];
     bool same_cpu[100000];
 };
@@ -289,6 +301,91 @@ Latency run_wakeup(const Options& options) {
                    same.size(), median(same), median(other)};
 }
 
+Latency latency_of(Shared* shared, std::uint32_t samples) {
+    std::vector<std::int64_t> values(shared->samples, shared->samples + samples);
+    std::sort(values.begin(), values.end());
+    auto at = [&](double q) { return double(values[std::min<std::size_t>(values.size() - 1, std::size_t(q * values.size()))]) / 1000.0; };
+    return Latency{at(0.50), at(0.90), at(0.99), double(values.back()) / 1000.0, values.size(), 0, 0.0, 0.0};
+}
+
+// How the holder of the picked job waits for its cancel.
+enum class CancelHolder { wait_for_cancel, dequeue, polling };
+const char* cancel_holder_name(CancelHolder holder) {
+    switch (holder) {
+    case CancelHolder::wait_for_cancel: return "asleep in wait_for_cancel";
+    case CancelHolder::dequeue: return "asleep in dequeue";
+    case CancelHolder::polling: break;
+    }
+    return "running, polling cancel_requested";
+}
+
+Latency run_cancel(const Options& options, CancelHolder how) {
+    const std::string name = queue_name();
+    const std::uint32_t slots = options.slots == 65536 ? 1024 : options.slots; // 1024 unless --slots says otherwise
+    Queue queue = fresh_queue(name, slots, 64);
+    Shared* shared = map_shared();
+    const std::uint32_t samples = std::min<std::uint32_t>(options.samples, 100000);
+
+    pid_t holder = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        shared->holder_pid.store(getpid());
+        Job job;
+        for (std::uint32_t i = 0; i < samples; ++i) {
+            // A dequeue may return empty once for a cancel it reports (the
+            // previous sample's, when the holder learned of it by polling).
+            if (q.dequeue({&ep, 1}, {&job, 1}, std::chrono::seconds(10)) != 1 &&
+                q.dequeue({&ep, 1}, {&job, 1}, std::chrono::seconds(10)) != 1)
+                throw std::runtime_error("holder: no job");
+            shared->cancel_id.store(job.handle.id, std::memory_order_relaxed);
+            shared->picked_index.store(int(i + 1), std::memory_order_release);
+            if (how == CancelHolder::wait_for_cancel) {
+                if (q.wait_for_cancel({&job.handle, 1}, std::chrono::seconds(10)) != std::optional<std::size_t>(0))
+                    throw std::runtime_error("holder: wait_for_cancel was not woken by the cancel");
+            } else if (how == CancelHolder::dequeue) {
+                Job none;
+                if (q.dequeue({&ep, 1}, {&none, 1}, std::chrono::seconds(10)) != 0 || !q.cancel_requested(job.handle))
+                    throw std::runtime_error("holder: dequeue did not return for the cancel");
+            } else {
+                const std::int64_t give_up = shm::monotonic_ns() + 10'000'000'000;
+                while (!q.cancel_requested(job.handle))
+                    if (shm::monotonic_ns() > give_up) throw std::runtime_error("holder: the flag never came");
+            }
+            const std::int64_t now = shm::monotonic_ns();
+            shared->samples[i] = now - shared->cancel_stamp.load(std::memory_order_acquire);
+            shared->sample_index.store(int(i + 1), std::memory_order_release);
+            q.ack_canceled(job.handle);
+        }
+    });
+    pid_t canceller = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        std::byte payload[8] = {};
+        for (std::uint32_t i = 0; i < samples; ++i) {
+            q.enqueue(ep, payload);
+            while (shared->picked_index.load(std::memory_order_acquire) <= int(i))
+                std::this_thread::sleep_for(std::chrono::microseconds(20));
+            // Asleep in the kernel (or, polling, spinning) before each cancel,
+            // the same protocol as the wakeup mode.
+            for (;;) {
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+                if (how == CancelHolder::polling || process_state(shared->holder_pid.load()) == 'S') break;
+            }
+            shared->cancel_stamp.store(shm::monotonic_ns(), std::memory_order_release);
+            if (q.cancel(shared->cancel_id.load(std::memory_order_relaxed)) != CancelOutcome::requested)
+                throw std::runtime_error("canceller: the job was not picked");
+            while (shared->sample_index.load(std::memory_order_acquire) <= int(i)) _mm_pause();
+        }
+    });
+    const bool ok = wait_ok(canceller) & wait_ok(holder);
+    queue.close();
+    Queue::remove(name);
+    if (!ok) throw std::runtime_error("a benchmark process failed");
+    const Latency latency = latency_of(shared, samples);
+    munmap(shared, sizeof(Shared));
+    return latency;
+}
+
 double run_idle(const Options& options) {
     const std::string name = queue_name();
     Queue queue = fresh_queue(name, 1024, 256);
@@ -315,14 +412,14 @@ double run_idle(const Options& options) {
 int main(int argc, char** argv) {
     Options options;
     CLI::App app{"currant two-process benchmark (one producer process, one consumer process)"};
-    app.add_option("--mode", options.mode, "single | batch | wakeup | idle")
-        ->check(CLI::IsMember({"single", "batch", "wakeup", "idle"}));
+    app.add_option("--mode", options.mode, "single | batch | wakeup | idle | cancel")
+        ->check(CLI::IsMember({"single", "batch", "wakeup", "idle", "cancel"}));
     app.add_option("--jobs", options.jobs, "jobs per run (single, batch)");
     app.add_option("--batch", options.batch, "batch size (batch mode)")->check(CLI::Range(1, 4096));
     app.add_option("--payload", options.payload, "payload bytes")->check(CLI::Range(8, 1 << 20));
     app.add_option("--slots", options.slots, "arena slots");
     app.add_option("--prefetch", options.prefetch, "consumer prefetch (single mode)")->check(CLI::Range(1, 1024));
-    app.add_option("--samples", options.samples, "wake-ups to measure (wakeup mode)");
+    app.add_option("--samples", options.samples, "wake-ups or cancels to measure (wakeup, cancel)");
     app.add_option("--idle-seconds", options.idle_seconds, "idle wait (idle mode)");
     app.add_option("--runs", options.runs, "repetitions")->check(CLI::Range(1, 100));
     app.add_flag("--json", options.json, "print JSON");
@@ -361,6 +458,21 @@ int main(int argc, char** argv) {
                                 "on the other CPU p50 %.2f us)\n",
                                 latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us,
                                 latency.same_cpu, latency.same_cpu_p50_us, latency.other_cpu_p50_us);
+            } else if (options.mode == "cancel") {
+                for (CancelHolder how : {CancelHolder::wait_for_cancel, CancelHolder::dequeue, CancelHolder::polling}) {
+                    const Latency latency = run_cancel(options, how);
+                    if (options.json)
+                        std::printf("{\"bench\":\"currant_cancel\",\"holder\":\"%s\",\"samples\":%zu,\"p50_us\":%.2f,"
+                                    "\"p90_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}\n",
+                                    cancel_holder_name(how), latency.samples, latency.p50_us, latency.p90_us,
+                                    latency.p99_us, latency.max_us);
+                    else
+                        std::printf("currant cancel reaching a holder %s: %zu samples: p50 %.2f us, p90 %.2f us, "
+                                    "p99 %.2f us, max %.2f us (cancel() call to the holder knowing)\n",
+                                    cancel_holder_name(how), latency.samples, latency.p50_us, latency.p90_us,
+                                    latency.p99_us, latency.max_us);
+                    std::fflush(stdout);
+                }
             } else {
                 const double cpu = run_idle(options);
                 if (options.json)

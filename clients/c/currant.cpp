@@ -480,8 +480,44 @@ int currant_heartbeat(currant_queue* queue, const currant_job* jobs, size_t coun
 int currant_cancel(currant_queue* queue, uint64_t id, int* canceled_out) {
     return guarded("currant_cancel", [&] {
         require(queue, "queue");
-        const bool canceled = queue->queue.cancel(id);
+        const bool canceled = queue->queue.cancel(id) == currant::CancelOutcome::canceled;
         if (canceled_out != nullptr) *canceled_out = canceled ? 1 : 0;
+    });
+}
+
+static_assert(static_cast<int>(currant::CancelOutcome::canceled) == CURRANT_CANCEL_CANCELED);
+static_assert(static_cast<int>(currant::CancelOutcome::requested) == CURRANT_CANCEL_REQUESTED);
+static_assert(static_cast<int>(currant::CancelOutcome::not_cancelable) == CURRANT_CANCEL_NOT_CANCELABLE);
+
+int currant_cancel_job(currant_queue* queue, uint64_t id, int* outcome_out) {
+    return guarded("currant_cancel_job", [&] {
+        require(queue, "queue");
+        require(outcome_out, "outcome_out");
+        *outcome_out = static_cast<int>(queue->queue.cancel(id));
+    });
+}
+
+int currant_cancel_requested(const currant_queue* queue, const currant_job* job) {
+    if (queue == nullptr || job == nullptr) return 0;
+    return queue->queue.cancel_requested(to_handle(*job)) ? 1 : 0;
+}
+
+int currant_wait_for_cancel(currant_queue* queue, const currant_job* jobs, size_t count, int64_t timeout_ns,
+                            size_t* index_out) {
+    return guarded("currant_wait_for_cancel", [&] {
+        require(queue, "queue");
+        require(index_out, "index_out");
+        if (count != 0) require(jobs, "jobs");
+        const auto found = queue->queue.wait_for_cancel(handles_of(queue, jobs, count), std::chrono::nanoseconds(timeout_ns));
+        *index_out = found.value_or(count);
+    });
+}
+
+int currant_ack_canceled(currant_queue* queue, const currant_job* job) {
+    return guarded("currant_ack_canceled", [&] {
+        require(queue, "queue");
+        require(job, "job");
+        queue->queue.ack_canceled(to_handle(*job));
     });
 }
 

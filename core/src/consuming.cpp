@@ -1,4 +1,4 @@
-// Dequeue, sleeping, ack/fail/retry, heartbeat, cancel.
+// Dequeue, sleeping, ack/fail/retry, heartbeat (cancel: cancelling.cpp).
 #include <algorithm>
 #include <cerrno>
 #include <immintrin.h>
@@ -167,6 +167,15 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
             }
             if (wake_for_lease) wake_sleepers(ep, 1);
         }
+        // A cancel for a job we hold (cancelling.cpp): return what we picked
+        // (perhaps nothing) so the caller looks at its jobs' cancel flags.
+        // After the pick pass, so a wake-up a producer spent on us for a
+        // ready job is not lost by returning empty-handed.
+        if (cancel_signal_moved()) {
+            cancel_signal_seen_ = participant_entries_[my_index_].cancel_signal.load(std::memory_order_acquire);
+            ++cancel_wakeups_;
+            return picked;
+        }
         if (picked) return picked;
         if (now_mono >= give_up) return 0;
         if (now_mono < spin_until) {
@@ -197,7 +206,7 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         // A schedule added after our last scan (its adder bumps the epoch,
         // then reads our bits) or a tick due now: loop instead of sleeping.
         if (!anything_ready(eps, check_real, check_mono) && !segment_.retired_seq_cst() &&
-            !interrupt_requested_.load(std::memory_order_seq_cst) && !schedules_changed() &&
+            !interrupt_requested_.load(std::memory_order_seq_cst) && !cancel_signal_moved() && !schedules_changed() &&
             schedule_due_at_ > check_real) {
             std::int64_t wake_at = give_up;
             // The next tick of any schedule ends the sleep (a consumer fires it).
@@ -225,19 +234,10 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
                 // participants: the kernel wakes one waiter when a holder of
                 // a robust lock dies, so a death is noticed without polling.
                 shm::FutexWaitItem items[shm::futex_wait_any_max];
-                std::size_t count = 0;
-                items[count++] = {&me.wake_word, 1};
-                for (std::uint32_t i = 0; i < max_participants_ && count < shm::futex_wait_any_max; ++i) {
-                    if (i == my_index_) continue;
-                    ParticipantEntry& other = participant_entries_[i];
-                    if (other.status.load(std::memory_order_acquire) != std::uint32_t(ParticipantStatus::active)) continue;
-                    if (auto armed = other.life_lock.arm_death_notification()) {
-                        items[count++] = {&other.life_lock.futex_word(), *armed};
-                    } else {
-                        sleep_ns_override = 0; // an owner-less active entry: sweep now instead of sleeping
-                        break;
-                    }
-                }
+                items[0] = {&me.wake_word, 1};
+                const std::optional<std::size_t> watched = watch_other_participants(items, 1);
+                const std::size_t count = watched.value_or(1);
+                if (!watched) sleep_ns_override = 0; // an owner-less active entry: sweep now instead of sleeping
                 if (sleep_ns_override == 0) {
                     last_sweep_ns_ = 0;
                 } else {
@@ -282,20 +282,27 @@ void QueueState::set_prefetch(std::uint32_t jobs) {
 
 std::optional<Job> QueueState::dequeue_one(std::span<const EntrypointId> eps, std::int64_t timeout_ns) {
     check_usable();
-    while (prefetch_position_ < prefetch_count_) {
-        // A prefetched job is handed out only while its pick is still ours:
-        // its lease may have expired and another consumer picked it.
-        const Job& job = prefetch_[prefetch_position_++];
-        const std::uint64_t word = arena_.state_word(job.handle.slot).load(std::memory_order_acquire);
-        if (StateWord::state(word) == SlotState::picked && StateWord::owner(word) == my_tag() &&
-            StateWord::epoch(word) == job.handle.epoch)
+    for (;;) {
+        while (prefetch_position_ < prefetch_count_) {
+            // A prefetched job is handed out only while its pick is still ours:
+            // its lease may have expired and another consumer picked it.
+            const Job& job = prefetch_[prefetch_position_++];
+            const std::uint64_t word = arena_.state_word(job.handle.slot).load(std::memory_order_acquire);
+            if (!(StateWord::state(word) == SlotState::picked && StateWord::owner(word) == my_tag() &&
+                  StateWord::epoch(word) == job.handle.epoch))
+                continue;
+            // Canceled while it waited here: it never reaches a handler.
+            if (cancel_requested(job.handle)) {
+                finish({&job.handle, 1}, JobStatus::canceled, false);
+                continue;
+            }
             return job;
+        }
+        if (prefetch_.size() != prefetch_limit_) prefetch_.resize(prefetch_limit_);
+        prefetch_count_ = dequeue(eps, prefetch_, timeout_ns);
+        prefetch_position_ = 0;
+        if (prefetch_count_ == 0) return std::nullopt;
     }
-    if (prefetch_.size() != prefetch_limit_) prefetch_.resize(prefetch_limit_);
-    prefetch_count_ = dequeue(eps, prefetch_, timeout_ns);
-    prefetch_position_ = 0;
-    if (prefetch_count_ == 0) return std::nullopt;
-    return prefetch_[prefetch_position_++];
 }
 
 bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus final_status,
@@ -339,6 +346,12 @@ QueueState::RequeueResult QueueState::requeue_locked(EntrypointId ep, std::uint3
                                                      std::vector<std::uint32_t>& to_release, std::string_view error) {
     EntrypointControl& c = entrypoints_[ep];
     JobRecord& rec = record(slot);
+    // A cancel was requested for this pick (cancelling.cpp): it never runs
+    // again. The mark is written under [E] only, which we hold.
+    if (rec.cancel_epoch.load(std::memory_order_relaxed) == StateWord::epoch(word)) {
+        if (!finish_locked(ep, slot, word, JobStatus::canceled, acting_owner, to_release)) return RequeueResult::raced;
+        return RequeueResult::canceled;
+    }
     if (rec.attempts >= rec.max_attempts) {
         if (!finish_locked(ep, slot, word, JobStatus::exception, acting_owner, to_release, error))
             return RequeueResult::raced;
@@ -523,7 +536,8 @@ bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_n
     if (result == RequeueResult::raced)
         throw Error(Errc::stale_handle, describe(ep) + ": job " + std::to_string(job.id) + " was requeued (lease expired) before the retry");
     wake_for_freed_limit(ep, std::exchange(limit_freed_, 0)); // a job ended dead frees a slot too
-    count(ep, result == RequeueResult::requeued ? counter_retried : counter_failed);
+    count(ep, result == RequeueResult::requeued ? counter_retried
+              : result == RequeueResult::canceled ? counter_canceled : counter_failed);
     if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
     scratch_release_.clear();
     // A ready job, or a delayed one that may now be the earliest: one sleeper re-checks.
@@ -551,40 +565,6 @@ std::size_t QueueState::heartbeat(std::span<const JobHandle> jobs) {
             ++extended;
     }
     return extended;
-}
-
-bool QueueState::cancel(JobId id) {
-    check_usable();
-    ensure_registered();
-    const std::uint32_t n = arena_.slot_count();
-    for (std::uint32_t slot = 0; slot < n; ++slot) {
-        const std::uint64_t seen = arena_.state_word(slot).load(std::memory_order_acquire);
-        if (StateWord::state(seen) != SlotState::queued || record(slot).job_id != id) continue;
-        const EntrypointId ep = record(slot).entrypoint;
-        if (ep >= entrypoint_count()) return false;
-        EntrypointControl& c = entrypoints_[ep];
-        scratch_release_.clear();
-        {
-            lock_entrypoint(ep);
-            shm::LockHolder holder(c.lock);
-            const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
-            JobRecord& rec = record(slot);
-            if (StateWord::state(word) != SlotState::queued || rec.job_id != id) return false;
-            if (rec.heap_position != shm::no_slot) {
-                heap_remove(ep, rec.heap_position);
-            } else {
-                lane_unlink(c, slot);
-                c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) - 1, std::memory_order_release);
-                update_earliest_delayed(ep); // a freed lane may unblock a parked job
-            }
-            finish_locked(ep, slot, word, JobStatus::canceled, my_tag(), scratch_release_);
-        }
-        count(ep, counter_canceled);
-        if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
-        scratch_release_.clear();
-        return true;
-    }
-    return false;
 }
 
 } // namespace currant::detail

@@ -322,6 +322,9 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         rebuild_dedupe(ep);
         // 5. The kept dead jobs' list (outcomes.cpp).
         repair_dead_list(ep);
+        // 6. Cancel requests whose canceller died before it woke the holder
+        //    (cancelling.cpp, cancel.marked): signal every marked pick's holder.
+        resignal_marked_picks(ep);
         return true;
     } catch (...) {
         return false; // allocation failed: the next locker repeats the repair

@@ -37,6 +37,8 @@ std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
                 out.entrypoint = rec.entrypoint;
                 out.priority = rec.priority;
                 out.attempts = rec.attempts;
+                out.cancel_requested = state == SlotState::picked &&
+                                       rec.cancel_epoch.load(std::memory_order_acquire) == StateWord::epoch(word);
             } else if (out.status == JobStatus::unknown && rec.last_status <= std::uint32_t(JobStatus::canceled)) {
                 out.status = JobStatus(rec.last_status);
                 out.entrypoint = rec.entrypoint;

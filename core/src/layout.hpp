@@ -92,6 +92,14 @@ struct JobRecord {
     std::uint32_t dead_next;        // [E] the entrypoint's dead list, oldest first (shm::no_slot = none)
     std::uint32_t dead_prev;        // [E]
     std::int64_t died_at_ns;        // [E] CLOCK_REALTIME, written before the CAS into `exception`
+
+    // Cancellation of a picked job (docs/cancellation.md): the pick epoch a
+    // cancel was requested for; a mark of another epoch is stale and means
+    // none. Stored (seq_cst) under [E] only, while the state word is picked
+    // with that epoch, so every requeue (which runs under [E]) sees it and
+    // ends the job `canceled` instead; read without the lock by the holder
+    // (acquire for the flag, seq_cst before it sleeps on its cancel signal).
+    std::atomic<std::uint64_t> cancel_epoch;
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
@@ -296,6 +304,16 @@ struct ParticipantEntry {
     // its owner (seq_cst) before it sets sleeper bits; set to 0 by a waker
     // that cleared its sleeper bit (release), then FUTEX_WAKE.
     alignas(cache_line) std::atomic<std::uint32_t> wake_word;
+    // Bumped (seq_cst) under [E] by a canceller right after it marked a job
+    // this participant holds (JobRecord::cancel_epoch), and by the repair of
+    // [E] for every marked pick it finds (a canceller that died between the
+    // mark and the bump); then FUTEX_WAKE (all). wait_for_cancel sleeps on
+    // it: it reads it and then the marks, both seq_cst, the canceller stores
+    // the mark and then bumps it (Dekker pairing). A dequeue returns early
+    // when it moved since the owner's last look (cancel_signal_seen_).
+    // Never reset: only changes matter (a reused entry's new owner may see
+    // one stale bump: one early return, harmless).
+    std::atomic<std::uint32_t> cancel_signal;
 };
 static_assert(std::is_standard_layout_v<ParticipantEntry>);
 
@@ -366,8 +384,18 @@ struct CoreHeader {
     std::uint64_t outcomes_offset;      // [immutable]
     std::uint32_t outcome_stride;       // [immutable]
     std::uint32_t outcome_capacity;     // [immutable] max(result_bytes, min_error_bytes)
+
+    // Bumped (seq_cst) by every participant right after it registered, then
+    // FUTEX_WAKE (all) on it. A holder asleep in wait_for_cancel
+    // (cancelling.cpp) reads it (seq_cst) before it arms death watches on the
+    // active participants and sleeps on it as well, so a participant that
+    // registers later (a canceller) makes it re-arm with that one included;
+    // the kernel then wakes it if the canceller dies between its mark and
+    // its wake-up. 32 bits, wraps: only changes matter.
+    alignas(cache_line) std::atomic<std::uint32_t> registrations;
 };
 static_assert(std::is_standard_layout_v<CoreHeader>);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 // ------------------------------------------------------------- outcomes
 // docs/dead-jobs.md. One area per slot: the job's last error text (kind

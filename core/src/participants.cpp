@@ -52,7 +52,9 @@ void QueueState::ensure_registered() {
     start_holder_thread();
     registered_ = true;
     registered_for_interrupt_.store(true, std::memory_order_release);
+    cancel_signal_seen_ = participant_entries_[my_index_].cancel_signal.load(std::memory_order_acquire);
     last_sweep_ns_ = shm::monotonic_ns();
+    announce_registration(); // cancelling.cpp: sleepers in wait_for_cancel watch us from now on
 }
 
 void* QueueState::holder_main(void* self) {
@@ -219,6 +221,8 @@ std::size_t QueueState::requeue_holdings(std::uint32_t owner_tag, std::uint32_t 
                     c.retired_counters[counter_retried].fetch_add(1, std::memory_order_relaxed);
                 } else if (result == RequeueResult::dead) {
                     c.retired_counters[counter_failed].fetch_add(1, std::memory_order_relaxed);
+                } else if (result == RequeueResult::canceled) { // a cancel was pending (cancelling.cpp)
+                    c.retired_counters[counter_canceled].fetch_add(1, std::memory_order_relaxed);
                 }
             }
         }
@@ -334,6 +338,8 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
                 c.retired_counters[counter_retried].fetch_add(1, std::memory_order_relaxed);
             } else if (result == RequeueResult::dead) {
                 c.retired_counters[counter_failed].fetch_add(1, std::memory_order_relaxed);
+            } else if (result == RequeueResult::canceled) { // a cancel was pending (cancelling.cpp)
+                c.retired_counters[counter_canceled].fetch_add(1, std::memory_order_relaxed);
             }
         }
         // Picks made while we scanned have deadlines of at least scan time +

@@ -21,6 +21,15 @@ std::string_view job_status_name(JobStatus status) noexcept {
     return "unknown";
 }
 
+std::string_view cancel_outcome_name(CancelOutcome outcome) noexcept {
+    switch (outcome) {
+    case CancelOutcome::canceled: return "canceled";
+    case CancelOutcome::requested: return "requested";
+    case CancelOutcome::not_cancelable: break;
+    }
+    return "not_cancelable";
+}
+
 std::string_view durability_name(Durability durability) noexcept {
     switch (durability) {
     case Durability::memory: return "memory";
@@ -186,7 +195,13 @@ bool Queue::retry(const JobHandle& job, std::optional<std::chrono::milliseconds>
     return state_->retry(job, delay_ns, error);
 }
 std::size_t Queue::heartbeat(std::span<const JobHandle> jobs) { return state_->heartbeat(jobs); }
-bool Queue::cancel(JobId id) { return state_->cancel(id); }
+CancelOutcome Queue::cancel(JobId id) { return state_->cancel(id); }
+bool Queue::cancel_requested(const JobHandle& job) const noexcept { return state_->cancel_requested(job); }
+std::optional<std::size_t> Queue::wait_for_cancel(std::span<const JobHandle> jobs, std::chrono::nanoseconds timeout) {
+    return state_->wait_for_cancel(jobs, to_ns(timeout));
+}
+void Queue::ack_canceled(const JobHandle& job) { state_->finish({&job, 1}, JobStatus::canceled, true); }
+std::uint64_t Queue::cancel_wakeups() const noexcept { return state_->cancel_wakeups(); }
 
 std::vector<JobState> Queue::status(std::span<const JobId> ids) const { return state_->status(ids); }
 std::vector<EntrypointStats> Queue::stats() const { return state_->stats(); }

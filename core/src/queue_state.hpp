@@ -13,6 +13,7 @@
 
 #include "currant/queue.hpp"
 #include "currant/shm/arena.hpp"
+#include "currant/shm/futex.hpp"
 #include "currant/shm/segment.hpp"
 #include "layout.hpp"
 
@@ -102,7 +103,11 @@ public:
     std::size_t flush();
     bool retry(const JobHandle& job, std::optional<std::int64_t> delay_ns, std::string_view error = {});
     std::size_t heartbeat(std::span<const JobHandle> jobs);
-    bool cancel(JobId id);
+    // --- cancellation (cancelling.cpp) ---
+    CancelOutcome cancel(JobId id);
+    bool cancel_requested(const JobHandle& job) const noexcept;
+    std::optional<std::size_t> wait_for_cancel(std::span<const JobHandle> jobs, std::int64_t timeout_ns);
+    std::uint64_t cancel_wakeups() const noexcept { return cancel_wakeups_; }
 
     // --- dead jobs and outcomes (outcomes.cpp) ---
     std::vector<DeadJob> dead_jobs(std::optional<EntrypointId> ep, std::size_t limit) const;
@@ -190,7 +195,9 @@ private:
     // Requeue (or end `exception` past max attempts) a PICKED slot whose
     // word is `word`. Returns true if requeued. acting_owner receives the
     // slot for freeing in memory durability.
-    enum class RequeueResult { requeued, dead, raced };
+    // canceled: a cancel was requested for this pick (cancelling.cpp), so it
+    // ended `canceled` instead of going back.
+    enum class RequeueResult { requeued, dead, raced, canceled };
     // error: the failure's text, kept as the job's last error (outcomes.cpp).
     RequeueResult requeue_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, std::int64_t delay_ns,
                                  std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release,
@@ -244,6 +251,24 @@ private:
     std::uint32_t find_dead(JobId id) const noexcept;
     // requeue_dead/purge_dead on one job id.
     bool act_on_dead(JobId id, bool requeue);
+
+    // Cancellation (cancelling.cpp). Under [E], after a mark: bumps the
+    // holder's cancel_signal and wakes it (in dequeue and wait_for_cancel).
+    void signal_cancel_holder(std::uint32_t owner_tag) noexcept;
+    // Part of the repair of [E]: signals the holder of every marked pick of
+    // ep (a canceller may have died between its mark and its signal).
+    void resignal_marked_picks(EntrypointId ep) noexcept;
+    // After registering: bumps CoreHeader::registrations and wakes its
+    // waiters (holders in wait_for_cancel re-arm their death watches).
+    void announce_registration() noexcept;
+    // True while a cancel arrived for one of our jobs that no dequeue has
+    // reported yet (a dequeue then returns early).
+    bool cancel_signal_moved() const noexcept;
+    // Adds a death watch on every other active participant's life lock to
+    // items (starting at count); returns the new count, or nullopt if an
+    // active entry has no owner (a dead participant to sweep first).
+    std::optional<std::size_t> watch_other_participants(std::span<shm::FutexWaitItem> items,
+                                                        std::size_t count) noexcept;
 
     // Waking.
     void wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept;
@@ -414,6 +439,9 @@ private:
     std::uint32_t dedupe_capacity_ = 0;
     JobId duplicate_of_ = 0;             // set by publish() when the key was held
     bool last_enqueue_skipped_ = false;
+    // Our participant's cancel_signal as the last dequeue saw it (cancelling.cpp).
+    std::uint32_t cancel_signal_seen_ = 0;
+    std::uint64_t cancel_wakeups_ = 0; // dequeues that returned early for a cancel
 };
 
 } // namespace currant::detail

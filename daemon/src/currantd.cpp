@@ -219,10 +219,14 @@ HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status, StatsHistor
         const auto [stopped, problem] = std::from_chars(id_text.data(), end, id);
         if (id_text.empty() || problem != std::errc() || stopped != end || id_text[0] == '+')
             throw Error(Errc::invalid_argument, "id '" + id_text + "' is not a decimal job id");
-        const bool canceled = queue.cancel(id);
+        // outcome: canceled (was queued), requested (picked: its holder was
+        // asked to stop, docs/cancellation.md) or not_cancelable.
+        const CancelOutcome outcome = queue.cancel(id);
         const JobId ids[] = {id};
         const JobStatus now = queue.status(ids)[0].status;
-        return std::string("{\"id\": ") + std::to_string(id) + ", \"canceled\": " + (canceled ? "true" : "false") +
+        return std::string("{\"id\": ") + std::to_string(id) +
+               ", \"canceled\": " + (outcome == CancelOutcome::canceled ? "true" : "false") +
+               ", \"outcome\": " + json_string(cancel_outcome_name(outcome)) +
                ", \"status\": " + json_string(job_status_name(now)) + "}\n";
     };
     return handlers;

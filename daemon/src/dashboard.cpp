@@ -44,7 +44,7 @@ constexpr std::string_view page = R"HTML(<!doctype html>
     <div class="legend" id="rate-legend"></div></figure>
 </div>
 <form id="cancel">
-  <label>Cancel a queued job: <input id="cancel-id" name="id" size="22" placeholder="job id"></label>
+  <label>Cancel a job (queued or running): <input id="cancel-id" name="id" size="22" placeholder="job id"></label>
   <button type="submit">Cancel</button><span id="cancel-result"></span>
 </form>
 <script>
@@ -143,7 +143,10 @@ document.getElementById("cancel").addEventListener("submit", async event => {
   const response = await fetch("api/cancel?id=" + encodeURIComponent(id),
                                { method: "POST", headers: { ...headers, "X-Currant-Request": "1" } });
   const answer = await response.json();
-  result.textContent = answer.error ? answer.error : (answer.canceled ? `job ${id} canceled` : `job ${id} is ${answer.status}: not canceled`);
+  result.textContent = answer.error ? answer.error
+    : answer.outcome === "canceled" ? `job ${id} canceled`
+    : answer.outcome === "requested" ? `job ${id} is running: cancel requested, its worker was told to stop`
+    : `job ${id} is ${answer.status}: not canceled`;
   refresh();
 });
 

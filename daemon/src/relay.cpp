@@ -155,13 +155,25 @@ void Relay::apply_cancellations(pg::Connection& connection) {
     std::vector<JobId> done;
     for (int row = 0; row < rows.rows(); ++row) {
         const JobId id = JobId(rows.integer(row, 0));
-        if (queue_.cancel(id)) {
+        const CancelOutcome outcome = queue_.cancel(id);
+        if (outcome == CancelOutcome::canceled) {
             done.push_back(id);
             ++counters_.canceled;
             continue;
         }
-        // Not queued: picked (running jobs cannot be canceled yet; the
-        // request stays recorded), or finished (the mirror removes the row).
+        // Picked: the request is now recorded in the segment and the holder
+        // woken (docs/cancellation.md); the job ends `canceled` (mirrored
+        // like any transition) unless its handler finishes first. The row
+        // keeps cancel_requested until the mirror writes the job's end
+        // (which deletes the row), so a scan after any reconnect or restart
+        // of this daemon, and a rebuild from PostgreSQL (the segment lost:
+        // the job is queued again, then canceled here), apply it again.
+        // Asking again is harmless: cancel() finds the mark and wakes no one.
+        if (outcome == CancelOutcome::requested) {
+            ++counters_.cancel_requests;
+            continue;
+        }
+        // Finished (the mirror writes its end) or unknown here.
         const JobId ids[] = {id};
         if (queue_.status(ids)[0].status == JobStatus::unknown) done.push_back(id);
     }

@@ -20,6 +20,7 @@ struct RelayCounters {
     std::uint64_t rejected = 0;   // unknown entrypoint or oversized payload: ended `exception`
     std::uint64_t canceled = 0;
     std::uint64_t scans = 0;
+    std::uint64_t cancel_requests = 0; // cancels applied to picked jobs (repeated at each scan until they end)
 };
 
 class Relay {

@@ -818,7 +818,8 @@ TEST_CASE("cancel of an unknown or finished id exits 1 but still cancels the oth
     CHECK(contains(again.err, a));
 }
 
-TEST_CASE("a picked job: status says picked, cancel exits 1 saying it is picked", "[cli][cancel][status]") {
+TEST_CASE("a picked job: cancel prints requested, the holder sees it, and it ends canceled",
+          "[cli][cancel][status]") {
     Name q;
     init_queue(q);
     const std::string id = enqueue(q, "e");
@@ -832,18 +833,80 @@ TEST_CASE("a picked job: status says picked, cancel exits 1 saying it is picked"
     auto row = status_row(q, id);
     CHECK(row[1] == "picked");
     CHECK(row[3] == "1");
+    CHECK_FALSE(consumer.cancel_requested(job.handle));
 
     Result r = run({"cancel", q, id});
     INFO(r);
-    CHECK(r.code == 1);
-    check_one_error_line(r);
-    CHECK(contains(r.err, "picked"));
-    CHECK(r.out.empty());
+    CHECK(r.code == 0);
+    CHECK(r.err.empty());
+    CHECK(r.out == id + " requested (running: its worker was told to stop)\n");
+    CHECK(consumer.cancel_requested(job.handle));
+    CHECK(status_row(q, id)[1] == "picked"); // until the holder acknowledges
 
+    consumer.ack_canceled(job.handle);
+    CHECK(status_row(q, id)[1] == "canceled");
+    const std::string json = stats_json(q);
+    CHECK(stat_of(json, "e", "successful") == 0);
+    CHECK(stat_of(json, "e", "canceled") == 1);
+
+    Result again = run({"cancel", q, id});
+    INFO(again);
+    CHECK(again.code == 1);
+    check_one_error_line(again);
+    CHECK(contains(again.err, "already finished"));
+}
+
+TEST_CASE("cancel of a picked job whose handler completes anyway: it ends successful", "[cli][cancel][status]") {
+    Name q;
+    init_queue(q);
+    const std::string id = enqueue(q, "e");
+    auto consumer = currant::Queue::open(q.str());
+    const currant::EntrypointId ep = consumer.entrypoint("e");
+    currant::Job job;
+    REQUIRE(consumer.dequeue(std::span(&ep, 1), std::span(&job, 1), 1s) == 1);
+    Result r = run({"cancel", q, id});
+    INFO(r);
+    CHECK(r.code == 0);
+    CHECK(contains(r.out, id + " requested"));
     consumer.ack(job.handle);
+    CHECK(status_row(q, id)[1] == "successful");
     const std::string json = stats_json(q);
     CHECK(stat_of(json, "e", "successful") == 1);
     CHECK(stat_of(json, "e", "canceled") == 0);
+}
+
+TEST_CASE("cancel reports canceled, requested and not cancelable per id in order", "[cli][cancel]") {
+    Name q;
+    init_queue(q);
+    const std::string running = enqueue(q, "e");
+    auto consumer = currant::Queue::open(q.str());
+    const currant::EntrypointId ep = consumer.entrypoint("e");
+    currant::Job job;
+    REQUIRE(consumer.dequeue(std::span(&ep, 1), std::span(&job, 1), 1s) == 1);
+    const std::string queued = enqueue(q, "e");
+    Result r = run({"cancel", q, queued, running, "987654321"});
+    INFO(r);
+    CHECK(r.code == 1);
+    CHECK(r.out == queued + " canceled\n" + running + " requested (running: its worker was told to stop)\n");
+    check_one_error_line(r);
+    CHECK(contains(r.err, "987654321 not cancelable: no such job"));
+    consumer.ack_canceled(job.handle);
+}
+
+TEST_CASE("cancel with a bad id among good ones is a usage error and cancels nothing", "[cli][cancel][errors]") {
+    Name q;
+    init_queue(q);
+    const std::string id = enqueue(q, "e");
+    for (const std::string bad : {"0", "9223372036854775808", "12x", "-3"}) {
+        INFO(bad);
+        Result r = run({"cancel", q, id, bad});
+        INFO(r);
+        CHECK(r.code == 2);
+        check_one_error_line(r);
+        CHECK(contains(r.err, bad));
+        CHECK(r.out.empty());
+        CHECK(status_row(q, id)[1] == "queued");
+    }
 }
 
 // ================================================================ declare

@@ -192,8 +192,25 @@ TEST_CASE("POST api/cancel cancels a queued job, and only with the X-Currant-Req
 
     const HttpAnswer answer = http_request(port, "POST", target, {"X-Currant-Request: 1"});
     CHECK(answer.status == 200);
-    CHECK_THAT(answer.body, Catch::Contains("\"canceled\": true, \"status\": \"canceled\""));
+    CHECK_THAT(answer.body, Catch::Contains("\"canceled\": true, \"outcome\": \"canceled\", \"status\": \"canceled\""));
     CHECK(queue.status(ids)[0].status == JobStatus::canceled);
+}
+
+TEST_CASE("POST api/cancel of a running job answers requested and its holder sees the request", "[http][cancel]") {
+    DaemonFixture fixture("http-cancel-running");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("reports", async_options());
+    const JobId id = queue.enqueue(ep, as_payload("r"));
+    const EntrypointId eps[] = {ep};
+    Job job;
+    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+    const HttpAnswer answer =
+        http_request(port, "POST", "/api/cancel?id=" + std::to_string(id), {"X-Currant-Request: 1"});
+    CHECK(answer.status == 200);
+    CHECK_THAT(answer.body, Catch::Contains("\"canceled\": false, \"outcome\": \"requested\", \"status\": \"picked\""));
+    CHECK(queue.cancel_requested(job.handle));
+    queue.ack_canceled(job.handle);
 }
 
 TEST_CASE("POST api/cancel with a malformed id is a 400 naming it, and cancels nothing", "[http][errors]") {
@@ -207,6 +224,12 @@ TEST_CASE("POST api/cancel with a malformed id is a 400 naming it, and cancels n
         const HttpAnswer answer = http_request(port, "POST", "/api/cancel?id=" + bad, {"X-Currant-Request: 1"});
         CHECK(answer.status == 400);
         CHECK_THAT(answer.body, Catch::Contains("is not a decimal job id"));
+    }
+    for (const std::string bad : {"0", "9223372036854775808"}) { // decimal, but no job id
+        INFO("id=" << bad);
+        const HttpAnswer answer = http_request(port, "POST", "/api/cancel?id=" + bad, {"X-Currant-Request: 1"});
+        CHECK(answer.status == 400);
+        CHECK_THAT(answer.body, Catch::Contains("is not a job id"));
     }
     CHECK(queue.stats()[0].queued == 1);
 }

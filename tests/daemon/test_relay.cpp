@@ -1,5 +1,7 @@
 // The NOTIFY relay: jobs and cancellations put into PostgreSQL for this
 // host by plain SQL reach the segment; several hosts share one database.
+#include <future>
+
 #include "daemon_support.hpp"
 
 using namespace currant;
@@ -131,6 +133,100 @@ TEST_CASE("a cancellation that arrives while the daemon is down is applied when 
     fixture.start_daemon();
     const JobId ids[] = {id};
     CHECK(eventually([&] { return queue.status(ids)[0].status == JobStatus::canceled; }));
+}
+
+// A job picked by `holder`, mirrored to PostgreSQL as picked.
+Job pick_mirrored(DaemonFixture& fixture, Queue& holder, EntrypointId ep, JobId id) {
+    const EntrypointId eps[] = {ep};
+    Job job;
+    REQUIRE(holder.dequeue(eps, std::span(&job, 1), 5s) == 1);
+    REQUIRE(job.handle.id == id);
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE id = " + std::to_string(id) +
+                                   " AND status = 'picked'",
+                               1) == 1);
+    return job;
+}
+
+// The holder's side of a remote cancel: wait in the kernel, then give it up.
+std::future<std::optional<std::size_t>> wait_for_cancel_async(Queue& holder, const Job& job) {
+    return std::async(std::launch::async, [&holder, handle = job.handle] {
+        const JobHandle handles[] = {handle};
+        const std::optional<std::size_t> seen = holder.wait_for_cancel(handles, 60s);
+        if (seen) holder.ack_canceled(handle);
+        return seen;
+    });
+}
+
+void check_ended_canceled(DaemonFixture& fixture, Queue& queue, JobId id) {
+    const JobId ids[] = {id};
+    CHECK(queue.status(ids)[0].status == JobStatus::canceled);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(id) +
+                                 " AND status = 'canceled'",
+                             1) == 1);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE id = " + std::to_string(id), 0) == 0);
+}
+
+TEST_CASE("a cancellation requested by SQL for a picked job wakes its holder and the job ends canceled",
+          "[relay][cancel]") {
+    DaemonFixture fixture("remote-cancel-picked");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const JobId id = queue.enqueue(ep, as_payload("running"));
+    const Job job = pick_mirrored(fixture, queue, ep, id);
+    auto waited = wait_for_cancel_async(queue, job);
+
+    fixture.db().exec("UPDATE currant_jobs SET cancel_requested = true WHERE id = $1", {std::to_string(id)});
+    fixture.db().exec("NOTIFY " + schema::host_channel(0));
+    REQUIRE(waited.wait_for(30s) == std::future_status::ready);
+    CHECK(waited.get() == std::optional<std::size_t>(0));
+    check_ended_canceled(fixture, queue, id);
+}
+
+TEST_CASE("a cancellation whose NOTIFY was lost with the relay's connection is re-read after the reconnect",
+          "[relay][cancel]") {
+    DaemonFixture fixture("remote-cancel-reconnect");
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const JobId id = queue.enqueue(ep, as_payload("running"));
+    const Job job = pick_mirrored(fixture, queue, ep, id);
+    auto waited = wait_for_cancel_async(queue, job);
+
+    // The request commits together with the end of every daemon connection,
+    // and without a NOTIFY: only the scan after the reconnect can find it.
+    pg::Connection& db = fixture.db();
+    db.exec("BEGIN");
+    db.exec("UPDATE currant_jobs SET cancel_requested = true WHERE id = $1", {std::to_string(id)});
+    // CASE, not AND: PostgreSQL may evaluate AND's operands in any order.
+    const pg::Result ended = db.exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND "
+                                     "CASE WHEN pid = pg_backend_pid() THEN false "
+                                     "ELSE pg_terminate_backend(pid, 10000) END");
+    db.exec("COMMIT");
+    CHECK(ended.integer(0, 0) >= 2); // the mirror's and the relay's connections
+    REQUIRE(waited.wait_for(30s) == std::future_status::ready);
+    CHECK(waited.get() == std::optional<std::size_t>(0));
+    check_ended_canceled(fixture, queue, id);
+}
+
+TEST_CASE("a cancellation of a picked job written while the daemon is down is applied after its restart",
+          "[relay][cancel]") {
+    DaemonFixture fixture("remote-cancel-picked-down");
+    DaemonProcess& first = fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const JobId id = queue.enqueue(ep, as_payload("running"));
+    const Job job = pick_mirrored(fixture, queue, ep, id);
+    auto waited = wait_for_cancel_async(queue, job);
+    first.kill_now();
+    fixture.db().exec("UPDATE currant_jobs SET cancel_requested = true WHERE id = $1", {std::to_string(id)});
+    fixture.db().exec("NOTIFY " + schema::host_channel(0)); // lost: nobody listens
+    REQUIRE(waited.wait_for(300ms) == std::future_status::timeout); // nothing reached the segment
+    CHECK_FALSE(queue.cancel_requested(job.handle));
+    fixture.start_daemon();
+    REQUIRE(waited.wait_for(30s) == std::future_status::ready);
+    CHECK(waited.get() == std::optional<std::size_t>(0));
+    check_ended_canceled(fixture, queue, id);
 }
 
 TEST_CASE("two hosts share one database and each claims only its own jobs", "[relay][hosts]") {

@@ -70,10 +70,14 @@ def test_status_follows_the_job(queue):
 
 def test_cancel_a_queued_job(queue):
     job_id = queue.enqueue("jobs", b"x")
-    assert queue.cancel(job_id) is True
+    # Queue.cancel returns a CancelOutcome (docs/cancellation.md), true
+    # unless it is NOT_CANCELABLE.
+    outcome = queue.cancel(job_id)
+    assert outcome is currant.CancelOutcome.CANCELED and outcome
     assert queue.status([job_id]) == ["canceled"]
     assert queue.dequeue("jobs", timeout=0) == []
-    assert queue.cancel(job_id) is False
+    again = queue.cancel(job_id)
+    assert again is currant.CancelOutcome.NOT_CANCELABLE and not again
 
 
 def test_stats_counts_per_entrypoint(queue):

@@ -118,7 +118,7 @@ TEST_CASE("the key is free again once its job ends", "[dedupe]") {
                 const JobId held = enqueue_text(q.queue(), ep, how, keyed("k"));
                 CHECK(enqueue_text(q.queue(), ep, how, keyed("k")) == held);
                 if (std::string(how) == "cancel") {
-                    REQUIRE(q->cancel(held));
+                    REQUIRE(q->cancel(held) == currant::CancelOutcome::canceled);
                 } else {
                     auto jobs = dequeue_now(q.queue(), ep);
                     REQUIRE(jobs.size() == 1);

@@ -106,7 +106,7 @@ TEST_CASE("retry, fail and cancel appear in the feed as queued, exception and ca
     REQUIRE(jobs.size() == 2);
     REQUIRE(scratch->retry(jobs[0].handle, 60'000ms));
     scratch->fail(jobs[1].handle);
-    REQUIRE(scratch->cancel(canceled));
+    REQUIRE(scratch->cancel(canceled) == currant::CancelOutcome::canceled);
 
     const auto feed = read_all(scratch.queue(), ep, 6); // after 3 enqueues and 2 picks
     REQUIRE(feed.size() == 3);
@@ -236,7 +236,7 @@ TEST_CASE("with the log full, ack, fail, retry and cancel still complete without
     consumer.ack(jobs[0].handle);
     consumer.fail(jobs[1].handle);
     REQUIRE(consumer.retry(jobs[2].handle, 0ms));
-    REQUIRE(scratch->cancel(ids[2]));
+    REQUIRE(scratch->cancel(ids[2]) == currant::CancelOutcome::canceled);
     consumer.ack_deferred(jobs[3].handle);
     CHECK(consumer.flush() == 1);
 

@@ -420,7 +420,7 @@ TEST_CASE("cancel of a queued job marks it canceled and it is never delivered", 
     const EntrypointId ep = scratch->declare_entrypoint("jobs");
     const JobId doomed = enqueue_text(scratch.queue(), ep, "doomed");
     const JobId kept = enqueue_text(scratch.queue(), ep, "kept");
-    CHECK(scratch->cancel(doomed));
+    CHECK(scratch->cancel(doomed) == CancelOutcome::canceled);
     CHECK(status_of(scratch.queue(), doomed) == JobStatus::canceled);
     auto jobs = dequeue_now(scratch.queue(), ep);
     REQUIRE(jobs.size() == 1);
@@ -435,7 +435,7 @@ TEST_CASE("cancel of a delayed job removes it before it falls due", "[cancel]") 
     EnqueueOptions soon;
     soon.execute_after_ns = realtime_in(100ms);
     const JobId id = enqueue_text(scratch.queue(), ep, "x", soon);
-    CHECK(scratch->cancel(id));
+    CHECK(scratch->cancel(id) == CancelOutcome::canceled);
     CHECK(status_of(scratch.queue(), id) == JobStatus::canceled);
     CHECK_FALSE(dequeue_within(scratch.queue(), ep, 300ms).has_value());
     CHECK(stats_of(scratch.queue(), ep).delayed == 0);
@@ -447,31 +447,31 @@ TEST_CASE("cancel from another Queue object works on a queued job", "[cancel]") 
     const EntrypointId ep = scratch->declare_entrypoint("jobs");
     const JobId id = enqueue_text(scratch.queue(), ep, "x");
     Queue other = Queue::open(scratch.name());
-    CHECK(other.cancel(id));
+    CHECK(other.cancel(id) == CancelOutcome::canceled);
     CHECK(status_of(scratch.queue(), id) == JobStatus::canceled);
     CHECK(dequeue_now(scratch.queue(), ep).empty());
 }
 
-TEST_CASE("cancel of a picked job returns false and leaves it picked", "[cancel]") {
+TEST_CASE("cancel of a picked job says requested and leaves it picked until its holder acts", "[cancel]") {
     ScratchQueue scratch("cancel-picked", small_options());
     const EntrypointId ep = scratch->declare_entrypoint("jobs");
     const JobId id = enqueue_text(scratch.queue(), ep, "x");
     const Job job = pick_one(scratch.queue(), ep);
-    CHECK_FALSE(scratch->cancel(id));
+    CHECK(scratch->cancel(id) == CancelOutcome::requested);
     CHECK(status_of(scratch.queue(), id) == JobStatus::picked);
     CHECK_NOTHROW(scratch->ack(job.handle));
 }
 
-TEST_CASE("cancel of a finished, canceled or unknown job returns false", "[cancel]") {
+TEST_CASE("cancel of a finished, canceled or unknown job says not cancelable", "[cancel]") {
     ScratchQueue scratch("cancel-finished", small_options());
     const EntrypointId ep = scratch->declare_entrypoint("jobs");
     const JobId done = enqueue_text(scratch.queue(), ep, "x");
     scratch->ack(pick_one(scratch.queue(), ep).handle);
-    CHECK_FALSE(scratch->cancel(done));
+    CHECK(scratch->cancel(done) == CancelOutcome::not_cancelable);
     const JobId canceled = enqueue_text(scratch.queue(), ep, "y");
-    REQUIRE(scratch->cancel(canceled));
-    CHECK_FALSE(scratch->cancel(canceled));
-    CHECK_FALSE(scratch->cancel(0x123456789ull));
+    REQUIRE(scratch->cancel(canceled) == CancelOutcome::canceled);
+    CHECK(scratch->cancel(canceled) == CancelOutcome::not_cancelable);
+    CHECK(scratch->cancel(0x123456789ull) == CancelOutcome::not_cancelable);
     CHECK(stats_of(scratch.queue(), ep).canceled == 1);
 }
 
@@ -532,7 +532,7 @@ TEST_CASE("stats count every kind of transition and the current depths", "[stats
     scratch->fail(jobs[1].handle);
     REQUIRE(scratch->retry(jobs[2].handle, 60'000ms)); // back as delayed
     const JobId queued_id = enqueue_text(scratch.queue(), ep, "to cancel");
-    REQUIRE(scratch->cancel(queued_id));
+    REQUIRE(scratch->cancel(queued_id) == CancelOutcome::canceled);
 
     const auto all = scratch->stats();
     REQUIRE(all.size() == 2);

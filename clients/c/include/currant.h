@@ -328,10 +328,53 @@ CURRANT_API int currant_retry(currant_queue* queue, const currant_job* job, int6
  * Errors: INVALID_ARGUMENT, SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
 CURRANT_API int currant_heartbeat(currant_queue* queue, const currant_job* jobs, size_t count, size_t* extended_out);
 
-/* Cancels a queued job; *canceled_out (may be NULL) is 1, or 0 if it is not
- * queued (picked, finished, unknown).
- * Errors: INVALID_ARGUMENT, SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+/* Cancels a job: currant_cancel_job with the outcome folded into
+ * *canceled_out (may be NULL): 1 if it was queued and ended `canceled` now,
+ * else 0 (a picked job's holder is asked to stop all the same, see below).
+ * Errors: INVALID_ARGUMENT (NULL queue, id 0 or above 2^63-1),
+ * SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
 CURRANT_API int currant_cancel(currant_queue* queue, uint64_t id, int* canceled_out);
+
+/* ---- cancellation (docs/cancellation.md; version node CURRANT_0.6) ----- */
+
+enum {
+    CURRANT_CANCEL_CANCELED = 0,       /* it was queued: it ended `canceled` now */
+    CURRANT_CANCEL_REQUESTED = 1,      /* it is picked: the request is recorded in the segment and
+                                          its holder woken; it never runs again and ends `canceled`
+                                          unless its handler acks or fails it first */
+    CURRANT_CANCEL_NOT_CANCELABLE = 2  /* finished, or unknown to the segment */
+};
+
+/* Cancels a job from any process; *outcome_out is one of CURRANT_CANCEL_*.
+ * A retry, the holder's death, its close or an expired lease end a job with
+ * a pending request `canceled` (never requeued). The request survives the
+ * death of any process, the canceller's included, once this returned
+ * CURRANT_OK with CURRANT_CANCEL_REQUESTED.
+ * Errors: INVALID_ARGUMENT (NULL queue or outcome_out, id 0 or above
+ * 2^63-1), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_cancel_job(currant_queue* queue, uint64_t id, int* outcome_out);
+
+/* Holder side: 1 once a cancel was requested for this pick of the job, else
+ * 0 (also for a NULL argument or a handle naming a slot beyond the arena).
+ * Not an error-code call: one load from the segment, no system call, cheap
+ * enough to test in a handler's loop; safe from any thread while the queue
+ * is open. */
+CURRANT_API int currant_cancel_requested(const currant_queue* queue, const currant_job* job);
+
+/* Blocks in the kernel until a cancel is requested for one of the count
+ * jobs this handle still holds (*index_out is its index), timeout_ns passes
+ * (negative: forever) or none of them is still picked by this handle
+ * (*index_out is count then). A dequeue of this handle blocked in another
+ * thread is not allowed at the same time (a handle is not thread-safe).
+ * Errors: INVALID_ARGUMENT (NULL queue, index_out, or jobs with count > 0;
+ * a handle naming a slot beyond the arena), SEGMENT_RETIRED,
+ * FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_wait_for_cancel(currant_queue* queue, const currant_job* jobs, size_t count,
+                                        int64_t timeout_ns, size_t* index_out);
+
+/* The holder gives the job up: it ends `canceled` (with or without a
+ * request). Errors: as currant_ack. */
+CURRANT_API int currant_ack_canceled(currant_queue* queue, const currant_job* job);
 
 /* ---- inspecting ------------------------------------------------------- */
 

@@ -30,6 +30,7 @@ again in the child process.
 from __future__ import annotations
 
 import datetime as _dt
+import enum as _enum
 import time as _time
 import traceback as _traceback
 from collections.abc import Iterable, Sequence
@@ -58,6 +59,7 @@ from ._errors import (
 
 __all__ = [
     "Queue",
+    "CancelOutcome",
     "Job",
     "Reservation",
     "CurrantError",
@@ -282,6 +284,20 @@ class Reservation:
     def __repr__(self) -> str:
         return f"<currant.Reservation id={self.id} capacity={self.capacity}{'' if self.open else ' closed'}>"
 
+
+
+class CancelOutcome(str, _enum.Enum):
+    """What Queue.cancel did (docs/cancellation.md)."""
+
+    CANCELED = "canceled"              # it was queued: it ended "canceled" now
+    REQUESTED = "requested"            # it is picked: its holder was asked to stop
+    NOT_CANCELABLE = "not_cancelable"  # finished, or unknown to the queue
+
+    def __bool__(self) -> bool:
+        return self is not CancelOutcome.NOT_CANCELABLE
+
+    def __str__(self) -> str:
+        return self.value
 
 class Queue:
     """A handle on one currant queue (a shared-memory segment).
@@ -704,9 +720,42 @@ class Queue:
             jobs = [jobs]
         return self._q.heartbeat(list(jobs))
 
-    def cancel(self, job_id: int) -> bool:
-        """Cancel a queued job; False if it is not queued (picked, finished, unknown)."""
-        return self._q.cancel(job_id)
+    def cancel(self, job_id: int) -> "CancelOutcome":
+        """Cancel a job from any process (docs/cancellation.md).
+
+        Returns CancelOutcome.CANCELED if it was queued (it ended "canceled"
+        now), CancelOutcome.REQUESTED if it is picked (the request is
+        recorded in the queue and its holder woken: it never runs again and
+        ends "canceled" unless its handler finishes first), or
+        CancelOutcome.NOT_CANCELABLE (finished or unknown). The outcome is
+        true unless it is NOT_CANCELABLE. Raises TypeError for a non-int
+        and InvalidArgument for an int that is no job id (0, negative, or
+        above 2**63-1)."""
+        if isinstance(job_id, bool) or not isinstance(job_id, int):
+            raise TypeError(f"job id must be an int, not {type(job_id).__name__}")
+        if not 0 < job_id < 2**63:
+            raise InvalidArgument(f"queue {self.name!r}: {job_id} is not a job id (ids are 1 to 2**63-1)")
+        return CancelOutcome(self._q.cancel(job_id))
+
+    def cancel_requested(self, job: Job) -> bool:
+        """Holder side: True once a cancel was requested for this pick of
+        the job. Reads one word of the queue (no system call, no lock), so
+        it is cheap in a loop and safe from any thread."""
+        return self._q.cancel_requested(job)
+
+    def wait_for_cancel(self, jobs: Job | Sequence[Job], timeout: float | None = None) -> int | None:
+        """Block (GIL released) until a cancel is requested for one of the
+        picked `jobs` (returns its index), `timeout` seconds pass (None:
+        forever), none of them is still held, or interrupt() is called (then
+        None). Signals are handled when it returns, not during the wait."""
+        if isinstance(jobs, Job):
+            jobs = [jobs]
+        return self._q.wait_for_cancel(list(jobs), -1 if timeout is None else _timeout_ns(timeout))
+
+    def ack_canceled(self, job: Job) -> None:
+        """The holder gives the job up: it ends "canceled" (with or without
+        a request). Raises like ack()."""
+        self._q.ack_canceled(job)
 
     # --- schedules (docs/schedules.md) ---
 
@@ -772,7 +821,7 @@ class Queue:
         """Requeue jobs of dead consumers and expired leases now; returns how many."""
         return self._q.reap()
 
-from .aio import dequeue_async  # noqa: E402  (asyncio: awaitable dequeue)
+from .aio import dequeue_async, wait_for_cancel_async  # noqa: E402  (asyncio: awaitable dequeue and cancel wait)
 from .worker import JobContext, QueueManager  # noqa: E402  (PgQueuer-style worker API)
 
-__all__ += ["dequeue_async", "QueueManager", "JobContext"]
+__all__ += ["dequeue_async", "wait_for_cancel_async", "QueueManager", "JobContext"]

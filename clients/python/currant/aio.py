@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Union
 if TYPE_CHECKING:  # pragma: no cover
     from . import Job, Queue
 
-__all__ = ["dequeue_async"]
+__all__ = ["dequeue_async", "wait_for_cancel_async"]
 
 
 async def dequeue_async(
@@ -45,3 +45,25 @@ async def dequeue_async(
     other threads while this call is in flight.
     """
     return await asyncio.to_thread(queue.dequeue, entrypoints, batch_size, timeout)
+
+
+async def wait_for_cancel_async(
+    queue: "Queue",
+    jobs: "Union[Job, Iterable[Job]]",
+    timeout: float | None = None,
+) -> int | None:
+    """Awaitable :meth:`currant.Queue.wait_for_cancel` (docs/cancellation.md).
+
+    Waits in a worker thread, never blocking the event loop, until a cancel
+    is requested for one of the picked ``jobs`` (returns its index),
+    ``timeout`` seconds pass (``None``: forever), none of them is still held,
+    or :meth:`currant.Queue.interrupt` is called (then ``None``). The same
+    rule as :func:`dequeue_async` applies: the queue is busy in the worker
+    thread meanwhile, so finish the jobs after it returns (or interrupt it
+    first). For run loops built on :class:`currant.QueueManager`, handlers
+    get ``ctx.cancel_event`` instead.
+    """
+    from . import Job  # late: currant/__init__ imports this module
+
+    job_list = jobs if isinstance(jobs, Job) else list(jobs)
+    return await asyncio.to_thread(queue.wait_for_cancel, job_list, timeout)

@@ -24,6 +24,14 @@ that have room, runs handlers, heartbeats the picked jobs it holds every
 (the entrypoint's exponential back-off) when the handler raises; past
 ``max_attempts`` the job ends with status "exception".
 
+Cancellation (docs/cancellation.md): when a job is canceled from any
+process while its handler runs, ``ctx.cancelled`` becomes true (one load
+from the queue, cheap in a loop) and, for ``async def`` handlers,
+``ctx.cancel_event`` (an :class:`asyncio.Event`) is set; the run loop wakes
+for it within microseconds. A job whose cancel was requested ends
+``canceled`` when its handler returns or raises (it is never retried); a
+picked job canceled before its handler started is dropped, ``canceled``.
+
 SIGINT and SIGTERM (or :meth:`QueueManager.stop`) stop it cleanly: no new
 jobs are taken, running handlers finish and are acked or retried, and the
 queue is closed, which requeues jobs that were picked but not started.
@@ -65,13 +73,31 @@ class JobContext:
     memoryview into the queue, valid until the handler's job is acked or
     retried; copy it to keep it). ``job`` is the underlying
     :class:`currant.Job`.
+
+    ``cancelled`` is true once the job was canceled from any process
+    (:meth:`currant.Queue.cancel`); safe to read from the handler's thread.
+    ``cancel_event`` is an :class:`asyncio.Event` of the run's event loop,
+    set by the run loop when it learns of the cancel: ``await`` it in an
+    ``async def`` handler (from a sync handler, read ``cancelled``).
     """
 
-    __slots__ = ("job", "entrypoint")
+    __slots__ = ("job", "entrypoint", "_queue", "_cancel_event")
 
-    def __init__(self, job: Any, entrypoint: str) -> None:
+    def __init__(self, job: Any, entrypoint: str, queue: Any = None) -> None:
         self.job = job
         self.entrypoint = entrypoint
+        self._queue = queue
+        self._cancel_event: Optional[asyncio.Event] = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._queue is not None and self._queue.cancel_requested(self.job)
+
+    @property
+    def cancel_event(self) -> asyncio.Event:
+        if self._cancel_event is None:  # created in the loop's thread by run_one
+            self._cancel_event = asyncio.Event()
+        return self._cancel_event
 
     @property
     def id(self) -> int:
@@ -237,6 +263,8 @@ class QueueManager:
         completions: list[tuple[_Entrypoint, Any, Optional[BaseException]]] = []
         tasks: set[asyncio.Task[None]] = set()
         held: dict[int, Any] = {}  # picked jobs we hold (buffered or running), by job id
+        contexts: dict[int, JobContext] = {}  # running handlers, by job id
+        told: set[int] = set()  # running jobs whose cancel the handler was told of
         installed: list[tuple[int, Any]] = []
         queue: Any = None
         finished = 0
@@ -244,8 +272,12 @@ class QueueManager:
 
         async def run_one(ep: _Entrypoint, job: Any) -> None:
             error: Optional[BaseException] = None
+            ctx = JobContext(job, ep.name, queue)
+            ctx.cancel_event  # noqa: B018 - created here, in the loop's thread
+            contexts[job.id] = ctx
+            if job.id in told:
+                ctx.cancel_event.set()
             try:
-                ctx = JobContext(job, ep.name)
                 if ep.is_async:
                     await ep.handler(ctx)  # type: ignore[misc]
                 else:
@@ -258,6 +290,7 @@ class QueueManager:
             except Exception as e:  # noqa: BLE001 - a handler's failure retries its job
                 error = e
             finally:
+                contexts.pop(job.id, None)
                 ep.running -= 1
                 completions.append((ep, job, error))
                 wake.set()
@@ -268,7 +301,12 @@ class QueueManager:
             # Runs in the queue thread.
             for ep, job, error in items:
                 try:
-                    if error is None:
+                    if queue.cancel_requested(job):
+                        # Canceled while it ran: it ends "canceled" whether
+                        # the handler returned or raised; never retried.
+                        log.info("job %d of %r was canceled while it ran", job.id, ep.name)
+                        queue.ack_canceled(job)
+                    elif error is None:
                         queue.ack(job)
                     else:
                         log.error("handler for %r failed on job %d (attempt %d)", ep.name, job.id,
@@ -291,8 +329,37 @@ class QueueManager:
             del completions[:]
             for _, job, _ in items:
                 held.pop(job.id, None)
+                told.discard(job.id)
             await call(finish, items)
             return len(items)
+
+        def give_up(jobs: list[Any]) -> None:
+            # Runs in the queue thread: picked jobs canceled before they started.
+            for job in jobs:
+                try:
+                    queue.ack_canceled(job)
+                except StaleHandle:
+                    log.warning("job %d was no longer ours (lease lost)", job.id)
+
+        async def apply_cancels() -> int:
+            # In the loop's thread; cancel_requested reads the queue without
+            # its lock, so this never waits for the queue thread.
+            dropped = []
+            for ep in eps:
+                kept = collections.deque()
+                for job in ep.buffered:
+                    (dropped if queue.cancel_requested(job) else kept).append(job)
+                ep.buffered = kept
+            for job_id, ctx in list(contexts.items()):
+                if job_id not in told and queue.cancel_requested(ctx.job):
+                    told.add(job_id)
+                    ctx.cancel_event.set()
+            if not dropped:
+                return 0
+            for job in dropped:
+                held.pop(job.id, None)
+            await call(give_up, dropped)
+            return len(dropped)
 
         try:
             queue = await call(Queue, self.queue_name)
@@ -346,15 +413,25 @@ class QueueManager:
                         # heartbeat is due, or interrupt() (a handler
                         # finished, or stop()) ends the wait.
                         timeout = max(0.0, next_hb - time.monotonic()) if held else None
+                        # A cancel for a job we hold ends it early too.
                         jobs = await call(queue.dequeue, [ep.id for ep in eligible], n, timeout)
                         for job in jobs:
                             held[job.id] = job
                             by_id[job.entrypoint].buffered.append(job)
+                        finished += await apply_cancels()
                         continue
 
                 if completions or wake.is_set():
                     continue
                 wait = max(0.0, next_hb - time.monotonic()) if held else None
+                untold = [job for job_id, job in held.items() if job_id not in told]
+                if untold and not self._stopping:
+                    # Every handler slot is busy: wait in the kernel for a
+                    # cancel of a job we hold; a finished handler and stop()
+                    # end the wait with interrupt().
+                    await call(queue.wait_for_cancel, untold, wait)
+                    finished += await apply_cancels()
+                    continue
                 try:
                     await asyncio.wait_for(wake.wait(), timeout=wait)
                 except asyncio.TimeoutError:

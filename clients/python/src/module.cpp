@@ -443,7 +443,10 @@ void wait_for_jobs(Holder& h, std::int64_t timeout_ns, Pick&& pick) {
             ReleasedGil unlocked;
             std::lock_guard guard(h.mutex);
             currant::Queue::set_dequeue_returns_on_signal(true);
+            const std::uint64_t cancel_wakeups = h.get().cancel_wakeups();
             found = pick(h.get(), timeout);
+            // A cancel for a job this Queue holds ended the wait: the caller looks.
+            if (h.get().cancel_wakeups() != cancel_wakeups) found = true;
         }
         if (found || timeout_ns == 0) return;
         // interrupt() sets this flag before the core's, so a dequeue it ended sees it.
@@ -1031,9 +1034,41 @@ public:
         return holder_->get().heartbeat(handles);
     }
 
-    bool cancel(currant::JobId id) {
+    // "canceled", "requested" or "not_cancelable" (docs/cancellation.md).
+    std::string cancel(currant::JobId id) {
         auto guard = holder_->lock();
-        return holder_->get().cancel(id);
+        return std::string(currant::cancel_outcome_name(holder_->get().cancel(id)));
+    }
+    // Without the mutex (atomics only, like interrupt()): a handler thread
+    // may check it while another thread waits in dequeue.
+    bool cancel_requested(py::handle obj) {
+        JobObject* job = as_job(obj.ptr());
+        if (holder_->closed || !holder_->queue) return false;
+        return holder_->queue->cancel_requested(job->job.handle);
+    }
+    // Index of the first job a cancel was requested for, or None (timeout,
+    // interrupt(), none of them still held).
+    std::optional<std::size_t> wait_for_cancel(py::handle jobs, std::int64_t timeout_ns) {
+        std::vector<currant::JobHandle> handles;
+        for (auto* job : job_list(jobs, "wait_for_cancel")) handles.push_back(job->job.handle);
+        std::optional<std::size_t> found;
+        {
+            py::gil_scoped_release unlocked;
+            std::lock_guard guard(holder_->mutex);
+            found = holder_->get().wait_for_cancel(handles, std::chrono::nanoseconds(timeout_ns));
+        }
+        // Like a dequeue that returns empty: an interrupt() that ended the
+        // wait is consumed here, not by the next dequeue.
+        if (!found) holder_->interrupted.exchange(false, std::memory_order_seq_cst);
+        return found;
+    }
+    void ack_canceled(py::handle obj) {
+        JobObject* job = as_job(obj.ptr());
+        release_job_views(job);
+        mark_finished(job);
+        py::gil_scoped_release unlocked;
+        std::lock_guard guard(holder_->mutex);
+        holder_->get().ack_canceled(job->job.handle);
     }
 
     // --- schedules (docs/schedules.md) ---
@@ -1268,6 +1303,9 @@ PYBIND11_MODULE(_currant, m) {
         .def("purge_dead", &PyQueue::purge_dead)
         .def("heartbeat", &PyQueue::heartbeat)
         .def("cancel", &PyQueue::cancel)
+        .def("cancel_requested", &PyQueue::cancel_requested)
+        .def("wait_for_cancel", &PyQueue::wait_for_cancel)
+        .def("ack_canceled", &PyQueue::ack_canceled)
         .def("add_schedule", &PyQueue::add_schedule)
         .def("remove_schedule", &PyQueue::remove_schedule)
         .def("schedules", &PyQueue::schedules)

@@ -238,7 +238,17 @@ struct JobState {
     EntrypointId entrypoint = 0;
     std::int32_t priority = 0;
     std::uint32_t attempts = 0;
+    bool cancel_requested = false; // picked, and a cancel was requested for this pick
 };
+
+// What Queue::cancel did (docs/cancellation.md).
+enum class CancelOutcome : std::uint8_t {
+    canceled = 0,       // it was queued: it ended `canceled` now
+    requested = 1,      // it is picked: the request is recorded in the segment and its holder woken;
+                        // it will never run again, and ends `canceled` unless its handler finishes first
+    not_cancelable = 2, // finished, unknown to the segment, or still being written by its producer
+};
+std::string_view cancel_outcome_name(CancelOutcome outcome) noexcept; // "canceled", "requested", "not_cancelable"
 
 struct EntrypointStats {
     std::string name;
@@ -452,6 +462,10 @@ public:
     // --- consuming ---
     // Picks up to out.size() jobs from the given entrypoints, waiting up to
     // timeout (negative: forever; zero: do not wait). Returns how many.
+    // Returns early (possibly with nothing) when a cancel was requested for
+    // a job this Queue holds since the last dequeue returned (or since a
+    // wait_for_cancel reported one), so a run loop learns of it and can look
+    // at cancel_requested() of the jobs it runs.
     std::size_t dequeue(std::span<const EntrypointId> entrypoints, std::span<Job> out,
                         std::chrono::nanoseconds timeout);
     // One job at a time, served from a prefetch buffer of picked jobs that
@@ -493,8 +507,33 @@ public:
     // Extends the leases; returns how many were extended (expired or stale ones are not).
     std::size_t heartbeat(std::span<const JobHandle> jobs);
 
-    // Cancels a queued job; returns false if it is not queued (picked, finished, unknown).
-    bool cancel(JobId id);
+    // --- cancellation (docs/cancellation.md) ---
+    // Cancels a job from any process. A queued job ends `canceled` now. For
+    // a picked job the request is recorded in the segment (it survives the
+    // death of every process) and the holder is woken, whether it is asleep
+    // in dequeue or in wait_for_cancel; from then on the job is never
+    // requeued: a retry, the holder's death, its close() or an expired lease
+    // end it `canceled`. If the handler acks or fails it anyway, that
+    // outcome stands. Requesting again is harmless (and wakes no one).
+    // Throws invalid_argument for 0 or an id above 2^63-1 (no job has one).
+    CancelOutcome cancel(JobId id);
+    // Holder side. True once a cancel was requested for this pick. One load
+    // from the segment, no system call: cheap enough to check in a loop.
+    // Safe from any thread while this Queue is open (it reads atomics only).
+    bool cancel_requested(const JobHandle& job) const noexcept;
+    // Blocks in the kernel until a cancel is requested for one of `jobs`
+    // that this Queue still holds (returns its index), the timeout passes
+    // (negative: forever), none of them is still picked by this Queue, or
+    // interrupt() is called (then nullopt). For a handler waiting on
+    // something else, or a run loop. Throws invalid_argument for a handle
+    // naming a slot beyond the arena. Not thread-safe (like dequeue).
+    std::optional<std::size_t> wait_for_cancel(std::span<const JobHandle> jobs, std::chrono::nanoseconds timeout);
+    // The holder gives the job up: it ends `canceled` (with or without a
+    // request). Throws like ack (stale_handle, not_owner).
+    void ack_canceled(const JobHandle& job);
+    // How many times a dequeue of this Queue returned early because a cancel
+    // arrived for a job it holds (for wrappers that loop around dequeue).
+    std::uint64_t cancel_wakeups() const noexcept;
 
     // --- dead jobs (docs/dead-jobs.md) ---
     // Jobs that ended `exception` (fail, retry past max attempts, lease

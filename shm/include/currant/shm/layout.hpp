@@ -21,7 +21,9 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 // 5: dedupe keys (docs/dedupe.md): the per-entrypoint dedupe index, the slots' key area.
 // 6: CoreHeader::configuration_generation (currantd records entrypoint state and schedules).
 // 7: dead jobs (docs/dead-jobs.md): SegmentParameters::result_bytes, per-slot outcome areas, the dead list.
-inline constexpr std::uint32_t layout_version = 7;
+// 8: cancellation of picked jobs (docs/cancellation.md): JobRecord::cancel_epoch,
+//    ParticipantEntry::cancel_signal, CoreHeader::registrations.
+inline constexpr std::uint32_t layout_version = 8;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {

@@ -1,0 +1,96 @@
+// Cancellation across processes (docs/cancellation.md): a canceller process
+// cancels half of the jobs while consumer processes run them. Jobs to be
+// canceled have handlers that wait (in wait_for_cancel) far longer than a
+// cancel takes to arrive, so every one of them must end `canceled`: either
+// before it was picked (never delivered) or while it ran (delivered once,
+// woken, handed back); the others end `successful`, each delivered once.
+#include "process_harness.hpp"
+
+using namespace currant;
+using namespace currant::harness;
+
+TEST_CASE("a canceller process stops running and queued jobs of consumer processes; the rest complete",
+          "[multiprocess][cancel]") {
+    constexpr std::size_t jobs = 60;
+    constexpr std::size_t consumers = 2;
+    ScratchQueue scratch("mp-cancel", small_queue(256));
+    const EntrypointId ep = scratch->declare_entrypoint("work");
+    SharedArray<std::atomic<std::uint64_t>> ids(jobs);
+    SharedArray<std::atomic<std::uint32_t>> delivered(jobs), acked(jobs), canceled_by_holder(jobs);
+    SharedArray<std::atomic<std::uint32_t>> outcome(jobs); // 1 + CancelOutcome, for the canceled half
+    SharedArray<std::atomic<std::uint32_t>> finished(1);
+    for (std::size_t i = 0; i < jobs; ++i) ids[i] = scratch->enqueue(ep, payload_bytes(make_payload(i)));
+
+    std::vector<pid_t> children;
+    for (std::size_t c = 0; c < consumers; ++c) {
+        children.push_back(fork_child([&] {
+            Queue queue = Queue::open(scratch.name());
+            const EntrypointId eps[] = {ep};
+            while (finished[0].load() < jobs) {
+                Job job;
+                if (queue.dequeue(eps, std::span(&job, 1), 200ms) == 0) continue;
+                const std::uint64_t i = read_payload(job.payload, jobs).seq;
+                delivered[i].fetch_add(1);
+                if (i % 2 == 0) {
+                    // To be canceled: a long handler that stops when told.
+                    const JobHandle handles[] = {job.handle};
+                    expect(queue.wait_for_cancel(handles, 30s) == std::optional<std::size_t>(0),
+                           "job " + std::to_string(i) + ": the cancel did not reach its holder");
+                    queue.ack_canceled(job.handle);
+                    canceled_by_holder[i].fetch_add(1);
+                } else {
+                    expect(!queue.cancel_requested(job.handle), "a job nobody canceled is flagged");
+                    queue.ack(job.handle);
+                    acked[i].fetch_add(1);
+                }
+                finished[0].fetch_add(1);
+            }
+        }));
+    }
+    children.push_back(fork_child([&] {
+        Queue queue = Queue::open(scratch.name());
+        // The first job to cancel is certainly running when its cancel
+        // arrives (an observable state, not a guessed delay).
+        const JobId first = ids[0];
+        expect(wait_until([&] { return queue.status(std::span(&first, 1)).at(0).status == JobStatus::picked; }),
+               "job 0 was never picked");
+        for (std::size_t i = 0; i < jobs; i += 2) outcome[i] = 1 + std::uint32_t(queue.cancel(ids[i]));
+        // The queued ones ended at once and count as finished here.
+        for (std::size_t i = 0; i < jobs; i += 2)
+            if (outcome[i] == 1 + std::uint32_t(CancelOutcome::canceled)) finished[0].fetch_add(1);
+    }));
+    for (const pid_t child : children) REQUIRE(wait_child(child) == 0);
+
+    std::size_t requested = 0, canceled_queued = 0;
+    for (std::size_t i = 0; i < jobs; ++i) {
+        INFO("job " << i);
+        const JobId id = ids[i];
+        const JobStatus status = scratch->status(std::span(&id, 1)).at(0).status;
+        if (i % 2 == 1) {
+            CHECK(delivered[i] == 1);
+            CHECK(acked[i] == 1);
+            CHECK(status == JobStatus::successful);
+            continue;
+        }
+        CHECK(status == JobStatus::canceled);
+        CHECK(acked[i] == 0);
+        const auto o = CancelOutcome(outcome[i].load() - 1);
+        REQUIRE(outcome[i] != 0);
+        if (o == CancelOutcome::requested) {
+            ++requested;
+            CHECK(delivered[i] == 1);
+            CHECK(canceled_by_holder[i] == 1);
+        } else {
+            CHECK(o == CancelOutcome::canceled);
+            ++canceled_queued;
+            CHECK(delivered[i] == 0);
+        }
+    }
+    CHECK(requested >= 1);
+    CHECK(requested + canceled_queued == jobs / 2);
+    const EntrypointStats stats = scratch->stats().at(ep);
+    CHECK(stats.canceled == jobs / 2);
+    CHECK(stats.successful == jobs / 2);
+    CHECK(stats.queued + stats.picked == 0);
+    CHECK(scratch->doctor().sound);
+}
