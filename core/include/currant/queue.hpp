@@ -27,8 +27,10 @@
 //   participant with its own registry entry). Queue objects must not be
 //   used in a child after fork(); open the queue again there.
 // * Job status of a finished job in `memory` durability is kept only until its
-//   slot is reused (then status() says unknown). Dead jobs (`exception`) are
-//   kept, up to the entrypoint's max_dead, until requeued or purged.
+//   slot is reused (then status() says unknown), unless its entrypoint keeps
+//   results (EntrypointOptions::result_retention: kept at least that long
+//   while the arena has room). Dead jobs (`exception`) are kept, up to the
+//   entrypoint's max_dead, until requeued or purged.
 //
 // Errors: every failure throws currant::Error with an Errc and a message
 // naming the queue, entrypoint or limit (see currant/shm/error.hpp).
