@@ -131,3 +131,38 @@ TEST_CASE("a failed job's row carries its error; an entrypoint without retention
     CHECK(fixture.count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(quiet)) == 0);
     CHECK(fixture.count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(with_result)) == 0);
 }
+
+TEST_CASE("currant_results rows past their retention are deleted by a later batch", "[mirror][results][retention]") {
+    DaemonFixture fixture("results-expiry");
+    fixture.start_daemon({"--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", kept_async(1ms));
+    const JobId old_job = queue.enqueue(ep, as_payload("old"));
+    ack_with(queue, ep, old_job, "expires soon");
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(old_job), 1) == 1);
+    // Deletions run at most every 10 s, in a batch that has something to write.
+    std::this_thread::sleep_for(10'500ms);
+    CHECK(fixture.count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(old_job)) == 1);
+    const JobId new_job = queue.enqueue(ep, as_payload("new"));
+    ack_with(queue, ep, new_job, "fresh");
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(old_job), 0) == 0);
+    CHECK(fixture.count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(new_job)) == 1);
+}
+
+TEST_CASE("an entrypoint's result retention survives a segment rebuild", "[rebuild][results]") {
+    DaemonFixture fixture("results-rebuild");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "9"});
+    {
+        Queue queue = fixture.open_queue();
+        queue.declare_entrypoint("jobs", kept_async(5'000ms));
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_entrypoints WHERE host = 9 AND name = 'jobs' AND "
+                                   "result_retention_ms = 5000",
+                                   1) == 1);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name()); // a reboot
+    fixture.start_daemon({"--host-id", "9"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK(queue.entrypoint_options(queue.entrypoint("jobs")).result_retention == std::optional(5'000ms));
+}
