@@ -166,3 +166,37 @@ TEST_CASE("an entrypoint's result retention survives a segment rebuild", "[rebui
     REQUIRE(eventually([&] { return !queue.sealed(); }));
     CHECK(queue.entrypoint_options(queue.entrypoint("jobs")).result_retention == std::optional(5'000ms));
 }
+
+TEST_CASE("a daemon killed before or after the COMMIT of a batch with results: every result lands once",
+          "[crash][results]") {
+    for (const char* point : {"mirror.before_database_commit", "mirror.after_database_commit"}) {
+        CAPTURE(point);
+        DaemonFixture fixture("results-crash");
+        QueueOptions options;
+        options.name = fixture.queue_name();
+        options.slots = 256;
+        options.log_capacity = 256;
+        Queue queue = Queue::create(options); // before any daemon: the batch below is its first
+        const EntrypointId ep = queue.declare_entrypoint("jobs", kept_async(60'000ms));
+        std::vector<JobId> ids;
+        for (int i = 0; i < 20; ++i) {
+            ids.push_back(queue.enqueue(ep, as_payload("x")));
+            ack_with(queue, ep, ids.back(), "result " + std::to_string(i));
+        }
+        setenv("CURRANT_CRASH_POINT", point, 1);
+        DaemonProcess& first = fixture.start_daemon();
+        unsetenv("CURRANT_CRASH_POINT");
+        CHECK(first.wait_for_exit() == 128 + SIGKILL);
+        fixture.start_daemon();
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results", 20) == 20);
+        for (int i = 0; i < 20; ++i) {
+            const pg::Result row =
+                fixture.db().exec("SELECT result FROM currant_results WHERE job_id = $1", {std::to_string(ids[i])});
+            REQUIRE(row.rows() == 1);
+            CHECK(row.bytes(0, 0) == "result " + std::to_string(i));
+        }
+        // Kept in the segment too, after the mirror committed them.
+        const auto outcomes = queue.wait(ids, 0ns);
+        for (const JobOutcome& outcome : outcomes) CHECK(outcome.result.has_value());
+    }
+}
