@@ -6,7 +6,9 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -192,6 +194,41 @@ static int test_wait_wakes_at_the_ack_of_another_handle(void) {
     return 0;
 }
 
+static int test_a_waiter_killed_asleep_leaves_waiting_working(void) {
+    uint32_t ep = 0;
+    uint64_t id = 0;
+    struct acker a;
+    pthread_t thread;
+    currant_job_outcome outcome;
+    int status = 0;
+    CHECK(make_queue("killed", &ep) == 0);
+    CHECK(enqueue_and_pick(ep, &id, &a.job) == 0);
+    const pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        /* A fresh handle in the child (a handle never crosses fork). */
+        currant_queue* mine = NULL;
+        currant_job_outcome o;
+        if (currant_queue_open(g_name, &mine) != CURRANT_OK) _exit(2);
+        currant_wait(mine, &id, 1, 60000000000LL, &o);
+        _exit(3); /* not reached: killed while waiting */
+    }
+    usleep(300000); /* registered and asleep in the kernel by now */
+    CHECK(kill(child, SIGKILL) == 0);
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    /* A waiter after the death is still woken by the ack. */
+    a.rc = -1;
+    CHECK(pthread_create(&thread, NULL, ack_later, &a) == 0);
+    const int rc = currant_wait(g_queue, &id, 1, 20000000000LL, &outcome);
+    pthread_join(thread, NULL);
+    CHECK(rc == CURRANT_OK);
+    CHECK(a.rc == CURRANT_OK);
+    CHECK(outcome.finished == 1);
+    CHECK(outcome.has_result == 1);
+    return 0;
+}
+
 static int test_symbols_are_in_version_node_0_7(void) {
     const char* added[] = {"currant_set_result_retention", "currant_ack_with_result", "currant_wait",
                            "currant_job_result"};
@@ -213,6 +250,7 @@ int main(void) {
         {"an unknown id is reported without waiting", test_unknown_id_is_reported_without_waiting},
         {"wait times out on a queued job", test_wait_times_out_on_a_queued_job},
         {"wait wakes at the ack of another handle", test_wait_wakes_at_the_ack_of_another_handle},
+        {"a waiter SIGKILLed asleep leaves waiting working", test_a_waiter_killed_asleep_leaves_waiting_working},
         {"the new symbols are in version node CURRANT_0.7", test_symbols_are_in_version_node_0_7},
     };
     const int rc = run_test_cases("c-api-results", cases, sizeof cases / sizeof cases[0]);
