@@ -5,7 +5,12 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
 #include <future>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,4 +138,49 @@ TEST_CASE("declare --result-retention sets the retention and reports it", "[cli]
     INFO(bad);
     CHECK(bad.code == 1);
     CHECK(contains(bad.err, "365 days"));
+}
+
+TEST_CASE("a currant wait SIGKILLed while it waits leaves the queue sound and acks still wake waiters",
+          "[cli][results][wait][crash]") {
+    ScratchQueue q("cli-results-wait-killed", small());
+    const auto ep = kept_entrypoint(q);
+    const auto id = q->enqueue(ep, currant::as_payload("x"));
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        const int null_fd = ::open("/dev/null", O_WRONLY);
+        ::dup2(null_fd, 1);
+        ::dup2(null_fd, 2);
+        const char* cli = std::getenv("CURRANT_CLI");
+        const std::string name = q.name(), job = std::to_string(id);
+        ::execl(cli, cli, "wait", name.c_str(), job.c_str(), "--timeout", "60", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    // Registered (a participant with its pid), then asleep, then killed.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    bool registered = false;
+    while (!registered && std::chrono::steady_clock::now() < deadline) {
+        for (const currant::ParticipantInfo& p : q->participants()) registered |= p.pid == pid;
+        if (!registered) std::this_thread::sleep_for(5ms);
+    }
+    REQUIRE(registered);
+    std::this_thread::sleep_for(100ms);
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+    CHECK(q->doctor().sound); // reaps it: its wait is uncounted
+    auto waited = std::async(std::launch::async, [&] {
+        return run({"wait", q.name(), std::to_string(id), "--timeout", "30"});
+    });
+    CHECK(waited.wait_for(300ms) == std::future_status::timeout);
+    currant::Job job;
+    currant::EntrypointId eps[] = {ep};
+    REQUIRE(q->dequeue(eps, std::span(&job, 1), 0ns) == 1);
+    q->ack(job.handle, currant::as_payload("after the kill"));
+    REQUIRE(waited.wait_for(20s) == std::future_status::ready);
+    Result r = waited.get();
+    INFO(r);
+    CHECK(r.code == 0);
+    CHECK(contains(r.out, "\"after the kill\""));
 }
