@@ -4,8 +4,15 @@
 // each critical section.
 #include "unit_support.hpp"
 
+#include <fcntl.h>
 #include <future>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
+
+#include "currant/shm/segment.hpp"
+#include "layout.hpp" // core/src: torn states written straight into the segment
 
 using namespace currant;
 using namespace currant::unit;
@@ -315,4 +322,33 @@ TEST_CASE("a result retention is validated and kept by a redeclare without one",
     const EntrypointId ep = scratch->declare_entrypoint("work", kept_for(1500ms));
     CHECK(scratch->entrypoint_options(scratch->declare_entrypoint("work")).result_retention == std::optional(1500ms));
     CHECK(scratch->entrypoint_options(ep).result_retention == std::optional(1500ms));
+}
+
+TEST_CASE("doctor reports a completion waiter count below the participants marked waiting", "[results][wait][doctor]") {
+    ScratchQueue scratch("results-torn-count", small_options());
+    scratch->reap(); // registers: participant entry 0 is ours
+    const int fd = ::shm_open(shm::object_name_for(scratch.name()).c_str(), O_RDWR, 0);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    void* base = ::mmap(nullptr, std::size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    auto* bytes = static_cast<std::byte*>(base);
+    const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+    auto& core = *reinterpret_cast<detail::CoreHeader*>(bytes + header.core_offset);
+    auto* participants = reinterpret_cast<detail::ParticipantEntry*>(bytes + header.core_offset + core.participants_offset);
+    CHECK(scratch->doctor().sound);
+    // A waiter marked but not counted: finishers would skip its wake-up (R4).
+    participants[0].completion_waiting.store(1);
+    const DoctorReport torn = scratch->doctor();
+    CHECK_FALSE(torn.sound);
+    REQUIRE(torn.problems.size() == 1);
+    CHECK(torn.problems[0].find("completion waiter count 0 is below the 1") != std::string::npos);
+    // Counted too (the state a live waiter is in): sound again.
+    core.completion_waiters.store(1);
+    CHECK(scratch->doctor().sound);
+    participants[0].completion_waiting.store(0);
+    core.completion_waiters.store(0);
+    ::munmap(base, std::size_t(st.st_size));
 }
