@@ -90,6 +90,8 @@ void add_init(CLI::App& app, Commands& commands) {
     add_number(*sub, "--log-capacity", args->options.log_capacity,
                "Transition records per entrypoint (async and sync durability)");
     add_number(*sub, "--host-id", args->options.host_id, "High 16 bits of every job id");
+    add_number(*sub, "--result-bytes", args->options.result_bytes,
+               "Largest job result, in bytes (0 to 1048576; docs/results.md)");
     sub->add_option_function<std::string>(
            "--mode",
            [args](const std::string& text) {

@@ -184,3 +184,25 @@ TEST_CASE("a currant wait SIGKILLed while it waits leaves the queue sound and ac
     CHECK(r.code == 0);
     CHECK(contains(r.out, "\"after the kill\""));
 }
+
+TEST_CASE("init --result-bytes sets the largest result the queue takes", "[cli][results][init]") {
+    ScratchQueue names("cli-results-init", small()); // only for a unique name
+    const std::string name = names.name() + "-init";
+    Result r = run({"init", name, "--slots", "64", "--result-bytes", "4096", "--entrypoint", "work"});
+    INFO(r);
+    REQUIRE(r.code == 0);
+    {
+        currant::Queue q = currant::Queue::open(name);
+        q.set_result_retention(q.entrypoint("work"), 60s);
+        const currant::EntrypointId ep = q.entrypoint("work");
+        const auto id = acked_with(q, ep, std::string(4096, 'r'));
+        const currant::JobId ids[] = {id};
+        CHECK(q.wait(ids, 0ns).at(0).result->size() == 4096);
+    }
+    currant::Queue::remove(name);
+    Result bad = run({"init", name, "--result-bytes", "1048577"});
+    INFO(bad);
+    CHECK(bad.code == 1);
+    CHECK(contains(bad.err, "1 MiB"));
+    currant::Queue::remove(name);
+}

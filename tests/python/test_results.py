@@ -216,3 +216,14 @@ def test_worker_unusable_result_fails_the_attempt(queue):
     [outcome] = queue.wait(job_id, timeout=0)
     assert outcome.status == "exception"
     assert "2000" in outcome.error
+
+
+def test_create_takes_result_bytes(queue_name):
+    with currant.Queue.create(queue_name, slots=64, payload_bytes=64, max_participants=8, result_bytes=4096) as q:
+        q.declare_entrypoint("jobs", result_retention=60)
+        job_id = q.enqueue("jobs", b"x")
+        [job] = q.dequeue("jobs", timeout=0)
+        q.ack(job, result=b"r" * 4096)
+        assert q.wait(job_id)[0].result == b"r" * 4096
+    with pytest.raises(currant.InvalidArgument, match="1 MiB"):
+        currant.Queue.create(queue_name + "-big", result_bytes=2**20 + 1)

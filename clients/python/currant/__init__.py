@@ -368,18 +368,20 @@ class Queue:
         log_capacity: int = 65536,
         host_id: int = 0,
         mode: int = 0o600,
+        result_bytes: int = 1024,
     ) -> "Queue":
         """Create a new queue segment and open it.
 
         ``slots`` is how many jobs it holds at once, ``payload_bytes`` the
         largest payload, ``max_participants`` how many Queue objects may be
         attached at once across processes, ``mode`` the segment's permission
-        bits. Raises :class:`QueueExists` if the queue exists.
+        bits, ``result_bytes`` the largest job result (0 to 1 MiB;
+        docs/results.md). Raises :class:`QueueExists` if the queue exists.
         """
         if not isinstance(name, str):
             raise TypeError(f"queue name must be a str, not {type(name).__name__}")
         native = _currant.Queue.create(
-            name, slots, payload_bytes, max_entrypoints, max_participants, log_capacity, host_id, mode
+            name, slots, payload_bytes, max_entrypoints, max_participants, log_capacity, host_id, mode, result_bytes
         )
         return cls(name, _native=native)
 

@@ -722,8 +722,9 @@ public:
 
     static PyQueue create(const std::string& name, std::uint32_t slots, std::uint32_t payload_bytes,
                           std::uint32_t max_entrypoints, std::uint32_t max_participants, std::uint32_t log_capacity,
-                          std::uint16_t host_id, unsigned mode) {
+                          std::uint16_t host_id, unsigned mode, std::uint32_t result_bytes) {
         currant::QueueOptions options;
+        options.result_bytes = result_bytes;
         options.name = name;
         options.slots = slots;
         options.payload_bytes = payload_bytes;
