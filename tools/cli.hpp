@@ -42,6 +42,7 @@ void add_rm(CLI::App& app, Commands& commands);
 void add_enqueue(CLI::App& app, Commands& commands); // commands_jobs.cpp
 void add_status(CLI::App& app, Commands& commands);
 void add_cancel(CLI::App& app, Commands& commands);
+void add_wait(CLI::App& app, Commands& commands);
 void add_stats(CLI::App& app, Commands& commands);   // commands_stats.cpp
 void add_demo(CLI::App& app, Commands& commands);    // demo.cpp
 void add_db(CLI::App& app, Commands& commands);      // commands_db.cpp

@@ -163,29 +163,86 @@ std::string entrypoint_label(const Queue& queue, EntrypointId id) {
     }
 }
 
+// Whether text is well-formed UTF-8 (no overlong forms, surrogates or
+// code points above U+10FFFF).
+bool valid_utf8(std::string_view text) {
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const unsigned char c = static_cast<unsigned char>(text[i]);
+        std::size_t length = 0;
+        std::uint32_t code = 0;
+        if (c < 0x80) length = 1, code = c;
+        else if ((c & 0xe0) == 0xc0) length = 2, code = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0) length = 3, code = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0) length = 4, code = c & 0x07;
+        else return false;
+        if (i + length > text.size()) return false;
+        for (std::size_t k = 1; k < length; ++k) {
+            const unsigned char next = static_cast<unsigned char>(text[i + k]);
+            if ((next & 0xc0) != 0x80) return false;
+            code = (code << 6) | (next & 0x3f);
+        }
+        static const std::uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (code < smallest[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+        i += length;
+    }
+    return true;
+}
+
+// A job's result for a terminal (docs/results.md): a JSON string if it is
+// valid UTF-8, else 0x and its bytes in hex.
+std::string render_result(const std::vector<std::byte>& result) {
+    const std::string_view text(reinterpret_cast<const char*>(result.data()), result.size());
+    if (valid_utf8(text)) return json_string(text);
+    static const char digits[] = "0123456789abcdef";
+    std::string hex = "0x";
+    for (std::byte b : result) {
+        hex += digits[std::to_integer<unsigned>(b) >> 4];
+        hex += digits[std::to_integer<unsigned>(b) & 15];
+    }
+    return hex;
+}
+
+// Aligned columns, no header; rows may have a last column the others lack.
+void print_rows(const std::vector<std::vector<std::string>>& rows) {
+    std::size_t columns = 0;
+    for (const auto& row : rows) columns = std::max(columns, row.size());
+    std::vector<std::size_t> widths(columns, 0);
+    for (const auto& row : rows)
+        for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    for (const auto& row : rows) {
+        std::string line;
+        for (std::size_t c = 0; c < row.size(); ++c) {
+            line += row[c];
+            if (c + 1 < row.size()) line += std::string(widths[c] - row[c].size() + 1, ' ');
+        }
+        std::cout << line << '\n';
+    }
+}
+
 int run_status(const IdsArgs& args) {
     const std::vector<JobId> ids = parse_job_ids(args.ids);
     Queue queue = Queue::open(args.name);
+    // The kept results (docs/results.md): a look, no waiting. Ids no job can
+    // have are reported unknown by status() and not asked for.
+    std::vector<JobId> valid;
+    for (JobId id : ids)
+        if (id != 0 && id <= JobId(INT64_MAX)) valid.push_back(id);
+    const std::vector<JobOutcome> outcomes = queue.wait(valid, std::chrono::nanoseconds(0));
     std::vector<std::vector<std::string>> rows;
     for (const JobState& state : queue.status(ids)) {
         const bool known = state.status != JobStatus::unknown;
         rows.push_back({std::to_string(state.id), std::string(job_status_name(state.status)),
                         known ? entrypoint_label(queue, state.entrypoint) : "-",
                         known ? std::to_string(state.attempts) : "-"});
+        // ID STATUS ENTRYPOINT ATTEMPTS, and RESULT for a job with a kept result.
+        for (const JobOutcome& outcome : outcomes)
+            if (outcome.id == state.id && outcome.result && state.status == JobStatus::successful) {
+                rows.back().push_back(render_result(*outcome.result));
+                break;
+            }
     }
-    // Aligned columns, no header: ID STATUS ENTRYPOINT ATTEMPTS.
-    std::vector<std::size_t> widths(4, 0);
-    for (const auto& row : rows) {
-        for (std::size_t c = 0; c < 4; ++c) widths[c] = std::max(widths[c], row[c].size());
-    }
-    for (const auto& row : rows) {
-        std::string line;
-        for (std::size_t c = 0; c < 4; ++c) {
-            line += row[c];
-            if (c < 3) line += std::string(widths[c] - row[c].size() + 1, ' ');
-        }
-        std::cout << line << '\n';
-    }
+    print_rows(rows);
     return 0;
 }
 
@@ -193,10 +250,61 @@ int run_status(const IdsArgs& args) {
 
 void add_status(CLI::App& app, Commands& commands) {
     auto args = std::make_shared<IdsArgs>();
-    auto* sub = app.add_subcommand("status", "Print `ID STATUS ENTRYPOINT ATTEMPTS` for each job id");
+    auto* sub = app.add_subcommand("status", "Print `ID STATUS ENTRYPOINT ATTEMPTS [RESULT]` for each job id "
+                                             "(RESULT: a kept result, as a JSON string or 0x hex)");
     sub->add_option("NAME", args->name, "Queue name")->required();
     sub->add_option("ID", args->ids, "Job ids (decimal)")->required();
     commands.push_back({sub, [args] { return run_status(*args); }});
+}
+
+namespace {
+
+// ---- wait ----
+
+struct WaitArgs {
+    std::string name;
+    std::vector<std::string> ids;
+    std::chrono::nanoseconds timeout{-1};
+};
+
+int run_wait(const WaitArgs& args) {
+    const std::vector<JobId> ids = parse_job_ids(args.ids);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] == 0 || ids[i] > JobId(INT64_MAX))
+            throw CLI::ValidationError("ID", "bad job id '" + args.ids[i] + "': job ids are 1 to 2^63-1");
+    Queue queue = Queue::open(args.name);
+    const std::vector<JobOutcome> outcomes = queue.wait(ids, args.timeout);
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> problems;
+    for (const JobOutcome& outcome : outcomes) {
+        rows.push_back({std::to_string(outcome.id), std::string(job_status_name(outcome.status))});
+        if (outcome.result) rows.back().push_back(render_result(*outcome.result));
+        if (outcome.status == JobStatus::unknown)
+            problems.push_back("currant: job " + std::to_string(outcome.id) + ": no such job in queue '" + args.name +
+                               "' (never existed, or finished and no longer kept)");
+        else if (!outcome.finished)
+            problems.push_back("currant: job " + std::to_string(outcome.id) + " is still " +
+                               std::string(job_status_name(outcome.status)) + " (timed out)");
+    }
+    print_rows(rows);
+    std::cout.flush();
+    for (const std::string& line : problems) std::cerr << line << '\n';
+    return problems.empty() ? 0 : 1;
+}
+
+} // namespace
+
+void add_wait(CLI::App& app, Commands& commands) {
+    auto args = std::make_shared<WaitArgs>();
+    auto* sub = app.add_subcommand("wait", "Wait until the jobs end; print `ID STATUS [RESULT]` for each; exit 1 if "
+                                           "any is unknown or still running at the timeout");
+    sub->add_option("NAME", args->name, "Queue name")->required();
+    sub->add_option("ID", args->ids, "Job ids (decimal)")->required();
+    sub->add_option_function<std::string>(
+           "--timeout", [args](const std::string& text) { args->timeout = parse_seconds(text, "--timeout"); },
+           "How long to wait (default: until they end)")
+        ->type_name("SECONDS");
+    commands.push_back({sub, [args] { return run_wait(*args); }});
 }
 
 namespace {

@@ -90,6 +90,8 @@ void add_init(CLI::App& app, Commands& commands) {
     add_number(*sub, "--log-capacity", args->options.log_capacity,
                "Transition records per entrypoint (async and sync durability)");
     add_number(*sub, "--host-id", args->options.host_id, "High 16 bits of every job id");
+    add_number(*sub, "--result-bytes", args->options.result_bytes,
+               "Largest job result, in bytes (0 to 1048576; docs/results.md)");
     sub->add_option_function<std::string>(
            "--mode",
            [args](const std::string& text) {
@@ -206,6 +208,7 @@ struct DeclareArgs {
     std::chrono::nanoseconds lease = std::chrono::milliseconds(EntrypointOptions{}.lease);
     std::uint32_t max_attempts = EntrypointOptions{}.max_attempts;
     std::optional<std::uint32_t> max_dead;
+    std::optional<std::chrono::nanoseconds> result_retention;
 };
 
 int run_declare(const DeclareArgs& args) {
@@ -224,11 +227,20 @@ int run_declare(const DeclareArgs& args) {
     // Unset: a new entrypoint gets the queue's default, an existing one keeps its own.
     options.durability = args.durability;
     options.max_dead = args.max_dead; // unset: 1000 for a new one, an existing one keeps its own
+    // Unset: none for a new one, an existing one keeps its own (docs/results.md).
+    if (args.result_retention)
+        options.result_retention = std::chrono::ceil<std::chrono::milliseconds>(*args.result_retention);
     EntrypointId id = queue.declare_entrypoint(args.entrypoint, options);
     std::cout << "declared entrypoint '" << args.entrypoint << "' of queue '" << args.name << "': id " << id
               << ", durability " << durability_name(*queue.entrypoint_options(id).durability) << ", lease "
               << fixed(std::chrono::duration<double>(options.lease).count(), 3) << " s, max attempts "
-              << options.max_attempts << ", max dead " << queue.entrypoint_options(id).max_dead.value_or(0) << '\n';
+              << options.max_attempts << ", max dead " << queue.entrypoint_options(id).max_dead.value_or(0)
+              << ", result retention "
+              << fixed(std::chrono::duration<double>(
+                           queue.entrypoint_options(id).result_retention.value_or(std::chrono::milliseconds(0)))
+                           .count(),
+                       3)
+              << " s\n";
     return 0;
 }
 
@@ -253,6 +265,12 @@ void add_declare(CLI::App& app, Commands& commands) {
            },
            "Dead jobs kept with their last error, oldest recycled first; 0 keeps none (default 1000)")
         ->type_name("N");
+    sub->add_option_function<std::string>(
+           "--result-retention",
+           [args](const std::string& text) { args->result_retention = parse_seconds(text, "--result-retention"); },
+           "How long finished jobs are kept with their results for `currant wait` and `status` "
+           "(default 0: not kept, or the existing entrypoint's)")
+        ->type_name("SECONDS");
     commands.push_back({sub, [args] { return run_declare(*args); }});
 }
 

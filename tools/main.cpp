@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     currant::cli::Commands commands;
     try {
         using namespace currant::cli;
-        for (auto add : {add_init, add_info, add_stats, add_enqueue, add_status, add_cancel, add_declare,
+        for (auto add : {add_init, add_info, add_stats, add_enqueue, add_status, add_cancel, add_wait, add_declare,
                          add_doctor, add_rm, add_demo, add_db, add_pause, add_resume, add_limit,
                          add_schedules, add_failed, add_requeue, add_purge}) {
             add(app, commands);

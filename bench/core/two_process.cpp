@@ -17,6 +17,14 @@
 //            or spinning, stamps CLOCK_MONOTONIC and calls cancel(id) (which
 //            finds the id by scanning the arena: --slots, default 1024 here);
 //            the holder records now - stamp when it learns of the request.
+//   wait     Queue::wait returning after the last job's ack (docs/results.md),
+//            two ways: the waiter asleep in the kernel (the acker waits until
+//            it is in state S), and the ack made as soon as the waiter called
+//            wait() (caught while it spins, or just after it fell asleep).
+//            The waiter process enqueues a job, the acker process picks it;
+//            the acker stamps CLOCK_MONOTONIC and acks with an 8-byte result;
+//            the waiter records now - stamp when wait() returns with it. The
+//            entrypoint keeps results 60 s (arena --slots, default 1024).
 //
 // Prints one line per run, or JSON with --json. Each run uses a fresh queue.
 #include <CLI/CLI.hpp>
@@ -386,6 +394,67 @@ Latency run_cancel(const Options& options, CancelHolder how) {
     return latency;
 }
 
+// How the waiter is waiting when the job is acked.
+enum class Waiter { asleep, calling };
+const char* waiter_name(Waiter waiter) {
+    return waiter == Waiter::asleep ? "asleep in wait" : "acked as wait is called";
+}
+
+Latency run_wait(const Options& options, Waiter how) {
+    const std::string name = queue_name();
+    const std::uint32_t slots = options.slots == 65536 ? 1024 : options.slots;
+    Queue queue = fresh_queue(name, slots, 64);
+    EntrypointOptions kept;
+    kept.result_retention = std::chrono::seconds(60);
+    queue.declare_entrypoint("bench", kept);
+    Shared* shared = map_shared();
+    const std::uint32_t samples = std::min<std::uint32_t>(options.samples, 100000);
+
+    pid_t waiter = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        shared->holder_pid.store(getpid());
+        std::byte payload[8] = {};
+        for (std::uint32_t i = 0; i < samples; ++i) {
+            const JobId id = q.enqueue(ep, payload);
+            shared->cancel_id.store(id, std::memory_order_relaxed);
+            shared->picked_index.store(int(i + 1), std::memory_order_release); // the acker may go
+            const auto outcome = q.wait({&id, 1}, std::chrono::seconds(10));
+            const std::int64_t now = shm::monotonic_ns();
+            if (!outcome[0].finished || !outcome[0].result || outcome[0].result->size() != 8)
+                throw std::runtime_error("waiter: wait did not return the result");
+            shared->samples[i] = now - shared->cancel_stamp.load(std::memory_order_acquire);
+            shared->sample_index.store(int(i + 1), std::memory_order_release);
+        }
+    });
+    pid_t acker = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        const std::byte result[8] = {};
+        Job job;
+        for (std::uint32_t i = 0; i < samples; ++i) {
+            while (shared->picked_index.load(std::memory_order_acquire) <= int(i)) _mm_pause();
+            if (q.dequeue({&ep, 1}, {&job, 1}, std::chrono::seconds(10)) != 1)
+                throw std::runtime_error("acker: no job");
+            if (how == Waiter::asleep)
+                for (;;) {
+                    std::this_thread::sleep_for(std::chrono::microseconds(200));
+                    if (process_state(shared->holder_pid.load()) == 'S') break;
+                }
+            shared->cancel_stamp.store(shm::monotonic_ns(), std::memory_order_release);
+            q.ack(job.handle, result);
+            while (shared->sample_index.load(std::memory_order_acquire) <= int(i)) _mm_pause();
+        }
+    });
+    const bool ok = wait_ok(acker) & wait_ok(waiter);
+    queue.close();
+    Queue::remove(name);
+    if (!ok) throw std::runtime_error("a benchmark process failed");
+    const Latency latency = latency_of(shared, samples);
+    munmap(shared, sizeof(Shared));
+    return latency;
+}
+
 double run_idle(const Options& options) {
     const std::string name = queue_name();
     Queue queue = fresh_queue(name, 1024, 256);
@@ -412,14 +481,14 @@ double run_idle(const Options& options) {
 int main(int argc, char** argv) {
     Options options;
     CLI::App app{"currant two-process benchmark (one producer process, one consumer process)"};
-    app.add_option("--mode", options.mode, "single | batch | wakeup | idle | cancel")
-        ->check(CLI::IsMember({"single", "batch", "wakeup", "idle", "cancel"}));
+    app.add_option("--mode", options.mode, "single | batch | wakeup | idle | cancel | wait")
+        ->check(CLI::IsMember({"single", "batch", "wakeup", "idle", "cancel", "wait"}));
     app.add_option("--jobs", options.jobs, "jobs per run (single, batch)");
     app.add_option("--batch", options.batch, "batch size (batch mode)")->check(CLI::Range(1, 4096));
     app.add_option("--payload", options.payload, "payload bytes")->check(CLI::Range(8, 1 << 20));
     app.add_option("--slots", options.slots, "arena slots");
     app.add_option("--prefetch", options.prefetch, "consumer prefetch (single mode)")->check(CLI::Range(1, 1024));
-    app.add_option("--samples", options.samples, "wake-ups or cancels to measure (wakeup, cancel)");
+    app.add_option("--samples", options.samples, "wake-ups, cancels or waits to measure (wakeup, cancel, wait)");
     app.add_option("--idle-seconds", options.idle_seconds, "idle wait (idle mode)");
     app.add_option("--runs", options.runs, "repetitions")->check(CLI::Range(1, 100));
     app.add_flag("--json", options.json, "print JSON");
@@ -470,6 +539,21 @@ int main(int argc, char** argv) {
                         std::printf("currant cancel reaching a holder %s: %zu samples: p50 %.2f us, p90 %.2f us, "
                                     "p99 %.2f us, max %.2f us (cancel() call to the holder knowing)\n",
                                     cancel_holder_name(how), latency.samples, latency.p50_us, latency.p90_us,
+                                    latency.p99_us, latency.max_us);
+                    std::fflush(stdout);
+                }
+            } else if (options.mode == "wait") {
+                for (Waiter how : {Waiter::asleep, Waiter::calling}) {
+                    const Latency latency = run_wait(options, how);
+                    if (options.json)
+                        std::printf("{\"bench\":\"currant_wait\",\"waiter\":\"%s\",\"samples\":%zu,\"p50_us\":%.2f,"
+                                    "\"p90_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}\n",
+                                    waiter_name(how), latency.samples, latency.p50_us, latency.p90_us,
+                                    latency.p99_us, latency.max_us);
+                    else
+                        std::printf("currant wait returning after the ack, %s: %zu samples: p50 %.2f us, "
+                                    "p90 %.2f us, p99 %.2f us, max %.2f us (ack() call to wait() returning)\n",
+                                    waiter_name(how), latency.samples, latency.p50_us, latency.p90_us,
                                     latency.p99_us, latency.max_us);
                     std::fflush(stdout);
                 }

@@ -521,6 +521,59 @@ int currant_ack_canceled(currant_queue* queue, const currant_job* job) {
     });
 }
 
+int currant_set_result_retention(currant_queue* queue, uint32_t entrypoint, int64_t retention_ms) {
+    return guarded("currant_set_result_retention", [&] {
+        require(queue, "queue");
+        queue->queue.set_result_retention(entrypoint, std::chrono::milliseconds(retention_ms));
+    });
+}
+
+int currant_ack_with_result(currant_queue* queue, const currant_job* job, const void* result, size_t size) {
+    return guarded("currant_ack_with_result", [&] {
+        require(queue, "queue");
+        require(job, "job");
+        queue->queue.ack(to_handle(*job), payload_span(result, size, "result"));
+    });
+}
+
+int currant_wait(currant_queue* queue, const uint64_t* ids, size_t n, int64_t timeout_ns, currant_job_outcome* out) {
+    return guarded("currant_wait", [&] {
+        require(queue, "queue");
+        if (n == 0) return;
+        require(ids, "ids");
+        require(out, "out");
+        const std::vector<currant::JobOutcome> outcomes =
+            queue->queue.wait(std::span<const currant::JobId>(ids, n), std::chrono::nanoseconds(timeout_ns));
+        for (std::size_t i = 0; i < n && i < outcomes.size(); ++i) {
+            const currant::JobOutcome& o = outcomes[i];
+            out[i].id = o.id;
+            out[i].status = static_cast<int>(o.status);
+            out[i].finished = o.finished ? 1 : 0;
+            out[i].has_result = o.result ? 1 : 0;
+            out[i].result_size = o.result ? o.result->size() : 0;
+            out[i].finished_at_ns = o.finished_at_ns;
+        }
+    });
+}
+
+int currant_job_result(currant_queue* queue, uint64_t id, void* buffer, size_t capacity, size_t* size_out) {
+    return guarded("currant_job_result", [&] {
+        require(queue, "queue");
+        require(size_out, "size_out");
+        if (capacity != 0) require(buffer, "buffer");
+        const currant::JobId ids[] = {id};
+        const currant::JobOutcome outcome = queue->queue.wait(ids, std::chrono::nanoseconds(0)).at(0);
+        if (!outcome.result)
+            throw currant::Error(currant::Errc::not_found,
+                                 "queue '" + queue->queue.name() + "': job " + std::to_string(id) + " has no kept result (it is " +
+                                     std::string(currant::job_status_name(outcome.status)) +
+                                     (outcome.status == currant::JobStatus::successful ? ", without a result or no longer kept)" : ")"));
+        if (outcome.result->size() <= capacity && !outcome.result->empty())
+            std::memcpy(buffer, outcome.result->data(), outcome.result->size());
+        *size_out = outcome.result->size();
+    });
+}
+
 int currant_job_status(currant_queue* queue, const uint64_t* ids, size_t n, int* statuses_out) {
     return guarded("currant_job_status", [&] {
         require(queue, "queue");

@@ -256,6 +256,8 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
     }
 }
 
+bool dequeue_returns_on_signal_enabled() noexcept { return dequeue_returns_on_signal; }
+
 void QueueState::interrupt() noexcept {
     // Pairs with the sleeper: it sets its wake word (seq_cst) and then reads
     // the flag (seq_cst); we set the flag and then clear the word and wake it,
@@ -307,30 +309,47 @@ std::optional<Job> QueueState::dequeue_one(std::span<const EntrypointId> eps, st
 
 bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus final_status,
                                std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release,
-                               std::string_view error) {
+                               std::string_view error, const std::span<const std::byte>* result) {
     // Caller holds [E]. The state word moves by CAS because a picked job's
     // owner may ack it concurrently without the lock (memory durability);
-    // exactly one of the two CASes wins. Returns false if we lost.
+    // exactly one of the two CASes wins. Returns false if we lost. The CASes
+    // into a final state are seq_cst: note_completion's load of the waiter
+    // count pairs with a waiter's (results.cpp, CoreHeader::completion_signal).
     EntrypointControl& c = entrypoints_[ep];
     JobRecord& rec = record(slot);
     std::atomic<std::uint64_t>& state = arena_.state_word(slot);
     // A dead job is kept (outcomes.cpp) in every durability while max_dead > 0.
     const bool dies = final_status == JobStatus::exception;
     const bool keep = dies && c.max_dead.load(std::memory_order_relaxed) != 0;
-    if (!keep && Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
+    // A successful or canceled job is kept with its result while the
+    // entrypoint has a retention (results.cpp).
+    const bool keep_result = !dies && c.result_retention_ns.load(std::memory_order_relaxed) > 0;
+    const bool with_result = result && final_status == JobStatus::successful;
+    if (!keep && !keep_result && Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
         const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, acting_owner);
-        if (!state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) return false;
+        if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) return false;
         leave_limit(c, slot, word); // a crash before it: the repair recounts (limits.cpp)
         rec.last_job_id = rec.job_id;
         rec.last_status = std::uint32_t(final_status);
         to_release.push_back(slot);
+        note_completion();
         return true;
     }
     const std::uint64_t new_word = StateWord::next(word, final_state_of(final_status), 0);
     begin_intent(c, slot, word, new_word);
     if (dies) prepare_death(c, slot, new_word, keep, error); // before the CAS: see JobRecord::dead_mark
+    if (keep_result) prepare_kept_result(c, slot, new_word); // likewise
+    if (with_result) {
+        // Tagged with the epoch it is about to enter: a crash before the CAS
+        // leaves a tag that no `successful` word of this slot will carry (a
+        // reaper's requeue or death at that epoch is not `successful`).
+        write_result_locked(slot, rec.job_id, StateWord::epoch(new_word), *result);
+        shm::crash_point("result.written");
+    }
     const std::uint64_t old_word = word;
-    const bool won = state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel);
+    const bool won = state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst);
+    if (won && with_result) shm::crash_point("result.committed"); // the intent's log append is repaired
+    if (won) note_completion();
     if (won) leave_limit(c, slot, old_word);
     if (won) append_log(ep, slot, new_word); // memory durability: no log
     if (won && keep) {
@@ -381,7 +400,7 @@ QueueState::RequeueResult QueueState::requeue_locked(EntrypointId ep, std::uint3
 }
 
 std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first,
-                               std::string_view error) {
+                               std::string_view error, const std::span<const std::byte>* result) {
     check_usable();
     if (!registered_) {
         if (throw_on_first && !jobs.empty())
@@ -436,18 +455,25 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         // locked path below gives the limit slot back (limits.cpp, I1).
         // A dead job that is kept goes onto the dead list: the locked path too.
         const bool kept_dead = final_status == JobStatus::exception && c.max_dead.load(std::memory_order_relaxed) != 0;
+        // A result, or a finished job kept for its retention, is written
+        // under [E] (results.cpp): the locked path too.
+        const bool kept_result = final_status != JobStatus::exception &&
+                                 c.result_retention_ns.load(std::memory_order_relaxed) > 0;
         if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory && !kept_dead &&
+            !kept_result && !result &&
             rec.limit_mark.load(std::memory_order_relaxed) != limit_mark(job.epoch, LimitMark::counted)) {
             // The state word CAS is the commit point; a reaper requeueing the
             // same pick races on the same CAS and exactly one wins.
             rec.last_job_id = rec.job_id;
             rec.last_status = std::uint32_t(final_status);
             const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, my_tag());
-            if (!state.compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) {
+            // seq_cst: pairs with Queue::wait through note_completion (results.cpp).
+            if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) {
                 if (throw_on_first) throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job " + std::to_string(job.id) + " was requeued (lease expired) before it was acked");
                 continue;
             }
             shm::crash_point("ack.marked");
+            note_completion();
             scratch_release_.push_back(job.slot);
             // A pick made before a limit was set counts against it (I2) but
             // leaves without the lock: a consumer asleep at the limit rescans
@@ -468,7 +494,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
                 if (throw_on_first) throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job " + std::to_string(job.id) + " was requeued (lease expired) before it was acked");
                 continue;
             }
-            if (!finish_locked(ep, job.slot, word, final_status, my_tag(), scratch_release_, error)) continue;
+            if (!finish_locked(ep, job.slot, word, final_status, my_tag(), scratch_release_, error, result)) continue;
         }
         count(ep, counter);
         ++finished;

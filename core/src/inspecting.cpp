@@ -165,7 +165,20 @@ DoctorReport QueueState::doctor() {
         report.sound = false;
         report.problems.push_back(std::move(text));
     };
+    recycle_kept_results(0); // results past their retention (docs/results.md)
     if (std::string arena_problem = arena_.check(); !arena_problem.empty()) problem("arena: " + arena_problem);
+    {
+        // Queue::wait: the waiter count may be too high (a waiter killed
+        // between counting and marking itself), never below the marks, or a
+        // finisher would skip a wake-up (results.cpp).
+        std::uint32_t marked = 0;
+        for (std::uint32_t i = 0; i < max_participants_; ++i)
+            marked += participant_entries_[i].completion_waiting.load(std::memory_order_acquire) != 0;
+        const std::uint32_t counted = core_->completion_waiters.load(std::memory_order_seq_cst);
+        if (counted < marked)
+            problem("completion waiter count " + std::to_string(counted) + " is below the " + std::to_string(marked) +
+                    " participants waiting");
+    }
 
     const std::uint32_t n = arena_.slot_count();
     for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep) {

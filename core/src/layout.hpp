@@ -100,6 +100,20 @@ struct JobRecord {
     // ends the job `canceled` instead; read without the lock by the holder
     // (acquire for the flag, seq_cst before it sleeps on its cancel signal).
     std::atomic<std::uint64_t> cancel_epoch;
+
+    // Kept results (results.cpp, docs/results.md). A job that ends
+    // `successful` or `canceled` while its entrypoint's result_retention is
+    // above 0 is kept in its final state: dead_mark then names that final
+    // epoch with the same kinds as for a dead job (kept: not mirrored yet;
+    // kept_mirrored: free to recycle), written under [E] before the CAS into
+    // the final state and moved kept -> kept_mirrored only by the mirror's
+    // lock-free CAS. kept_until_ns: CLOCK_MONOTONIC, written with the mark
+    // (released by the same CAS); a kept_mirrored slot past it is recycled
+    // first when slots are needed, and any kept_mirrored slot, oldest first,
+    // when the arena would otherwise be full. Recycling is one CAS of the
+    // state word (final -> reserved by the recycler), so a recycler that
+    // dies after it leaves a reserved slot its reaper frees.
+    std::atomic<std::int64_t> kept_until_ns;
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
@@ -275,6 +289,9 @@ struct EntrypointControl {
     std::uint32_t dead_head;                 // [E] oldest kept dead job (shm::no_slot = none)
     std::uint32_t dead_tail;                 // [E] newest
     std::uint32_t dead_count;                // [E] jobs on the list
+    // How long a finished (successful, canceled) job stays readable with its
+    // result (docs/results.md); 0: not kept. Configuration like max_dead.
+    std::atomic<std::int64_t> result_retention_ns;
 
     // No pause, no limits, nothing counted: a new segment, and an entry a
     // declarer that died left unpublished (it may carry its limits).
@@ -314,6 +331,11 @@ struct ParticipantEntry {
     // Never reset: only changes matter (a reused entry's new owner may see
     // one stale bump: one early return, harmless).
     std::atomic<std::uint32_t> cancel_signal;
+    // 1 while this participant is counted in CoreHeader::completion_waiters
+    // (Queue::wait, results.cpp). Set by its owner after the count was
+    // raised; whoever clears it by exchange (the owner when its wait ends, or
+    // the reaper of a dead owner) lowers the count.
+    std::atomic<std::uint32_t> completion_waiting;
 };
 static_assert(std::is_standard_layout_v<ParticipantEntry>);
 
@@ -393,6 +415,20 @@ struct CoreHeader {
     // the kernel then wakes it if the canceller dies between its mark and
     // its wake-up. 32 bits, wraps: only changes matter.
     alignas(cache_line) std::atomic<std::uint32_t> registrations;
+
+    // Queue::wait (results.cpp). A waiter raises completion_waiters (seq_cst
+    // RMW), reads completion_signal, then the state words of its jobs (both
+    // seq_cst), and sleeps on completion_signal. A finisher moves a job's
+    // state word into its final state (seq_cst CAS), then loads
+    // completion_waiters (seq_cst); only if it is not 0 does it bump the
+    // signal and FUTEX_WAKE (all). All four are seq_cst, so either the
+    // waiter sees the final state or the finisher sees the waiter (the
+    // store-buffer pattern), and a bump after the waiter's read makes its
+    // futex wait fail. A count left too high by a process killed between
+    // raising it and marking its entry costs a FUTEX_WAKE per completion,
+    // never a lost wake-up.
+    alignas(cache_line) std::atomic<std::uint32_t> completion_signal;
+    std::atomic<std::uint32_t> completion_waiters;
 };
 static_assert(std::is_standard_layout_v<CoreHeader>);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);

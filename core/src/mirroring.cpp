@@ -59,6 +59,11 @@ void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint
         recycle_kept_dead(ep, slot, word, to_release);
         return;
     }
+    // A successful or canceled job may be kept for its retention (results.cpp).
+    if (rec.dead_mark.load(std::memory_order_acquire) >> 2 == epoch) {
+        recycle_kept_result(ep, slot, word, status, to_release);
+        return;
+    }
     rec.last_job_id = rec.job_id;
     rec.last_status = std::uint32_t(status);
     if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
@@ -138,6 +143,8 @@ bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const 
     out.error = status == JobStatus::exception || status == JobStatus::queued
                     ? read_error(slot, id, out.epoch)
                     : std::string();
+    // The result (results.cpp) of a successful job, while its slot holds it.
+    out.result = status == JobStatus::successful ? read_result(slot, id, out.epoch) : std::nullopt;
     return true;
 }
 

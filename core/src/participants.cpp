@@ -263,6 +263,9 @@ bool QueueState::reap_participant(std::uint32_t index) noexcept {
                 if (value) entrypoints_[ep].retired_counters[k].fetch_add(value, std::memory_order_relaxed);
             }
         entry.wake_word.store(0, std::memory_order_relaxed);
+        // A participant killed inside Queue::wait: uncount it (results.cpp).
+        if (entry.completion_waiting.exchange(0, std::memory_order_acq_rel) != 0)
+            core_->completion_waiters.fetch_sub(1, std::memory_order_seq_cst);
         entry.status.store(std::uint32_t(ParticipantStatus::free), std::memory_order_release);
         return true;
     } catch (...) {
@@ -378,6 +381,7 @@ std::size_t QueueState::reap() {
     for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep)
         if (entrypoints_[ep].earliest_lease_ns.load(std::memory_order_relaxed) <= now)
             requeued += reap_expired_leases(ep, now);
+    recycle_kept_results(0); // results past their retention (docs/results.md)
     return requeued;
 }
 

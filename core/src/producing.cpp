@@ -1,4 +1,5 @@
 // Enqueue (copy and reserve/commit) and waking sleepers.
+#include <algorithm>
 #include <cstring>
 
 #include "currant/shm/clock.hpp"
@@ -29,6 +30,10 @@ std::uint32_t QueueState::take_slot(std::int64_t arena_wait_ns) {
             sweep_participants();
             got = arena_.reserve(my_tag(), slot_cache_);
         }
+        // Kept results (results.cpp) give way: past their retention first,
+        // then the oldest. A block per scan, so the scan is rare.
+        if (got == 0 && recycle_kept_results(std::max<std::size_t>(cache_refill_, arena_.slot_count() / 64)) > 0)
+            got = arena_.reserve(my_tag(), slot_cache_);
         const std::int64_t deadline = arena_wait_ns > 0 ? shm::monotonic_ns() + arena_wait_ns : 0;
         while (got == 0 && arena_wait_ns > 0 && wait_for_space(deadline))
             got = arena_.reserve(my_tag(), slot_cache_);

@@ -54,6 +54,8 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     core->mirrored.store(0, std::memory_order_relaxed);
     core->schedule_epoch.store(0, std::memory_order_relaxed);
     core->configuration_generation.store(0, std::memory_order_relaxed);
+    core->completion_signal.store(0, std::memory_order_relaxed);
+    core->completion_waiters.store(0, std::memory_order_relaxed);
     std::byte* region = reinterpret_cast<std::byte*>(core);
     auto* entrypoints = reinterpret_cast<EntrypointControl*>(region + geometry.entrypoints_offset);
     for (std::uint32_t i = 0; i < parameters.max_entrypoints; ++i) {
@@ -77,6 +79,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         c.dedupe_used = 0;   // the index and the keys start zeroed (fresh shm pages)
         c.dedupe_in_use = 0;
         c.max_dead.store(0, std::memory_order_relaxed);
+        c.result_retention_ns.store(0, std::memory_order_relaxed);
         c.dead_head = c.dead_tail = shm::no_slot;
         c.dead_count = 0;
         for (auto& counter : c.retired_counters) counter.store(0, std::memory_order_relaxed);
@@ -88,6 +91,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         participants[i].pid = 0;
         participants[i].start_time = 0;
         participants[i].wake_word.store(0, std::memory_order_relaxed);
+        participants[i].completion_waiting.store(0, std::memory_order_relaxed);
     }
     auto* schedules = reinterpret_cast<ScheduleEntry*>(region + geometry.schedules_offset);
     for (std::uint32_t i = 0; i < max_schedules; ++i) {
@@ -232,6 +236,9 @@ void validate_entrypoint_options(const EntrypointOptions& options) {
         throw Error(Errc::invalid_argument, "retry delays must not be negative");
     if (options.durability && std::uint32_t(*options.durability) > std::uint32_t(Durability::sync))
         throw Error(Errc::invalid_argument, "unknown durability");
+    if (options.result_retention && (options.result_retention->count() < 0 || *options.result_retention > max_lease))
+        throw Error(Errc::invalid_argument, "result retention of " + std::to_string(options.result_retention->count()) +
+                                                " ms is outside 0 ms to 365 days");
 }
 
 // The kept-dead-jobs cap (docs/dead-jobs.md): at most the arena's slots.
@@ -249,6 +256,9 @@ void store_options(EntrypointControl& c, const EntrypointOptions& options) {
     c.max_retry_delay_ns.store(std::int64_t(options.max_retry_delay.count()) * 1'000'000,
                                std::memory_order_relaxed);
     if (options.max_dead) c.max_dead.store(*options.max_dead, std::memory_order_relaxed);
+    if (options.result_retention)
+        c.result_retention_ns.store(std::int64_t(options.result_retention->count()) * 1'000'000,
+                                    std::memory_order_relaxed);
 }
 } // namespace
 
@@ -263,6 +273,8 @@ EntrypointOptions QueueState::entrypoint_options(EntrypointId id) const {
     options.max_retry_delay =
         std::chrono::milliseconds(c.max_retry_delay_ns.load(std::memory_order_relaxed) / 1'000'000);
     options.max_dead = c.max_dead.load(std::memory_order_relaxed);
+    options.result_retention =
+        std::chrono::milliseconds(c.result_retention_ns.load(std::memory_order_relaxed) / 1'000'000);
     const EntrypointLimits current = limits(id);
     if (current.concurrency) options.concurrency_limit = *current.concurrency;
     if (current.rate) {
@@ -308,6 +320,7 @@ EntrypointId QueueState::declare_entrypoint(std::string_view name, const Entrypo
     if (!resolved.durability)
         resolved.durability = core_->mirrored.load(std::memory_order_acquire) ? Durability::async : Durability::memory;
     if (!resolved.max_dead) resolved.max_dead = std::min(default_max_dead, arena_.slot_count());
+    if (!resolved.result_retention) resolved.result_retention = std::chrono::milliseconds(0);
     // An unpublished entry left by a declarer that died has no dead jobs.
     c.dead_head = c.dead_tail = shm::no_slot;
     c.dead_count = 0;

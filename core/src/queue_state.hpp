@@ -42,6 +42,9 @@ std::uint64_t fork_generation() noexcept;
 // FNV-1a of a dedupe key, folded to 32 bits (dedupe.cpp).
 std::uint32_t dedupe_hash(std::string_view key) noexcept;
 
+// Queue::set_dequeue_returns_on_signal of the calling thread (consuming.cpp).
+bool dequeue_returns_on_signal_enabled() noexcept;
+
 // Throws invalid_argument naming `where` for a limit of zero or less (limits.cpp).
 void validate_limit_options(const EntrypointOptions& options, const std::string& where);
 
@@ -97,8 +100,9 @@ public:
     std::optional<Job> dequeue_one(std::span<const EntrypointId> eps, std::int64_t timeout_ns);
     void set_prefetch(std::uint32_t jobs);
     void interrupt() noexcept;
+    // result: the handler's result (results.cpp), only with one job and `successful`.
     std::size_t finish(std::span<const JobHandle> jobs, JobStatus final_status, bool throw_on_first,
-                       std::string_view error = {});
+                       std::string_view error = {}, const std::span<const std::byte>* result = nullptr);
     void ack_deferred(const JobHandle& job);
     std::size_t flush();
     bool retry(const JobHandle& job, std::optional<std::int64_t> delay_ns, std::string_view error = {});
@@ -116,6 +120,15 @@ public:
     bool purge_dead(JobId id);
     std::size_t purge_all_dead(EntrypointId ep);
     void fail(const JobHandle& job, std::string_view error);
+
+    // --- results and waiting (results.cpp) ---
+    void ack_with_result(const JobHandle& job, std::span<const std::byte> result);
+    std::vector<JobOutcome> wait(std::span<const JobId> ids, std::int64_t timeout_ns);
+    void set_result_retention(EntrypointId ep, std::int64_t retention_ms);
+    // Recycles kept results: every one past its retention, and, if that
+    // frees fewer than `wanted` slots, the oldest others up to `wanted`.
+    // Returns the slots given back to the arena.
+    std::size_t recycle_kept_results(std::size_t wanted) noexcept;
 
     // --- inspecting ---
     std::vector<JobState> status(std::span<const JobId> ids) const;
@@ -204,7 +217,7 @@ private:
                                  std::string_view error = {});
     bool finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus final_status,
                        std::uint32_t acting_owner, std::vector<std::uint32_t>& to_release,
-                       std::string_view error = {});
+                       std::string_view error = {}, const std::span<const std::byte>* result = nullptr);
 
     // Outcomes and kept dead jobs (outcomes.cpp), all under [E].
     OutcomeHeader& outcome(std::uint32_t slot) const noexcept {
@@ -238,8 +251,30 @@ private:
     // kept, else the slot recycled into to_release.
     void recycle_kept_dead(EntrypointId ep, std::uint32_t slot, std::uint64_t word,
                            std::vector<std::uint32_t>& to_release) noexcept;
+    // Lock-free, from recycle_finished: a mirrored final state that may be a
+    // kept result (kept -> kept_mirrored, the slot stays) or not (recycled).
+    void recycle_kept_result(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus status,
+                             std::vector<std::uint32_t>& to_release) noexcept;
     // True if word (slot's state word) is `exception` and the dead mark says kept.
     bool is_kept_dead(std::uint32_t slot, std::uint64_t word) const noexcept;
+
+    // Results (results.cpp). Under [E], the job held by the writer, before
+    // the CAS into `successful` at new_word's epoch.
+    void write_result_locked(std::uint32_t slot, JobId id, std::uint64_t epoch,
+                             std::span<const std::byte> result) noexcept;
+    // The result kept for (id, epoch); nullopt if none. Lock-free: copies and
+    // re-checks the area's tag (the slot may be recycled meanwhile).
+    std::optional<std::vector<std::byte>> read_result(std::uint32_t slot, JobId id, std::uint64_t epoch,
+                                                      std::int64_t* at_ns = nullptr) const;
+    // Under [E], before the CAS into a final state that keeps the job
+    // (successful or canceled with a retention): mark and deadline.
+    void prepare_kept_result(EntrypointControl& c, std::uint32_t slot, std::uint64_t new_word) noexcept;
+    // True if word is `successful` or `canceled` and the dead mark names its
+    // epoch as kept (kept_mirrored: mirrored too, when mirrored_only).
+    bool is_kept_result(std::uint32_t slot, std::uint64_t word, bool mirrored_only) const noexcept;
+    // After a job entered a final state (its seq_cst CAS): wakes Queue::wait
+    // sleepers if there are any (one seq_cst load otherwise).
+    void note_completion() noexcept;
     // key_held: the job's dedupe key is held by requeue_holder_; it stays dead.
     enum class DeadRequeue { requeued, key_held, not_dead };
     DeadRequeue requeue_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word);

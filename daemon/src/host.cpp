@@ -73,7 +73,8 @@ bool holds_nothing(const Queue& queue) {
 void declare_recorded_entrypoints(pg::Connection& connection, Queue& queue, std::uint32_t host) {
     const pg::Result rows = connection.exec(
         "SELECT name, durability, lease_ms, max_attempts, retry_delay_ms, max_retry_delay_ms, paused, "
-        "concurrency_limit, rate_limit, rate_burst FROM currant_entrypoints WHERE host = $1 ORDER BY name",
+        "concurrency_limit, rate_limit, rate_burst, result_retention_ms FROM currant_entrypoints WHERE host = $1 "
+        "ORDER BY name",
         {std::to_string(host)});
     for (int row = 0; row < rows.rows(); ++row) {
         EntrypointOptions options;
@@ -87,6 +88,7 @@ void declare_recorded_entrypoints(pg::Connection& connection, Queue& queue, std:
             options.rate_limit = std::stod(std::string(rows.text(row, 8)));
             options.rate_burst = rows.is_null(row, 9) ? 1 : rows.integer(row, 9);
         }
+        options.result_retention = std::chrono::milliseconds(rows.integer(row, 10));
         const EntrypointId ep = queue.declare_entrypoint(rows.text(row, 0), options);
         if (rows.text(row, 6) == "t") queue.pause(ep);
     }

@@ -78,6 +78,7 @@ void Mirror::resume(pg::Connection& connection) {
     // Session-local staging tables, emptied at every commit.
     connection.exec(
         "CREATE TEMP TABLE IF NOT EXISTS currant_stage (LIKE currant_jobs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+    connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_results_stage (LIKE currant_results) ON COMMIT DELETE ROWS");
     connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_dirty_stage (job_id bigint, host integer, incarnation "
                     "bigint, entrypoint text, status currant_status, priority integer, attempts integer, sequence "
                     "bigint, transitions integer, created timestamptz, traceback text) ON COMMIT DELETE ROWS");
@@ -135,7 +136,7 @@ std::uint64_t Mirror::record_configuration(pg::Connection& connection, const Que
     std::uint64_t statements = 0;
     if (!configuration.entrypoints.empty()) {
         std::vector<std::optional<std::string>> names, durabilities, leases, attempts, delays, max_delays, paused,
-            concurrency, rates, bursts;
+            concurrency, rates, bursts, retentions;
         for (const EntrypointConfiguration& entry : configuration.entrypoints) {
             const EntrypointOptions& o = entry.options;
             names.push_back(entry.name);
@@ -148,21 +149,23 @@ std::uint64_t Mirror::record_configuration(pg::Connection& connection, const Que
             concurrency.push_back(o.concurrency_limit ? std::optional(std::to_string(*o.concurrency_limit)) : std::nullopt);
             rates.push_back(o.rate_limit ? std::optional(exact_text(*o.rate_limit)) : std::nullopt);
             bursts.push_back(o.rate_limit ? std::optional(std::to_string(o.rate_burst.value_or(1))) : std::nullopt);
+            retentions.push_back(std::to_string(o.result_retention.value_or(std::chrono::milliseconds(0)).count()));
         }
         connection.exec(
             "INSERT INTO currant_entrypoints (host, name, durability, lease_ms, max_attempts, retry_delay_ms, "
-            "max_retry_delay_ms, paused, concurrency_limit, rate_limit, rate_burst, updated) "
-            "SELECT $1, n, d, l, a, r, m, p, c, rl, rb, now() FROM unnest($2::text[], $3::text[], $4::bigint[], "
-            "$5::integer[], $6::bigint[], $7::bigint[], $8::boolean[], $9::integer[], $10::float8[], $11::integer[]) "
-            "AS u(n, d, l, a, r, m, p, c, rl, rb) "
+            "max_retry_delay_ms, paused, concurrency_limit, rate_limit, rate_burst, result_retention_ms, updated) "
+            "SELECT $1, n, d, l, a, r, m, p, c, rl, rb, rr, now() FROM unnest($2::text[], $3::text[], $4::bigint[], "
+            "$5::integer[], $6::bigint[], $7::bigint[], $8::boolean[], $9::integer[], $10::float8[], $11::integer[], "
+            "$12::bigint[]) AS u(n, d, l, a, r, m, p, c, rl, rb, rr) "
             "ON CONFLICT (host, name) DO UPDATE SET durability = EXCLUDED.durability, lease_ms = EXCLUDED.lease_ms, "
             "max_attempts = EXCLUDED.max_attempts, retry_delay_ms = EXCLUDED.retry_delay_ms, max_retry_delay_ms = "
             "EXCLUDED.max_retry_delay_ms, paused = EXCLUDED.paused, concurrency_limit = EXCLUDED.concurrency_limit, "
-            "rate_limit = EXCLUDED.rate_limit, rate_burst = EXCLUDED.rate_burst, updated = EXCLUDED.updated",
+            "rate_limit = EXCLUDED.rate_limit, rate_burst = EXCLUDED.rate_burst, result_retention_ms = "
+            "EXCLUDED.result_retention_ms, updated = EXCLUDED.updated",
             {host, quoted_array_text(names), quoted_array_text(durabilities), quoted_array_text(leases),
              quoted_array_text(attempts), quoted_array_text(delays), quoted_array_text(max_delays),
              quoted_array_text(paused), quoted_array_text(concurrency), quoted_array_text(rates),
-             quoted_array_text(bursts)});
+             quoted_array_text(bursts), quoted_array_text(retentions)});
         ++statements;
     }
     std::vector<std::optional<std::string>> names, expressions, entrypoints, payloads, priorities, policies,
@@ -272,7 +275,10 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     // Rows: COPY text format.
     const std::string host = std::to_string(identity_.host);
     const std::string incarnation = std::to_string(std::int64_t(identity_.incarnation));
-    std::string log_rows, dirty_log_rows, live_rows;
+    std::string log_rows, dirty_log_rows, live_rows, result_rows;
+    // Each entrypoint's result retention (docs/results.md), read when its
+    // first finished job of the batch needs it (-1: not read yet).
+    std::vector<std::int64_t> retention_ms(names.size(), -1);
     std::vector<std::string> finished_ids;
     JobId max_local_id = 0;
     std::uint64_t log_row_count = 0;
@@ -317,6 +323,40 @@ std::size_t Mirror::flush(pg::Connection& connection) {
 
         if (is_final(f.status)) {
             finished_ids.push_back(std::to_string(std::int64_t(id)));
+            // currant_results (docs/results.md), for an entrypoint that keeps
+            // results: the result and last error are this status's own only
+            // while the slot is still at the folded transition's epoch (like
+            // the traceback above).
+            const bool own = have_content && job.epoch == f.epoch && job.status == f.status;
+            if (retention_ms[f.entrypoint] < 0)
+                retention_ms[f.entrypoint] = queue_.entrypoint_options(f.entrypoint)
+                                                 .result_retention.value_or(std::chrono::milliseconds(0))
+                                                 .count();
+            const std::int64_t keep_ms = retention_ms[f.entrypoint];
+            if (keep_ms > 0) {
+                result_rows += std::to_string(std::int64_t(id));
+                tab(result_rows);
+                result_rows += host;
+                tab(result_rows);
+                result_rows += incarnation;
+                tab(result_rows);
+                pg::append_copy_text(result_rows, entrypoint);
+                tab(result_rows);
+                result_rows += job_status_name(f.status);
+                tab(result_rows);
+                result_rows += std::to_string(f.attempts);
+                tab(result_rows);
+                if (own && job.result) pg::append_copy_bytea(result_rows, job.result->data(), job.result->size());
+                else result_rows += "\\N";
+                tab(result_rows);
+                if (own && !job.error.empty()) pg::append_copy_text(result_rows, as_pg_text(job.error));
+                else result_rows += "\\N";
+                tab(result_rows);
+                result_rows += pg::timestamp_text(f.at_ns);
+                tab(result_rows);
+                result_rows += pg::timestamp_text(f.at_ns + keep_ms * 1'000'000);
+                result_rows.push_back('\n');
+            }
             continue;
         }
         if (!have_content) continue; // the slot moved on: a later batch carries the newer state
@@ -418,8 +458,27 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                             {host, std::to_string(std::int64_t(max_local_id))});
             ++statements;
         }
+        if (now >= next_results_expiry_ns_) {
+            // Rows past their retention, at most every results_expiry_interval_ns.
+            connection.exec("DELETE FROM currant_results WHERE host = $1 AND expires < now()", {host});
+            ++statements;
+        }
+        if (!result_rows.empty()) {
+            // A job requeued after its end (a dead job) and finished again
+            // replaces its row.
+            connection.copy_in("COPY currant_results_stage (job_id, host, incarnation, entrypoint, status, attempts, "
+                               "result, traceback, finished, expires) FROM STDIN",
+                               result_rows);
+            connection.exec(
+                "INSERT INTO currant_results SELECT * FROM currant_results_stage ON CONFLICT (job_id) DO UPDATE SET "
+                "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, status = "
+                "EXCLUDED.status, attempts = EXCLUDED.attempts, result = EXCLUDED.result, traceback = "
+                "EXCLUDED.traceback, finished = EXCLUDED.finished, expires = EXCLUDED.expires");
+            statements += 2;
+        }
         if (!finished_ids.empty()) {
-            // One NOTIFY per batch: remote waiters re-read currant_log.
+            // One NOTIFY per batch (payload: the host id): remote waiters
+            // then read currant_results (docs/results.md).
             connection.exec("SELECT pg_notify($1, $2)", {std::string(schema::finished_channel), host});
             ++statements;
         }
@@ -443,6 +502,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     if (!dirty.empty()) queue_.settle_dirty(dirty);
     dirty_may_repeat_ = false;
     if (configuration) configuration_recorded_ = configuration->generation;
+    if (now >= next_results_expiry_ns_) next_results_expiry_ns_ = now + results_expiry_interval_ns;
 
     counters_.transitions += transitions;
     counters_.jobs += log_row_count;

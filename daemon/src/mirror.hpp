@@ -81,6 +81,10 @@ private:
     // between its commit and settle_dirty), so only then is the duplicate
     // guard worth its cost.
     bool dirty_may_repeat_ = true;
+    // currant_results rows past their expiry are deleted by the first batch
+    // at or after this time (CLOCK_REALTIME), then every 10 s.
+    static constexpr std::int64_t results_expiry_interval_ns = 10'000'000'000;
+    std::int64_t next_results_expiry_ns_ = 0;
     MirrorCounters counters_;
     std::vector<Transition> transitions_;
     std::unordered_map<JobId, Folded> folded_;

@@ -22,7 +22,11 @@ namespace {
 //                     sequence mirrored so far (committed with the rows)
 //   (step 3) currant_entrypoints gains pause and limits; currant_schedules
 //                     per host: the schedules and their next tick
-constexpr std::array<std::string_view, 3> steps = {
+//   (step 4) currant_results per job: the final status, result and last
+//                     error of finished jobs, kept until `expires` (the
+//                     entrypoint's result retention; docs/results.md);
+//                     currant_entrypoints gains result_retention_ms
+constexpr std::array<std::string_view, 4> steps = {
     R"SQL(
 CREATE TABLE currant_schema (version integer NOT NULL);
 INSERT INTO currant_schema VALUES (0);
@@ -138,6 +142,27 @@ CREATE TABLE currant_schedules (
     updated timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (host, name)
 );
+)SQL",
+    // 4: job results (docs/results.md). One row per finished job whose
+    // entrypoint keeps results or that has one; currantd deletes rows past
+    // `expires`. Remote waiters LISTEN currant_finished and read these.
+    R"SQL(
+CREATE TABLE currant_results (
+    job_id bigint PRIMARY KEY,
+    host integer NOT NULL,
+    incarnation bigint NOT NULL,
+    entrypoint text NOT NULL,
+    status currant_status NOT NULL CHECK (status IN ('successful', 'exception', 'canceled')),
+    attempts integer NOT NULL,
+    result bytea,
+    traceback text,
+    finished timestamptz NOT NULL,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX currant_results_expires ON currant_results (host, expires);
+
+ALTER TABLE currant_entrypoints ADD COLUMN result_retention_ms bigint NOT NULL DEFAULT 0
+    CHECK (result_retention_ms >= 0);
 )SQL",
 };
 

@@ -376,6 +376,53 @@ CURRANT_API int currant_wait_for_cancel(currant_queue* queue, const currant_job*
  * request). Errors: as currant_ack. */
 CURRANT_API int currant_ack_canceled(currant_queue* queue, const currant_job* job);
 
+/* ---- results and waiting (docs/results.md; version node CURRANT_0.7) --- */
+
+/* How long jobs of the entrypoint that end successful or canceled are kept
+ * with their result (0: not kept, the default); at least this long while
+ * the arena has room, and recycled oldest first when it would otherwise be
+ * full. Errors: INVALID_ARGUMENT (NULL queue, negative or above 365 days),
+ * NOT_FOUND (entrypoint id), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_set_result_retention(currant_queue* queue, uint32_t entrypoint, int64_t retention_ms);
+
+/* Ends the job `successful` with a result of size bytes (result may be NULL
+ * when size is 0: an empty result). A result larger than the queue's result
+ * bytes (1024 unless created larger from C++) is INVALID_ARGUMENT naming
+ * both sizes, and the job stays picked, untouched.
+ * Errors: as currant_ack, and INVALID_ARGUMENT (NULL result with size > 0,
+ * oversized result). */
+CURRANT_API int currant_ack_with_result(currant_queue* queue, const currant_job* job, const void* result,
+                                        size_t size);
+
+typedef struct currant_job_outcome {
+    uint64_t id;
+    int status;             /* CURRANT_JOB_*: final once finished, else queued/picked (the wait
+                               ended first) or CURRANT_JOB_UNKNOWN (not in the segment) */
+    int finished;           /* 1 if status is final */
+    int has_result;         /* 1 if a result is kept: read it with currant_job_result */
+    size_t result_size;     /* its size in bytes (0 without one) */
+    int64_t finished_at_ns; /* CLOCK_REALTIME, 0 when not known */
+} currant_job_outcome;
+
+/* Blocks in the kernel until each of the n jobs has ended (or is not in the
+ * segment) or timeout_ns passes (negative: forever; 0: just look), then
+ * fills out[i] for ids[i]. Returns at once
+ * for jobs already finished; unknown ids are reported, not waited for.
+ * Errors: INVALID_ARGUMENT (NULL queue, NULL ids or out with n > 0, an id 0
+ * or above 2^63-1), SEGMENT_RETIRED, FORKED_PROCESS, SYSTEM. */
+CURRANT_API int currant_wait(currant_queue* queue, const uint64_t* ids, size_t n, int64_t timeout_ns,
+                             currant_job_outcome* out);
+
+/* Copies the kept result of a finished job: *size_out is its size; the
+ * bytes are copied into buffer only if size <= capacity (buffer may be NULL
+ * with capacity 0 to ask for the size).
+ * Errors: INVALID_ARGUMENT (NULL queue or size_out, NULL buffer with
+ * capacity > 0, id 0 or above 2^63-1), NOT_FOUND (the job did not end
+ * successful with a result, or its result is no longer kept),
+ * SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_job_result(currant_queue* queue, uint64_t id, void* buffer, size_t capacity,
+                                   size_t* size_out);
+
 /* ---- inspecting ------------------------------------------------------- */
 
 enum {

@@ -60,6 +60,7 @@ from ._errors import (
 __all__ = [
     "Queue",
     "CancelOutcome",
+    "JobOutcome",
     "Job",
     "Reservation",
     "CurrantError",
@@ -173,6 +174,44 @@ def _job_ids(ids: int | Iterable[int] | None, what: str) -> list[int]:
         if not 0 <= job_id < 2**64:
             raise InvalidArgument(f"{what}: job id {job_id} is out of range (0 .. 2**64-1)")
     return items
+
+
+def _result_bytes(value: Any) -> bytes | None:
+    """A handler's result as bytes: bytes-like as is, str as UTF-8, None: none."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"a job's result must be bytes, str or None, not {type(value).__name__}")
+
+
+class JobOutcome:
+    """What :meth:`Queue.wait` reports for one job (docs/results.md).
+
+    ``id``; ``status``: the final status ("successful", "exception",
+    "canceled") once ``finished``, else "queued" or "picked" (the wait ended
+    first) or "unknown" (not in the queue: never existed, or finished and
+    its slot recycled); ``result``: the handler's result (bytes) while it is
+    kept, else None; ``error``: the last error text of a job that ended
+    "exception" (if kept); ``finished_at`` (aware UTC datetime or None)."""
+
+    __slots__ = ("id", "status", "finished", "result", "error", "finished_at_ns")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, fields[name])
+
+    @property
+    def finished_at(self) -> _dt.datetime | None:
+        if not self.finished_at_ns:
+            return None
+        return _dt.datetime.fromtimestamp(self.finished_at_ns / 1e9, _dt.timezone.utc)
+
+    def __repr__(self) -> str:
+        extra = f" result={self.result!r}" if self.result is not None else ""
+        return f"<JobOutcome {self.id} {self.status}{extra}>"
 
 
 class DeadJob:
@@ -329,18 +368,20 @@ class Queue:
         log_capacity: int = 65536,
         host_id: int = 0,
         mode: int = 0o600,
+        result_bytes: int = 1024,
     ) -> "Queue":
         """Create a new queue segment and open it.
 
         ``slots`` is how many jobs it holds at once, ``payload_bytes`` the
         largest payload, ``max_participants`` how many Queue objects may be
         attached at once across processes, ``mode`` the segment's permission
-        bits. Raises :class:`QueueExists` if the queue exists.
+        bits, ``result_bytes`` the largest job result (0 to 1 MiB;
+        docs/results.md). Raises :class:`QueueExists` if the queue exists.
         """
         if not isinstance(name, str):
             raise TypeError(f"queue name must be a str, not {type(name).__name__}")
         native = _currant.Queue.create(
-            name, slots, payload_bytes, max_entrypoints, max_participants, log_capacity, host_id, mode
+            name, slots, payload_bytes, max_entrypoints, max_participants, log_capacity, host_id, mode, result_bytes
         )
         return cls(name, _native=native)
 
@@ -401,6 +442,7 @@ class Queue:
         rate_limit: float | None = None,
         rate_burst: int | None = None,
         max_dead: int | None = None,
+        result_retention: float | _dt.timedelta | None = None,
     ) -> int:
         """Declare an entrypoint (or update an existing one) and return its id.
 
@@ -424,6 +466,12 @@ class Queue:
         first; 0 keeps none. None gives a new entrypoint 1000 (at most the
         arena's slots) and keeps an existing one's; more than the arena's
         slots raises :class:`InvalidArgument`.
+
+        ``result_retention`` (docs/results.md): seconds a job that ends
+        "successful" or "canceled" stays readable with its result
+        (:meth:`wait`); at least that long while the arena has room, the
+        oldest recycled first when it would otherwise be full. 0 keeps none.
+        None gives a new entrypoint 0 and keeps an existing one's.
         """
         if max_dead is not None and (type(max_dead) is not int or not 0 <= max_dead <= 0xFFFFFFFF):
             if type(max_dead) is not int:
@@ -444,6 +492,7 @@ class Queue:
             _float_or_none(rate_limit, "rate_limit"),
             _int_or_none(rate_burst, "rate_burst"),
             max_dead,
+            None if result_retention is None else _ms(result_retention, "result_retention"),
         )
 
     def entrypoint(self, name: str) -> int:
@@ -650,13 +699,26 @@ class Queue:
         """Apply the buffered deferred acks now; returns how many were applied."""
         return self._q.flush()
 
-    def ack(self, job: Job | Sequence[Job]) -> int:
+    def ack(self, job: Job | Sequence[Job], result: bytes | str | None = None) -> int:
         """Record success of a job (or a list of jobs) and release its payload.
 
         One job: raises :class:`StaleHandle` if the job is no longer ours
         (lease lost, already finished); returns 1. A list: returns how many
         were acked (stale ones are skipped).
+
+        ``result`` (one job only; docs/results.md): bytes, or a str stored
+        as UTF-8, kept with the job for its entrypoint's result_retention and
+        returned by :meth:`wait`. One larger than the queue's result bytes
+        (1024 unless created larger) raises :class:`InvalidArgument` naming
+        both sizes, and the job stays picked (ack it again).
         """
+        if result is not None:
+            if type(job) is not Job:
+                raise TypeError("ack takes a result only with one Job")
+            data = _result_bytes(result)
+            assert data is not None
+            self._q.ack_result(job, data)
+            return 1
         if type(job) is Job:
             self._fast.ack(job)
             return 1
@@ -797,6 +859,30 @@ class Queue:
         """Fire the ticks due now; returns how many jobs were enqueued. Only
         needed in processes that never dequeue."""
         return self._q.run_schedules()
+
+    # --- results and waiting (docs/results.md) ---
+
+    def wait(self, ids: int | Iterable[int], timeout: float | _dt.timedelta | None = None) -> list[JobOutcome]:
+        """Block (GIL released, in the kernel) until every job of ``ids``
+        has ended or is not in the queue, ``timeout`` seconds pass (None:
+        forever; 0: just look) or :meth:`interrupt` is called; returns a
+        :class:`JobOutcome` per id, in order. Returns at once for finished
+        jobs; unknown ids are reported ("unknown"), not waited for. Ctrl-C
+        raises KeyboardInterrupt. Raises :class:`InvalidArgument` for an id
+        that no job can have (0, or not below 2**63)."""
+        items = [ids] if isinstance(ids, int) else list(ids)
+        for job_id in items:
+            if isinstance(job_id, bool) or not isinstance(job_id, int):
+                raise TypeError(f"job id must be an int, not {type(job_id).__name__}")
+            if not 0 < job_id < 2**63:
+                raise InvalidArgument(f"queue {self.name!r}: {job_id} is not a job id (ids are 1 to 2**63-1)")
+        return [JobOutcome(o) for o in self._q.wait(items, _timeout_ns(timeout))]
+
+    def set_result_retention(self, entrypoint: Entrypoint, seconds: float | _dt.timedelta) -> None:
+        """Change how long the entrypoint keeps finished jobs with their
+        results (see :meth:`declare_entrypoint`); jobs finishing from now on
+        get it."""
+        self._q.set_result_retention(entrypoint, _ms(seconds, "result_retention"))
 
     # --- inspecting ---
 

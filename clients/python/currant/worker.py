@@ -56,7 +56,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Union
 
-from ._errors import StaleHandle
+from ._errors import InvalidArgument, StaleHandle
 
 __all__ = ["QueueManager", "JobContext"]
 
@@ -125,7 +125,8 @@ class JobContext:
 
 class _Entrypoint:
     def __init__(self, name: str, handler: Handler, concurrency_limit: int, lease: float,
-                 max_attempts: int, retry_delay: float, max_retry_delay: float, durability: str) -> None:
+                 max_attempts: int, retry_delay: float, max_retry_delay: float, durability: str,
+                 result_retention: Optional[float] = None) -> None:
         self.name = name
         self.handler = handler
         self.is_async = inspect.iscoroutinefunction(handler)
@@ -135,6 +136,7 @@ class _Entrypoint:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.durability = durability
+        self.result_retention = result_retention
         # per run
         self.id = -1
         self.running = 0
@@ -143,6 +145,22 @@ class _Entrypoint:
 
     def room(self) -> int:
         return self.concurrency_limit - self.running - len(self.buffered)
+
+
+def _ack_with_result(queue: Any, ep: _Entrypoint, job: Any, value: Any) -> None:
+    """Acks a job whose handler returned ``value`` (its result, or None).
+    A result of another type than bytes/str/None, or one too large for the
+    queue, fails the attempt: the job is retried with that error (it is
+    still picked: ack refuses a result before changing anything)."""
+    if value is None:
+        queue.ack(job)
+        return
+    try:
+        queue.ack(job, result=value)
+    except (TypeError, InvalidArgument) as e:
+        log.error("handler for %r returned an unusable result for job %d: %s", ep.name, job.id, e)
+        if not queue.retry(job, error=e):
+            log.error("job %d of %r ended 'exception' after %d attempts", job.id, ep.name, job.attempts)
 
 
 class QueueManager:
@@ -177,6 +195,7 @@ class QueueManager:
         retry_delay: float = 1.0,
         max_retry_delay: float = 300.0,
         durability: str = "memory",
+        result_retention: Optional[float] = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator registering a sync or ``async def`` handler for ``name``.
 
@@ -186,6 +205,12 @@ class QueueManager:
         ``durability`` are declared on the queue when the run starts (see
         :meth:`currant.Queue.declare_entrypoint`). The handler receives a
         :class:`JobContext`; returning acks the job, raising retries it.
+        What it returns (bytes, str as UTF-8, or None) becomes the job's
+        result (docs/results.md), kept ``result_retention`` seconds for
+        :meth:`currant.Queue.wait` (None keeps the entrypoint's own, 0 for a
+        new one); another type, or a result larger than
+        the queue's result bytes, fails the attempt like a raise (retried
+        with that error).
         Jobs take their ``max_attempts`` when enqueued, so the value given
         here applies to jobs enqueued after the run declared it (or pass
         ``max_attempts`` to :meth:`currant.Queue.enqueue`).
@@ -204,7 +229,8 @@ class QueueManager:
                 raise TypeError("an entrypoint handler must be callable")
             self._entrypoints[name] = _Entrypoint(
                 name, handler, concurrency_limit, float(lease), max_attempts,
-                float(retry_delay), float(max_retry_delay), durability)
+                float(retry_delay), float(max_retry_delay), durability,
+                None if result_retention is None else float(result_retention))
             return handler
 
         return register
@@ -260,7 +286,7 @@ class QueueManager:
             return await loop.run_in_executor(qthread, functools.partial(fn, *args))
 
         eps = list(self._entrypoints.values())
-        completions: list[tuple[_Entrypoint, Any, Optional[BaseException]]] = []
+        completions: list[tuple[_Entrypoint, Any, Optional[BaseException], Any]] = []
         tasks: set[asyncio.Task[None]] = set()
         held: dict[int, Any] = {}  # picked jobs we hold (buffered or running), by job id
         contexts: dict[int, JobContext] = {}  # running handlers, by job id
@@ -272,6 +298,7 @@ class QueueManager:
 
         async def run_one(ep: _Entrypoint, job: Any) -> None:
             error: Optional[BaseException] = None
+            value: Any = None  # what the handler returned: the job's result
             ctx = JobContext(job, ep.name, queue)
             ctx.cancel_event  # noqa: B018 - created here, in the loop's thread
             contexts[job.id] = ctx
@@ -279,11 +306,11 @@ class QueueManager:
                 ctx.cancel_event.set()
             try:
                 if ep.is_async:
-                    await ep.handler(ctx)  # type: ignore[misc]
+                    value = await ep.handler(ctx)  # type: ignore[misc]
                 else:
-                    result = await loop.run_in_executor(ep.executor, ep.handler, ctx)
-                    if inspect.isawaitable(result):  # e.g. a partial of an async def
-                        await result
+                    value = await loop.run_in_executor(ep.executor, ep.handler, ctx)
+                    if inspect.isawaitable(value):  # e.g. a partial of an async def
+                        value = await value
             except asyncio.CancelledError as e:  # run_async cancelled: hand the job back
                 error = e
                 raise
@@ -292,14 +319,14 @@ class QueueManager:
             finally:
                 contexts.pop(job.id, None)
                 ep.running -= 1
-                completions.append((ep, job, error))
+                completions.append((ep, job, error, value))
                 wake.set()
                 if queue is not None:
                     queue.interrupt()  # the loop may be waiting in dequeue: apply this now
 
-        def finish(items: list[tuple[_Entrypoint, Any, Optional[BaseException]]]) -> None:
+        def finish(items: list[tuple[_Entrypoint, Any, Optional[BaseException], Any]]) -> None:
             # Runs in the queue thread.
-            for ep, job, error in items:
+            for ep, job, error, value in items:
                 try:
                     if queue.cancel_requested(job):
                         # Canceled while it ran: it ends "canceled" whether
@@ -307,7 +334,7 @@ class QueueManager:
                         log.info("job %d of %r was canceled while it ran", job.id, ep.name)
                         queue.ack_canceled(job)
                     elif error is None:
-                        queue.ack(job)
+                        _ack_with_result(queue, ep, job, value)
                     else:
                         log.error("handler for %r failed on job %d (attempt %d)", ep.name, job.id,
                                   job.attempts, exc_info=error)
@@ -327,7 +354,7 @@ class QueueManager:
                 return 0
             items = completions[:]
             del completions[:]
-            for _, job, _ in items:
+            for _, job, _, _ in items:
                 held.pop(job.id, None)
                 told.discard(job.id)
             await call(finish, items)
@@ -368,7 +395,7 @@ class QueueManager:
                 ep.id = await call(functools.partial(
                     queue.declare_entrypoint, ep.name, ep.durability, lease=ep.lease,
                     max_attempts=ep.max_attempts, retry_delay=ep.retry_delay,
-                    max_retry_delay=ep.max_retry_delay))
+                    max_retry_delay=ep.max_retry_delay, result_retention=ep.result_retention))
                 ep.running = 0
                 ep.buffered.clear()
                 if not ep.is_async:

@@ -36,6 +36,7 @@
 
 #include <currant/queue.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -721,8 +722,9 @@ public:
 
     static PyQueue create(const std::string& name, std::uint32_t slots, std::uint32_t payload_bytes,
                           std::uint32_t max_entrypoints, std::uint32_t max_participants, std::uint32_t log_capacity,
-                          std::uint16_t host_id, unsigned mode) {
+                          std::uint16_t host_id, unsigned mode, std::uint32_t result_bytes) {
         currant::QueueOptions options;
+        options.result_bytes = result_bytes;
         options.name = name;
         options.slots = slots;
         options.payload_bytes = payload_bytes;
@@ -765,9 +767,11 @@ public:
                                              std::int64_t lease_ms, std::uint32_t max_attempts,
                                              std::int64_t retry_delay_ms, std::int64_t max_retry_delay_ms,
                                              py::object concurrency_limit, py::object rate_limit,
-                                             py::object rate_burst, py::object max_dead) {
+                                             py::object rate_burst, py::object max_dead,
+                                             py::object result_retention_ms) {
         currant::EntrypointOptions options;
         if (!max_dead.is_none()) options.max_dead = max_dead.cast<std::uint32_t>(); // range checked in Python
+        if (!result_retention_ms.is_none()) options.result_retention = milliseconds(result_retention_ms.cast<std::int64_t>());
         if (!concurrency_limit.is_none()) options.concurrency_limit = concurrency_limit.cast<std::int64_t>();
         if (!rate_limit.is_none()) options.rate_limit = rate_limit.cast<double>();
         if (!rate_burst.is_none()) options.rate_burst = rate_burst.cast<std::int64_t>();
@@ -934,6 +938,76 @@ public:
         auto guard = holder_->lock();
         r.invalidate();
         if (!holder_->closed && holder_->queue) holder_->queue->abandon(r.reservation);
+    }
+
+    // --- results (docs/results.md) ---
+    // The job stays picked (and its Job object usable) when the result is
+    // refused for its size: it is marked finished only once the ack is
+    // applied or can no longer apply.
+    void ack_result(py::handle obj, const py::bytes& result) {
+        JobObject* job = as_job(obj.ptr());
+        release_job_views(job);
+        const std::string_view bytes = result;
+        const std::span<const std::byte> span(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
+        try {
+            py::gil_scoped_release unlocked;
+            std::lock_guard guard(holder_->mutex);
+            holder_->get().ack(job->job.handle, span);
+        } catch (const currant::Error& e) {
+            if (e.code() != currant::Errc::invalid_argument) mark_finished(job);
+            throw;
+        }
+        mark_finished(job);
+    }
+
+    // Blocks with the GIL released; a signal handler ends the wait (then its
+    // Python handler runs here, KeyboardInterrupt propagates) and it waits
+    // again for the time left, like a dequeue.
+    py::list wait(const std::vector<currant::JobId>& ids, std::int64_t timeout_ns) {
+        const auto now_ns = [] { return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count(); };
+        const std::int64_t deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
+        std::vector<currant::JobOutcome> outcomes;
+        for (;;) {
+            {
+                ReleasedGil unlocked;
+                std::lock_guard guard(holder_->mutex);
+                currant::Queue::set_dequeue_returns_on_signal(true);
+                outcomes = holder_->get().wait(ids, nanoseconds(timeout_ns));
+            }
+            const bool settled = std::all_of(outcomes.begin(), outcomes.end(), [](const currant::JobOutcome& o) {
+                return o.finished || o.status == currant::JobStatus::unknown;
+            });
+            if (settled || timeout_ns == 0) break;
+            if (holder_->interrupted.exchange(false, std::memory_order_seq_cst)) break;
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            if (deadline >= 0) {
+                const std::int64_t now = now_ns();
+                if (now >= deadline) break;
+                timeout_ns = deadline - now;
+            }
+        }
+        py::list out;
+        for (const auto& o : outcomes) {
+            py::dict item;
+            item["id"] = o.id;
+            item["status"] = std::string(currant::job_status_name(o.status));
+            item["finished"] = o.finished;
+            if (o.result)
+                item["result"] = py::bytes(reinterpret_cast<const char*>(o.result->data()), o.result->size());
+            else
+                item["result"] = py::none();
+            item["error"] = py::reinterpret_steal<py::object>(
+                PyUnicode_DecodeUTF8(o.error.data(), Py_ssize_t(o.error.size()), "replace"));
+            item["finished_at_ns"] = o.finished_at_ns;
+            out.append(item);
+        }
+        return out;
+    }
+
+    void set_result_retention(py::handle which, std::int64_t retention_ms) {
+        const auto ep = resolve_entrypoint(*holder_, which.ptr());
+        auto guard = holder_->lock();
+        holder_->get().set_result_retention(ep, milliseconds(retention_ms));
     }
 
     std::size_t ack_many(py::handle jobs) {
@@ -1295,6 +1369,9 @@ PYBIND11_MODULE(_currant, m) {
         .def("abandon", &PyQueue::abandon)
         .def("ack_many", &PyQueue::ack_many)
         .def("fail", &PyQueue::fail)
+        .def("ack_result", &PyQueue::ack_result)
+        .def("wait", &PyQueue::wait)
+        .def("set_result_retention", &PyQueue::set_result_retention)
         .def("retry", &PyQueue::retry)
         .def("dead_jobs", &PyQueue::dead_jobs)
         .def("requeue", &PyQueue::requeue)

@@ -27,8 +27,10 @@
 //   participant with its own registry entry). Queue objects must not be
 //   used in a child after fork(); open the queue again there.
 // * Job status of a finished job in `memory` durability is kept only until its
-//   slot is reused (then status() says unknown). Dead jobs (`exception`) are
-//   kept, up to the entrypoint's max_dead, until requeued or purged.
+//   slot is reused (then status() says unknown), unless its entrypoint keeps
+//   results (EntrypointOptions::result_retention: kept at least that long
+//   while the arena has room). Dead jobs (`exception`) are kept, up to the
+//   entrypoint's max_dead, until requeued or purged.
 //
 // Errors: every failure throws currant::Error with an Errc and a message
 // naming the queue, entrypoint or limit (see currant/shm/error.hpp).
@@ -82,7 +84,7 @@ struct QueueOptions {
     std::optional<gid_t> group;            // owning group (give mode 0660 to let it in)
     bool sealed = false;                   // created sealed: nothing is handed out until unseal()
     std::uint64_t first_job_counter = 0;   // job ids (low 48 bits) start above this (a rebuild resumes ids)
-    // Largest result a handler may return (docs/dead-jobs.md), 0..1 MiB. Each
+    // Largest result a handler may return (docs/results.md), 0..1 MiB. Each
     // slot has an outcome area of max(result_bytes, 1024) bytes that holds
     // the job's result or its last error text (cut to fit).
     std::uint32_t result_bytes = 1024;
@@ -111,6 +113,32 @@ struct EntrypointOptions {
     // new entrypoint keeps 1000 (at most the arena's slots), a declared one
     // keeps its own. More than the arena's slots is refused.
     std::optional<std::uint32_t> max_dead;
+    // Results and final status kept after a job ends `successful` or
+    // `canceled` (docs/results.md), for Queue::wait and status: at least this
+    // long while the arena has room; past it, or when the arena would
+    // otherwise be full (oldest first), the slot is recycled. 0 keeps none
+    // (a finished job's status then lasts until its slot is reused). Unset:
+    // a new entrypoint keeps none, a declared one keeps its own. Negative or
+    // longer than max_lease is refused.
+    std::optional<std::chrono::milliseconds> result_retention;
+};
+
+// Largest result any queue takes (QueueOptions::result_bytes is at most this).
+inline constexpr std::uint32_t max_result_bytes = 1u << 20;
+
+// What Queue::wait reports for one job id (docs/results.md).
+struct JobOutcome {
+    JobId id = 0;
+    // The final status (successful, exception, canceled) once finished;
+    // otherwise queued or picked (the wait ended first), or unknown: no such
+    // job in the segment (never existed, or finished and its slot recycled).
+    JobStatus status = JobStatus::unknown;
+    bool finished = false;
+    // successful: the handler's result while it is kept (ack with a result);
+    // nullopt if it gave none or it is no longer kept.
+    std::optional<std::vector<std::byte>> result;
+    std::string error;              // exception: its last error text, if kept
+    std::int64_t finished_at_ns = 0;// CLOCK_REALTIME, when known (0 otherwise)
 };
 
 // A job that ended `exception` and is kept until requeued or purged
@@ -318,6 +346,7 @@ struct JobSnapshot {
     std::uint32_t dirty_mark = 0;          // collect_dirty: the mark settle_dirty clears
     std::optional<std::string> dedupe_key; // the job's dedupe key, if it has one
     std::string error;                     // the job's last error text (failed or retried with one), or empty
+    std::optional<std::vector<std::byte>> result; // successful with a result (docs/results.md)
 };
 
 // A job put back into a segment under its own id (rebuild, remote claims).
@@ -488,6 +517,12 @@ public:
     static void set_dequeue_returns_on_signal(bool enabled) noexcept;
 
     void ack(const JobHandle& job);                         // throws stale_handle/not_owner
+    // Ends the job `successful` with a result (docs/results.md): at most
+    // QueueOptions::result_bytes bytes, kept with the job for its
+    // entrypoint's result_retention, returned by wait() and mirrored by
+    // currantd. A larger result throws invalid_argument naming both sizes
+    // and leaves the job picked and untouched. Throws like ack otherwise.
+    void ack(const JobHandle& job, std::span<const std::byte> result);
     std::size_t ack(std::span<const JobHandle> jobs);       // returns how many were acked
     // Deferred ack: buffered, applied by flush(), before this consumer sleeps,
     // before the earliest lease deadline of a buffered job, every 64 jobs and
@@ -560,13 +595,31 @@ public:
     bool purge(JobId id);
     std::size_t purge_dead(EntrypointId entrypoint); // every kept dead job of it; returns how many
 
+    // --- results and waiting (docs/results.md) ---
+    // Blocks in the kernel until every job of `ids` has ended (or is not in
+    // the segment), the timeout passes (negative: forever; zero: just look),
+    // or interrupt() is called; then reports each job, in the order given:
+    // final status and result for the finished ones, the current status for
+    // the others (finished == false). Returns at once for jobs already
+    // finished; an unknown id is reported as status unknown and not waited
+    // for. Throws invalid_argument for id 0 or above 2^63-1. A signal
+    // handler's EINTR makes it sleep again (return early only with
+    // set_dequeue_returns_on_signal). Not thread-safe (like dequeue).
+    std::vector<JobOutcome> wait(std::span<const JobId> ids, std::chrono::nanoseconds timeout);
+    // Changes an entrypoint's EntrypointOptions::result_retention; jobs
+    // finishing from then on are kept this long (those kept already keep
+    // their deadline). Throws not_found, invalid_argument (negative, or
+    // longer than max_lease).
+    void set_result_retention(EntrypointId entrypoint, std::chrono::milliseconds retention);
+
     // --- inspecting ---
     std::vector<JobState> status(std::span<const JobId> ids) const;
     std::vector<EntrypointStats> stats() const;
     std::vector<ParticipantInfo> participants() const;
     // Reaps dead participants and expired leases now; checks every structure.
     DoctorReport doctor();
-    // Reaps dead participants and expired leases; returns jobs requeued.
+    // Reaps dead participants and expired leases, and recycles kept results
+    // past their retention; returns jobs requeued.
     std::size_t reap();
 
     // --- change feed (for currantd) ---

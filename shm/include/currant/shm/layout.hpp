@@ -23,7 +23,10 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 // 7: dead jobs (docs/dead-jobs.md): SegmentParameters::result_bytes, per-slot outcome areas, the dead list.
 // 8: cancellation of picked jobs (docs/cancellation.md): JobRecord::cancel_epoch,
 //    ParticipantEntry::cancel_signal, CoreHeader::registrations.
-inline constexpr std::uint32_t layout_version = 8;
+// 9: job results and wait (docs/results.md): JobRecord::kept_until_ns,
+//    EntrypointControl::result_retention_ns, ParticipantEntry::completion_waiting,
+//    CoreHeader::completion_signal and completion_waiters.
+inline constexpr std::uint32_t layout_version = 9;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
