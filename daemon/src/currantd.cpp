@@ -4,8 +4,11 @@
 //   main     the mirror loop: sleeps in the kernel on the segment until the
 //            feed has something (wait_for_feed), writes a batch, commits.
 //   relay    LISTENs on the host's channel (its own connection and Queue
-//            object), claims remote jobs and cancellations; sends a
-//            heartbeat query only after heartbeat-interval of silence.
+//            object), claims remote jobs and cancellations. Idle, it sleeps
+//            in poll() on its socket with no timeout: a connection the
+//            server closes makes the socket readable, one whose peer
+//            vanished fails at a TCP keepalive probe (pg.cpp), so no query
+//            is needed; --heartbeat-seconds N adds one after N s of silence.
 //   signals  sigwait for SIGTERM/SIGINT: sets the stop flag and wakes both.
 //   http     (with --http) metrics, JSON stats and the dashboard, on its
 //            own Queue object.
@@ -48,7 +51,7 @@ struct Options {
     unsigned mode = 0600;
     std::uint32_t flush_interval_ms = 10;
     std::size_t batch = 20'000;
-    std::uint32_t heartbeat_seconds = 5;
+    std::uint32_t heartbeat_seconds = 0;       // 0: no heartbeat query (keepalives)
     std::uint32_t lock_wait_seconds = 15;
     std::string http;                           // ADDRESS:PORT; empty: no HTTP endpoint
     std::string http_token_file;
@@ -134,14 +137,17 @@ void run_relay(const Options& options, HostIdentity identity) {
                         continue;
                     }
                     pollfd fds[2] = {{connection.socket(), POLLIN, 0}, {relay_wake_pipe[0], POLLIN, 0}};
-                    const std::int64_t idle_ns = shm::monotonic_ns() - last_traffic;
-                    const std::int64_t heartbeat_ns = std::int64_t(options.heartbeat_seconds) * 1'000'000'000;
-                    const int timeout_ms = int(std::max<std::int64_t>(0, heartbeat_ns - idle_ns) / 1'000'000);
+                    int timeout_ms = -1; // no heartbeat: sleep until the socket or the wake pipe
+                    if (options.heartbeat_seconds != 0) {
+                        const std::int64_t idle_ns = shm::monotonic_ns() - last_traffic;
+                        const std::int64_t heartbeat_ns = std::int64_t(options.heartbeat_seconds) * 1'000'000'000;
+                        timeout_ms = int(std::max<std::int64_t>(0, heartbeat_ns - idle_ns) / 1'000'000);
+                    }
                     const int ready = poll(fds, 2, timeout_ms);
                     if (ready < 0 && errno != EINTR) throw_system_error("poll", errno);
                     if (stopping) break;
                     if (ready == 0) {
-                        connection.exec("SELECT 1"); // the one query an idle daemon makes
+                        connection.exec("SELECT 1"); // the heartbeat, only with --heartbeat-seconds
                         last_traffic = shm::monotonic_ns();
                         continue;
                     }
@@ -397,9 +403,10 @@ int main(int argc, char** argv) {
     app.add_option("--batch", options.batch, "most transitions per transaction")->capture_default_str()->check(
         CLI::Range(1, 10'000'000))->check(decimal);
     app.add_option("--heartbeat-seconds", options.heartbeat_seconds,
-                   "idle time after which the relay checks its connection with one query")
+                   "idle time after which the relay checks its connection with one query; 0 (the default): "
+                   "never, TCP keepalives detect a vanished server")
         ->capture_default_str()
-        ->check(CLI::Range(1, 3600))->check(decimal);
+        ->check(CLI::Range(0, 3600))->check(decimal);
     app.add_option("--lock-wait-seconds", options.lock_wait_seconds,
                    "how long to wait for another daemon's hold on the host to end before giving up")
         ->capture_default_str()

@@ -54,7 +54,16 @@ std::string Result::bytes(int row, int column) const {
 }
 
 Connection::Connection(const std::string& conninfo) {
-    connection_.reset(PQconnectdb(conninfo.c_str()));
+    // TCP keepalives by default, so that a silent idle connection whose
+    // peer vanished fails at the kernel's probe instead of needing a
+    // heartbeat query (docs/daemon.md, "Idle"). They come before the
+    // caller's conninfo (expanded from dbname), whose own settings override
+    // them; the PG* environment fills in whatever neither names. An empty
+    // conninfo is ignored by libpq (NULL-or-empty values are skipped).
+    const char* const keywords[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                    "dbname", nullptr};
+    const char* const values[] = {"1", "10", "5", "3", conninfo.c_str(), nullptr};
+    connection_.reset(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
     if (!connection_) throw DatabaseError("cannot connect to PostgreSQL: out of memory", true);
     if (PQstatus(connection_.get()) != CONNECTION_OK)
         throw DatabaseError("cannot connect to PostgreSQL: " + trimmed(PQerrorMessage(connection_.get())), true);
