@@ -47,22 +47,6 @@ HttpAnswer http_request(std::uint16_t port, const std::string& method, const std
 }
 
 
-// Enqueues a job on ep, picks it and fails it with error: a kept dead job.
-JobId dead_job(Queue& queue, EntrypointId ep, const std::string& payload, const std::string& error) {
-    const JobId id = queue.enqueue(ep, as_payload(payload));
-    const EntrypointId eps[] = {ep};
-    Job job;
-    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
-    REQUIRE(job.handle.id == id);
-    queue.fail(job.handle, error);
-    return id;
-}
-
-JobStatus status_of(const Queue& queue, JobId id) {
-    const JobId ids[] = {id};
-    return queue.status(ids)[0].status;
-}
-
 const std::vector<std::string> action_header = {"X-Currant-Request: 1"};
 
 // The value of one sample line of the metrics text, exactly as written.
