@@ -431,3 +431,26 @@ TEST_CASE("without a token, api/requeue naming another host is refused (DNS rebi
     CHECK(http_request(port, "POST", "/api/purge?id=" + std::to_string(id), action_header, "attacker.example").status == 403);
     CHECK(status_of(queue, id) == JobStatus::exception);
 }
+
+TEST_CASE("POST api/requeue of a dead job whose dedupe key another job holds is a 409 naming the key",
+          "[http][dead][errors]") {
+    DaemonFixture fixture("http-requeue-dedupe");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    EnqueueOptions keyed;
+    keyed.dedupe_key = "invoice-17";
+    const JobId dead = queue.enqueue(ep, as_payload("first"), keyed);
+    const EntrypointId eps[] = {ep};
+    Job job;
+    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+    queue.fail(job.handle, "boom");
+    const JobId holder = queue.enqueue(ep, as_payload("second"), keyed); // the key was free again
+
+    const HttpAnswer answer = http_request(port, "POST", "/api/requeue?id=" + std::to_string(dead), action_header);
+    CHECK(answer.status == 409);
+    CHECK_THAT(answer.body, Catch::Contains("invoice-17"));
+    CHECK(status_of(queue, dead) == JobStatus::exception);
+    CHECK(status_of(queue, holder) == JobStatus::queued);
+    CHECK(queue.dead_jobs().size() == 1);
+}
