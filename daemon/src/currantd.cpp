@@ -22,6 +22,7 @@
 #include <csignal>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <poll.h>
 #include <pthread.h>
 #include <thread>
@@ -213,6 +214,78 @@ std::string read_token(const std::string& path) {
     return token;
 }
 
+// A job id given over HTTP: decimal digits only, 1 to 2^63-1 (ids are
+// host << 48 | counter with hosts up to 0x7FFF). Throws Error(invalid_argument) naming it.
+JobId job_id_from(const std::string& id_text) {
+    JobId id = 0;
+    const char* end = id_text.data() + id_text.size();
+    const auto [stopped, problem] = std::from_chars(id_text.data(), end, id);
+    // The text is quoted printable: it may hold any byte (a NUL would cut the message).
+    if (id_text.empty() || problem != std::errc() || stopped != end || id_text[0] == '+')
+        throw Error(Errc::invalid_argument,
+                    "id '" + payload_preview(std::as_bytes(std::span(id_text)), 40) + "' is not a decimal job id");
+    if (id == 0 || id > JobId(INT64_MAX))
+        throw Error(Errc::invalid_argument, "id " + id_text + " is not a job id (ids are 1 to 2^63-1)");
+    return id;
+}
+
+JobStatus status_of(const Queue& queue, JobId id) {
+    const JobId ids[] = {id};
+    return queue.status(ids)[0].status;
+}
+
+// Why a requeue or purge of id did nothing: the job is not a kept dead job.
+[[noreturn]] void refuse_not_dead(const Queue& queue, JobId id, std::string_view action) {
+    const JobStatus now = status_of(queue, id);
+    if (now == JobStatus::unknown)
+        throw Error(Errc::not_found, "job " + std::to_string(id) + " is not in the queue (never existed, purged or recycled): not " +
+                                         std::string(action));
+    throw Error(Errc::wrong_state, "job " + std::to_string(id) + " is " + std::string(job_status_name(now)) +
+                                       (now == JobStatus::exception ? " but not kept as a dead job (purged, or dropped past max_dead)"
+                                                                  : ", not a dead job") +
+                                       ": not " + std::string(action));
+}
+
+std::string seconds_text(std::int64_t ns) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", double(ns) / 1e9);
+    return text;
+}
+
+std::string dead_jobs_json(const Queue& queue, const std::string& entrypoint, const std::string& limit_text) {
+    std::size_t limit = 100;
+    if (!limit_text.empty()) {
+        const char* end = limit_text.data() + limit_text.size();
+        const auto [stopped, problem] = std::from_chars(limit_text.data(), end, limit);
+        if (problem != std::errc() || stopped != end || limit == 0 || limit > 1000)
+            throw Error(Errc::invalid_argument, "limit '" + limit_text + "' is not a number from 1 to 1000");
+    }
+    std::optional<EntrypointId> only;
+    if (!entrypoint.empty()) only = queue.entrypoint(entrypoint);
+    // One more than asked: says whether the list was cut.
+    std::vector<DeadJob> dead = queue.dead_jobs(only, limit + 1);
+    const bool more = dead.size() > limit;
+    if (more) dead.resize(limit);
+    std::string out = "{\"dead\": [";
+    for (std::size_t i = 0; i < dead.size(); ++i) {
+        const DeadJob& job = dead[i];
+        out += i ? ",\n  " : "\n  ";
+        // id_text too: a JavaScript number holds integers exactly only up to
+        // 2^53, and ids of hosts past 31 are larger.
+        out += "{\"id\": " + std::to_string(job.id) + ", \"id_text\": \"" + std::to_string(job.id) +
+               "\", \"entrypoint\": " + json_string(job.entrypoint_name) +
+               ", \"priority\": " + std::to_string(job.priority) + ", \"attempts\": " + std::to_string(job.attempts) +
+               ", \"max_attempts\": " + std::to_string(job.max_attempts) +
+               ", \"enqueued_at\": " + seconds_text(job.enqueued_at_ns) + ", \"died_at\": " + seconds_text(job.died_at_ns) +
+               ", \"error\": " + json_string(valid_utf8_text(job.error)) +
+               ", \"error_truncated\": " + (job.error_truncated ? "true" : "false") +
+               ", \"payload_bytes\": " + std::to_string(job.payload.size()) +
+               ", \"payload_preview\": " + json_string(payload_preview(job.payload, 64)) + "}";
+    }
+    out += std::string(dead.empty() ? "" : "\n") + "], \"more\": " + (more ? "true" : "false") + "}\n";
+    return out;
+}
+
 HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status, StatsHistory& history) {
     HttpHandlers handlers;
     handlers.history_json = [&history] { return history.json(); };
@@ -220,20 +293,28 @@ HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status, StatsHistor
     handlers.metrics = [&queue, &status] { return prometheus_text(queue, status); };
     handlers.stats_json = [&queue, &status] { return stats_json(queue, status); };
     handlers.cancel_json = [&queue](const std::string& id_text) {
-        JobId id = 0;
-        const char* end = id_text.data() + id_text.size();
-        const auto [stopped, problem] = std::from_chars(id_text.data(), end, id);
-        if (id_text.empty() || problem != std::errc() || stopped != end || id_text[0] == '+')
-            throw Error(Errc::invalid_argument, "id '" + id_text + "' is not a decimal job id");
+        const JobId id = job_id_from(id_text);
         // outcome: canceled (was queued), requested (picked: its holder was
         // asked to stop, docs/cancellation.md) or not_cancelable.
         const CancelOutcome outcome = queue.cancel(id);
-        const JobId ids[] = {id};
-        const JobStatus now = queue.status(ids)[0].status;
         return std::string("{\"id\": ") + std::to_string(id) +
                ", \"canceled\": " + (outcome == CancelOutcome::canceled ? "true" : "false") +
                ", \"outcome\": " + json_string(cancel_outcome_name(outcome)) +
-               ", \"status\": " + json_string(job_status_name(now)) + "}\n";
+               ", \"status\": " + json_string(job_status_name(status_of(queue, id))) + "}\n";
+    };
+    handlers.dead_json = [&queue](const std::string& entrypoint, const std::string& limit_text) {
+        return dead_jobs_json(queue, entrypoint, limit_text);
+    };
+    handlers.requeue_json = [&queue](const std::string& id_text) {
+        const JobId id = job_id_from(id_text);
+        if (!queue.requeue(id)) refuse_not_dead(queue, id, "requeued");
+        return "{\"id\": " + std::to_string(id) + ", \"requeued\": true, \"status\": " +
+               json_string(job_status_name(status_of(queue, id))) + "}\n";
+    };
+    handlers.purge_json = [&queue](const std::string& id_text) {
+        const JobId id = job_id_from(id_text);
+        if (!queue.purge(id)) refuse_not_dead(queue, id, "purged");
+        return "{\"id\": " + std::to_string(id) + ", \"purged\": true}\n";
     };
     return handlers;
 }

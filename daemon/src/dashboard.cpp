@@ -25,7 +25,14 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   figcaption { font-weight: 600; margin-bottom: .3em; }
   .legend span { margin-right: 1em; }
   form { margin-top: 1em; }
-  #cancel-result { margin-left: .8em; }
+  #cancel-result, #dead-result { margin-left: .8em; }
+  h2 { font-size: 1.1em; margin: 1.2em 0 .4em; }
+  #dead th, #dead td { vertical-align: top; text-align: left; }
+  #dead td:last-child { white-space: nowrap; }
+  #dead tr.group td { background: #f0f0f0; font-weight: 600; text-align: left; }
+  #dead pre { margin: 0; max-width: 46em; max-height: 8em; overflow: auto; white-space: pre-wrap; text-align: left; color: #900; }
+  #dead code { color: #555; }
+  #dead button { margin-left: .3em; }
 </style>
 </head>
 <body>
@@ -43,6 +50,12 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   <figure><figcaption>Completions per second</figcaption><canvas id="rate" width="520" height="220"></canvas>
     <div class="legend" id="rate-legend"></div></figure>
 </div>
+<h2>Failed jobs <span id="dead-count"></span></h2>
+<table id="dead">
+  <thead><tr><th>job id</th><th>attempts</th><th>died</th><th>last error</th><th>payload</th><th></th></tr></thead>
+  <tbody></tbody>
+</table>
+<div><span id="dead-result"></span></div>
 <form id="cancel">
   <label>Cancel a job (queued or running): <input id="cancel-id" name="id" size="22" placeholder="job id"></label>
   <button type="submit">Cancel</button><span id="cancel-result"></span>
@@ -130,11 +143,78 @@ async function refresh() {
     }
     draw("depth", "depth-legend", (points, k) => points[k].depth);
     draw("rate", "rate-legend", (points, k) => rate(points, k, "completed"));
+    await refreshDead();
   } catch (error) {
     const status = document.getElementById("status");
     status.className = "down"; status.textContent = "no answer from currantd: " + error.message;
   }
 }
+
+// The failed-jobs table is rebuilt only when the list changed, so a button
+// stays the same element between a press and its release.
+let deadShown = null;
+async function refreshDead() {
+  const answer = await get("api/dead?limit=200");
+  const text = JSON.stringify(answer);
+  if (text === deadShown) return;
+  deadShown = text;
+  document.getElementById("dead-count").textContent =
+    `(${answer.dead.length}${answer.more ? "+" : ""})`;
+  const body = document.querySelector("#dead tbody"); body.textContent = "";
+  const groups = new Map();           // entrypoint -> its dead jobs, oldest first
+  for (const job of answer.dead) {
+    if (!groups.has(job.entrypoint)) groups.set(job.entrypoint, []);
+    groups.get(job.entrypoint).push(job);
+  }
+  if (!groups.size) {
+    const row = document.createElement("tr"); row.className = "group";
+    const td = document.createElement("td"); td.colSpan = 6; td.textContent = "none"; row.appendChild(td);
+    body.appendChild(row);
+  }
+  for (const [name, jobs] of groups) {
+    const head = document.createElement("tr"); head.className = "group";
+    const td = document.createElement("td"); td.colSpan = 6; td.textContent = `${name}: ${jobs.length} failed`;
+    head.appendChild(td); body.appendChild(head);
+    for (const job of jobs) {
+      const row = document.createElement("tr"); row.dataset.id = job.id_text;
+      cell(row, job.id_text);
+      cell(row, `${job.attempts} of ${job.max_attempts}`);
+      cell(row, new Date(job.died_at * 1000).toLocaleString());
+      // textContent, never innerHTML: the error and payload are any bytes a client sent.
+      const error = document.createElement("td"), pre = document.createElement("pre");
+      pre.textContent = job.error + (job.error_truncated ? " …(cut)" : ""); error.appendChild(pre); row.appendChild(error);
+      const payload = document.createElement("td"), code = document.createElement("code");
+      code.textContent = job.payload_preview; payload.appendChild(code); row.appendChild(payload);
+      const actions = document.createElement("td");
+      for (const [action, label] of [["requeue", "Requeue"], ["purge", "Purge"]]) {
+        const button = document.createElement("button");
+        button.type = "button"; button.className = action; button.dataset.action = action; button.dataset.id = job.id_text;
+        button.textContent = label; actions.appendChild(button);
+      }
+      row.appendChild(actions); body.appendChild(row);
+    }
+  }
+}
+
+document.querySelector("#dead tbody").addEventListener("click", async event => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  button.disabled = true;
+  const { action, id } = button.dataset;
+  const result = document.getElementById("dead-result");
+  try {
+    const response = await fetch(`api/${action}?id=${encodeURIComponent(id)}`,
+                                 { method: "POST", headers: { ...headers, "X-Currant-Request": "1" } });
+    const answer = await response.json();
+    result.textContent = answer.error ? answer.error
+      : action === "requeue" ? `job ${id} requeued: ${answer.status}` : `job ${id} purged`;
+  } catch (error) {
+    result.textContent = `${action} of job ${id} failed: ${error.message}`;
+  }
+  button.disabled = false;
+  deadShown = null;
+  refresh();
+});
 
 document.getElementById("cancel").addEventListener("submit", async event => {
   event.preventDefault();

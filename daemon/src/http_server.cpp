@@ -43,16 +43,40 @@ std::string_view host_name_of(std::string_view host_header) {
     return host_header.substr(0, host_header.find(':'));
 }
 
+// The raw value of key in a query string, percent-decoded ("+" is kept:
+// the dashboard encodes with encodeURIComponent). Throws
+// Error(invalid_argument) for a broken escape.
 std::string query_value(std::string_view query, std::string_view key) {
+    std::string_view raw;
     while (!query.empty()) {
         const std::size_t amp = query.find('&');
         const std::string_view pair = query.substr(0, amp);
         const std::size_t eq = pair.find('=');
-        if (pair.substr(0, eq) == key) return std::string(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+        if (pair.substr(0, eq) == key) {
+            raw = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+            break;
+        }
         if (amp == std::string_view::npos) break;
         query.remove_prefix(amp + 1);
     }
-    return {};
+    const auto digit = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string value;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] != '%') {
+            value += raw[i];
+            continue;
+        }
+        if (i + 2 >= raw.size() || digit(raw[i + 1]) < 0 || digit(raw[i + 2]) < 0)
+            throw Error(Errc::invalid_argument, "query parameter '" + std::string(key) + "' has a broken %-escape");
+        value += static_cast<char>(digit(raw[i + 1]) * 16 + digit(raw[i + 2]));
+        i += 2;
+    }
+    return value;
 }
 
 Response reply(const Request& request, http::status status, std::string_view content_type, std::string body) {
@@ -180,21 +204,33 @@ Response HttpServer::Impl::respond(const Request& request) {
             return reply(request, http::status::ok, "application/json", handlers.stats_json());
         if (path == "/api/history" && request.method() == http::verb::get)
             return reply(request, http::status::ok, "application/json", handlers.history_json());
-        if (path == "/api/cancel" && request.method() == http::verb::post) {
+        if (path == "/api/dead" && request.method() == http::verb::get)
+            return reply(request, http::status::ok, "application/json",
+                         handlers.dead_json(query_value(query, "entrypoint"), query_value(query, "limit")));
+        const std::function<std::string(const std::string&)>* action =
+            path == "/api/cancel" ? &handlers.cancel_json
+            : path == "/api/requeue" ? &handlers.requeue_json
+            : path == "/api/purge" ? &handlers.purge_json
+            : nullptr;
+        if (action && request.method() == http::verb::post) {
             // A custom header cannot be sent cross-site without a CORS
             // preflight, which this server never grants: a form on another
-            // site cannot cancel jobs here.
+            // site cannot change jobs here.
             if (request["X-Currant-Request"] != "1")
                 return error_reply(request, http::status::forbidden, "the X-Currant-Request: 1 header is required");
-            return reply(request, http::status::ok, "application/json", handlers.cancel_json(query_value(query, "id")));
+            return reply(request, http::status::ok, "application/json", (*action)(query_value(query, "id")));
         }
-        if (path == "/" || path == "/metrics" || path == "/api/stats" || path == "/api/history" || path == "/api/cancel")
+        if (action || path == "/" || path == "/metrics" || path == "/api/stats" || path == "/api/history" ||
+            path == "/api/dead")
             return error_reply(request, http::status::method_not_allowed,
                                "method " + std::string(request.method_string()) + " is not allowed on " + std::string(path));
         return error_reply(request, http::status::not_found, "no such page: " + std::string(path));
     } catch (const Error& error) {
         const auto status = error.code() == Errc::invalid_argument ? http::status::bad_request
-                                                                   : http::status::internal_server_error;
+                            : error.code() == Errc::not_found ? http::status::not_found
+                            : error.code() == Errc::wrong_state || error.code() == Errc::already_exists
+                                ? http::status::conflict
+                                : http::status::internal_server_error;
         return error_reply(request, status, error.what());
     } catch (const std::exception& error) {
         return error_reply(request, http::status::internal_server_error, error.what());

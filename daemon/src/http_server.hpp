@@ -33,6 +33,16 @@ struct HttpHandlers {
     std::function<void()> every_second;        // run on the server's thread (sampling)
     // /api/cancel?id=N: returns a JSON object; throws Error(invalid_argument) for a bad id.
     std::function<std::string(const std::string& id_text)> cancel_json;
+    // /api/dead?entrypoint=NAME&limit=N: kept dead jobs as a JSON object;
+    // throws Error(invalid_argument) for a bad limit, Error(not_found) for an
+    // unknown entrypoint.
+    std::function<std::string(const std::string& entrypoint, const std::string& limit_text)> dead_json;
+    // /api/requeue?id=N and /api/purge?id=N: a JSON object when done; throws
+    // Error(invalid_argument) for a bad id, Error(not_found) for an id the
+    // segment does not know, Error(wrong_state) for a job that is not a kept
+    // dead job, Error(already_exists) for a requeue whose dedupe key is held.
+    std::function<std::string(const std::string& id_text)> requeue_json;
+    std::function<std::string(const std::string& id_text)> purge_json;
 };
 
 class HttpServer {

@@ -5,6 +5,7 @@
 
 #include "currant/shm/clock.hpp"
 #include "currant/shm/crash_point.hpp"
+#include "json_text.hpp"
 #include "schema.hpp"
 
 namespace currant::daemon {
@@ -25,44 +26,6 @@ std::string array_text(const std::vector<std::string>& items) {
 }
 
 void tab(std::string& out) { out.push_back('\t'); }
-
-// A job's error text as PostgreSQL text: valid UTF-8 without NUL. Texts
-// come from any client (C passes bytes), and one invalid byte would make
-// the whole batch's COPY fail again at every retry, stalling the mirror.
-// Invalid sequences and NULs become U+FFFD.
-std::string as_pg_text(std::string_view in) {
-    static constexpr char replacement[] = "\xEF\xBF\xBD";
-    std::string out;
-    out.reserve(in.size());
-    std::size_t i = 0;
-    while (i < in.size()) {
-        const auto b = static_cast<unsigned char>(in[i]);
-        std::size_t length = 0;
-        std::uint32_t code = 0;
-        if (b >= 0x01 && b < 0x80) length = 1, code = b;
-        else if (b >= 0xC2 && b < 0xE0) length = 2, code = b & 0x1F;
-        else if (b >= 0xE0 && b < 0xF0) length = 3, code = b & 0x0F;
-        else if (b >= 0xF0 && b < 0xF5) length = 4, code = b & 0x07;
-        bool ok = length != 0 && i + length <= in.size();
-        for (std::size_t k = 1; ok && k < length; ++k) {
-            const auto c = static_cast<unsigned char>(in[i + k]);
-            ok = (c & 0xC0) == 0x80;
-            code = (code << 6) | (c & 0x3F);
-        }
-        // No overlong forms, surrogates or code points past U+10FFFF.
-        if (ok && ((length == 3 && (code < 0x800 || (code >= 0xD800 && code < 0xE000))) ||
-                   (length == 4 && (code < 0x10000 || code > 0x10FFFF))))
-            ok = false;
-        if (ok) {
-            out.append(in.substr(i, length));
-            i += length;
-        } else {
-            out += replacement;
-            ++i;
-        }
-    }
-    return out;
-}
 
 } // namespace
 
@@ -315,7 +278,9 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         // own (a death's, or a retry's) only if the slot is still at the
         // folded transition's epoch.
         if (have_content && job.epoch == f.epoch && job.status == f.status && !job.error.empty())
-            pg::append_copy_text(rows, as_pg_text(job.error));
+            // One invalid byte would make the whole batch's COPY fail again at
+            // every retry, stalling the mirror.
+            pg::append_copy_text(rows, valid_utf8_text(job.error));
         else
             rows += "\\N";
         rows.push_back('\n');

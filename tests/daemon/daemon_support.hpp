@@ -203,6 +203,22 @@ private:
     std::vector<std::unique_ptr<DaemonProcess>> daemons_;
 };
 
+// Enqueues a job on ep, picks it and fails it with error: a kept dead job.
+inline JobId dead_job(Queue& queue, EntrypointId ep, const std::string& payload, const std::string& error) {
+    const JobId id = queue.enqueue(ep, as_payload(payload));
+    const EntrypointId eps[] = {ep};
+    Job job;
+    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+    REQUIRE(job.handle.id == id);
+    queue.fail(job.handle, error);
+    return id;
+}
+
+inline JobStatus status_of(const Queue& queue, JobId id) {
+    const JobId ids[] = {id};
+    return queue.status(ids)[0].status;
+}
+
 inline EntrypointOptions async_options() {
     EntrypointOptions options;
     options.durability = Durability::async;

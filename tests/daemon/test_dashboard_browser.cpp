@@ -1,10 +1,12 @@
 // The dashboard end to end: currantd serves it, headless Chromium (Debian's
 // `chromium`) loads it, runs its script against the live queue, and the
-// rendered page shows what the segment holds.
+// rendered page shows what the segment holds. The failed-jobs cases drive
+// Chromium over DevTools (devtools.hpp): they click the page's buttons and
+// check the result in the segment.
 #include <filesystem>
 #include <regex>
 
-#include "daemon_support.hpp"
+#include "devtools.hpp"
 
 using namespace currant;
 using namespace currant::daemon_test;
@@ -18,10 +20,10 @@ std::string rendered_page(const std::string& url) {
     const std::string directory = testing::shared_postgres().directory() + "/" + testing::unique_queue_name("chromium");
     std::filesystem::create_directories(directory);
     const std::string output = directory + "/dom.html";
-    const int status = testing::run_program({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                                             "--no-first-run", "--user-data-dir=" + directory + "/profile",
-                                             "--virtual-time-budget=5000", "--dump-dom", url},
-                                            output);
+    std::vector<std::string> argv = {"/usr/bin/chromium"};
+    for (std::string& flag : chromium_flags(directory + "/profile")) argv.push_back(std::move(flag));
+    argv.insert(argv.end(), {"--virtual-time-budget=5000", "--dump-dom", url});
+    const int status = testing::run_program(argv, output);
     std::ifstream in(output);
     std::stringstream text;
     text << in.rdbuf();
@@ -30,6 +32,17 @@ std::string rendered_page(const std::string& url) {
     return text.str();
 }
 
+
+bool is_kept_dead(const Queue& queue, JobId id) {
+    for (const DeadJob& job : queue.dead_jobs())
+        if (job.id == id) return true;
+    return false;
+}
+
+// A JavaScript expression: the failed-jobs row of job id is shown.
+std::string row_shown(JobId id) {
+    return "document.querySelector('#dead tr[data-id=\"" + std::to_string(id) + "\"]') !== null";
+}
 
 } // namespace
 
@@ -68,4 +81,94 @@ TEST_CASE("in Chromium the dashboard sends the token from its URL fragment, and 
     const std::string without = rendered_page(base);
     CHECK_THAT(without, Catch::Contains("<div id=\"status\" class=\"down\">no answer from currantd: a valid token is required"));
     CHECK_THAT(without, !Catch::Contains("<tr><td>emails</td>"));
+}
+
+TEST_CASE("in Chromium the failed-jobs table shows a dead job's error text as text, never as markup",
+          "[http][browser][dead][security]") {
+    DaemonFixture fixture("browser-dead-escape");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const std::string error = "<script>document.title = 'owned'</script><b id=\"bold\">&amp; bold</b>";
+    const JobId id = dead_job(queue, ep, "<img src=x onerror=alert(1)>", error);
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    REQUIRE(page.wait_for(row_shown(id)));
+    const std::string row = "#dead tr[data-id=\"" + std::to_string(id) + "\"]";
+    CHECK(page.evaluate("document.querySelector('" + row + " pre').textContent") == error);
+    CHECK(page.evaluate("document.querySelector('" + row + " code').textContent") == "<img src=x onerror=alert(1)>");
+    // No element came from the texts, and the script did not run.
+    CHECK(page.evaluate("String(document.querySelectorAll('#dead script, #dead b, #dead img').length)") == "0");
+    CHECK(page.evaluate("document.title") == "currant: " + fixture.queue_name());
+    CHECK(page.evaluate("document.querySelector('#dead tr.group td').textContent") == "emails: 1 failed");
+}
+
+TEST_CASE("in Chromium a click on Requeue puts the dead job back to queued in the segment", "[http][browser][dead]") {
+    DaemonFixture fixture("browser-requeue");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "mail", "SMTP 550: mailbox unavailable");
+    const JobId other = dead_job(queue, ep, "mail 2", "SMTP 421: try later");
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    REQUIRE(page.wait_for(row_shown(id) + " && " + row_shown(other)));
+    REQUIRE(status_of(queue, id) == JobStatus::exception);
+
+    page.click("#dead button.requeue[data-id=\"" + std::to_string(id) + "\"]");
+    CHECK(eventually([&] { return status_of(queue, id) == JobStatus::queued; }, 60'000ms));
+    CHECK_FALSE(is_kept_dead(queue, id));
+    // Only the job clicked: the other stays dead.
+    CHECK(status_of(queue, other) == JobStatus::exception);
+    CHECK(is_kept_dead(queue, other));
+    CHECK(page.wait_for("!(" + row_shown(id) + ")"));
+    CHECK(page.wait_for("document.getElementById('dead-result').textContent === 'job " + std::to_string(id) +
+                        " requeued: queued'"));
+}
+
+TEST_CASE("in Chromium a click on Purge drops the dead job from the segment", "[http][browser][dead]") {
+    DaemonFixture fixture("browser-purge");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "mail", "SMTP 550: mailbox unavailable");
+    const JobId other = dead_job(queue, ep, "mail 2", "SMTP 421: try later");
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    REQUIRE(page.wait_for(row_shown(id) + " && " + row_shown(other)));
+    const std::uint32_t free_before = queue.info().free_slots;
+
+    page.click("#dead button.purge[data-id=\"" + std::to_string(id) + "\"]");
+    CHECK(eventually([&] { return !is_kept_dead(queue, id); }, 60'000ms));
+    // Its slot freed (at once, or once currantd has mirrored the death); not requeued.
+    CHECK(eventually([&] { return queue.info().free_slots == free_before + 1; }, 60'000ms));
+    CHECK(status_of(queue, id) != JobStatus::queued);
+    CHECK(is_kept_dead(queue, other));
+    CHECK(page.wait_for("!(" + row_shown(id) + ")"));
+    CHECK(page.wait_for("document.getElementById('dead-result').textContent === 'job " + std::to_string(id) + " purged'"));
+}
+
+TEST_CASE("in Chromium typing a queued job's id and clicking Cancel cancels it in the segment", "[http][browser][cancel]") {
+    DaemonFixture fixture("browser-cancel");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("reports", async_options());
+    const JobId id = queue.enqueue(ep, as_payload("r"));
+    const JobId other = queue.enqueue(ep, as_payload("r2"));
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    // Both tables drawn: the form below them has stopped moving.
+    REQUIRE(page.wait_for("document.querySelector('#entrypoints tbody tr') !== null && "
+                          "document.querySelector('#dead tbody tr') !== null"));
+    page.type_into("#cancel-id", std::to_string(id));
+    REQUIRE(page.evaluate("document.getElementById('cancel-id').value") == std::to_string(id));
+    page.click("#cancel button[type=submit]");
+    CHECK(eventually([&] { return status_of(queue, id) == JobStatus::canceled; }, 60'000ms));
+    CHECK(status_of(queue, other) == JobStatus::queued);
+    CHECK(page.wait_for("document.getElementById('cancel-result').textContent === 'job " + std::to_string(id) +
+                        " canceled'"));
 }

@@ -47,6 +47,8 @@ HttpAnswer http_request(std::uint16_t port, const std::string& method, const std
 }
 
 
+const std::vector<std::string> action_header = {"X-Currant-Request: 1"};
+
 // The value of one sample line of the metrics text, exactly as written.
 std::optional<std::string> sample(const std::string& metrics, const std::string& name_and_labels) {
     std::istringstream lines(metrics);
@@ -232,4 +234,223 @@ TEST_CASE("POST api/cancel with a malformed id is a 400 naming it, and cancels n
         CHECK_THAT(answer.body, Catch::Contains("is not a job id"));
     }
     CHECK(queue.stats()[0].queued == 1);
+}
+
+TEST_CASE("GET api/dead lists a job that died, with its entrypoint, attempts and error", "[http][dead]") {
+    DaemonFixture fixture("http-dead-list");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+    const JobId id = dead_job(queue, emails, "to: a@b\n\x01", "SMTP said \"no\"\nline two");
+    dead_job(queue, reports, "r", "disk full");
+    queue.enqueue(emails, as_payload("alive")); // queued, not dead: not listed
+
+    const HttpAnswer all = http_request(port, "GET", "/api/dead");
+    CHECK(all.status == 200);
+    CHECK_THAT(all.headers, Catch::Contains("application/json"));
+    INFO(all.body);
+    CHECK_THAT(all.body, Catch::Contains("{\"id\": " + std::to_string(id) + ", \"id_text\": \"" + std::to_string(id) +
+                                         "\", \"entrypoint\": \"emails\", \"priority\": 0, \"attempts\": 1, "));
+    CHECK_THAT(all.body, Catch::Contains("\"error\": \"SMTP said \\\"no\\\"\\nline two\", \"error_truncated\": false"));
+    // Non-printable payload bytes as \xNN text, the backslash escaped again by JSON.
+    CHECK_THAT(all.body, Catch::Contains("\"payload_bytes\": 9, \"payload_preview\": \"to: a@b\\\\x0a\\\\x01\""));
+    CHECK_THAT(all.body, Catch::Contains("\"error\": \"disk full\""));
+    CHECK_THAT(all.body, !Catch::Contains("alive"));
+    CHECK(std::regex_search(all.body, std::regex(R"("died_at": 1[0-9]{9}\.[0-9]{3})")));
+    CHECK_THAT(all.body, Catch::EndsWith("], \"more\": false}\n"));
+
+    const HttpAnswer only_reports = http_request(port, "GET", "/api/dead?entrypoint=reports");
+    CHECK_THAT(only_reports.body, Catch::Contains("disk full"));
+    CHECK_THAT(only_reports.body, !Catch::Contains("SMTP"));
+}
+
+TEST_CASE("GET api/dead keeps at most limit jobs and says there were more", "[http][dead]") {
+    DaemonFixture fixture("http-dead-limit");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId first = dead_job(queue, ep, "1", "first");
+    dead_job(queue, ep, "2", "second");
+    const HttpAnswer answer = http_request(port, "GET", "/api/dead?limit=1");
+    CHECK(answer.status == 200);
+    CHECK_THAT(answer.body, Catch::Contains("\"id\": " + std::to_string(first) + ","));
+    CHECK_THAT(answer.body, !Catch::Contains("second"));
+    CHECK_THAT(answer.body, Catch::EndsWith("], \"more\": true}\n"));
+}
+
+TEST_CASE("GET api/dead refuses a bad limit and an unknown entrypoint, naming them", "[http][dead][errors]") {
+    DaemonFixture fixture("http-dead-bad");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    queue.declare_entrypoint("emails", async_options());
+    for (const std::string bad : {"0", "x", "1001", "-1"}) {
+        INFO("limit=" << bad);
+        const HttpAnswer answer = http_request(port, "GET", "/api/dead?limit=" + bad);
+        CHECK(answer.status == 400);
+        CHECK_THAT(answer.body, Catch::Contains("limit '" + bad + "' is not a number from 1 to 1000"));
+    }
+    const HttpAnswer unknown = http_request(port, "GET", "/api/dead?entrypoint=no%20such");
+    CHECK(unknown.status == 404);
+    CHECK_THAT(unknown.body, Catch::Contains("no such"));
+    CHECK(http_request(port, "GET", "/api/dead?entrypoint=%zz").status == 400);
+}
+
+TEST_CASE("POST api/requeue puts a dead job back to queued", "[http][dead]") {
+    DaemonFixture fixture("http-requeue");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+    REQUIRE(status_of(queue, id) == JobStatus::exception);
+
+    const HttpAnswer answer = http_request(port, "POST", "/api/requeue?id=" + std::to_string(id), action_header);
+    CHECK(answer.status == 200);
+    CHECK(answer.body == "{\"id\": " + std::to_string(id) + ", \"requeued\": true, \"status\": \"queued\"}\n");
+    CHECK(status_of(queue, id) == JobStatus::queued);
+    CHECK(queue.dead_jobs().empty());
+    const EntrypointId eps[] = {ep};
+    Job job;
+    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+    CHECK(job.handle.id == id);
+}
+
+TEST_CASE("POST api/purge removes a dead job from the dead list", "[http][dead]") {
+    DaemonFixture fixture("http-purge");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+    const JobId kept = dead_job(queue, ep, "k", "kept");
+    const std::uint32_t free_before = queue.info().free_slots;
+
+    const HttpAnswer answer = http_request(port, "POST", "/api/purge?id=" + std::to_string(id), action_header);
+    CHECK(answer.status == 200);
+    CHECK(answer.body == "{\"id\": " + std::to_string(id) + ", \"purged\": true}\n");
+    const std::vector<DeadJob> dead = queue.dead_jobs();
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].id == kept);
+    // Its slot is freed (at once, or once currantd has mirrored the death).
+    CHECK(eventually([&] { return queue.info().free_slots == free_before + 1; }));
+    CHECK_THAT(http_request(port, "GET", "/api/dead").body, !Catch::Contains("boom"));
+    // Gone for good: neither a second purge nor a requeue finds it.
+    CHECK(http_request(port, "POST", "/api/purge?id=" + std::to_string(id), action_header).status == 409);
+    CHECK(http_request(port, "POST", "/api/requeue?id=" + std::to_string(id), action_header).status == 409);
+    CHECK(status_of(queue, id) != JobStatus::queued);
+}
+
+TEST_CASE("POST api/requeue and api/purge refuse malformed ids with 400 and change nothing", "[http][dead][errors]") {
+    DaemonFixture fixture("http-dead-bad-id");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+    for (const std::string action : {"requeue", "purge"})
+        for (const std::string& bad : std::vector<std::string>{"", "12abc", "-1", "+5", "18446744073709551616", "0",
+                                                               "9223372036854775808", std::to_string(id) + "%00"}) {
+            INFO(action << " id=" << bad);
+            const HttpAnswer answer = http_request(port, "POST", "/api/" + action + "?id=" + bad, action_header);
+            CHECK(answer.status == 400);
+            CHECK_THAT(answer.body, Catch::Contains("\"error\": \"id ") && Catch::Contains("job id"));
+        }
+    CHECK(status_of(queue, id) == JobStatus::exception);
+    CHECK(queue.dead_jobs().size() == 1);
+}
+
+TEST_CASE("POST api/requeue and api/purge of a job that is not dead say what it is and change nothing",
+          "[http][dead][errors]") {
+    DaemonFixture fixture("http-dead-not-dead");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId queued = queue.enqueue(ep, as_payload("q"));
+    const JobId unknown = queued + 1000;
+    for (const std::string action : {"requeue", "purge"}) {
+        INFO(action);
+        const HttpAnswer live = http_request(port, "POST", "/api/" + action + "?id=" + std::to_string(queued), action_header);
+        CHECK(live.status == 409);
+        CHECK_THAT(live.body, Catch::Contains("job " + std::to_string(queued) + " is queued, not a dead job"));
+        const HttpAnswer missing =
+            http_request(port, "POST", "/api/" + action + "?id=" + std::to_string(unknown), action_header);
+        CHECK(missing.status == 404);
+        CHECK_THAT(missing.body, Catch::Contains("job " + std::to_string(unknown) + " is not in the queue"));
+    }
+    CHECK(status_of(queue, queued) == JobStatus::queued);
+    CHECK(queue.stats()[0].queued == 1);
+}
+
+TEST_CASE("POST api/requeue and api/purge without the X-Currant-Request header are refused and change nothing",
+          "[http][dead][security]") {
+    DaemonFixture fixture("http-dead-header");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+    for (const std::string action : {"requeue", "purge"}) {
+        INFO(action);
+        const HttpAnswer answer = http_request(port, "POST", "/api/" + action + "?id=" + std::to_string(id));
+        CHECK(answer.status == 403);
+        CHECK_THAT(answer.body, Catch::Contains("X-Currant-Request: 1 header is required"));
+        // A GET (a link, an image) is not the action either.
+        CHECK(http_request(port, "GET", "/api/" + action + "?id=" + std::to_string(id), action_header).status == 405);
+    }
+    CHECK(status_of(queue, id) == JobStatus::exception);
+    CHECK(queue.dead_jobs().size() == 1);
+}
+
+TEST_CASE("with a token, api/dead, api/requeue and api/purge need it", "[http][dead][security]") {
+    DaemonFixture fixture("http-dead-token");
+    const std::string token = "0123456789abcdef-dead-jobs";
+    const std::uint16_t port = fixture.start_http_daemon({"--http-token-file", write_token_file(token)});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+    const std::string target = "?id=" + std::to_string(id);
+
+    CHECK(http_request(port, "GET", "/api/dead").status == 401);
+    CHECK(http_request(port, "POST", "/api/requeue" + target, action_header).status == 401);
+    CHECK(http_request(port, "POST", "/api/purge" + target, action_header).status == 401);
+    CHECK(http_request(port, "POST", "/api/requeue" + target, {"X-Currant-Request: 1", "Authorization: Bearer wrong-0123456789"})
+              .status == 401);
+    CHECK(status_of(queue, id) == JobStatus::exception);
+    CHECK(queue.dead_jobs().size() == 1);
+
+    const std::string bearer = "Authorization: Bearer " + token;
+    CHECK_THAT(http_request(port, "GET", "/api/dead", {bearer}).body, Catch::Contains("boom"));
+    CHECK(http_request(port, "POST", "/api/requeue" + target, {"X-Currant-Request: 1", bearer}).status == 200);
+    CHECK(status_of(queue, id) == JobStatus::queued);
+}
+
+TEST_CASE("without a token, api/requeue naming another host is refused (DNS rebinding)", "[http][dead][security]") {
+    DaemonFixture fixture("http-dead-rebind");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+    CHECK(http_request(port, "POST", "/api/requeue?id=" + std::to_string(id), action_header, "attacker.example").status == 403);
+    CHECK(http_request(port, "POST", "/api/purge?id=" + std::to_string(id), action_header, "attacker.example").status == 403);
+    CHECK(status_of(queue, id) == JobStatus::exception);
+}
+
+TEST_CASE("POST api/requeue of a dead job whose dedupe key another job holds is a 409 naming the key",
+          "[http][dead][errors]") {
+    DaemonFixture fixture("http-requeue-dedupe");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    EnqueueOptions keyed;
+    keyed.dedupe_key = "invoice-17";
+    const JobId dead = queue.enqueue(ep, as_payload("first"), keyed);
+    const EntrypointId eps[] = {ep};
+    Job job;
+    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+    queue.fail(job.handle, "boom");
+    const JobId holder = queue.enqueue(ep, as_payload("second"), keyed); // the key was free again
+
+    const HttpAnswer answer = http_request(port, "POST", "/api/requeue?id=" + std::to_string(dead), action_header);
+    CHECK(answer.status == 409);
+    CHECK_THAT(answer.body, Catch::Contains("invoice-17"));
+    CHECK(status_of(queue, dead) == JobStatus::exception);
+    CHECK(status_of(queue, holder) == JobStatus::queued);
+    CHECK(queue.dead_jobs().size() == 1);
 }
