@@ -314,7 +314,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                 if (own && job.result) pg::append_copy_bytea(result_rows, job.result->data(), job.result->size());
                 else result_rows += "\\N";
                 tab(result_rows);
-                if (own && !job.error.empty()) pg::append_copy_text(result_rows, as_pg_text(job.error));
+                if (own && !job.error.empty()) pg::append_copy_text(result_rows, valid_utf8_text(job.error));
                 else result_rows += "\\N";
                 tab(result_rows);
                 result_rows += pg::timestamp_text(f.at_ns);
