@@ -3,7 +3,7 @@
  * success; CHECK prints the failed condition, its line and the last error.
  * The canceller is a second handle (another participant, as another process
  * would be); the runner removes the case's queue afterwards. */
-#include <currant.h>
+#include "c_test_harness.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -13,38 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                                  \
-    do {                                                                                             \
-        if (!(cond)) {                                                                               \
-            fprintf(stderr, "    %s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
-                    currant_last_error());                                                           \
-            return 1;                                                                                \
-        }                                                                                            \
-    } while (0)
-
-#define CHECK_OK(call) CHECK((call) == CURRANT_OK)
-
-static char g_name[64];
-static currant_queue* g_queue;
-static currant_queue* g_canceller;
-static int g_counter;
-
 /* A fresh queue with one memory-durability entrypoint "work", and a second
  * handle on it for the canceller. */
 static int make_queue(const char* tag, uint32_t* ep) {
-    snprintf(g_name, sizeof g_name, "cc%d-%s-%d", (int)getpid(), tag, g_counter++);
-    currant_queue_remove(g_name);
-    currant_create_options options;
-    currant_create_options_init(&options);
-    options.name = g_name;
-    options.slots = 64;
-    options.payload_bytes = 64;
-    options.log_capacity = 256;
-    options.max_participants = 16;
-    if (currant_queue_create(&options, &g_queue) != CURRANT_OK) return 1;
-    if (currant_declare_entrypoint(g_queue, "work", CURRANT_DURABILITY_MEMORY, ep) != CURRANT_OK) return 1;
-    if (currant_queue_open(g_name, &g_canceller) != CURRANT_OK) return 1;
-    return 0;
+    return make_small_queue_with_second_handle("cc", tag, CURRANT_DURABILITY_MEMORY, ep);
 }
 
 static int enqueue_and_pick(uint32_t ep, uint64_t* id, currant_job* job) {
@@ -74,7 +46,7 @@ static int test_queued_job_is_canceled_now(void) {
     int outcome = -1;
     CHECK(make_queue("queued", &ep) == 0);
     CHECK_OK(currant_enqueue(g_queue, ep, "x", 1, NULL, &id));
-    CHECK_OK(currant_cancel_job(g_canceller, id, &outcome));
+    CHECK_OK(currant_cancel_job(g_second_handle, id, &outcome));
     CHECK(outcome == CURRANT_CANCEL_CANCELED);
     CHECK(status_of(id) == CURRANT_JOB_CANCELED);
     return 0;
@@ -88,12 +60,12 @@ static int test_picked_job_sets_the_flag(void) {
     CHECK(make_queue("flag", &ep) == 0);
     CHECK(enqueue_and_pick(ep, &id, &job) == 0);
     CHECK(currant_cancel_requested(g_queue, &job) == 0);
-    CHECK_OK(currant_cancel_job(g_canceller, id, &outcome));
+    CHECK_OK(currant_cancel_job(g_second_handle, id, &outcome));
     CHECK(outcome == CURRANT_CANCEL_REQUESTED);
     CHECK(currant_cancel_requested(g_queue, &job) == 1);
     CHECK(status_of(id) == CURRANT_JOB_PICKED);
     /* the old call folds the outcome: not canceled now */
-    CHECK_OK(currant_cancel(g_canceller, id, &canceled));
+    CHECK_OK(currant_cancel(g_second_handle, id, &canceled));
     CHECK(canceled == 0);
     CHECK_OK(currant_ack_canceled(g_queue, &job));
     CHECK(status_of(id) == CURRANT_JOB_CANCELED);
@@ -126,7 +98,7 @@ static int test_wait_for_cancel_is_woken(void) {
     const double start = now_s();
     CHECK(pthread_create(&thread, NULL, wait_thread, &w) == 0);
     usleep(100000); /* asleep in the kernel by now */
-    CHECK_OK(currant_cancel_job(g_canceller, id, &outcome));
+    CHECK_OK(currant_cancel_job(g_second_handle, id, &outcome));
     pthread_join(thread, NULL);
     CHECK(outcome == CURRANT_CANCEL_REQUESTED);
     CHECK(w.rc == CURRANT_OK);
@@ -162,10 +134,10 @@ static int test_unknown_and_finished_are_not_cancelable(void) {
     CHECK(make_queue("unknown", &ep) == 0);
     CHECK(enqueue_and_pick(ep, &id, &job) == 0);
     CHECK_OK(currant_ack(g_queue, &job));
-    CHECK_OK(currant_cancel_job(g_canceller, id, &outcome));
+    CHECK_OK(currant_cancel_job(g_second_handle, id, &outcome));
     CHECK(outcome == CURRANT_CANCEL_NOT_CANCELABLE);
     CHECK(status_of(id) == CURRANT_JOB_SUCCESSFUL);
-    CHECK_OK(currant_cancel_job(g_canceller, 0x0001000000000fffULL, &outcome));
+    CHECK_OK(currant_cancel_job(g_second_handle, 0x0001000000000fffULL, &outcome));
     CHECK(outcome == CURRANT_CANCEL_NOT_CANCELABLE);
     return 0;
 }
@@ -179,10 +151,10 @@ static int test_bad_input_is_refused(void) {
     CHECK(make_queue("bad", &ep) == 0);
     CHECK(enqueue_and_pick(ep, &id, &job) == 0);
     CHECK_OK(currant_enqueue(g_queue, ep, "kept", 4, NULL, &queued));
-    CHECK(currant_cancel_job(g_canceller, 0, &outcome) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_cancel_job(g_second_handle, 0, &outcome) == CURRANT_ERR_INVALID_ARGUMENT);
     CHECK(strstr(currant_last_error(), "not a job id") != NULL);
-    CHECK(currant_cancel_job(g_canceller, (uint64_t)1 << 63, &outcome) == CURRANT_ERR_INVALID_ARGUMENT);
-    CHECK(currant_cancel_job(g_canceller, id, NULL) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_cancel_job(g_second_handle, (uint64_t)1 << 63, &outcome) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_cancel_job(g_second_handle, id, NULL) == CURRANT_ERR_INVALID_ARGUMENT);
     CHECK(currant_cancel_job(NULL, id, &outcome) == CURRANT_ERR_INVALID_ARGUMENT);
     CHECK(currant_wait_for_cancel(g_queue, NULL, 1, 0, &index) == CURRANT_ERR_INVALID_ARGUMENT);
     CHECK(currant_wait_for_cancel(g_queue, &job, 1, 0, NULL) == CURRANT_ERR_INVALID_ARGUMENT);
@@ -212,11 +184,6 @@ static int test_new_functions_carry_version_0_6(void) {
 
 /* ------------------------------------------------------------------------ */
 
-struct test_case {
-    const char* name;
-    int (*run)(void);
-};
-
 int main(void) {
     static const struct test_case cases[] = {
         {"a queued job is canceled now", test_queued_job_is_canceled_now},
@@ -227,21 +194,5 @@ int main(void) {
         {"bad input is refused and nothing is lost", test_bad_input_is_refused},
         {"new functions carry symbol version CURRANT_0.6", test_new_functions_carry_version_0_6},
     };
-    const size_t count = sizeof cases / sizeof cases[0];
-    int passed = 0, failed = 0;
-    for (size_t i = 0; i < count; ++i) {
-        g_name[0] = '\0';
-        g_queue = NULL;
-        g_canceller = NULL;
-        const int rc = cases[i].run();
-        currant_queue_close(g_canceller);
-        currant_queue_close(g_queue);
-        if (g_name[0] != '\0') currant_queue_remove(g_name);
-        printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", cases[i].name);
-        fflush(stdout);
-        if (rc == 0) ++passed;
-        else ++failed;
-    }
-    printf("c_cancel: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return run_test_cases("c-api-cancel", cases, sizeof cases / sizeof cases[0]);
 }

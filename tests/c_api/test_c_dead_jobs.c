@@ -13,18 +13,7 @@
 
 /* A fresh queue with one entrypoint "work" of the given durability. */
 static int make_queue(const char* tag, int durability, uint32_t* ep) {
-    snprintf(g_name, sizeof g_name, "cdj%d-%s-%d", (int)getpid(), tag, g_counter++);
-    currant_queue_remove(g_name);
-    currant_create_options options;
-    currant_create_options_init(&options);
-    options.name = g_name;
-    options.slots = 64;
-    options.payload_bytes = 64;
-    options.log_capacity = 256;
-    options.max_participants = 16;
-    if (currant_queue_create(&options, &g_queue) != CURRANT_OK) return 1;
-    if (currant_declare_entrypoint(g_queue, "work", durability, ep) != CURRANT_OK) return 1;
-    return 0;
+    return make_small_queue("cdj", tag, durability, ep);
 }
 
 /* Enqueues `payload`, picks it and returns the job in *job. */

@@ -12,33 +12,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static currant_queue* g_consumer;
-
 /* A fresh queue with one memory-durability entrypoint "work" that keeps
  * results for 60 s, and a second handle for the consumer. */
 static int make_queue(const char* tag, uint32_t* ep) {
-    snprintf(g_name, sizeof g_name, "cr%d-%s-%d", (int)getpid(), tag, g_counter++);
-    currant_queue_remove(g_name);
-    currant_create_options options;
-    currant_create_options_init(&options);
-    options.name = g_name;
-    options.slots = 64;
-    options.payload_bytes = 64;
-    options.log_capacity = 256;
-    options.max_participants = 16;
-    if (currant_queue_create(&options, &g_queue) != CURRANT_OK) return 1;
-    if (currant_declare_entrypoint(g_queue, "work", CURRANT_DURABILITY_MEMORY, ep) != CURRANT_OK) return 1;
-    if (currant_set_result_retention(g_queue, *ep, 60000) != CURRANT_OK) return 1;
-    currant_queue_close(g_consumer);
-    g_consumer = NULL;
-    if (currant_queue_open(g_name, &g_consumer) != CURRANT_OK) return 1;
-    return 0;
+    if (make_small_queue_with_second_handle("cr", tag, CURRANT_DURABILITY_MEMORY, ep) != 0) return 1;
+    return currant_set_result_retention(g_queue, *ep, 60000) == CURRANT_OK ? 0 : 1;
 }
 
 static int enqueue_and_pick(uint32_t ep, uint64_t* id, currant_job* job) {
     size_t count = 0;
     if (currant_enqueue(g_queue, ep, "x", 1, NULL, id) != CURRANT_OK) return 1;
-    if (currant_dequeue(g_consumer, &ep, 1, job, 1, 0, &count) != CURRANT_OK || count != 1) return 1;
+    if (currant_dequeue(g_second_handle, &ep, 1, job, 1, 0, &count) != CURRANT_OK || count != 1) return 1;
     return job->id == *id ? 0 : 1;
 }
 
@@ -59,7 +43,7 @@ static int test_acked_result_is_read_back(void) {
     size_t size = 0;
     CHECK(make_queue("ack", &ep) == 0);
     CHECK(enqueue_and_pick(ep, &id, &job) == 0);
-    CHECK_OK(currant_ack_with_result(g_consumer, &job, "forty-two", 9));
+    CHECK_OK(currant_ack_with_result(g_second_handle, &job, "forty-two", 9));
     CHECK_OK(currant_wait(g_queue, &id, 1, 0, &outcome));
     CHECK(outcome.id == id);
     CHECK(outcome.finished == 1);
@@ -80,7 +64,7 @@ static int test_result_size_is_asked_with_a_null_buffer(void) {
     size_t size = 0;
     CHECK(make_queue("size", &ep) == 0);
     CHECK(enqueue_and_pick(ep, &id, &job) == 0);
-    CHECK_OK(currant_ack_with_result(g_consumer, &job, "abc", 3));
+    CHECK_OK(currant_ack_with_result(g_second_handle, &job, "abc", 3));
     CHECK_OK(currant_job_result(g_queue, id, NULL, 0, &size));
     CHECK(size == 3);
     return 0;
@@ -95,12 +79,12 @@ static int test_oversized_result_is_refused_and_the_job_stays_picked(void) {
     memset(big, 'r', sizeof big);
     CHECK(make_queue("big", &ep) == 0);
     CHECK(enqueue_and_pick(ep, &id, &job) == 0);
-    CHECK(currant_ack_with_result(g_consumer, &job, big, sizeof big) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_ack_with_result(g_second_handle, &job, big, sizeof big) == CURRANT_ERR_INVALID_ARGUMENT);
     CHECK(strstr(currant_last_error(), "1025") != NULL);
     CHECK(strstr(currant_last_error(), "1024") != NULL);
     CHECK_OK(currant_job_status(g_queue, &id, 1, &status));
     CHECK(status == CURRANT_JOB_PICKED);
-    CHECK_OK(currant_ack_with_result(g_consumer, &job, big, 1024));
+    CHECK_OK(currant_ack_with_result(g_second_handle, &job, big, 1024));
     return 0;
 }
 
@@ -111,7 +95,7 @@ static int test_job_without_result_is_not_found(void) {
     size_t size = 0;
     CHECK(make_queue("none", &ep) == 0);
     CHECK(enqueue_and_pick(ep, &id, &job) == 0);
-    CHECK_OK(currant_ack(g_consumer, &job));
+    CHECK_OK(currant_ack(g_second_handle, &job));
     CHECK(currant_job_result(g_queue, id, NULL, 0, &size) == CURRANT_ERR_NOT_FOUND);
     return 0;
 }
@@ -129,7 +113,7 @@ static int test_bad_arguments_are_refused(void) {
     CHECK(currant_job_result(g_queue, 1, NULL, 8, &size) == CURRANT_ERR_INVALID_ARGUMENT);
     CHECK(currant_set_result_retention(g_queue, ep, -1) == CURRANT_ERR_INVALID_ARGUMENT);
     CHECK(currant_set_result_retention(g_queue, 99, 1000) == CURRANT_ERR_NOT_FOUND);
-    CHECK(currant_ack_with_result(g_consumer, NULL, "x", 1) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(currant_ack_with_result(g_second_handle, NULL, "x", 1) == CURRANT_ERR_INVALID_ARGUMENT);
     return 0;
 }
 
@@ -168,7 +152,7 @@ struct acker {
 static void* ack_later(void* arg) {
     struct acker* a = arg;
     usleep(100000); /* the waiter is asleep in the kernel by now */
-    a->rc = currant_ack_with_result(g_consumer, &a->job, "late", 4);
+    a->rc = currant_ack_with_result(g_second_handle, &a->job, "late", 4);
     return NULL;
 }
 
@@ -253,7 +237,5 @@ int main(void) {
         {"a waiter SIGKILLed asleep leaves waiting working", test_a_waiter_killed_asleep_leaves_waiting_working},
         {"the new symbols are in version node CURRANT_0.7", test_symbols_are_in_version_node_0_7},
     };
-    const int rc = run_test_cases("c-api-results", cases, sizeof cases / sizeof cases[0]);
-    currant_queue_close(g_consumer);
-    return rc;
+    return run_test_cases("c-api-results", cases, sizeof cases / sizeof cases[0]);
 }
