@@ -53,16 +53,25 @@ void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (StateWord::epoch(word) != epoch || status_of(word) != status) return;
     JobRecord& rec = record(slot);
-    // A dead job (kept or not) goes through the dead mark's CAS, which a
-    // purge or eviction races on under [E] (outcomes.cpp).
-    if (status == JobStatus::exception) {
-        recycle_kept_dead(ep, slot, word, to_release);
-        return;
-    }
-    // A successful or canceled job may be kept for its retention (results.cpp).
-    if (rec.dead_mark.load(std::memory_order_acquire) >> 2 == epoch) {
-        recycle_kept_result(ep, slot, word, status, to_release);
-        return;
+    // A kept job: a death (kept until requeued or purged, outcomes.cpp) or a
+    // successful or canceled job kept for its result retention (results.cpp).
+    // Its dead mark names this epoch; the mirror moves it kept ->
+    // kept_mirrored by CAS, which a purge or eviction races on under [E]. A
+    // job so marked stays in its slot: only its dirty mark goes, cleared by
+    // CAS from the value read while the word was still this state (a
+    // requeue after it bumps the mark, so the CAS fails). A job not (or no
+    // longer) kept is recycled below like any finished job.
+    if (status == JobStatus::exception || rec.dead_mark.load(std::memory_order_acquire) >> 2 == epoch) {
+        std::uint64_t mark = dead_mark(epoch, DeadMark::kept);
+        if (rec.dead_mark.compare_exchange_strong(mark, dead_mark(epoch, DeadMark::kept_mirrored),
+                                                  std::memory_order_acq_rel) ||
+            mark == dead_mark(epoch, DeadMark::kept_mirrored)) {
+            std::uint32_t dirty = rec.mirror_dirty.load(std::memory_order_acquire);
+            if (dirty != 0 && state.load(std::memory_order_acquire) == word &&
+                rec.mirror_dirty.compare_exchange_strong(dirty, 0, std::memory_order_acq_rel))
+                entrypoints_[ep].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
+            return;
+        }
     }
     rec.last_job_id = rec.job_id;
     rec.last_status = std::uint32_t(status);

@@ -2,8 +2,9 @@
 // the dead jobs kept with it until requeued or purged (docs/dead-jobs.md).
 //
 // Crash model. Every change below happens under the entrypoint lock [E],
-// except the mirror's recycling (recycle_kept_dead), which is lock-free and
-// meets a purge or eviction only on the dead mark's CAS (see JobRecord):
+// except the mirror's recycling (recycle_finished, mirroring.cpp), which is
+// lock-free and meets a purge or eviction only on the dead mark's CAS (see
+// JobRecord):
 // * a death (finish_locked) writes the dead mark, the death order and the
 //   error text, then moves the state word into `exception` by CAS (the
 //   commit point), then links the slot at the dead list's tail;
@@ -184,38 +185,6 @@ QueueState::Discard QueueState::discard_dead_locked(EntrypointId ep, std::uint32
         c.dirty_slots.fetch_sub(1, std::memory_order_relaxed);
     to_release.push_back(slot);
     return Discard::freed;
-}
-
-void QueueState::recycle_kept_dead(EntrypointId ep, std::uint32_t slot, std::uint64_t word,
-                                   std::vector<std::uint32_t>& to_release) noexcept {
-    // Lock-free (commit_feed, settle_dirty): the death of `word` (state
-    // `exception`, acquired by the caller) is now mirrored.
-    JobRecord& rec = record(slot);
-    std::atomic<std::uint64_t>& state = arena_.state_word(slot);
-    const std::uint64_t epoch = StateWord::epoch(word);
-    std::uint64_t mark = dead_mark(epoch, DeadMark::kept);
-    if (rec.dead_mark.compare_exchange_strong(mark, dead_mark(epoch, DeadMark::kept_mirrored),
-                                              std::memory_order_acq_rel) ||
-        mark == dead_mark(epoch, DeadMark::kept_mirrored)) {
-        // Kept: it stays until requeued or purged; only the dirty mark goes.
-        // The mark is cleared by CAS from the value read while the word was
-        // still this death: a requeue after it bumps the mark, so the CAS fails.
-        std::uint32_t dirty = rec.mirror_dirty.load(std::memory_order_acquire);
-        if (dirty != 0 && state.load(std::memory_order_acquire) == word &&
-            rec.mirror_dirty.compare_exchange_strong(dirty, 0, std::memory_order_acq_rel))
-            entrypoints_[ep].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
-        return;
-    }
-    // Not kept (max_dead 0, or un-kept by a purge or eviction before the
-    // mirror got to it): recycled like any finished job.
-    rec.last_job_id = rec.job_id;
-    rec.last_status = std::uint32_t(JobStatus::exception);
-    if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
-                                       std::memory_order_acq_rel))
-        return;
-    if (rec.mirror_dirty.exchange(0, std::memory_order_acq_rel) != 0)
-        entrypoints_[ep].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
-    to_release.push_back(slot);
 }
 
 QueueState::DeadRequeue QueueState::requeue_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word) {

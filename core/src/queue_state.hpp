@@ -247,14 +247,6 @@ private:
     enum class Discard { freed, left_to_mirror, not_dead };
     Discard discard_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint32_t acting_owner,
                                 std::vector<std::uint32_t>& to_release, bool purged) noexcept;
-    // Lock-free, from recycle_finished: a mirrored death; kept_mirrored if
-    // kept, else the slot recycled into to_release.
-    void recycle_kept_dead(EntrypointId ep, std::uint32_t slot, std::uint64_t word,
-                           std::vector<std::uint32_t>& to_release) noexcept;
-    // Lock-free, from recycle_finished: a mirrored final state that may be a
-    // kept result (kept -> kept_mirrored, the slot stays) or not (recycled).
-    void recycle_kept_result(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus status,
-                             std::vector<std::uint32_t>& to_release) noexcept;
     // True if word (slot's state word) is `exception` and the dead mark says kept.
     bool is_kept_dead(std::uint32_t slot, std::uint64_t word) const noexcept;
 

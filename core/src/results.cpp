@@ -133,35 +133,6 @@ bool QueueState::is_kept_result(std::uint32_t slot, std::uint64_t word, bool mir
            (!mirrored_only && mark == dead_mark(epoch, DeadMark::kept));
 }
 
-void QueueState::recycle_kept_result(EntrypointId ep, std::uint32_t slot, std::uint64_t word, JobStatus status,
-                                     std::vector<std::uint32_t>& to_release) noexcept {
-    // Lock-free (commit_feed, settle_dirty): the final state `word`
-    // (acquired by the caller) is mirrored now.
-    JobRecord& rec = record(slot);
-    std::atomic<std::uint64_t>& state = arena_.state_word(slot);
-    const std::uint64_t epoch = StateWord::epoch(word);
-    std::uint64_t mark = dead_mark(epoch, DeadMark::kept);
-    if (rec.dead_mark.compare_exchange_strong(mark, dead_mark(epoch, DeadMark::kept_mirrored),
-                                              std::memory_order_acq_rel) ||
-        mark == dead_mark(epoch, DeadMark::kept_mirrored)) {
-        // Kept for its retention; only the dirty mark goes (cleared by CAS
-        // from the value read while the word was still this state).
-        std::uint32_t dirty = rec.mirror_dirty.load(std::memory_order_acquire);
-        if (dirty != 0 && state.load(std::memory_order_acquire) == word &&
-            rec.mirror_dirty.compare_exchange_strong(dirty, 0, std::memory_order_acq_rel))
-            entrypoints_[ep].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
-        return;
-    }
-    rec.last_job_id = rec.job_id;
-    rec.last_status = std::uint32_t(status);
-    if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
-                                       std::memory_order_acq_rel))
-        return;
-    if (rec.mirror_dirty.exchange(0, std::memory_order_acq_rel) != 0)
-        entrypoints_[ep].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
-    to_release.push_back(slot);
-}
-
 std::size_t QueueState::recycle_kept_results(std::size_t wanted) noexcept {
     if (!registered_) return 0;
     try {
