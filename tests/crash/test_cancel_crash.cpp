@@ -64,9 +64,12 @@ TEST_CASE("SIGKILL of a canceller at each cancel point: not confirmed, or the re
             // registers: it must re-arm for the newcomer (registrations) and
             // be woken by the kernel when that one dies holding [E].
             const JobHandle handles[] = {job.handle};
+            std::atomic<pid_t> waiter_thread{0};
             auto waited = std::async(std::launch::async, [&] {
+                waiter_thread = this_thread_id();
                 return scratch->wait_for_cancel(handles, c.marked ? 20s : 1s);
             });
+            REQUIRE(wait_until_in_futex(thread_id_once_stored(waiter_thread)));
             const auto start = std::chrono::steady_clock::now();
             kill_canceller(scratch, c.point, id);
             // Woken by the death, not by the 20 s timeout.

@@ -88,10 +88,13 @@ TEST_CASE("SIGKILL of an acker at result.committed wakes a waiter in another pro
         // The waiter is asleep before the acker even registers: it re-arms its
         // death watches for the newcomer and the kernel wakes it at its death.
         Queue waiter = Queue::open(scratch.name());
+        std::atomic<pid_t> waiter_thread{0};
         auto waited = std::async(std::launch::async, [&] {
+            waiter_thread = this_thread_id();
             const JobId ids[] = {id};
             return waiter.wait(ids, 30s).at(0);
         });
+        REQUIRE(wait_until_in_futex(thread_id_once_stored(waiter_thread)));
         const auto start = std::chrono::steady_clock::now();
         kill_acker(scratch, ep, "result.committed", "committed");
         REQUIRE(waited.wait_for(40s) == std::future_status::ready);

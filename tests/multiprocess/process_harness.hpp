@@ -42,6 +42,9 @@ using currant::testing::fork_child;
 using currant::testing::ScratchQueue;
 using currant::testing::Signal;
 using currant::testing::wait_child;
+using currant::testing::this_thread_id;
+using currant::testing::thread_id_once_stored;
+using currant::testing::wait_until_in_futex;
 
 inline constexpr int killed_by_sigkill = 128 + SIGKILL;
 

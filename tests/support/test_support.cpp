@@ -5,7 +5,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <poll.h>
+#include <sys/syscall.h>
+#include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +52,27 @@ pid_t fork_child(const std::function<void()>& body) {
         ::_exit(code);
     }
     return pid;
+}
+
+pid_t this_thread_id() { return pid_t(::syscall(SYS_gettid)); }
+
+pid_t thread_id_once_stored(const std::atomic<pid_t>& slot) {
+    pid_t id = 0;
+    while ((id = slot.load()) == 0) std::this_thread::yield();
+    return id;
+}
+
+bool wait_until_in_futex(pid_t thread_id, std::chrono::milliseconds timeout) {
+    const std::string path = "/proc/self/task/" + std::to_string(thread_id) + "/syscall";
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    do {
+        std::ifstream in(path);
+        long number = -1;
+        // "running" (not in a system call) reads as no number.
+        if (in >> number && (number == SYS_futex || number == SYS_futex_waitv)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return false;
 }
 
 int wait_child(pid_t pid) {

@@ -2,6 +2,7 @@
 // with exit-status checks, and small payload helpers.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -47,6 +48,19 @@ pid_t fork_child(const std::function<void()>& body);
 
 // Waits for pid; returns its exit code, or 128+signal if it was killed.
 int wait_child(pid_t pid);
+
+// The calling thread's kernel id, for wait_until_in_futex.
+pid_t this_thread_id();
+
+// Waits until thread `thread_id` of this process is blocked in futex or
+// futex_waitv (/proc/self/task/ID/syscall); false after timeout. A test that
+// forks while another of its threads runs must wait for this first: a child
+// forked while that thread held an allocator lock (the sanitizers'
+// allocators have no fork handler) deadlocks at its first allocation.
+bool wait_until_in_futex(pid_t thread_id, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// The id another thread stored in `slot` (this_thread_id()), once it did.
+pid_t thread_id_once_stored(const std::atomic<pid_t>& slot);
 
 // A pipe for "child reached point X" signalling across fork.
 class Signal {
