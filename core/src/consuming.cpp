@@ -409,6 +409,14 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
     }
     std::size_t finished = 0;
     scratch_release_.clear();
+    // Completion wake-ups wait for the entrypoint lock's release (results.cpp,
+    // note_completion); declared before `held` so that on a throw the lock is
+    // released first.
+    struct DeferredCompletionWake {
+        QueueState& self;
+        explicit DeferredCompletionWake(QueueState& s) : self(s) { self.completion_wake_deferred_ = true; }
+        ~DeferredCompletionWake() { self.wake_owed_completion_waiters(); }
+    } deferred_wake{*this};
     // The locked path keeps [E] across consecutive jobs of one entrypoint, so
     // a batch ack (or a deferred-ack flush) takes each lock once. Released at
     // a change of entrypoint, on a throw and at the end, before the arena
@@ -500,6 +508,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         ++finished;
     }
     held.release();
+    wake_owed_completion_waiters();
     for (EntrypointId ep : uncounted_wakes) wake_for_freed_limit(ep, 1);
     // Finished slots go straight back to the arena (one lock per call), so
     // another process's producer can use them at once.

@@ -265,8 +265,14 @@ private:
     // epoch as kept (kept_mirrored: mirrored too, when mirrored_only).
     bool is_kept_result(std::uint32_t slot, std::uint64_t word, bool mirrored_only) const noexcept;
     // After a job entered a final state (its seq_cst CAS): wakes Queue::wait
-    // sleepers if there are any (one seq_cst load otherwise).
+    // sleepers if there are any (one seq_cst load otherwise). While
+    // completion_wake_deferred_ is set (finish(), which holds [E] across a
+    // batch) the signal moves at once and the futex wake waits for
+    // wake_owed_completion_waiters(), after the lock is released.
     void note_completion() noexcept;
+    void wake_owed_completion_waiters() noexcept;
+    bool completion_wake_deferred_ = false;
+    bool completion_wake_owed_ = false;
     // key_held: the job's dedupe key is held by requeue_holder_; it stays dead.
     enum class DeadRequeue { requeued, key_held, not_dead };
     DeadRequeue requeue_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word);

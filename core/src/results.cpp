@@ -48,6 +48,7 @@
 #include <immintrin.h>
 #include <limits>
 #include <unordered_map>
+#include <utility>
 
 #include "currant/shm/clock.hpp"
 #include "currant/shm/crash_point.hpp"
@@ -184,7 +185,21 @@ void QueueState::note_completion() noexcept {
     // After the caller's seq_cst CAS into a final state (CoreHeader pairing).
     if (core_->completion_waiters.load(std::memory_order_seq_cst) == 0) return;
     core_->completion_signal.fetch_add(1, std::memory_order_seq_cst);
+    // Deferred: a waiter woken now would run (often on our CPU, preempting
+    // us) into the entrypoint lock we still hold, or wait for us to be
+    // descheduled; one wake after the release also serves a whole batch.
+    // Killed before the deferred wake: the waiter's death watch on our life
+    // lock wakes it, as for a finisher killed right after its CAS.
+    if (completion_wake_deferred_) {
+        completion_wake_owed_ = true;
+        return;
+    }
     shm::futex_wake(core_->completion_signal, INT_MAX);
+}
+
+void QueueState::wake_owed_completion_waiters() noexcept {
+    completion_wake_deferred_ = false;
+    if (std::exchange(completion_wake_owed_, false)) shm::futex_wake(core_->completion_signal, INT_MAX);
 }
 
 // ------------------------------------------------------------ public calls

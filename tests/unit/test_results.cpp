@@ -205,6 +205,35 @@ TEST_CASE("wait on several jobs returns when the last of them ends", "[results][
     CHECK_FALSE(outcomes[1].result.has_value());
 }
 
+// finish() wakes waiters after it releases the entrypoint lock, once per
+// call (note_completion): a wake owed by a batch must still be made.
+TEST_CASE("a batch ack wakes a waiter on every job of the batch", "[results][wait]") {
+    auto durability = GENERATE(Durability::memory, Durability::async);
+    auto retention = GENERATE(0ms, 60'000ms);
+    ScratchQueue scratch("results-batch-wake", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("work", kept_for(retention, durability));
+    std::vector<JobId> ids;
+    for (int i = 0; i < 4; ++i) ids.push_back(enqueue_text(scratch.queue(), ep, "x"));
+    auto waited = std::async(std::launch::async, [&] {
+        Queue waiter = Queue::open(scratch.name());
+        return waiter.wait(ids, 20s);
+    });
+    Queue consumer = Queue::open(scratch.name());
+    const auto jobs = dequeue_now(consumer, ep, 4);
+    REQUIRE(jobs.size() == 4);
+    CHECK(waited.wait_for(100ms) == std::future_status::timeout); // still asleep
+    std::vector<JobHandle> handles;
+    for (const Job& job : jobs) handles.push_back(job.handle);
+    const auto acked = std::chrono::steady_clock::now();
+    CHECK(consumer.ack(handles) == 4);
+    REQUIRE(waited.wait_for(10s) == std::future_status::ready);
+    CHECK(std::chrono::steady_clock::now() - acked < 5s); // woken, not timed out
+    for (const JobOutcome& outcome : waited.get()) {
+        CHECK(outcome.finished);
+        CHECK(outcome.status == JobStatus::successful);
+    }
+}
+
 TEST_CASE("interrupt ends a wait early", "[results][wait]") {
     ScratchQueue scratch("results-interrupt", small_options());
     const EntrypointId ep = scratch->declare_entrypoint("work", kept_for(60s));
