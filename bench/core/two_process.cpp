@@ -61,6 +61,7 @@ struct Shared {
     std::atomic<int> picked_index{0};
     std::atomic<std::int64_t> cancel_stamp{0};
     std::atomic<int> holder_pid{0};
+    std::atomic<int> waker_cpu{-1}; // cancel and wait modes: the CPU the cancel or ack ran on
     std::int64_t samples[100000];
     bool same_cpu[100000];
 };
@@ -239,9 +240,32 @@ double run_throughput(const Options& options, bool batched) {
 struct Latency {
     double p50_us, p90_us, p99_us, max_us;
     std::size_t samples;
+    // Split by where the woken process ran: on the waker's CPU (it had to
+    // preempt the waker, which goes on spinning) or on the other one.
     std::size_t same_cpu;
-    double same_cpu_p50_us, other_cpu_p50_us;
+    double same_cpu_p50_us, same_cpu_p99_us, other_cpu_p50_us, other_cpu_p99_us;
 };
+
+Latency latency_of(const Shared* shared, std::uint32_t samples) {
+    std::vector<std::int64_t> values(shared->samples, shared->samples + samples), same, other;
+    for (std::uint32_t i = 0; i < samples; ++i) (shared->same_cpu[i] ? same : other).push_back(shared->samples[i]);
+    std::sort(values.begin(), values.end());
+    std::sort(same.begin(), same.end());
+    std::sort(other.begin(), other.end());
+    auto at = [](const std::vector<std::int64_t>& v, double q) {
+        return v.empty() ? 0.0 : double(v[std::min<std::size_t>(v.size() - 1, std::size_t(q * v.size()))]) / 1000.0;
+    };
+    return Latency{at(values, 0.50), at(values, 0.90), at(values, 0.99), at(values, 1.0), values.size(),
+                   same.size(), at(same, 0.50), at(same, 0.99), at(other, 0.50), at(other, 0.99)};
+}
+
+std::string cpu_split_text(const Latency& latency) {
+    char text[200];
+    std::snprintf(text, sizeof text, "woken on the waker's CPU %zu times: p50 %.2f us, p99 %.2f us; on the other CPU: "
+                  "p50 %.2f us, p99 %.2f us", latency.same_cpu, latency.same_cpu_p50_us, latency.same_cpu_p99_us,
+                  latency.other_cpu_p50_us, latency.other_cpu_p99_us);
+    return text;
+}
 
 Latency run_wakeup(const Options& options) {
     const std::string name = queue_name();
@@ -297,23 +321,9 @@ Latency run_wakeup(const Options& options) {
     queue.close();
     Queue::remove(name);
     if (!ok) throw std::runtime_error("a benchmark process failed");
-    std::vector<std::int64_t> values(shared->samples, shared->samples + samples), same, other;
-    for (std::uint32_t i = 0; i < samples; ++i) (shared->same_cpu[i] ? same : other).push_back(shared->samples[i]);
+    const Latency latency = latency_of(shared, samples);
     munmap(shared, sizeof(Shared));
-    std::sort(values.begin(), values.end());
-    std::sort(same.begin(), same.end());
-    std::sort(other.begin(), other.end());
-    auto median = [](const std::vector<std::int64_t>& v) { return v.empty() ? 0.0 : double(v[v.size() / 2]) / 1000.0; };
-    auto at = [&](double q) { return double(values[std::min<std::size_t>(values.size() - 1, std::size_t(q * values.size()))]) / 1000.0; };
-    return Latency{at(0.50), at(0.90), at(0.99), double(values.back()) / 1000.0, values.size(),
-                   same.size(), median(same), median(other)};
-}
-
-Latency latency_of(Shared* shared, std::uint32_t samples) {
-    std::vector<std::int64_t> values(shared->samples, shared->samples + samples);
-    std::sort(values.begin(), values.end());
-    auto at = [&](double q) { return double(values[std::min<std::size_t>(values.size() - 1, std::size_t(q * values.size()))]) / 1000.0; };
-    return Latency{at(0.50), at(0.90), at(0.99), double(values.back()) / 1000.0, values.size(), 0, 0.0, 0.0};
+    return latency;
 }
 
 // How the holder of the picked job waits for its cancel.
@@ -361,6 +371,7 @@ Latency run_cancel(const Options& options, CancelHolder how) {
             }
             const std::int64_t now = shm::monotonic_ns();
             shared->samples[i] = now - shared->cancel_stamp.load(std::memory_order_acquire);
+            shared->same_cpu[i] = sched_getcpu() == shared->waker_cpu.load(std::memory_order_relaxed);
             shared->sample_index.store(int(i + 1), std::memory_order_release);
             q.ack_canceled(job.handle);
         }
@@ -379,6 +390,7 @@ Latency run_cancel(const Options& options, CancelHolder how) {
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
                 if (how == CancelHolder::polling || process_state(shared->holder_pid.load()) == 'S') break;
             }
+            shared->waker_cpu.store(sched_getcpu(), std::memory_order_relaxed);
             shared->cancel_stamp.store(shm::monotonic_ns(), std::memory_order_release);
             if (q.cancel(shared->cancel_id.load(std::memory_order_relaxed)) != CancelOutcome::requested)
                 throw std::runtime_error("canceller: the job was not picked");
@@ -424,6 +436,7 @@ Latency run_wait(const Options& options, Waiter how) {
             if (!outcome[0].finished || !outcome[0].result || outcome[0].result->size() != 8)
                 throw std::runtime_error("waiter: wait did not return the result");
             shared->samples[i] = now - shared->cancel_stamp.load(std::memory_order_acquire);
+            shared->same_cpu[i] = sched_getcpu() == shared->waker_cpu.load(std::memory_order_relaxed);
             shared->sample_index.store(int(i + 1), std::memory_order_release);
         }
     });
@@ -441,6 +454,7 @@ Latency run_wait(const Options& options, Waiter how) {
                     std::this_thread::sleep_for(std::chrono::microseconds(200));
                     if (process_state(shared->holder_pid.load()) == 'S') break;
                 }
+            shared->waker_cpu.store(sched_getcpu(), std::memory_order_relaxed);
             shared->cancel_stamp.store(shm::monotonic_ns(), std::memory_order_release);
             q.ack(job.handle, result);
             while (shared->sample_index.load(std::memory_order_acquire) <= int(i)) _mm_pause();
@@ -518,28 +532,30 @@ int main(int argc, char** argv) {
                 if (options.json)
                     std::printf("{\"bench\":\"currant_wakeup\",\"samples\":%zu,\"p50_us\":%.2f,\"p90_us\":%.2f,"
                                 "\"p99_us\":%.2f,\"max_us\":%.2f,\"same_cpu_wakes\":%zu,\"same_cpu_p50_us\":%.2f,"
-                                "\"other_cpu_p50_us\":%.2f}\n",
+                                "\"same_cpu_p99_us\":%.2f,\"other_cpu_p50_us\":%.2f,\"other_cpu_p99_us\":%.2f}\n",
                                 latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us,
-                                latency.same_cpu, latency.same_cpu_p50_us, latency.other_cpu_p50_us);
+                                latency.same_cpu, latency.same_cpu_p50_us, latency.same_cpu_p99_us,
+                                latency.other_cpu_p50_us, latency.other_cpu_p99_us);
                 else
                     std::printf("currant wake-up of a sleeping consumer: %zu samples: p50 %.2f us, p90 %.2f us, "
-                                "p99 %.2f us, max %.2f us (woke on the producer's CPU %zu times, p50 %.2f us; "
-                                "on the other CPU p50 %.2f us)\n",
+                                "p99 %.2f us, max %.2f us (%s)\n",
                                 latency.samples, latency.p50_us, latency.p90_us, latency.p99_us, latency.max_us,
-                                latency.same_cpu, latency.same_cpu_p50_us, latency.other_cpu_p50_us);
+                                cpu_split_text(latency).c_str());
             } else if (options.mode == "cancel") {
                 for (CancelHolder how : {CancelHolder::wait_for_cancel, CancelHolder::dequeue, CancelHolder::polling}) {
                     const Latency latency = run_cancel(options, how);
                     if (options.json)
                         std::printf("{\"bench\":\"currant_cancel\",\"holder\":\"%s\",\"samples\":%zu,\"p50_us\":%.2f,"
-                                    "\"p90_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}\n",
+                                    "\"p90_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"same_cpu_wakes\":%zu,"
+                                    "\"same_cpu_p99_us\":%.2f,\"other_cpu_p99_us\":%.2f}\n",
                                     cancel_holder_name(how), latency.samples, latency.p50_us, latency.p90_us,
-                                    latency.p99_us, latency.max_us);
+                                    latency.p99_us, latency.max_us, latency.same_cpu, latency.same_cpu_p99_us,
+                                    latency.other_cpu_p99_us);
                     else
                         std::printf("currant cancel reaching a holder %s: %zu samples: p50 %.2f us, p90 %.2f us, "
-                                    "p99 %.2f us, max %.2f us (cancel() call to the holder knowing)\n",
+                                    "p99 %.2f us, max %.2f us (cancel() call to the holder knowing; %s)\n",
                                     cancel_holder_name(how), latency.samples, latency.p50_us, latency.p90_us,
-                                    latency.p99_us, latency.max_us);
+                                    latency.p99_us, latency.max_us, cpu_split_text(latency).c_str());
                     std::fflush(stdout);
                 }
             } else if (options.mode == "wait") {
@@ -547,14 +563,16 @@ int main(int argc, char** argv) {
                     const Latency latency = run_wait(options, how);
                     if (options.json)
                         std::printf("{\"bench\":\"currant_wait\",\"waiter\":\"%s\",\"samples\":%zu,\"p50_us\":%.2f,"
-                                    "\"p90_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f}\n",
+                                    "\"p90_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"same_cpu_wakes\":%zu,"
+                                    "\"same_cpu_p99_us\":%.2f,\"other_cpu_p99_us\":%.2f}\n",
                                     waiter_name(how), latency.samples, latency.p50_us, latency.p90_us,
-                                    latency.p99_us, latency.max_us);
+                                    latency.p99_us, latency.max_us, latency.same_cpu, latency.same_cpu_p99_us,
+                                    latency.other_cpu_p99_us);
                     else
                         std::printf("currant wait returning after the ack, %s: %zu samples: p50 %.2f us, "
-                                    "p90 %.2f us, p99 %.2f us, max %.2f us (ack() call to wait() returning)\n",
+                                    "p90 %.2f us, p99 %.2f us, max %.2f us (ack() call to wait() returning; %s)\n",
                                     waiter_name(how), latency.samples, latency.p50_us, latency.p90_us,
-                                    latency.p99_us, latency.max_us);
+                                    latency.p99_us, latency.max_us, cpu_split_text(latency).c_str());
                     std::fflush(stdout);
                 }
             } else {
