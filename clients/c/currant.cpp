@@ -85,6 +85,29 @@ void require(const void* pointer, const char* argument) {
     if (pointer == nullptr) throw BadArgument{std::string("argument '") + argument + "' is NULL"};
 }
 
+currant::QueueOptions queue_options_of(const currant_create_options* options) {
+    require(options, "options");
+    require(options->name, "options->name");
+    currant::QueueOptions o;
+    o.name = options->name;
+    o.slots = options->slots;
+    o.payload_bytes = options->payload_bytes;
+    o.max_entrypoints = options->max_entrypoints;
+    o.max_participants = options->max_participants;
+    o.log_capacity = options->log_capacity;
+    o.host_id = options->host_id;
+    o.mode = options->mode;
+    return o;
+}
+
+// A field the caller's struct_size covers (a caller built against an older
+// header passes a shorter struct: later fields keep their defaults).
+template <typename Field>
+bool caller_knows(const currant_create_more_options* more, const Field currant_create_more_options::*field) {
+    const auto end = reinterpret_cast<const char*>(&(more->*field)) + sizeof(Field);
+    return std::size_t(end - reinterpret_cast<const char*>(more)) <= more->struct_size;
+}
+
 currant::EnqueueOptions to_options(const currant_enqueue_options* opts) {
     currant::EnqueueOptions o;
     if (opts != nullptr) {
@@ -156,20 +179,39 @@ void currant_enqueue_options_init(currant_enqueue_options* options) {
     *options = currant_enqueue_options{};
 }
 
+void currant_create_more_options_init(currant_create_more_options* more) {
+    if (more == nullptr) return;
+    const currant::QueueOptions defaults;
+    more->struct_size = sizeof(currant_create_more_options);
+    more->result_bytes = defaults.result_bytes;
+    more->group = -1;
+}
+
+
 int currant_queue_create(const currant_create_options* options, currant_queue** out) {
     return guarded("currant_queue_create", [&] {
-        require(options, "options");
-        require(options->name, "options->name");
+        currant::QueueOptions o = queue_options_of(options);
         require(out, "out");
-        currant::QueueOptions o;
-        o.name = options->name;
-        o.slots = options->slots;
-        o.payload_bytes = options->payload_bytes;
-        o.max_entrypoints = options->max_entrypoints;
-        o.max_participants = options->max_participants;
-        o.log_capacity = options->log_capacity;
-        o.host_id = options->host_id;
-        o.mode = options->mode;
+        *out = new currant_queue(currant::Queue::create(o));
+    });
+}
+
+int currant_queue_create_with(const currant_create_options* options, const currant_create_more_options* more,
+                              currant_queue** out) {
+    return guarded("currant_queue_create_with", [&] {
+        currant::QueueOptions o = queue_options_of(options);
+        require(out, "out");
+        if (more != nullptr) {
+            if (more->struct_size < 8)
+                throw BadArgument{"more->struct_size is " + std::to_string(more->struct_size) +
+                                  "; set it with currant_create_more_options_init"};
+            if (caller_knows(more, &currant_create_more_options::result_bytes)) o.result_bytes = more->result_bytes;
+            if (caller_knows(more, &currant_create_more_options::group) && more->group != -1) {
+                if (more->group < 0)
+                    throw BadArgument{"more->group is " + std::to_string(more->group) + "; give a group id or -1"};
+                o.group = gid_t(more->group);
+            }
+        }
         *out = new currant_queue(currant::Queue::create(o));
     });
 }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -223,6 +224,127 @@ static int test_symbols_are_in_version_node_0_7(void) {
     return 0;
 }
 
+/* A queue created through currant_queue_create_with (CURRANT_0.8). */
+static int create_with(const char* tag, const currant_create_more_options* more, uint32_t* ep) {
+    currant_create_options options;
+    snprintf(g_name, sizeof g_name, "cr%d-%s-%d", (int)getpid(), tag, g_counter++);
+    currant_queue_remove(g_name);
+    currant_create_options_init(&options);
+    options.name = g_name;
+    options.slots = 64;
+    options.payload_bytes = 64;
+    options.log_capacity = 256;
+    options.max_participants = 16;
+    if (currant_queue_create_with(&options, more, &g_queue) != CURRANT_OK) return 1;
+    if (currant_declare_entrypoint(g_queue, "work", CURRANT_DURABILITY_MEMORY, ep) != CURRANT_OK) return 1;
+    if (currant_set_result_retention(g_queue, *ep, 60000) != CURRANT_OK) return 1;
+    currant_queue_close(g_second_handle);
+    g_second_handle = NULL;
+    return currant_queue_open(g_name, &g_second_handle) == CURRANT_OK ? 0 : 1;
+}
+
+static int test_create_with_sets_result_bytes(void) {
+    uint32_t ep = 0;
+    uint64_t id = 0;
+    currant_job job;
+    currant_create_more_options more;
+    static char big[4097];
+    size_t size = 0;
+    memset(big, 'r', sizeof big);
+    currant_create_more_options_init(&more);
+    CHECK(more.struct_size == sizeof more);
+    CHECK(more.result_bytes == 1024);
+    CHECK(more.group == -1);
+    more.result_bytes = 4096;
+    CHECK(create_with("bytes", &more, &ep) == 0);
+    CHECK(enqueue_and_pick(ep, &id, &job) == 0);
+    CHECK(currant_ack_with_result(g_second_handle, &job, big, 4097) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(currant_last_error(), "4096") != NULL);
+    CHECK_OK(currant_ack_with_result(g_second_handle, &job, big, 4096));
+    CHECK_OK(currant_job_result(g_queue, id, NULL, 0, &size));
+    CHECK(size == 4096);
+    return 0;
+}
+
+static int test_create_with_null_more_takes_the_defaults(void) {
+    uint32_t ep = 0;
+    uint64_t id = 0;
+    currant_job job;
+    static char big[1025];
+    memset(big, 'r', sizeof big);
+    CHECK(create_with("null", NULL, &ep) == 0);
+    CHECK(enqueue_and_pick(ep, &id, &job) == 0);
+    CHECK(currant_ack_with_result(g_second_handle, &job, big, 1025) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK_OK(currant_ack_with_result(g_second_handle, &job, big, 1024));
+    return 0;
+}
+
+static int test_create_with_sets_the_group(void) {
+    uint32_t ep = 0;
+    currant_create_more_options more;
+    char path[128];
+    struct stat info;
+    currant_create_more_options_init(&more);
+    more.group = 4242; /* root may give the segment any group */
+    CHECK(create_with("group", &more, &ep) == 0);
+    snprintf(path, sizeof path, "/dev/shm/currant.%s", g_name);
+    CHECK(stat(path, &info) == 0);
+    CHECK(info.st_gid == 4242);
+    return 0;
+}
+
+static int test_create_with_refuses_bad_more_options(void) {
+    currant_create_options options;
+    currant_create_more_options more;
+    currant_queue* queue = NULL;
+    snprintf(g_name, sizeof g_name, "cr%d-badmore-%d", (int)getpid(), g_counter++);
+    currant_queue_remove(g_name);
+    currant_create_options_init(&options);
+    options.name = g_name;
+    options.slots = 64;
+    currant_create_more_options_init(&more);
+    more.struct_size = 4;
+    CHECK(currant_queue_create_with(&options, &more, &queue) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(currant_last_error(), "struct_size") != NULL);
+    currant_create_more_options_init(&more);
+    more.result_bytes = (1u << 20) + 1;
+    CHECK(currant_queue_create_with(&options, &more, &queue) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(currant_last_error(), "1048577") != NULL);
+    currant_create_more_options_init(&more);
+    more.group = -7;
+    CHECK(currant_queue_create_with(&options, &more, &queue) == CURRANT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(currant_last_error(), "group") != NULL);
+    CHECK(queue == NULL);
+    CHECK(currant_queue_open(g_name, &queue) == CURRANT_ERR_NOT_FOUND); /* nothing was created */
+    return 0;
+}
+
+static int test_create_with_reads_only_the_fields_a_shorter_struct_has(void) {
+    uint32_t ep = 0;
+    uint64_t id = 0;
+    currant_job job;
+    currant_create_more_options more;
+    static char big[1025];
+    memset(big, 'r', sizeof big);
+    currant_create_more_options_init(&more);
+    more.result_bytes = 4096;
+    more.group = -7; /* beyond struct_size: not read */
+    more.struct_size = 8;
+    CHECK(create_with("short", &more, &ep) == 0);
+    CHECK(enqueue_and_pick(ep, &id, &job) == 0);
+    CHECK_OK(currant_ack_with_result(g_second_handle, &job, big, 1025)); /* result_bytes was read */
+    return 0;
+}
+
+static int test_create_symbols_are_in_version_node_0_8(void) {
+    const char* added[] = {"currant_create_more_options_init", "currant_queue_create_with"};
+    for (size_t i = 0; i < sizeof added / sizeof added[0]; ++i) {
+        CHECK(dlvsym(RTLD_DEFAULT, added[i], "CURRANT_0.8") != NULL);
+        CHECK(dlvsym(RTLD_DEFAULT, added[i], "CURRANT_0.7") == NULL);
+    }
+    return 0;
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         {"an acked result is read back by wait and job_result", test_acked_result_is_read_back},
@@ -236,6 +358,14 @@ int main(void) {
         {"wait wakes at the ack of another handle", test_wait_wakes_at_the_ack_of_another_handle},
         {"a waiter SIGKILLed asleep leaves waiting working", test_a_waiter_killed_asleep_leaves_waiting_working},
         {"the new symbols are in version node CURRANT_0.7", test_symbols_are_in_version_node_0_7},
+        {"create_with sets result_bytes", test_create_with_sets_result_bytes},
+        {"create_with and no more options takes the defaults", test_create_with_null_more_takes_the_defaults},
+        {"create_with gives the segment the group asked for", test_create_with_sets_the_group},
+        {"create_with refuses a bad struct_size, result_bytes or group, creating nothing",
+         test_create_with_refuses_bad_more_options},
+        {"create_with reads only the fields within struct_size",
+         test_create_with_reads_only_the_fields_a_shorter_struct_has},
+        {"the creation symbols are in version node CURRANT_0.8", test_create_symbols_are_in_version_node_0_8},
     };
     return run_test_cases("c-api-results", cases, sizeof cases / sizeof cases[0]);
 }

@@ -118,6 +118,26 @@ CURRANT_API void currant_create_options_init(currant_create_options* options);
  * PERMISSION_DENIED, SYSTEM. */
 CURRANT_API int currant_queue_create(const currant_create_options* options, currant_queue** out);
 
+/* Creation options added after CURRANT_0.1 (which fixed the size of
+ * currant_create_options). struct_size says which fields the caller knows:
+ * set it with currant_create_more_options_init, and later fields added to
+ * this struct keep their defaults for a caller built against this header. */
+typedef struct currant_create_more_options {
+    uint32_t struct_size;      /* sizeof(currant_create_more_options) */
+    uint32_t result_bytes;     /* largest result a handler may return, 0..1 MiB (default 1024) */
+    int32_t group;             /* owning group id of the segment, -1 for the creator's (default -1);
+                                  give mode 0660 to let the group in */
+} currant_create_more_options;
+
+/* Fills *more with the defaults above and struct_size. Does nothing on NULL. */
+CURRANT_API void currant_create_more_options_init(currant_create_more_options* more);
+
+/* currant_queue_create with the options of *more as well (NULL: defaults).
+ * Errors: as currant_queue_create; INVALID_ARGUMENT also for a struct_size
+ * below 8 or a result_bytes above 1 MiB. */
+CURRANT_API int currant_queue_create_with(const currant_create_options* options,
+                                          const currant_create_more_options* more, currant_queue** out);
+
 /* Opens an existing queue.
  * Errors: INVALID_ARGUMENT, NOT_FOUND, FOREIGN_SEGMENT, VERSION_MISMATCH,
  * LAYOUT_MISMATCH, SEGMENT_ABANDONED, PERMISSION_DENIED, OTHER_PID_NAMESPACE,
