@@ -272,14 +272,23 @@ void restore_dead_jobs(pg::Connection& connection, Queue& queue, std::uint32_t h
         const std::string name(names.text(n, 0));
         const EntrypointId ep = entrypoint_for_restore(queue, name);
         const std::uint32_t cap = queue.entrypoint_options(ep).max_dead.value_or(0);
-        if (cap == 0) continue;
         const pg::Result rows = connection.exec(
             "SELECT job_id, priority, payload, attempts, max_attempts, (extract(epoch FROM created) * 1000000)::bigint, "
             "(extract(epoch FROM died) * 1000000)::bigint, traceback, dedupe_key FROM currant_dead "
             "WHERE host = $1 AND entrypoint = $2 ORDER BY died DESC, job_id DESC LIMIT $3",
             {host_text, name, std::to_string(cap)});
         std::vector<JobId> ids;
-        for (int row = 0; row < rows.rows(); ++row) ids.push_back(JobId(rows.integer(row, 0)));
+        std::string kept_array = "{";
+        for (int row = 0; row < rows.rows(); ++row) {
+            ids.push_back(JobId(rows.integer(row, 0)));
+            kept_array += (row ? "," : "") + std::to_string(rows.integer(row, 0));
+        }
+        kept_array += "}";
+        // Older deaths were evicted by the cap (or will never be kept
+        // again): their rows go. After the selection above, so a rebuild
+        // killed here or later selects the same rows at the next start.
+        connection.exec("DELETE FROM currant_dead WHERE host = $1 AND entrypoint = $2 AND NOT (job_id = ANY($3::bigint[]))",
+                        {host_text, name, kept_array});
         const std::vector<JobState> present = queue.status(ids);
         for (int row = rows.rows() - 1; row >= 0; --row) { // oldest first: the dead list's order
             if (present[std::size_t(row)].status != JobStatus::unknown) continue;

@@ -220,4 +220,5 @@ TEST_CASE("past an entrypoint's max_dead only its newest deaths come back, in or
     CHECK(dead[0].error == "e1");
     CHECK(dead[1].id == ids[2]);
     CHECK(dead[1].error == "e2");
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 2); // the evicted death's row is gone
 }
