@@ -424,10 +424,13 @@ void QueueState::restore_outcome(EntrypointId ep, const RestoredOutcome& job) {
         shm::LockHolder holder(c.lock);
         std::atomic<std::uint64_t>& state = arena_.state_word(slot);
         std::uint64_t word = state.load(std::memory_order_acquire);
-        const std::uint64_t new_word = StateWord::next(word, dies ? SlotState::exception : job.status == JobStatus::successful ? SlotState::successful : SlotState::canceled, 0);
+        const SlotState final_state = dies                                   ? SlotState::exception
+                                      : job.status == JobStatus::successful ? SlotState::successful
+                                                                            : SlotState::canceled;
+        const std::uint64_t new_word = StateWord::next(word, final_state, 0);
         const std::uint64_t epoch = StateWord::epoch(new_word);
         // Everything the final state shows is written before the CAS, which
-        // publishes it (acq_rel), exactly as a finisher does (finish_locked).
+        // publishes it (seq_cst, as a finisher's: finish_locked).
         // kept_mirrored: its end is in PostgreSQL already, so nothing is
         // logged and the mirror never sees it (no second currant_log or
         // currant_results row); a purge, eviction or expiry frees it at once.
