@@ -135,6 +135,7 @@ QueueInfo QueueState::info() const {
     info.log_capacity = header.parameters.log_capacity;
     info.host_id = header.parameters.host_id;
     info.slot_bytes = header.slot_bytes;
+    info.result_bytes = result_bytes_;
     info.segment_bytes = header.total_bytes;
     info.incarnation = header.incarnation;
     info.mirrored = core_->mirrored.load(std::memory_order_acquire) != 0;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "currant/shm/clock.hpp"
+#include "currant/shm/crash_point.hpp"
 #include "currant/shm/futex.hpp"
 #include "queue_state.hpp"
 
@@ -154,6 +155,8 @@ bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const 
                     : std::string();
     // The result (results.cpp) of a successful job, while its slot holds it.
     out.result = status == JobStatus::successful ? read_result(slot, id, out.epoch) : std::nullopt;
+    out.kept_dead = is_kept_dead(slot, word);
+    out.died_at_ns = out.kept_dead ? rec.died_at_ns : 0; // [E]: written before the CAS that published the word
     return true;
 }
 
@@ -354,6 +357,116 @@ JobId QueueState::restore(EntrypointId ep, const RestoredJob& job, const Enqueue
         return resolve_duplicate(ep, options);
     }
     return job.id;
+}
+
+void QueueState::restore_outcome(EntrypointId ep, const RestoredOutcome& job) {
+    check_usable();
+    check_entrypoint(ep);
+    const std::string what = describe(ep) + ": restored job " + std::to_string(job.id);
+    if (job.id == 0 || job.id > JobId(INT64_MAX))
+        throw Error(Errc::invalid_argument, describe(ep) + ": " + std::to_string(job.id) +
+                                                " is not a job id (ids are 1 to 2^63-1)");
+    const bool dies = job.status == JobStatus::exception;
+    if (!dies && job.status != JobStatus::successful && job.status != JobStatus::canceled)
+        throw Error(Errc::invalid_argument, what + " has status " + std::string(job_status_name(job.status)) +
+                                                "; only exception, successful and canceled jobs are restored finished");
+    if (job.result && job.status != JobStatus::successful)
+        throw Error(Errc::invalid_argument, what + " is " + std::string(job_status_name(job.status)) +
+                                                ": only a successful job has a result");
+    if (job.result && job.result->size() > result_bytes_)
+        throw Error(Errc::invalid_argument, what + " has a result of " + std::to_string(job.result->size()) +
+                                                " bytes, larger than the queue's " + std::to_string(result_bytes_) +
+                                                " result bytes (QueueOptions::result_bytes)");
+    if (job.payload.size() > arena_.payload_bytes())
+        throw Error(Errc::payload_too_large, what + " has " + std::to_string(job.payload.size()) +
+                                                 " payload bytes, more than the slot capacity of " +
+                                                 std::to_string(arena_.payload_bytes()));
+    if (job.dedupe_key && (job.dedupe_key->empty() || job.dedupe_key->size() > dedupe_key_bytes))
+        throw Error(Errc::invalid_argument, what + " has a dedupe key of " + std::to_string(job.dedupe_key->size()) +
+                                                " bytes (1 to " + std::to_string(dedupe_key_bytes) + ")");
+    const std::uint32_t n = arena_.slot_count();
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const SlotState state = StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire));
+        if (state != SlotState::free && state != SlotState::reserved && record(slot).job_id == job.id)
+            throw Error(Errc::already_exists, what + " is in the segment already (" +
+                                                  std::string(job_status_name(status_of_state(state))) + ")");
+    }
+    ensure_registered();
+    constexpr std::uint64_t counter_mask = (std::uint64_t(1) << 48) - 1;
+    if ((job.id >> 48) == host_id_) { // later ids are taken above this one, as restore() does
+        auto& counter = segment_.header().next_job_counter;
+        std::uint64_t current = counter.load(std::memory_order_relaxed);
+        const std::uint64_t floor = (job.id & counter_mask) + 1;
+        while (current < floor && !counter.compare_exchange_weak(current, floor, std::memory_order_relaxed)) {
+        }
+    }
+    const std::int64_t now_real = shm::realtime_ns();
+    const std::int64_t finished = job.finished_at_ns > 0 ? job.finished_at_ns : now_real;
+    // Reserved by us: until the CAS below nobody else reads or writes it,
+    // and if we die before it our reaper frees it (release_all_reserved_by).
+    const std::uint32_t slot = take_slot();
+    if (!job.payload.empty()) std::memcpy(arena_.payload(slot), job.payload.data(), job.payload.size());
+    EnqueueOptions placed;
+    placed.priority = job.priority;
+    placed.max_attempts = job.max_attempts;
+    prepare_record(slot, ep, job.id, job.payload.size(), placed, now_real);
+    JobRecord& rec = record(slot);
+    rec.attempts = job.attempts;
+    rec.enqueued_at_ns = job.enqueued_at_ns > 0 ? job.enqueued_at_ns : finished;
+    // A dead job's key (docs/dedupe.md) is not held while it is dead; a
+    // requeue claims it again from here (requeue_dead_locked).
+    if (dies && job.dedupe_key) write_dedupe_key(slot, job.id, *job.dedupe_key);
+    else dedupe_keys_[slot].job_id = 0;
+    EntrypointControl& c = entrypoints_[ep];
+    std::vector<std::uint32_t> to_release;
+    {
+        lock_entrypoint(ep);
+        shm::LockHolder holder(c.lock);
+        std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+        std::uint64_t word = state.load(std::memory_order_acquire);
+        const SlotState final_state = dies                                   ? SlotState::exception
+                                      : job.status == JobStatus::successful ? SlotState::successful
+                                                                            : SlotState::canceled;
+        const std::uint64_t new_word = StateWord::next(word, final_state, 0);
+        const std::uint64_t epoch = StateWord::epoch(new_word);
+        // Everything the final state shows is written before the CAS, which
+        // publishes it (seq_cst, as a finisher's: finish_locked).
+        // kept_mirrored: its end is in PostgreSQL already, so nothing is
+        // logged and the mirror never sees it (no second currant_log or
+        // currant_results row); a purge, eviction or expiry frees it at once.
+        rec.dead_next = rec.dead_prev = shm::no_slot;
+        rec.cancel_epoch.store(0, std::memory_order_relaxed);
+        if (dies) {
+            rec.sequence = c.next_sequence++; // the death order: the caller restores oldest first
+            rec.died_at_ns = finished;
+            write_error_locked(slot, job.id, epoch, job.error);
+        } else {
+            // The retention left, from now on the monotonic clock.
+            const std::int64_t left = std::max<std::int64_t>(0, job.kept_until_ns - now_real);
+            std::int64_t until = 0;
+            if (__builtin_add_overflow(shm::monotonic_ns(), left, &until)) until = no_deadline - 1;
+            rec.kept_until_ns.store(until, std::memory_order_relaxed);
+            if (job.result) {
+                write_result_locked(slot, job.id, epoch, *job.result);
+                outcome(slot).at_ns = finished; // the finish time wait() reports; the slot is still ours
+            } else {
+                write_error_locked(slot, job.id, epoch, {}); // no stale result of an earlier job at this tag
+            }
+        }
+        rec.dead_mark.store(dead_mark(epoch, DeadMark::kept_mirrored), std::memory_order_relaxed);
+        shm::crash_point("restore.outcome.prepared"); // still reserved by us: our reaper frees the slot
+        if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) {
+            // Only a corrupt segment moves a slot we reserved.
+            give_back_slot(slot);
+            throw Error(Errc::corrupt_segment, what + ": its reserved slot " + std::to_string(slot) +
+                                                   " changed under us");
+        }
+        // Killed here, holding [E]: a kept dead job not on the list; the
+        // repair of [E] lists it (repair_dead_list). A kept result has no list.
+        shm::crash_point("restore.outcome.committed");
+        if (dies) keep_dead_locked(ep, slot, my_tag(), to_release);
+    }
+    if (!to_release.empty()) release_slots(to_release, my_tag());
 }
 
 void QueueState::mark_mirrored() {

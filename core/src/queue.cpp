@@ -231,6 +231,9 @@ void Queue::settle_dirty(std::span<const JobSnapshot> mirrored) { state_->settle
 JobId Queue::restore(EntrypointId entrypoint, const RestoredJob& job, const EnqueueOptions& options) {
     return state_->restore(entrypoint, job, options);
 }
+void Queue::restore_outcome(EntrypointId entrypoint, const RestoredOutcome& job) {
+    state_->restore_outcome(entrypoint, job);
+}
 void Queue::pause(EntrypointId entrypoint) { state_->set_paused(entrypoint, true); }
 void Queue::resume(EntrypointId entrypoint) { state_->set_paused(entrypoint, false); }
 bool Queue::paused(EntrypointId entrypoint) const { return state_->paused(entrypoint); }

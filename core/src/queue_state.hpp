@@ -154,6 +154,7 @@ public:
     std::size_t collect_dirty(std::vector<JobSnapshot>& out) const;
     void settle_dirty(std::span<const JobSnapshot> mirrored);
     JobId restore(EntrypointId ep, const RestoredJob& job, const EnqueueOptions& options);
+    void restore_outcome(EntrypointId ep, const RestoredOutcome& job);
     void unseal();
     void mark_mirrored();
     bool sealed() const noexcept { return core_->sealed.load(std::memory_order_seq_cst) != 0; }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "currant/shm/crash_point.hpp"
 #include "log.hpp"
 #include "schema.hpp"
 
@@ -21,7 +22,7 @@ struct HostRecord {
 std::optional<HostRecord> find_host(pg::Connection& connection, const std::string& column, const std::string& value) {
     const pg::Result rows = connection.exec(
         "SELECT host, incarnation, slots, payload_bytes, max_entrypoints, max_participants, log_capacity, mode, "
-        "max_job_id, segment FROM currant_hosts WHERE " + column + " = $1",
+        "max_job_id, segment, result_bytes FROM currant_hosts WHERE " + column + " = $1",
         {value});
     if (rows.rows() == 0) return std::nullopt;
     HostRecord record;
@@ -36,6 +37,7 @@ std::optional<HostRecord> find_host(pg::Connection& connection, const std::strin
     record.options.host_id = std::uint16_t(record.host);
     record.options.name = std::string(rows.text(0, 9));
     record.max_job_id = std::uint64_t(rows.integer(0, 8));
+    if (!rows.is_null(0, 10)) record.options.result_bytes = std::uint32_t(rows.integer(0, 10));
     return record;
 }
 
@@ -43,14 +45,16 @@ void save_host(pg::Connection& connection, const Queue& queue) {
     const QueueInfo info = queue.info();
     connection.exec(
         "INSERT INTO currant_hosts (host, incarnation, segment, slots, payload_bytes, max_entrypoints, "
-        "max_participants, log_capacity, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+        "max_participants, log_capacity, mode, result_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
         "ON CONFLICT (host) DO UPDATE SET incarnation = EXCLUDED.incarnation, segment = EXCLUDED.segment, "
+        "result_bytes = EXCLUDED.result_bytes, "
         "slots = EXCLUDED.slots, payload_bytes = EXCLUDED.payload_bytes, max_entrypoints = "
         "EXCLUDED.max_entrypoints, max_participants = EXCLUDED.max_participants, log_capacity = "
         "EXCLUDED.log_capacity, mode = EXCLUDED.mode, updated = now()",
         {std::to_string(info.host_id), std::to_string(std::int64_t(info.incarnation)), info.name,
          std::to_string(info.slots), std::to_string(info.payload_bytes), std::to_string(info.max_entrypoints),
-         std::to_string(info.max_participants), std::to_string(info.log_capacity), std::to_string(info.mode & 07777)});
+         std::to_string(info.max_participants), std::to_string(info.log_capacity), std::to_string(info.mode & 07777),
+         std::to_string(info.result_bytes)});
     // Cursors of earlier incarnations no longer mean anything.
     connection.exec("DELETE FROM currant_cursors WHERE host = $1 AND incarnation <> $2",
                     {std::to_string(info.host_id), std::to_string(std::int64_t(info.incarnation))});
@@ -73,7 +77,7 @@ bool holds_nothing(const Queue& queue) {
 void declare_recorded_entrypoints(pg::Connection& connection, Queue& queue, std::uint32_t host) {
     const pg::Result rows = connection.exec(
         "SELECT name, durability, lease_ms, max_attempts, retry_delay_ms, max_retry_delay_ms, paused, "
-        "concurrency_limit, rate_limit, rate_burst, result_retention_ms FROM currant_entrypoints WHERE host = $1 "
+        "concurrency_limit, rate_limit, rate_burst, result_retention_ms, max_dead FROM currant_entrypoints WHERE host = $1 "
         "ORDER BY name",
         {std::to_string(host)});
     for (int row = 0; row < rows.rows(); ++row) {
@@ -89,6 +93,7 @@ void declare_recorded_entrypoints(pg::Connection& connection, Queue& queue, std:
             options.rate_burst = rows.is_null(row, 9) ? 1 : rows.integer(row, 9);
         }
         options.result_retention = std::chrono::milliseconds(rows.integer(row, 10));
+        if (!rows.is_null(row, 11)) options.max_dead = std::uint32_t(rows.integer(row, 11));
         const EntrypointId ep = queue.declare_entrypoint(rows.text(row, 0), options);
         if (rows.text(row, 6) == "t") queue.pause(ep);
     }
@@ -237,6 +242,123 @@ void restore_jobs(pg::Connection& connection, Queue& queue, std::uint32_t host, 
     }
 }
 
+EntrypointId entrypoint_for_restore(Queue& queue, const std::string& name) {
+    try {
+        return queue.entrypoint(name);
+    } catch (const Error&) {
+        EntrypointOptions options;
+        options.durability = Durability::async;
+        return queue.declare_entrypoint(name, options);
+    }
+}
+
+// Puts back the dead jobs the segment kept (docs/dead-jobs.md): rows of
+// jobs requeued since (queued or picked again, or ended otherwise later)
+// are deleted first; of the rest, each entrypoint's newest max_dead come
+// back on its dead list, oldest first, with their last error. Idempotent:
+// ids already in the segment are skipped, so an interrupted rebuild is
+// completed by the next start without doubling or reordering (the ones it
+// restored are the oldest of the same selection).
+void restore_dead_jobs(pg::Connection& connection, Queue& queue, std::uint32_t host, Attached& attached) {
+    const std::string host_text = std::to_string(host);
+    connection.exec(
+        "DELETE FROM currant_dead d WHERE d.host = $1 AND (EXISTS (SELECT 1 FROM currant_jobs j WHERE j.id = "
+        "d.job_id) OR EXISTS (SELECT 1 FROM currant_log l WHERE l.job_id = d.job_id AND l.created > d.died AND "
+        "l.status <> 'exception'))",
+        {host_text});
+    const pg::Result names =
+        connection.exec("SELECT DISTINCT entrypoint FROM currant_dead WHERE host = $1 ORDER BY 1", {host_text});
+    for (int n = 0; n < names.rows(); ++n) {
+        const std::string name(names.text(n, 0));
+        const EntrypointId ep = entrypoint_for_restore(queue, name);
+        const std::uint32_t cap = queue.entrypoint_options(ep).max_dead.value_or(0);
+        const pg::Result rows = connection.exec(
+            "SELECT job_id, priority, payload, attempts, max_attempts, (extract(epoch FROM created) * 1000000)::bigint, "
+            "(extract(epoch FROM died) * 1000000)::bigint, traceback, dedupe_key FROM currant_dead "
+            "WHERE host = $1 AND entrypoint = $2 ORDER BY died DESC, job_id DESC LIMIT $3",
+            {host_text, name, std::to_string(cap)});
+        std::vector<JobId> ids;
+        std::string kept_array = "{";
+        for (int row = 0; row < rows.rows(); ++row) {
+            ids.push_back(JobId(rows.integer(row, 0)));
+            kept_array += (row ? "," : "") + std::to_string(rows.integer(row, 0));
+        }
+        kept_array += "}";
+        // Older deaths were evicted by the cap (or will never be kept
+        // again): their rows go. After the selection above, so a rebuild
+        // killed here or later selects the same rows at the next start.
+        connection.exec("DELETE FROM currant_dead WHERE host = $1 AND entrypoint = $2 AND NOT (job_id = ANY($3::bigint[]))",
+                        {host_text, name, kept_array});
+        const std::vector<JobState> present = queue.status(ids);
+        for (int row = rows.rows() - 1; row >= 0; --row) { // oldest first: the dead list's order
+            if (present[std::size_t(row)].status != JobStatus::unknown) continue;
+            const std::string payload = rows.bytes(row, 2);
+            const std::string error = rows.is_null(row, 7) ? std::string() : std::string(rows.text(row, 7));
+            const std::string key = rows.is_null(row, 8) ? std::string() : std::string(rows.text(row, 8));
+            RestoredOutcome job;
+            job.id = JobId(rows.integer(row, 0));
+            job.status = JobStatus::exception;
+            job.payload = std::as_bytes(std::span(payload.data(), payload.size()));
+            job.priority = std::int32_t(rows.integer(row, 1));
+            job.attempts = std::uint32_t(rows.integer(row, 3));
+            job.max_attempts = std::uint32_t(rows.integer(row, 4));
+            job.enqueued_at_ns = rows.integer(row, 5) * 1000;
+            job.finished_at_ns = rows.integer(row, 6) * 1000;
+            job.error = error;
+            if (!rows.is_null(row, 8)) job.dedupe_key = key;
+            try {
+                queue.restore_outcome(ep, job);
+                ++attached.dead;
+                shm::crash_point("rebuild.outcome_restored");
+            } catch (const Error& error_) {
+                // A row the segment refuses (a smaller segment, edited by
+                // hand): the rest of the rebuild goes on.
+                log_line("rebuild: dead job " + std::to_string(job.id) + " not restored: " + error_.what());
+            }
+        }
+    }
+}
+
+// Puts back the finished jobs whose result retention has not passed
+// (currant_results rows not expired; docs/results.md), as kept finished
+// jobs with their status and result. Dead ones come from currant_dead.
+// Idempotent like the others: ids already in the segment are skipped.
+void restore_kept_results(pg::Connection& connection, Queue& queue, std::uint32_t host, Attached& attached) {
+    std::int64_t after = -1;
+    const std::string host_text = std::to_string(host);
+    for (;;) {
+        const pg::Result rows = connection.exec(
+            "SELECT job_id, entrypoint, status, attempts, result, (extract(epoch FROM finished) * 1000000)::bigint, "
+            "(extract(epoch FROM expires) * 1000000)::bigint FROM currant_results WHERE host = $1 AND status IN "
+            "('successful', 'canceled') AND expires > now() AND job_id > $2 ORDER BY job_id LIMIT 1000",
+            {host_text, std::to_string(after)});
+        if (rows.rows() == 0) return;
+        std::vector<JobId> ids;
+        for (int row = 0; row < rows.rows(); ++row) ids.push_back(JobId(rows.integer(row, 0)));
+        const std::vector<JobState> present = queue.status(ids);
+        for (int row = 0; row < rows.rows(); ++row) {
+            after = rows.integer(row, 0);
+            if (present[std::size_t(row)].status != JobStatus::unknown) continue;
+            const EntrypointId ep = entrypoint_for_restore(queue, std::string(rows.text(row, 1)));
+            const std::string result = rows.is_null(row, 4) ? std::string() : rows.bytes(row, 4);
+            RestoredOutcome job;
+            job.id = JobId(rows.integer(row, 0));
+            job.status = rows.text(row, 2) == "successful" ? JobStatus::successful : JobStatus::canceled;
+            job.attempts = std::uint32_t(rows.integer(row, 3));
+            if (!rows.is_null(row, 4)) job.result = std::as_bytes(std::span(result.data(), result.size()));
+            job.finished_at_ns = rows.integer(row, 5) * 1000;
+            job.kept_until_ns = rows.integer(row, 6) * 1000;
+            try {
+                queue.restore_outcome(ep, job);
+                ++attached.results;
+                shm::crash_point("rebuild.outcome_restored");
+            } catch (const Error& error) {
+                log_line("rebuild: result of job " + std::to_string(job.id) + " not restored: " + error.what());
+            }
+        }
+    }
+}
+
 Attached rebuild(pg::Connection& connection, const HostRecord& record, std::optional<Queue> sealed_segment) {
     Attached attached{sealed_segment ? std::move(*sealed_segment) : Queue::create([&] {
         QueueOptions options = record.options;
@@ -253,13 +375,16 @@ Attached rebuild(pg::Connection& connection, const HostRecord& record, std::opti
     attached.identity = {record.host, attached.queue.info().incarnation};
     declare_recorded_entrypoints(connection, attached.queue, record.host);
     restore_jobs(connection, attached.queue, record.host, attached);
+    restore_dead_jobs(connection, attached.queue, record.host, attached);
+    restore_kept_results(connection, attached.queue, record.host, attached);
     attached.schedules = restore_recorded_schedules(connection, attached.queue, record.host);
     save_host(connection, attached.queue);
     attached.queue.unseal();
     log_line("rebuilt queue '" + record.options.name + "' for host " + std::to_string(record.host) +
              " from PostgreSQL: " + std::to_string(attached.restored) + " jobs restored, " +
-             std::to_string(attached.ended) + " ended past their attempts, " + std::to_string(attached.schedules) +
-             " schedules restored");
+             std::to_string(attached.ended) + " ended past their attempts, " + std::to_string(attached.dead) +
+             " dead jobs and " + std::to_string(attached.results) + " kept results restored, " +
+             std::to_string(attached.schedules) + " schedules restored");
     return attached;
 }
 

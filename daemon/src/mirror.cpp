@@ -42,6 +42,7 @@ void Mirror::resume(pg::Connection& connection) {
     connection.exec(
         "CREATE TEMP TABLE IF NOT EXISTS currant_stage (LIKE currant_jobs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
     connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_results_stage (LIKE currant_results) ON COMMIT DELETE ROWS");
+    connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_dead_stage (LIKE currant_dead) ON COMMIT DELETE ROWS");
     connection.exec("CREATE TEMP TABLE IF NOT EXISTS currant_dirty_stage (job_id bigint, host integer, incarnation "
                     "bigint, entrypoint text, status currant_status, priority integer, attempts integer, sequence "
                     "bigint, transitions integer, created timestamptz, traceback text) ON COMMIT DELETE ROWS");
@@ -99,7 +100,7 @@ std::uint64_t Mirror::record_configuration(pg::Connection& connection, const Que
     std::uint64_t statements = 0;
     if (!configuration.entrypoints.empty()) {
         std::vector<std::optional<std::string>> names, durabilities, leases, attempts, delays, max_delays, paused,
-            concurrency, rates, bursts, retentions;
+            concurrency, rates, bursts, retentions, max_dead;
         for (const EntrypointConfiguration& entry : configuration.entrypoints) {
             const EntrypointOptions& o = entry.options;
             names.push_back(entry.name);
@@ -113,22 +114,23 @@ std::uint64_t Mirror::record_configuration(pg::Connection& connection, const Que
             rates.push_back(o.rate_limit ? std::optional(exact_text(*o.rate_limit)) : std::nullopt);
             bursts.push_back(o.rate_limit ? std::optional(std::to_string(o.rate_burst.value_or(1))) : std::nullopt);
             retentions.push_back(std::to_string(o.result_retention.value_or(std::chrono::milliseconds(0)).count()));
+            max_dead.push_back(o.max_dead ? std::optional(std::to_string(*o.max_dead)) : std::nullopt);
         }
         connection.exec(
             "INSERT INTO currant_entrypoints (host, name, durability, lease_ms, max_attempts, retry_delay_ms, "
-            "max_retry_delay_ms, paused, concurrency_limit, rate_limit, rate_burst, result_retention_ms, updated) "
-            "SELECT $1, n, d, l, a, r, m, p, c, rl, rb, rr, now() FROM unnest($2::text[], $3::text[], $4::bigint[], "
+            "max_retry_delay_ms, paused, concurrency_limit, rate_limit, rate_burst, result_retention_ms, max_dead, updated) "
+            "SELECT $1, n, d, l, a, r, m, p, c, rl, rb, rr, md, now() FROM unnest($2::text[], $3::text[], $4::bigint[], "
             "$5::integer[], $6::bigint[], $7::bigint[], $8::boolean[], $9::integer[], $10::float8[], $11::integer[], "
-            "$12::bigint[]) AS u(n, d, l, a, r, m, p, c, rl, rb, rr) "
+            "$12::bigint[], $13::integer[]) AS u(n, d, l, a, r, m, p, c, rl, rb, rr, md) "
             "ON CONFLICT (host, name) DO UPDATE SET durability = EXCLUDED.durability, lease_ms = EXCLUDED.lease_ms, "
             "max_attempts = EXCLUDED.max_attempts, retry_delay_ms = EXCLUDED.retry_delay_ms, max_retry_delay_ms = "
             "EXCLUDED.max_retry_delay_ms, paused = EXCLUDED.paused, concurrency_limit = EXCLUDED.concurrency_limit, "
             "rate_limit = EXCLUDED.rate_limit, rate_burst = EXCLUDED.rate_burst, result_retention_ms = "
-            "EXCLUDED.result_retention_ms, updated = EXCLUDED.updated",
+            "EXCLUDED.result_retention_ms, max_dead = EXCLUDED.max_dead, updated = EXCLUDED.updated",
             {host, quoted_array_text(names), quoted_array_text(durabilities), quoted_array_text(leases),
              quoted_array_text(attempts), quoted_array_text(delays), quoted_array_text(max_delays),
              quoted_array_text(paused), quoted_array_text(concurrency), quoted_array_text(rates),
-             quoted_array_text(bursts), quoted_array_text(retentions)});
+             quoted_array_text(bursts), quoted_array_text(retentions), quoted_array_text(max_dead)});
         ++statements;
     }
     std::vector<std::optional<std::string>> names, expressions, entrypoints, payloads, priorities, policies,
@@ -238,7 +240,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     // Rows: COPY text format.
     const std::string host = std::to_string(identity_.host);
     const std::string incarnation = std::to_string(std::int64_t(identity_.incarnation));
-    std::string log_rows, dirty_log_rows, live_rows, result_rows;
+    std::string log_rows, dirty_log_rows, live_rows, result_rows, dead_rows;
     // Each entrypoint's result retention (docs/results.md), read when its
     // first finished job of the batch needs it (-1: not read yet).
     std::vector<std::int64_t> retention_ms(names.size(), -1);
@@ -288,6 +290,39 @@ std::size_t Mirror::flush(pg::Connection& connection) {
 
         if (is_final(f.status)) {
             finished_ids.push_back(std::to_string(std::int64_t(id)));
+            // currant_dead (docs/dead-jobs.md): a death the segment keeps,
+            // with what a rebuild needs to keep it again. Only while the slot
+            // is still at this death's epoch (a job requeued since has its
+            // newer state in a later row, one purged or evicted is not kept).
+            if (f.status == JobStatus::exception && have_content && job.epoch == f.epoch &&
+                job.status == f.status && job.kept_dead) {
+                dead_rows += std::to_string(std::int64_t(id));
+                tab(dead_rows);
+                dead_rows += host;
+                tab(dead_rows);
+                dead_rows += incarnation;
+                tab(dead_rows);
+                pg::append_copy_text(dead_rows, entrypoint);
+                tab(dead_rows);
+                dead_rows += std::to_string(job.priority);
+                tab(dead_rows);
+                pg::append_copy_bytea(dead_rows, job.payload.data(), job.payload.size());
+                tab(dead_rows);
+                dead_rows += std::to_string(f.attempts);
+                tab(dead_rows);
+                dead_rows += std::to_string(job.max_attempts);
+                tab(dead_rows);
+                dead_rows += pg::timestamp_text(job.enqueued_at_ns);
+                tab(dead_rows);
+                dead_rows += pg::timestamp_text(job.died_at_ns > 0 ? job.died_at_ns : f.at_ns);
+                tab(dead_rows);
+                if (!job.error.empty()) pg::append_copy_text(dead_rows, valid_utf8_text(job.error));
+                else dead_rows += "\\N";
+                tab(dead_rows);
+                if (job.dedupe_key) pg::append_copy_text(dead_rows, *job.dedupe_key);
+                else dead_rows += "\\N";
+                dead_rows.push_back('\n');
+            }
             // currant_results (docs/results.md), for an entrypoint that keeps
             // results: the result and last error are this status's own only
             // while the slot is still at the folded transition's epoch (like
@@ -439,6 +474,19 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                 "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, status = "
                 "EXCLUDED.status, attempts = EXCLUDED.attempts, result = EXCLUDED.result, traceback = "
                 "EXCLUDED.traceback, finished = EXCLUDED.finished, expires = EXCLUDED.expires");
+            statements += 2;
+        }
+        if (!dead_rows.empty()) {
+            // A job that died again after a requeue replaces its row.
+            connection.copy_in("COPY currant_dead_stage (job_id, host, incarnation, entrypoint, priority, payload, "
+                               "attempts, max_attempts, created, died, traceback, dedupe_key) FROM STDIN",
+                               dead_rows);
+            connection.exec(
+                "INSERT INTO currant_dead SELECT * FROM currant_dead_stage ON CONFLICT (job_id) DO UPDATE SET "
+                "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, "
+                "priority = EXCLUDED.priority, payload = EXCLUDED.payload, attempts = EXCLUDED.attempts, "
+                "max_attempts = EXCLUDED.max_attempts, created = EXCLUDED.created, died = EXCLUDED.died, "
+                "traceback = EXCLUDED.traceback, dedupe_key = EXCLUDED.dedupe_key");
             statements += 2;
         }
         if (!finished_ids.empty()) {

@@ -26,7 +26,11 @@ namespace {
 //                     error of finished jobs, kept until `expires` (the
 //                     entrypoint's result retention; docs/results.md);
 //                     currant_entrypoints gains result_retention_ms
-constexpr std::array<std::string_view, 4> steps = {
+//   (step 5) currant_dead per job: a kept dead job (payload, attempts, time
+//                     of death, last error, dedupe key) for a rebuild
+//                     (docs/dead-jobs.md); currant_entrypoints gains
+//                     max_dead, currant_hosts result_bytes
+constexpr std::array<std::string_view, 5> steps = {
     R"SQL(
 CREATE TABLE currant_schema (version integer NOT NULL);
 INSERT INTO currant_schema VALUES (0);
@@ -163,6 +167,31 @@ CREATE INDEX currant_results_expires ON currant_results (host, expires);
 
 ALTER TABLE currant_entrypoints ADD COLUMN result_retention_ms bigint NOT NULL DEFAULT 0
     CHECK (result_retention_ms >= 0);
+)SQL",
+    // 5: kept dead jobs for a rebuild (docs/dead-jobs.md). A row per job
+    // whose death the segment kept (upserted at each kept death); a rebuild
+    // deletes the rows of jobs requeued since and restores the newest
+    // max_dead of each entrypoint. max_dead and result_bytes are recorded so
+    // that the rebuilt segment keeps as many and as large as before.
+    R"SQL(
+CREATE TABLE currant_dead (
+    job_id bigint PRIMARY KEY,
+    host integer NOT NULL,
+    incarnation bigint NOT NULL,
+    entrypoint text NOT NULL,
+    priority integer NOT NULL,
+    payload bytea NOT NULL,
+    attempts integer NOT NULL,
+    max_attempts integer NOT NULL,
+    created timestamptz NOT NULL,
+    died timestamptz NOT NULL,
+    traceback text,
+    dedupe_key text
+);
+CREATE INDEX currant_dead_host ON currant_dead (host, entrypoint, died);
+
+ALTER TABLE currant_entrypoints ADD COLUMN max_dead integer CHECK (max_dead >= 0);
+ALTER TABLE currant_hosts ADD COLUMN result_bytes integer CHECK (result_bytes > 0);
 )SQL",
 };
 

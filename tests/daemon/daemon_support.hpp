@@ -219,6 +219,24 @@ inline JobStatus status_of(const Queue& queue, JobId id) {
     return queue.status(ids)[0].status;
 }
 
+// Runs the `currant` command line (CURRANT_CLI) to its end: exit status and
+// everything it printed.
+struct CliRun {
+    int status;
+    std::string output;
+};
+inline CliRun run_cli(const std::vector<std::string>& arguments) {
+    const std::string output_file = testing::shared_postgres().directory() + "/run-cli-output.txt";
+    std::remove(output_file.c_str());
+    std::vector<std::string> argv = {std::getenv("CURRANT_CLI")};
+    argv.insert(argv.end(), arguments.begin(), arguments.end());
+    const int status = testing::run_program(argv, output_file);
+    std::ifstream in(output_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    return {status, text.str()};
+}
+
 inline EntrypointOptions async_options() {
     EntrypointOptions options;
     options.durability = Durability::async;

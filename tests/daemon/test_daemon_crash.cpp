@@ -304,3 +304,65 @@ TEST_CASE("segment removed and daemon restarted: a job's dedupe key is restored 
     CHECK(fresh != held);
     CHECK_FALSE(queue.last_enqueue_skipped());
 }
+
+TEST_CASE("a daemon killed in the middle of a rebuild's restores, then restarted, restores each dead job and kept "
+          "result once, dead ones in order",
+          "[rebuild][crash]") {
+    DaemonFixture fixture("rebuild-outcomes-crash");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "31", "--flush-interval-ms", "1"});
+    std::vector<JobId> dead_ids, result_ids;
+    {
+        Queue queue = fixture.open_queue();
+        EntrypointOptions options = async_options();
+        options.result_retention = 3'600'000ms;
+        const EntrypointId ep = queue.declare_entrypoint("jobs", options);
+        for (int i = 0; i < 3; ++i) {
+            dead_ids.push_back(dead_job(queue, ep, "dead " + std::to_string(i), "error " + std::to_string(i)));
+            REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", i + 1) == i + 1); // distinct death times
+        }
+        const EntrypointId eps[] = {ep};
+        for (int i = 0; i < 3; ++i) {
+            result_ids.push_back(queue.enqueue(ep, as_payload("x")));
+            Job job;
+            REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+            queue.ack(job.handle, as_payload("result " + std::to_string(i)));
+        }
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results WHERE status = 'successful'", 3) == 3);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name()); // a reboot
+
+    // Killed after the second restore (two of the three dead jobs).
+    setenv("CURRANT_CRASH_POINT", "rebuild.outcome_restored:2", 1);
+    DaemonProcess& interrupted = fixture.start_daemon({"--host-id", "31"});
+    unsetenv("CURRANT_CRASH_POINT");
+    CHECK(interrupted.wait_for_exit() == 128 + SIGKILL);
+    {
+        Queue half = Queue::open(fixture.queue_name());
+        CHECK(half.sealed());
+        CHECK(half.dead_jobs().size() == 2);
+    }
+
+    DaemonProcess& second = fixture.start_daemon({"--host-id", "31", "--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK_THAT(second.log(), Catch::Contains("1 dead jobs and 3 kept results restored"));
+    const EntrypointId ep = queue.entrypoint("jobs");
+    const auto dead = queue.dead_jobs(ep);
+    REQUIRE(dead.size() == 3);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(dead[std::size_t(i)].id == dead_ids[std::size_t(i)]);
+        CHECK(dead[std::size_t(i)].error == "error " + std::to_string(i));
+    }
+    const auto outcomes = queue.wait(result_ids, 0ns);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(outcomes[std::size_t(i)].status == JobStatus::successful);
+        REQUIRE(outcomes[std::size_t(i)].result.has_value());
+        CHECK(testing::text(*outcomes[std::size_t(i)].result) == "result " + std::to_string(i));
+    }
+    CHECK(queue.doctor().sound);
+    // Nothing re-mirrored: still one death row per dead job.
+    for (JobId id : dead_ids)
+        CHECK(fixture.count("SELECT count(*) FROM currant_log WHERE job_id = $1 AND status = 'exception'",
+                            {std::to_string(id)}) == 1);
+}

@@ -108,3 +108,117 @@ TEST_CASE("a dead job purged before currantd mirrored its death still reaches cu
     CHECK(*traceback_of(fixture, id, "exception") == "died while currantd was down");
     CHECK(queue.doctor().sound);
 }
+
+TEST_CASE("a kept dead job survives a segment rebuild with its last error, and requeued it runs", "[rebuild][dead]") {
+    DaemonFixture fixture("dead-rebuild");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "11", "--flush-interval-ms", "1"});
+    const std::string error = "Traceback (most recent call last):\n  File \"w.py\"\nKeyError: 'x'";
+    JobId id = 0;
+    DeadJob before;
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+        id = dead_job(queue, ep, "dead payload", error);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead WHERE job_id = " + std::to_string(id), 1) == 1);
+        before = queue.dead_jobs(ep).at(0);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name()); // a reboot
+
+    DaemonProcess& second = fixture.start_daemon({"--host-id", "11", "--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK_THAT(second.log(), Catch::Contains("1 dead jobs and 0 kept results restored"));
+    const EntrypointId ep = queue.entrypoint("jobs");
+    const auto dead = queue.dead_jobs(ep);
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].id == id);
+    CHECK(dead[0].error == error);
+    CHECK(dead[0].attempts == before.attempts);
+    CHECK(dead[0].max_attempts == before.max_attempts);
+    CHECK(dead[0].died_at_ns / 1000 == before.died_at_ns / 1000); // PostgreSQL keeps microseconds
+    CHECK(testing::text(dead[0].payload) == "dead payload");
+
+    const CliRun failed = run_cli({"failed", fixture.queue_name()});
+    CHECK(failed.status == 0);
+    CHECK_THAT(failed.output, Catch::Contains(std::to_string(id)) && Catch::Contains("KeyError"));
+    const CliRun requeued = run_cli({"requeue", fixture.queue_name(), std::to_string(id)});
+    CHECK(requeued.status == 0);
+    const EntrypointId eps[] = {ep};
+    Job job;
+    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+    CHECK(job.handle.id == id);
+    CHECK(job.attempts == 1);
+    CHECK(testing::text(job.payload) == "dead payload");
+    queue.ack(job.handle);
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(id) +
+                                   " AND status = 'successful'",
+                               1) == 1);
+    // The rebuild logged nothing for it: its one death, and no second one.
+    CHECK(fixture.count("SELECT count(*) FROM currant_log WHERE job_id = $1 AND status = 'exception'",
+                        {std::to_string(id)}) == 1);
+}
+
+TEST_CASE("a dead job requeued before the reboot does not come back dead", "[rebuild][dead]") {
+    DaemonFixture fixture("dead-rebuild-requeued");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "12", "--flush-interval-ms", "1"});
+    JobId finished = 0, waiting = 0;
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+        finished = dead_job(queue, ep, "finished", "first");
+        waiting = dead_job(queue, ep, "waiting", "second");
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", 2) == 2);
+        REQUIRE(queue.requeue(finished));
+        queue.ack(pick(queue, ep, finished));
+        REQUIRE(queue.requeue(waiting));
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(finished) +
+                                       " AND status = 'successful'",
+                                   1) == 1);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE id = " + std::to_string(waiting), 1) == 1);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name());
+
+    fixture.start_daemon({"--host-id", "12"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    const EntrypointId ep = queue.entrypoint("jobs");
+    CHECK(queue.dead_jobs(ep).empty());
+    CHECK(status_of(queue, waiting) == JobStatus::queued);
+    CHECK(status_of(queue, finished) == JobStatus::unknown);
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 0); // the rebuild dropped their rows
+}
+
+TEST_CASE("past an entrypoint's max_dead only its newest deaths come back, in order", "[rebuild][dead]") {
+    DaemonFixture fixture("dead-rebuild-cap");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "13", "--flush-interval-ms", "1"});
+    std::vector<JobId> ids;
+    {
+        Queue queue = fixture.open_queue();
+        EntrypointOptions options = async_options();
+        options.max_dead = 2;
+        const EntrypointId ep = queue.declare_entrypoint("jobs", options);
+        for (int i = 0; i < 3; ++i) {
+            // One at a time: each death is kept (and recorded) before the next evicts the oldest.
+            ids.push_back(dead_job(queue, ep, "p" + std::to_string(i), "e" + std::to_string(i)));
+            REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", i + 1) == i + 1);
+        }
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_entrypoints WHERE max_dead = 2", 1) == 1);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name());
+
+    fixture.start_daemon({"--host-id", "13"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    const EntrypointId ep = queue.entrypoint("jobs");
+    CHECK(queue.entrypoint_options(ep).max_dead == std::optional<std::uint32_t>(2));
+    const auto dead = queue.dead_jobs(ep);
+    REQUIRE(dead.size() == 2);
+    CHECK(dead[0].id == ids[1]);
+    CHECK(dead[0].error == "e1");
+    CHECK(dead[1].id == ids[2]);
+    CHECK(dead[1].error == "e2");
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 2); // the evicted death's row is gone
+}

@@ -200,3 +200,105 @@ TEST_CASE("a daemon killed before or after the COMMIT of a batch with results: e
         for (const JobOutcome& outcome : outcomes) CHECK(outcome.result.has_value());
     }
 }
+
+TEST_CASE("a kept result survives a segment rebuild: wait and currant status return it", "[rebuild][results]") {
+    DaemonFixture fixture("results-rebuild-kept");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "21", "--flush-interval-ms", "1"});
+    JobId id = 0;
+    const std::string result("\xff\0ok", 4); // not UTF-8: currant status prints it in hex
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", kept_async(3'600'000ms));
+        id = queue.enqueue(ep, as_payload("x"));
+        ack_with(queue, ep, id, result);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(id), 1) == 1);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name()); // a reboot
+
+    DaemonProcess& second = fixture.start_daemon({"--host-id", "21", "--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK_THAT(second.log(), Catch::Contains("0 dead jobs and 1 kept results restored"));
+    const JobId ids[] = {id};
+    const JobOutcome outcome = queue.wait(ids, 0ns).at(0);
+    CHECK(outcome.status == JobStatus::successful);
+    CHECK(outcome.finished);
+    REQUIRE(outcome.result.has_value());
+    CHECK(testing::text(*outcome.result) == result);
+    const CliRun status = run_cli({"status", fixture.queue_name(), std::to_string(id)});
+    CHECK(status.status == 0);
+    CHECK_THAT(status.output, Catch::Contains(std::to_string(id) + " ") && Catch::Contains("successful") &&
+                                  Catch::Contains("0xff006f6b"));
+    // Not mirrored again: a later batch (another job) writes no second row for it.
+    const EntrypointId ep = queue.entrypoint("jobs");
+    const JobId later = queue.enqueue(ep, as_payload("later"));
+    ack_with(queue, ep, later, "later");
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(later), 1) == 1);
+    CHECK(fixture.count("SELECT count(*) FROM currant_log WHERE job_id = $1", {std::to_string(id)}) ==
+          fixture.count("SELECT count(*) FROM currant_log WHERE job_id = $1 AND incarnation <> $2",
+                        {std::to_string(id), std::to_string(std::int64_t(queue.info().incarnation))}));
+}
+
+TEST_CASE("a result whose retention passed while the host was down is not restored", "[rebuild][results]") {
+    DaemonFixture fixture("results-rebuild-expired");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "22", "--flush-interval-ms", "1"});
+    JobId expired = 0, kept = 0;
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId short_ep = queue.declare_entrypoint("short", kept_async(1'000ms));
+        const EntrypointId long_ep = queue.declare_entrypoint("long", kept_async(3'600'000ms));
+        expired = queue.enqueue(short_ep, as_payload("x"));
+        ack_with(queue, short_ep, expired, "gone");
+        kept = queue.enqueue(long_ep, as_payload("y"));
+        ack_with(queue, long_ep, kept, "here");
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results", 2) == 2);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name());
+    std::this_thread::sleep_for(1'500ms);
+    // Its row is still there (no daemon ran to delete it): the rebuild must skip it.
+    REQUIRE(fixture.count("SELECT count(*) FROM currant_results WHERE expires < now() AND job_id = " +
+                          std::to_string(expired)) == 1);
+
+    fixture.start_daemon({"--host-id", "22"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    const JobId ids[] = {expired, kept};
+    const auto outcomes = queue.wait(ids, 0ns);
+    CHECK(outcomes[0].status == JobStatus::unknown);
+    CHECK(outcomes[1].status == JobStatus::successful);
+    REQUIRE(outcomes[1].result.has_value());
+    CHECK(testing::text(*outcomes[1].result) == "here");
+}
+
+TEST_CASE("a queue's result_bytes survives a segment rebuild with its large results", "[rebuild][results]") {
+    DaemonFixture fixture("results-rebuild-bytes");
+    const std::string result(3'000, 'r');
+    JobId id = 0;
+    {
+        QueueOptions options;
+        options.name = fixture.queue_name();
+        options.slots = 256;
+        options.host_id = 23;
+        options.result_bytes = 4'096;
+        Queue queue = Queue::create(options);
+        DaemonProcess& first = fixture.start_daemon({"--flush-interval-ms", "1"});
+        const EntrypointId ep = queue.declare_entrypoint("jobs", kept_async(3'600'000ms));
+        id = queue.enqueue(ep, as_payload("x"));
+        ack_with(queue, ep, id, result);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(id), 1) == 1);
+        CHECK(fixture.count("SELECT result_bytes FROM currant_hosts WHERE host = 23") == 4'096);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name());
+
+    fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK(queue.info().result_bytes == 4'096);
+    const JobId ids[] = {id};
+    const JobOutcome outcome = queue.wait(ids, 0ns).at(0);
+    REQUIRE(outcome.result.has_value());
+    CHECK(outcome.result->size() == 3'000);
+}

@@ -305,6 +305,7 @@ struct QueueInfo {
     std::string name;
     std::uint32_t slots = 0, payload_bytes = 0, max_entrypoints = 0, max_participants = 0,
                   log_capacity = 0, host_id = 0, slot_bytes = 0;
+    std::uint32_t result_bytes = 0;        // QueueOptions::result_bytes
     std::uint64_t segment_bytes = 0;
     std::uint64_t incarnation = 0;
     bool mirrored = false;                 // a currantd has attached (new entrypoints default to async)
@@ -347,6 +348,8 @@ struct JobSnapshot {
     std::optional<std::string> dedupe_key; // the job's dedupe key, if it has one
     std::string error;                     // the job's last error text (failed or retried with one), or empty
     std::optional<std::vector<std::byte>> result; // successful with a result (docs/results.md)
+    bool kept_dead = false;                // a dead job on its entrypoint's dead list (docs/dead-jobs.md)
+    std::int64_t died_at_ns = 0;           // kept_dead: CLOCK_REALTIME time of death
 };
 
 // A job put back into a segment under its own id (rebuild, remote claims).
@@ -358,6 +361,24 @@ struct RestoredJob {
     std::int64_t execute_after_ns = 0;
     std::uint32_t attempts = 0;            // deliveries already made
     std::uint32_t max_attempts = 0;        // 0: the entrypoint's default
+};
+
+// A finished job put back into a segment under its own id (rebuild, see
+// Queue::restore_outcome): a kept dead job (status exception) or a job kept
+// for its entrypoint's result retention (successful or canceled).
+struct RestoredOutcome {
+    JobId id = 0;
+    JobStatus status = JobStatus::exception; // exception, successful or canceled
+    std::span<const std::byte> payload;     // at most the slot's payload bytes
+    std::int32_t priority = 0;
+    std::uint32_t attempts = 0;             // deliveries made
+    std::uint32_t max_attempts = 0;         // 0: the entrypoint's default
+    std::int64_t enqueued_at_ns = 0;        // CLOCK_REALTIME; 0: finished_at_ns
+    std::int64_t finished_at_ns = 0;        // CLOCK_REALTIME: death or finish; 0: now
+    std::string_view error;                 // exception: the last error (cut like fail()'s)
+    std::optional<std::span<const std::byte>> result; // successful: at most QueueOptions::result_bytes
+    std::int64_t kept_until_ns = 0;         // successful/canceled: CLOCK_REALTIME end of the retention
+    std::optional<std::string_view> dedupe_key; // exception: held again by a requeue
 };
 
 // What currantd records of an entrypoint besides its jobs (Queue::configuration).
@@ -655,6 +676,19 @@ public:
     // already in the segment. options.dedupe_key applies as for enqueue
     // (a skipped restore returns the holder's id).
     JobId restore(EntrypointId entrypoint, const RestoredJob& job, const EnqueueOptions& options = {});
+    // Puts a finished job back under its own id (rebuild from PostgreSQL,
+    // docs/dead-jobs.md and docs/results.md), already mirrored: nothing is
+    // logged for it. exception: it joins the tail of the entrypoint's dead
+    // list (restore oldest first: past max_dead the oldest is dropped, as
+    // for a death). successful/canceled: kept with its result until
+    // kept_until_ns (CLOCK_REALTIME; a time already past makes it recyclable
+    // at once). Raises the id counter above id like restore(). Throws
+    // not_found (unknown entrypoint), already_exists (id is in the segment),
+    // invalid_argument (id 0 or above 2^63-1, another status, a result on a
+    // job that is not successful, a result larger than result_bytes, a
+    // dedupe key too long), payload_too_large, arena_full. Not atomic
+    // against a concurrent restore of the same id: one rebuild at a time.
+    void restore_outcome(EntrypointId entrypoint, const RestoredOutcome& job);
     // Bumped by every declare, pause/resume, limit change, schedule add or
     // remove and schedule tick (one load; see QueueConfiguration).
     std::uint64_t configuration_generation() const;
