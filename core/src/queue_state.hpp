@@ -132,6 +132,7 @@ public:
 
     // --- inspecting ---
     std::vector<JobState> status(std::span<const JobId> ids) const;
+    std::vector<ActiveJob> active_jobs(std::optional<EntrypointId> entrypoint, std::size_t limit) const;
     std::vector<EntrypointStats> stats() const;
     std::vector<ParticipantInfo> participants() const;
     QueueInfo info() const;
@@ -175,6 +176,13 @@ private:
     TransitionRecord* log(EntrypointId ep) const noexcept;
     std::atomic<std::uint64_t>* counters(std::uint32_t participant, EntrypointId ep) const noexcept;
     void count(EntrypointId ep, Counter kind, std::uint64_t by = 1) noexcept;
+    // Latency cells (layout.hpp, LatencyCells): row max_participants_ is the
+    // retired row. observe_* write this participant's own row (single writer).
+    LatencyCells& latency_cells(std::uint32_t row, EntrypointId ep) const noexcept;
+    void observe_wait(EntrypointId ep, std::int64_t duration_ns) noexcept;
+    void observe_run(EntrypointId ep, std::int64_t duration_ns) noexcept;
+    void fold_latency(std::uint32_t participant) noexcept;  // into the retired row, then zero
+    void zero_latency(std::uint32_t participant) noexcept;  // a claimed row starts empty
 
     // Entrypoint lock with repair.
     void lock_entrypoint(EntrypointId ep);
@@ -421,6 +429,7 @@ private:
     std::uint32_t log_capacity_;
     std::uint64_t sleeper_stride_words_;
     std::uint64_t counter_stride_;
+    std::uint64_t latency_offset_ = 0;
     std::uint16_t host_id_;
     std::uint64_t opened_fork_generation_;
 
