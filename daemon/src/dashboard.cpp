@@ -20,6 +20,7 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   table { border-collapse: collapse; background: #fff; margin-bottom: 1.2em; }
   th, td { padding: .3em .7em; border-bottom: 1px solid #ddd; text-align: right; }
   th:first-child, td:first-child { text-align: left; }
+  #entrypoints td { white-space: nowrap; }
   .charts { display: flex; gap: 1.2em; flex-wrap: wrap; }
   figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: .5em; }
   figcaption { font-weight: 600; margin-bottom: .3em; }
@@ -81,10 +82,10 @@ const colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
 // A quantile's bucket bound (seconds, null, or "+Inf") as text.
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
-  if (seconds === "+Inf") return "> 10 s";
-  if (seconds < 1e-3) return `≤ ${(seconds * 1e6).toFixed(seconds < 1e-5 ? 1 : 0)} µs`;
-  if (seconds < 1) return `≤ ${(seconds * 1e3).toFixed(seconds < 1e-2 ? 1 : 0)} ms`;
-  return `≤ ${seconds.toFixed(1)} s`;
+  if (seconds === "+Inf") return ">\u00a010\u00a0s";  // no-break spaces: one line per cell
+  if (seconds < 1e-3) return `≤\u00a0${(seconds * 1e6).toFixed(seconds < 1e-5 ? 1 : 0)}\u00a0µs`;
+  if (seconds < 1) return `≤\u00a0${(seconds * 1e3).toFixed(seconds < 1e-2 ? 1 : 0)}\u00a0ms`;
+  return `≤\u00a0${seconds.toFixed(1)}\u00a0s`;
 }
 
 function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
