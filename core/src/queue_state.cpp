@@ -155,7 +155,7 @@ QueueState::QueueState(shm::Segment segment)
     log_capacity_ = core_->log_capacity;
     sleeper_stride_words_ = round_up(8ull * core_->sleeper_words, cache_line) / 8;
     counter_stride_ = round_up(8ull * counter_kinds * max_entrypoints_, cache_line) / 8;
-    latency_offset_ = expected.latency_offset;
+    latency_base_ = reinterpret_cast<LatencyCells*>(region + expected.latency_offset);
     host_id_ = std::uint16_t(header.parameters.host_id);
     if (entrypoint_count() > max_entrypoints_)
         throw Error(Errc::corrupt_segment, "queue '" + segment_.name() + "': entrypoint count out of range");
@@ -193,34 +193,6 @@ void QueueState::count(EntrypointId ep, Counter kind, std::uint64_t by) noexcept
     // Single writer (this participant): a plain load/store pair, no RMW.
     auto& counter = counters(my_index_, ep)[kind];
     counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-}
-
-LatencyCells& QueueState::latency_cells(std::uint32_t row, EntrypointId ep) const noexcept {
-    auto* base = reinterpret_cast<LatencyCells*>(reinterpret_cast<std::byte*>(core_) + latency_offset_);
-    return base[std::uint64_t(row) * max_entrypoints_ + ep];
-}
-
-namespace {
-// Single writer: a plain relaxed load/store pair, no RMW (like count()).
-// A writer killed between the bucket and the sum leaves the sum one
-// observation short: statistics, documented in docs/observability.md.
-inline void observe_into(std::atomic<std::uint64_t>* buckets, std::atomic<std::uint64_t>& sum,
-                         std::int64_t duration_ns) noexcept {
-    if (duration_ns < 0) duration_ns = 0; // clocks of another host, a stepped realtime clock
-    auto& bucket = buckets[latency_bucket_of(duration_ns)];
-    bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    sum.store(sum.load(std::memory_order_relaxed) + std::uint64_t(duration_ns), std::memory_order_relaxed);
-}
-} // namespace
-
-void QueueState::observe_wait(EntrypointId ep, std::int64_t duration_ns) noexcept {
-    LatencyCells& cells = latency_cells(my_index_, ep);
-    observe_into(cells.wait, cells.wait_sum_ns, duration_ns);
-}
-
-void QueueState::observe_run(EntrypointId ep, std::int64_t duration_ns) noexcept {
-    LatencyCells& cells = latency_cells(my_index_, ep);
-    observe_into(cells.run, cells.run_sum_ns, duration_ns);
 }
 
 void QueueState::fold_latency(std::uint32_t participant) noexcept {

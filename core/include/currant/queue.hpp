@@ -36,7 +36,9 @@
 // naming the queue, entrypoint or limit (see currant/shm/error.hpp).
 #pragma once
 
+#include <bit>
 #include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -303,16 +305,37 @@ inline constexpr std::int64_t latency_bucket_bounds_ns[latency_bucket_count - 1]
     100'000,       250'000,       500'000,      1'000'000,     2'500'000,     5'000'000,
     10'000'000,    25'000'000,    50'000'000,   100'000'000,   250'000'000,   500'000'000,
     1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
-// The bucket a duration falls in (negative durations count as 0): the
-// first bound at or above it. Inline: every pick calls it.
-constexpr std::size_t latency_bucket_of(std::int64_t duration_ns) noexcept {
-    std::size_t low = 0, high = latency_bucket_count - 1; // answer in [low, high]
-    while (low < high) {
-        const std::size_t middle = (low + high) / 2;
-        if (duration_ns <= latency_bucket_bounds_ns[middle]) high = middle;
-        else low = middle + 1;
+namespace detail {
+// Bounds that lie below 2^k, for each k: a duration in [2^k, 2^(k+1)) is
+// above these and above at most one more (consecutive bounds are at least
+// twice apart and none is a power of two).
+constexpr auto latency_bounds_below_power_of_two = [] {
+    struct Table { std::uint8_t below[64] = {}; } table;
+    for (int k = 0; k < 63; ++k) {
+        std::uint8_t n = 0;
+        while (n < latency_bucket_count - 1 && latency_bucket_bounds_ns[n] < (std::int64_t(1) << k)) ++n;
+        table.below[k] = n;
     }
-    return low;
+    table.below[63] = latency_bucket_count - 1;
+    return table;
+}();
+// The bounds, then one that no duration exceeds (no bounds check needed).
+constexpr auto latency_bounds_padded = [] {
+    struct Table { std::int64_t bound[latency_bucket_count] = {}; } table;
+    for (std::size_t i = 0; i + 1 < latency_bucket_count; ++i) table.bound[i] = latency_bucket_bounds_ns[i];
+    table.bound[latency_bucket_count - 1] = INT64_MAX;
+    return table;
+}();
+} // namespace detail
+
+// The bucket a duration falls in (negative durations count as 0): the
+// number of bounds below it. Inline and branch-light (a count of leading
+// zeros, a table and one comparison): every pick calls it.
+constexpr std::size_t latency_bucket_of(std::int64_t duration_ns) noexcept {
+    if (duration_ns <= 0) return 0;
+    const int k = 63 - std::countl_zero(std::uint64_t(duration_ns));
+    const std::size_t below = detail::latency_bounds_below_power_of_two.below[k];
+    return below + (duration_ns > detail::latency_bounds_padded.bound[below] ? 1 : 0);
 }
 
 struct LatencyHistogram {
