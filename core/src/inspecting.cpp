@@ -112,8 +112,8 @@ std::vector<EntrypointStats> QueueState::stats() const {
         s.retried = totals[counter_retried];
         s.canceled = totals[counter_canceled];
         // Latency cells: the retired row, then the rows of participants
-        // registered now (a free entry's row was folded; reading it would
-        // only allocate its pages). Relaxed, racy: see LatencyCells.
+        // registered now (a free entry's row was folded, and tmpfs would
+        // allocate its pages just for the read). Relaxed, racy: see LatencyCells.
         const auto add = [](LatencyHistogram& into, const std::atomic<std::uint64_t>* buckets,
                             const std::atomic<std::uint64_t>& sum) noexcept {
             for (std::size_t b = 0; b < latency_bucket_count; ++b) into.counts[b] += buckets[b].load(std::memory_order_relaxed);

@@ -203,8 +203,9 @@ struct DelayedEntry {
 //     fetch_add (relaxed: several reapers may fold at once): a folder killed
 //     in between loses those observations; a reader racing a fold may miss
 //     or double them for that one read. A new owner zeroes the row it claims.
-// Touched words only: a row's pages are allocated when first written (a
-// reader skips rows of free participants, so it allocates none).
+// Pages: tmpfs allocates a page at its first touch, read or write, so
+// fold, zero and stats() walk only declared entrypoints, and stats() only
+// the rows of registered participants and the retired row.
 struct LatencyCells {
     std::atomic<std::uint64_t> wait[latency_bucket_count];
     std::atomic<std::uint64_t> wait_sum_ns;

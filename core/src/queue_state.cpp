@@ -2,6 +2,7 @@
 #include "queue_state.hpp"
 #include "currant/shm/crash_point.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <pthread.h>
 
@@ -197,13 +198,16 @@ void QueueState::count(EntrypointId ep, Counter kind, std::uint64_t by) noexcept
 
 void QueueState::fold_latency(std::uint32_t participant) noexcept {
     const auto fold = [](std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>& into) noexcept {
-        // Read first: an untouched word stays untouched (no page allocated).
-        if (from.load(std::memory_order_relaxed) == 0) return;
+        if (from.load(std::memory_order_relaxed) == 0) return; // nothing to move: no write, no crash point
         const std::uint64_t value = from.exchange(0, std::memory_order_relaxed);
         shm::crash_point("latency.fold"); // killed here: `value` is lost (statistics; documented)
         if (value) into.fetch_add(value, std::memory_order_relaxed); // several folders may add at once
     };
-    for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep) {
+    // Declared entrypoints only: no cell of another was ever written (the
+    // count only grows), and tmpfs allocates a page even when it is only
+    // read, so walking all max_entrypoints would cost pages for nothing.
+    const std::uint32_t declared = std::min(entrypoint_count(), max_entrypoints_); // read from the segment: bounded
+    for (EntrypointId ep = 0; ep < declared; ++ep) {
         LatencyCells& from = latency_cells(participant, ep);
         LatencyCells& into = latency_cells(max_participants_, ep);
         for (std::size_t b = 0; b < latency_bucket_count; ++b) {
@@ -219,7 +223,8 @@ void QueueState::zero_latency(std::uint32_t participant) noexcept {
     const auto zero = [](std::atomic<std::uint64_t>& word) noexcept {
         if (word.load(std::memory_order_relaxed) != 0) word.store(0, std::memory_order_relaxed);
     };
-    for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep) {
+    const std::uint32_t declared = std::min(entrypoint_count(), max_entrypoints_); // as in fold_latency
+    for (EntrypointId ep = 0; ep < declared; ++ep) {
         LatencyCells& cells = latency_cells(participant, ep);
         for (std::size_t b = 0; b < latency_bucket_count; ++b) {
             zero(cells.wait[b]);
