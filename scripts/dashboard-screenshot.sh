@@ -9,7 +9,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build_dir=${BUILD_DIR:-build}
-queue=currant-dashboard
+queue=${DASHBOARD_QUEUE:-currant-dashboard} # another name keeps clear of a queue someone else uses
 output=$(realpath -m "${1:-docs/dashboard.png}")
 
 source scripts/local-daemon.sh

@@ -46,6 +46,15 @@ std::map<EntrypointId, Rates> rates_between(const std::vector<EntrypointStats>& 
     return rates;
 }
 
+// A latency quantile's bucket bound in milliseconds (docs/observability.md):
+// "-" (JSON null) before any job, ">10000" (JSON "+Inf") above 10 s.
+std::string quantile_ms(const LatencyHistogram& histogram, double q, bool json) {
+    if (histogram.count() == 0) return json ? "null" : "-";
+    const std::int64_t bound = histogram.quantile_bound_ns(q);
+    if (bound == INT64_MAX) return json ? "\"+Inf\"" : ">10000";
+    return fixed(double(bound) / 1e6, 3);
+}
+
 // `one_line`: the whole object on one line (--watch --json: one object per refresh).
 void print_json(const StatsArgs& args, const std::vector<EntrypointStats>& stats,
                 const std::map<EntrypointId, Rates>* rates, double seconds, bool one_line) {
@@ -63,7 +72,11 @@ void print_json(const StatsArgs& args, const std::vector<EntrypointStats>& stats
                   << ", \"successful\": " << e.successful << ", \"failed\": " << e.failed
                   << ", \"retried\": " << e.retried << ", \"canceled\": " << e.canceled
                   << ", \"log_pending\": " << e.log_pending
-                  << ", \"mirror_lag_ms\": " << fixed(double(e.mirror_lag_ns) / 1e6, 1);
+                  << ", \"mirror_lag_ms\": " << fixed(double(e.mirror_lag_ns) / 1e6, 1)
+                  << ", \"wait_p50_ms\": " << quantile_ms(e.wait, 0.5, true)
+                  << ", \"wait_p99_ms\": " << quantile_ms(e.wait, 0.99, true)
+                  << ", \"run_p50_ms\": " << quantile_ms(e.run, 0.5, true)
+                  << ", \"run_p99_ms\": " << quantile_ms(e.run, 0.99, true);
         if (rates) {
             const Rates& r = rates->at(e.id);
             std::cout << ", \"enqueue_rate\": " << fixed(r.enqueue, 1) << ", \"completion_rate\": " << fixed(r.completion, 1);
@@ -82,7 +95,7 @@ void print_rows(const StatsArgs& args, const std::vector<EntrypointStats>& stats
     }
     std::vector<std::string> header = {"entrypoint", "durability", "queued",   "delayed", "picked",
                                        "enqueued",   "successful", "failed",   "retried", "canceled",
-                                       "log pending", "mirror lag ms"};
+                                       "log pending", "mirror lag ms", "wait p99 ms", "run p99 ms"};
     if (rates) {
         header.push_back("enqueued/s");
         header.push_back("completed/s");
@@ -100,7 +113,9 @@ void print_rows(const StatsArgs& args, const std::vector<EntrypointStats>& stats
                                         std::to_string(e.retried),
                                         std::to_string(e.canceled),
                                         std::to_string(e.log_pending),
-                                        fixed(double(e.mirror_lag_ns) / 1e6, 1)};
+                                        fixed(double(e.mirror_lag_ns) / 1e6, 1),
+                                        quantile_ms(e.wait, 0.99, false),
+                                        quantile_ms(e.run, 0.99, false)};
         if (rates) {
             row.push_back(fixed(rates->at(e.id).enqueue, 1));
             row.push_back(fixed(rates->at(e.id).completion, 1));

@@ -68,6 +68,7 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
         begin_intent(c, slot, word, new_word);
         ++rec.attempts;
         rec.lease_deadline_ns.store(deadline, std::memory_order_relaxed);
+        rec.picked_at_ns.store(now_mono, std::memory_order_relaxed); // the holder's run time starts here
         // Before the state word's release store: an owner that sees the pick
         // sees its mark. A crash between the bucket store and the state word
         // wastes one start; the repair recounts in_flight from the marks.
@@ -82,6 +83,9 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
         c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         c.intent.active = 0;
         shm::crash_point("dequeue.picked_one");
+        // Its wait, from enqueue or execute_after (if later) to now, into
+        // our own latency cells: no lock, no clock read of its own.
+        observe_wait(ep, now_real - std::max(rec.enqueued_at_ns, rec.execute_after_ns));
         Job& job = out[picked++];
         job.handle = JobHandle{slot, StateWord::epoch(new_word), rec.job_id};
         job.entrypoint = ep;
@@ -434,6 +438,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         ~HeldEntrypoint() { release(); }
     } held{*this};
     std::vector<EntrypointId> uncounted_wakes; // woken after every lock is released (lock order)
+    std::int64_t now_mono = 0;                 // read at the first finished job
     for (const JobHandle& job : jobs) {
         if (job.slot >= arena_.slot_count()) {
             if (throw_on_first) throw Error(Errc::invalid_argument, "queue '" + segment_.name() + "': job handle names slot " + std::to_string(job.slot) + " beyond the arena");
@@ -455,6 +460,8 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         const EntrypointId ep = rec.entrypoint;
         if (ep >= entrypoint_count()) continue;
         EntrypointControl& c = entrypoints_[ep];
+        // Our pick's time (we acquired its state word): the run time's start.
+        const std::int64_t picked_at = rec.picked_at_ns.load(std::memory_order_relaxed);
         const Counter counter = final_status == JobStatus::successful ? counter_successful
                                : final_status == JobStatus::canceled ? counter_canceled : counter_failed;
         // memory durability acks without the lock, unless the pick counts
@@ -505,6 +512,10 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
             if (!finish_locked(ep, job.slot, word, final_status, my_tag(), scratch_release_, error, result)) continue;
         }
         count(ep, counter);
+        // One clock read per call, at its first finished job: a batch ack
+        // or a deferred-ack flush pays it once.
+        if (now_mono == 0) now_mono = shm::monotonic_ns();
+        observe_run(ep, now_mono - picked_at);
         ++finished;
     }
     held.release();
@@ -547,6 +558,7 @@ bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_n
     if (ep >= entrypoint_count()) throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job handle is stale");
     EntrypointControl& c = entrypoints_[ep];
     RequeueResult result = RequeueResult::raced;
+    std::int64_t picked_at = 0;
     scratch_release_.clear();
     limit_freed_ = 0;
     {
@@ -566,8 +578,10 @@ bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_n
             const std::uint32_t shift = std::min<std::uint32_t>(rec.attempts ? rec.attempts - 1 : 0, 30);
             delay = std::min<std::int64_t>(cap, base > (cap >> shift) ? cap : base << shift);
         }
+        picked_at = rec.picked_at_ns.load(std::memory_order_relaxed); // our pick's, read while we hold it
         result = requeue_locked(ep, job.slot, word, delay, my_tag(), scratch_release_, error);
     }
+    if (result != RequeueResult::raced) observe_run(ep, shm::monotonic_ns() - picked_at);
     if (result == RequeueResult::raced)
         throw Error(Errc::stale_handle, describe(ep) + ": job " + std::to_string(job.id) + " was requeued (lease expired) before the retry");
     wake_for_freed_limit(ep, std::exchange(limit_freed_, 0)); // a job ended dead frees a slot too

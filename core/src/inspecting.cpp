@@ -50,6 +50,45 @@ std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
     return result;
 }
 
+std::vector<ActiveJob> QueueState::active_jobs(std::optional<EntrypointId> entrypoint, std::size_t limit) const {
+    segment_.check_not_retired();
+    std::vector<ActiveJob> found;
+    const std::uint32_t count = entrypoint_count();
+    const std::uint32_t n = arena_.slot_count();
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        std::atomic<std::uint64_t>& state = arena_.state_word(slot);
+        const std::uint64_t word = state.load(std::memory_order_acquire);
+        const SlotState s = StateWord::state(word);
+        if (s != SlotState::queued && s != SlotState::picked) continue;
+        const JobRecord& rec = record(slot);
+        ActiveJob job;
+        job.id = rec.job_id;
+        job.status = s == SlotState::picked ? JobStatus::picked : JobStatus::queued;
+        job.entrypoint = rec.entrypoint;
+        job.priority = rec.priority;
+        job.attempts = rec.attempts;
+        job.enqueued_at_ns = rec.enqueued_at_ns;
+        job.execute_after_ns = rec.execute_after_ns;
+        job.cancel_requested = s == SlotState::picked &&
+                               rec.cancel_epoch.load(std::memory_order_relaxed) == StateWord::epoch(word);
+        // Seqlock-style: the copy is of this state only if the word did not
+        // move meanwhile (every change of these fields moves it first or
+        // happens under [E] while the job is queued, which a pick or a
+        // requeue leaves with a new epoch).
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (state.load(std::memory_order_relaxed) != word) continue;
+        if (job.entrypoint >= count || (entrypoint && job.entrypoint != *entrypoint)) continue;
+        found.push_back(job);
+    }
+    std::sort(found.begin(), found.end(), [](const ActiveJob& a, const ActiveJob& b) {
+        if (a.status != b.status) return a.status == JobStatus::picked;
+        if (a.enqueued_at_ns != b.enqueued_at_ns) return a.enqueued_at_ns < b.enqueued_at_ns;
+        return a.id < b.id;
+    });
+    if (found.size() > limit) found.resize(limit);
+    return found;
+}
+
 std::vector<EntrypointStats> QueueState::stats() const {
     segment_.check_not_retired();
     const std::uint32_t count = entrypoint_count();
@@ -72,6 +111,22 @@ std::vector<EntrypointStats> QueueState::stats() const {
         s.failed = totals[counter_failed];
         s.retried = totals[counter_retried];
         s.canceled = totals[counter_canceled];
+        // Latency cells: the retired row, then the rows of participants
+        // registered now (a free entry's row was folded, and tmpfs would
+        // allocate its pages just for the read). Relaxed, racy: see LatencyCells.
+        const auto add = [](LatencyHistogram& into, const std::atomic<std::uint64_t>* buckets,
+                            const std::atomic<std::uint64_t>& sum) noexcept {
+            for (std::size_t b = 0; b < latency_bucket_count; ++b) into.counts[b] += buckets[b].load(std::memory_order_relaxed);
+            into.sum_ns += sum.load(std::memory_order_relaxed);
+        };
+        for (std::uint32_t row = 0; row <= max_participants_; ++row) {
+            if (row < max_participants_ && participant_entries_[row].status.load(std::memory_order_relaxed) ==
+                                               std::uint32_t(ParticipantStatus::free))
+                continue;
+            const LatencyCells& cells = latency_cells(row, ep);
+            add(s.wait, cells.wait, cells.wait_sum_ns);
+            add(s.run, cells.run, cells.run_sum_ns);
+        }
         const std::uint64_t head = c.log_head.load(std::memory_order_acquire);
         const std::uint64_t committed = c.log_committed.load(std::memory_order_acquire);
         s.log_pending = head - committed;

@@ -19,6 +19,7 @@
 
 #include "currant/shm/arena.hpp"
 #include "currant/shm/layout.hpp"
+#include "currant/queue.hpp"
 #include "currant/shm/robust_mutex.hpp"
 
 namespace currant::detail {
@@ -114,6 +115,14 @@ struct JobRecord {
     // state word (final -> reserved by the recycler), so a recycler that
     // dies after it leaves a reserved slot its reaper frees.
     std::atomic<std::int64_t> kept_until_ns;
+
+    // When the current pick happened (CLOCK_MONOTONIC; the dequeue's own
+    // clock read, no extra one). Written under [E] by the pick before the
+    // state word's release store, so the holder, which acquired that word,
+    // reads its own pick's time when it finishes the job and counts the run
+    // time into its latency cells (LatencyCells). Relaxed: the state word
+    // orders it. Stale for any other epoch; nobody else reads it.
+    std::atomic<std::int64_t> picked_at_ns;
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
@@ -176,6 +185,34 @@ struct DelayedEntry {
     std::uint32_t slot;
     std::uint32_t unused;
 };
+
+// Latency histograms (docs/observability.md): one block per (participant,
+// entrypoint), beside the counters and kept the same way. Single writer: the
+// participant that owns the row (a pick counts the wait of each job it
+// picks, the holder's ack, fail or retry counts the run time), with plain
+// relaxed load/store pairs, no RMW and no lock, on the memory ack's
+// lock-free path as on the locked ones. Bucket words and the sum are
+// independent words: a writer killed between two of its stores leaves one
+// observation uncounted or the sum one observation off, never a torn word.
+// Nothing is derived from these, so no repair touches them.
+//   - Readers (stats()) load every word relaxed and without a lock; a read
+//     racing a writer sees each word old or new. count = sum of the buckets,
+//     so a reader's count always equals its buckets' total.
+//   - At close, and when a dead participant is reaped, its row is folded
+//     into the retired row (index max_participants) by exchange(0) then
+//     fetch_add (relaxed: several reapers may fold at once): a folder killed
+//     in between loses those observations; a reader racing a fold may miss
+//     or double them for that one read. A new owner zeroes the row it claims.
+// Pages: tmpfs allocates a page at its first touch, read or write, so
+// fold, zero and stats() walk only declared entrypoints, and stats() only
+// the rows of registered participants and the retired row.
+struct LatencyCells {
+    std::atomic<std::uint64_t> wait[latency_bucket_count];
+    std::atomic<std::uint64_t> wait_sum_ns;
+    std::atomic<std::uint64_t> run[latency_bucket_count];
+    std::atomic<std::uint64_t> run_sum_ns;
+};
+static_assert(std::is_standard_layout_v<LatencyCells> && sizeof(LatencyCells) == 384);
 
 enum Counter : std::uint32_t {
     counter_enqueued = 0,
@@ -562,6 +599,10 @@ struct CoreGeometry {
     std::uint32_t dedupe_capacity;
     std::uint64_t outcomes_offset;
     std::uint32_t outcome_stride, outcome_capacity;
+    // Latency cells (derived, not recorded in the CoreHeader):
+    // LatencyCells[max_participants + 1][max_entrypoints]; the last row holds
+    // the folded cells of participants that left or were reaped.
+    std::uint64_t latency_offset;
 };
 
 inline std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
@@ -597,6 +638,8 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     g.outcome_capacity = std::max(p.result_bytes, min_error_bytes);
     g.outcome_stride = std::uint32_t(round_up(sizeof(OutcomeHeader) + std::uint64_t(g.outcome_capacity), 64));
     at = round_up(at + std::uint64_t(g.outcome_stride) * p.slot_count, 4096);
+    g.latency_offset = at;
+    at = round_up(at + sizeof(LatencyCells) * (std::uint64_t(p.max_participants) + 1) * p.max_entrypoints, 4096);
     g.region_bytes = at;
     return g;
 }

@@ -109,6 +109,7 @@ void QueueState::holder_run() {
             for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
                 for (std::uint32_t k = 0; k < counter_kinds; ++k)
                     counters(i, ep)[k].store(0, std::memory_order_relaxed);
+            zero_latency(i); // already folded (a fold cut short is finished by the reap); defensive
             entry.status.store(std::uint32_t(ParticipantStatus::active), std::memory_order_release);
             claimed = i;
         }
@@ -176,6 +177,7 @@ void QueueState::close() noexcept {
             const std::uint64_t value = counters(my_index_, ep)[k].exchange(0, std::memory_order_relaxed);
             if (value) entrypoints_[ep].retired_counters[k].fetch_add(value, std::memory_order_relaxed);
         }
+    fold_latency(my_index_);
     unregister();
 }
 
@@ -262,6 +264,7 @@ bool QueueState::reap_participant(std::uint32_t index) noexcept {
                 const std::uint64_t value = counters(index, ep)[k].exchange(0, std::memory_order_relaxed);
                 if (value) entrypoints_[ep].retired_counters[k].fetch_add(value, std::memory_order_relaxed);
             }
+        fold_latency(index);
         entry.wake_word.store(0, std::memory_order_relaxed);
         // A participant killed inside Queue::wait: uncount it (results.cpp).
         if (entry.completion_waiting.exchange(0, std::memory_order_acq_rel) != 0)

@@ -39,6 +39,33 @@ std::string_view durability_name(Durability durability) noexcept {
     return "unknown";
 }
 
+static_assert(latency_bucket_of(-5) == 0 && latency_bucket_of(1'000) == 0 && latency_bucket_of(1'001) == 1 &&
+              latency_bucket_of(10'000'000'000) == latency_bucket_count - 2 &&
+              latency_bucket_of(10'000'000'001) == latency_bucket_count - 1);
+
+std::uint64_t LatencyHistogram::count() const noexcept {
+    std::uint64_t total = 0;
+    for (const std::uint64_t c : counts) total += c;
+    return total;
+}
+
+std::int64_t LatencyHistogram::quantile_bound_ns(double q) const noexcept {
+    const std::uint64_t total = count();
+    if (total == 0) return 0;
+    if (!(q > 0)) q = 0; // NaN too
+    if (q > 1) q = 1;
+    // The smallest bucket whose cumulative count reaches ceil(q * total) (at least 1).
+    std::uint64_t rank = std::uint64_t(q * double(total));
+    if (double(rank) < q * double(total)) ++rank;
+    if (rank == 0) rank = 1;
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b + 1 < latency_bucket_count; ++b) {
+        seen += counts[b];
+        if (seen >= rank) return latency_bucket_bounds_ns[b];
+    }
+    return std::numeric_limits<std::int64_t>::max();
+}
+
 std::string_view missed_ticks_name(MissedTicks policy) noexcept {
     return policy == MissedTicks::catch_up ? "catch_up" : "skip";
 }
@@ -205,6 +232,10 @@ std::uint64_t Queue::cancel_wakeups() const noexcept { return state_->cancel_wak
 
 std::vector<JobState> Queue::status(std::span<const JobId> ids) const { return state_->status(ids); }
 std::vector<EntrypointStats> Queue::stats() const { return state_->stats(); }
+std::vector<ActiveJob> Queue::active_jobs(std::optional<EntrypointId> entrypoint, std::size_t limit) const {
+    if (entrypoint) state_->check_entrypoint(*entrypoint);
+    return state_->active_jobs(entrypoint, limit);
+}
 std::vector<ParticipantInfo> Queue::participants() const { return state_->participants(); }
 DoctorReport Queue::doctor() { return state_->doctor(); }
 std::size_t Queue::reap() { return state_->reap(); }

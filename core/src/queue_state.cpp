@@ -1,6 +1,8 @@
 // Construction, region accessors and entrypoint declarations.
 #include "queue_state.hpp"
+#include "currant/shm/crash_point.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <pthread.h>
 
@@ -99,7 +101,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         schedules[i].next_tick_ns.store(no_deadline, std::memory_order_relaxed);
         schedules[i].generation.store(0, std::memory_order_relaxed);
     }
-    // Sleeper bits, heaps, logs and counters start zeroed (fresh shm pages).
+    // Sleeper bits, heaps, logs, counters and latency cells start zeroed (fresh shm pages).
     // Slot records: lane links and heap positions start empty.
     shm::Arena arena(segment);
     for (std::uint32_t slot = 0; slot < parameters.slot_count; ++slot) {
@@ -115,6 +117,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         rec.dead_mark.store(0, std::memory_order_relaxed);
         rec.dead_next = rec.dead_prev = shm::no_slot;
         rec.died_at_ns = 0;
+        rec.picked_at_ns.store(0, std::memory_order_relaxed);
     }
     // Outcome areas start zeroed (kind none, job 0): fresh shm pages, left untouched.
 }
@@ -153,6 +156,7 @@ QueueState::QueueState(shm::Segment segment)
     log_capacity_ = core_->log_capacity;
     sleeper_stride_words_ = round_up(8ull * core_->sleeper_words, cache_line) / 8;
     counter_stride_ = round_up(8ull * counter_kinds * max_entrypoints_, cache_line) / 8;
+    latency_base_ = reinterpret_cast<LatencyCells*>(region + expected.latency_offset);
     host_id_ = std::uint16_t(header.parameters.host_id);
     if (entrypoint_count() > max_entrypoints_)
         throw Error(Errc::corrupt_segment, "queue '" + segment_.name() + "': entrypoint count out of range");
@@ -190,6 +194,45 @@ void QueueState::count(EntrypointId ep, Counter kind, std::uint64_t by) noexcept
     // Single writer (this participant): a plain load/store pair, no RMW.
     auto& counter = counters(my_index_, ep)[kind];
     counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+void QueueState::fold_latency(std::uint32_t participant) noexcept {
+    const auto fold = [](std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>& into) noexcept {
+        if (from.load(std::memory_order_relaxed) == 0) return; // nothing to move: no write, no crash point
+        const std::uint64_t value = from.exchange(0, std::memory_order_relaxed);
+        shm::crash_point("latency.fold"); // killed here: `value` is lost (statistics; documented)
+        if (value) into.fetch_add(value, std::memory_order_relaxed); // several folders may add at once
+    };
+    // Declared entrypoints only: no cell of another was ever written (the
+    // count only grows), and tmpfs allocates a page even when it is only
+    // read, so walking all max_entrypoints would cost pages for nothing.
+    const std::uint32_t declared = std::min(entrypoint_count(), max_entrypoints_); // read from the segment: bounded
+    for (EntrypointId ep = 0; ep < declared; ++ep) {
+        LatencyCells& from = latency_cells(participant, ep);
+        LatencyCells& into = latency_cells(max_participants_, ep);
+        for (std::size_t b = 0; b < latency_bucket_count; ++b) {
+            fold(from.wait[b], into.wait[b]);
+            fold(from.run[b], into.run[b]);
+        }
+        fold(from.wait_sum_ns, into.wait_sum_ns);
+        fold(from.run_sum_ns, into.run_sum_ns);
+    }
+}
+
+void QueueState::zero_latency(std::uint32_t participant) noexcept {
+    const auto zero = [](std::atomic<std::uint64_t>& word) noexcept {
+        if (word.load(std::memory_order_relaxed) != 0) word.store(0, std::memory_order_relaxed);
+    };
+    const std::uint32_t declared = std::min(entrypoint_count(), max_entrypoints_); // as in fold_latency
+    for (EntrypointId ep = 0; ep < declared; ++ep) {
+        LatencyCells& cells = latency_cells(participant, ep);
+        for (std::size_t b = 0; b < latency_bucket_count; ++b) {
+            zero(cells.wait[b]);
+            zero(cells.run[b]);
+        }
+        zero(cells.wait_sum_ns);
+        zero(cells.run_sum_ns);
+    }
 }
 
 void QueueState::check_usable() const {

@@ -132,6 +132,7 @@ public:
 
     // --- inspecting ---
     std::vector<JobState> status(std::span<const JobId> ids) const;
+    std::vector<ActiveJob> active_jobs(std::optional<EntrypointId> entrypoint, std::size_t limit) const;
     std::vector<EntrypointStats> stats() const;
     std::vector<ParticipantInfo> participants() const;
     QueueInfo info() const;
@@ -176,6 +177,31 @@ private:
     TransitionRecord* log(EntrypointId ep) const noexcept;
     std::atomic<std::uint64_t>* counters(std::uint32_t participant, EntrypointId ep) const noexcept;
     void count(EntrypointId ep, Counter kind, std::uint64_t by = 1) noexcept;
+    // Latency cells (layout.hpp, LatencyCells): row max_participants_ is the
+    // retired row. observe_* write this participant's own row (single writer).
+    LatencyCells& latency_cells(std::uint32_t row, EntrypointId ep) const noexcept {
+        return latency_base_[std::uint64_t(row) * max_entrypoints_ + ep];
+    }
+    // Single writer: a plain relaxed load/store pair per word, no RMW (like
+    // count()). A writer killed between the bucket and the sum leaves the
+    // sum one observation short: statistics (docs/observability.md).
+    static void observe_into(std::atomic<std::uint64_t>* buckets, std::atomic<std::uint64_t>& sum,
+                             std::int64_t duration_ns) noexcept {
+        if (duration_ns < 0) duration_ns = 0; // clocks of another host, a stepped realtime clock
+        auto& bucket = buckets[latency_bucket_of(duration_ns)];
+        bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        sum.store(sum.load(std::memory_order_relaxed) + std::uint64_t(duration_ns), std::memory_order_relaxed);
+    }
+    void observe_wait(EntrypointId ep, std::int64_t duration_ns) noexcept {
+        LatencyCells& cells = latency_cells(my_index_, ep);
+        observe_into(cells.wait, cells.wait_sum_ns, duration_ns);
+    }
+    void observe_run(EntrypointId ep, std::int64_t duration_ns) noexcept {
+        LatencyCells& cells = latency_cells(my_index_, ep);
+        observe_into(cells.run, cells.run_sum_ns, duration_ns);
+    }
+    void fold_latency(std::uint32_t participant) noexcept;  // into the retired row, then zero
+    void zero_latency(std::uint32_t participant) noexcept;  // a claimed row starts empty
 
     // Entrypoint lock with repair.
     void lock_entrypoint(EntrypointId ep);
@@ -428,6 +454,7 @@ private:
     std::uint32_t log_capacity_;
     std::uint64_t sleeper_stride_words_;
     std::uint64_t counter_stride_;
+    LatencyCells* latency_base_ = nullptr;
     std::uint16_t host_id_;
     std::uint64_t opened_fork_generation_;
 

@@ -252,7 +252,8 @@ std::string seconds_text(std::int64_t ns) {
     return text;
 }
 
-std::string dead_jobs_json(const Queue& queue, const std::string& entrypoint, const std::string& limit_text) {
+// A list's limit parameter: 1 to 1000, 100 when not given.
+std::size_t list_limit(const std::string& limit_text) {
     std::size_t limit = 100;
     if (!limit_text.empty()) {
         const char* end = limit_text.data() + limit_text.size();
@@ -260,6 +261,37 @@ std::string dead_jobs_json(const Queue& queue, const std::string& entrypoint, co
         if (problem != std::errc() || stopped != end || limit == 0 || limit > 1000)
             throw Error(Errc::invalid_argument, "limit '" + limit_text + "' is not a number from 1 to 1000");
     }
+    return limit;
+}
+
+// Queued and picked jobs (Queue::active_jobs): picked first, then queued,
+// oldest first; `more` when limit cut the list.
+std::string active_jobs_json(const Queue& queue, const std::string& entrypoint, const std::string& limit_text) {
+    const std::size_t limit = list_limit(limit_text);
+    std::optional<EntrypointId> only;
+    if (!entrypoint.empty()) only = queue.entrypoint(entrypoint);
+    std::vector<ActiveJob> jobs = queue.active_jobs(only, limit + 1);
+    const bool more = jobs.size() > limit;
+    if (more) jobs.resize(limit);
+    const std::vector<std::string> names = queue.entrypoint_names();
+    std::string out = "{\"jobs\": [";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        const ActiveJob& job = jobs[i];
+        out += i ? ",\n  " : "\n  ";
+        out += "{\"id\": " + std::to_string(job.id) + ", \"id_text\": \"" + std::to_string(job.id) +
+               "\", \"entrypoint\": " + json_string(job.entrypoint < names.size() ? names[job.entrypoint] : "") +
+               ", \"status\": " + json_string(job_status_name(job.status)) +
+               ", \"priority\": " + std::to_string(job.priority) + ", \"attempts\": " + std::to_string(job.attempts) +
+               ", \"enqueued_at\": " + seconds_text(job.enqueued_at_ns) +
+               ", \"execute_after\": " + seconds_text(job.execute_after_ns) +
+               ", \"cancel_requested\": " + (job.cancel_requested ? "true" : "false") + "}";
+    }
+    out += std::string(jobs.empty() ? "" : "\n") + "], \"more\": " + (more ? "true" : "false") + "}\n";
+    return out;
+}
+
+std::string dead_jobs_json(const Queue& queue, const std::string& entrypoint, const std::string& limit_text) {
+    const std::size_t limit = list_limit(limit_text);
     std::optional<EntrypointId> only;
     if (!entrypoint.empty()) only = queue.entrypoint(entrypoint);
     // One more than asked: says whether the list was cut.
@@ -302,6 +334,9 @@ HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status, StatsHistor
                ", \"outcome\": " + json_string(cancel_outcome_name(outcome)) +
                ", \"status\": " + json_string(job_status_name(status_of(queue, id))) + "}\n";
     };
+    handlers.jobs_json = [&queue](const std::string& entrypoint, const std::string& limit_text) {
+        return active_jobs_json(queue, entrypoint, limit_text);
+    };
     handlers.dead_json = [&queue](const std::string& entrypoint, const std::string& limit_text) {
         return dead_jobs_json(queue, entrypoint, limit_text);
     };
@@ -310,6 +345,10 @@ HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status, StatsHistor
         if (!queue.requeue(id)) refuse_not_dead(queue, id, "requeued");
         return "{\"id\": " + std::to_string(id) + ", \"requeued\": true, \"status\": " +
                json_string(job_status_name(status_of(queue, id))) + "}\n";
+    };
+    handlers.requeue_all_json = [&queue](const std::string& entrypoint) {
+        const std::size_t requeued = queue.requeue_dead(queue.entrypoint(entrypoint));
+        return "{\"entrypoint\": " + json_string(entrypoint) + ", \"requeued\": " + std::to_string(requeued) + "}\n";
     };
     handlers.purge_json = [&queue](const std::string& id_text) {
         const JobId id = job_id_from(id_text);

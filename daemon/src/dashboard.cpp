@@ -20,6 +20,7 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   table { border-collapse: collapse; background: #fff; margin-bottom: 1.2em; }
   th, td { padding: .3em .7em; border-bottom: 1px solid #ddd; text-align: right; }
   th:first-child, td:first-child { text-align: left; }
+  #entrypoints td { white-space: nowrap; }
   .charts { display: flex; gap: 1.2em; flex-wrap: wrap; }
   figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: .5em; }
   figcaption { font-weight: 600; margin-bottom: .3em; }
@@ -33,6 +34,9 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   #dead pre { margin: 0; max-width: 46em; max-height: 8em; overflow: auto; white-space: pre-wrap; text-align: left; color: #900; }
   #dead code { color: #555; }
   #dead button { margin-left: .3em; }
+  #dead tr.group td:last-child { text-align: right; }
+  #jobs td { text-align: left; }
+  #jobs-result { margin-left: .8em; }
 </style>
 </head>
 <body>
@@ -41,7 +45,8 @@ constexpr std::string_view page = R"HTML(<!doctype html>
 <table id="entrypoints">
   <thead><tr><th>entrypoint</th><th>durability</th><th>queued</th><th>delayed</th><th>picked</th>
   <th>enqueued/s</th><th>completed/s</th><th>successful</th><th>failed</th><th>retried</th><th>canceled</th>
-  <th>mirror lag ms</th></tr></thead>
+  <th>mirror lag ms</th><th title="time from enqueue to pick: 99% of jobs waited at most this (bucket bound)">wait p99</th>
+  <th title="time from pick to ack or fail: 99% of jobs ran at most this (bucket bound)">run p99</th></tr></thead>
   <tbody></tbody>
 </table>
 <div class="charts">
@@ -60,6 +65,12 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   <label>Cancel a job (queued or running): <input id="cancel-id" name="id" size="22" placeholder="job id"></label>
   <button type="submit">Cancel</button><span id="cancel-result"></span>
 </form>
+<h2>Queued and running jobs <span id="jobs-count"></span></h2>
+<table id="jobs">
+  <thead><tr><th>job id</th><th>entrypoint</th><th>status</th><th>priority</th><th>attempts</th><th>enqueued</th><th></th></tr></thead>
+  <tbody></tbody>
+</table>
+<div><span id="jobs-result"></span></div>
 <script>
 "use strict";
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -67,6 +78,15 @@ const headers = token ? { Authorization: "Bearer " + token } : {};
 const keep = 300;                     // points per entrypoint: five minutes of one a second
 const series = new Map();             // entrypoint -> [{t, depth, enqueued, completed}] (totals)
 const colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+// A quantile's bucket bound (seconds, null, or "+Inf") as text.
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds === "+Inf") return ">\u00a010\u00a0s";  // no-break spaces: one line per cell
+  if (seconds < 1e-3) return `≤\u00a0${(seconds * 1e6).toFixed(seconds < 1e-5 ? 1 : 0)}\u00a0µs`;
+  if (seconds < 1) return `≤\u00a0${(seconds * 1e3).toFixed(seconds < 1e-2 ? 1 : 0)}\u00a0ms`;
+  return `≤\u00a0${seconds.toFixed(1)}\u00a0s`;
+}
 
 function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
 
@@ -138,12 +158,14 @@ async function refresh() {
       const row = document.createElement("tr");
       [e.name, e.durability, e.queued, e.delayed, e.picked, (rate(points, k, "enqueued") ?? 0).toFixed(1),
        (rate(points, k, "completed") ?? 0).toFixed(1), e.successful, e.failed, e.retried, e.canceled,
-       (e.mirror_lag_seconds * 1000).toFixed(1)].forEach(v => cell(row, v));
+       (e.mirror_lag_seconds * 1000).toFixed(1), duration(e.wait_p99_seconds), duration(e.run_p99_seconds)]
+        .forEach(v => cell(row, v));
       body.appendChild(row);
     }
     draw("depth", "depth-legend", (points, k) => points[k].depth);
     draw("rate", "rate-legend", (points, k) => rate(points, k, "completed"));
     await refreshDead();
+    await refreshJobs();
   } catch (error) {
     const status = document.getElementById("status");
     status.className = "down"; status.textContent = "no answer from currantd: " + error.message;
@@ -173,8 +195,12 @@ async function refreshDead() {
   }
   for (const [name, jobs] of groups) {
     const head = document.createElement("tr"); head.className = "group";
-    const td = document.createElement("td"); td.colSpan = 6; td.textContent = `${name}: ${jobs.length} failed`;
-    head.appendChild(td); body.appendChild(head);
+    const td = document.createElement("td"); td.colSpan = 5; td.textContent = `${name}: ${jobs.length} failed`;
+    head.appendChild(td);
+    const all = document.createElement("td"), button = document.createElement("button");
+    button.type = "button"; button.className = "requeue-all"; button.dataset.action = "requeue-all";
+    button.dataset.entrypoint = name; button.textContent = "Requeue all";
+    all.appendChild(button); head.appendChild(all); body.appendChild(head);
     for (const job of jobs) {
       const row = document.createElement("tr"); row.dataset.id = job.id_text;
       cell(row, job.id_text);
@@ -196,20 +222,77 @@ async function refreshDead() {
   }
 }
 
+// What a cancel answered, as a sentence.
+function cancelText(id, answer) {
+  return answer.error ? answer.error
+    : answer.outcome === "canceled" ? `job ${id} canceled`
+    : answer.outcome === "requested" ? `job ${id} is running: cancel requested, its worker was told to stop`
+    : `job ${id} is ${answer.status}: not canceled`;
+}
+
+// Queued and picked jobs (the oldest 50, running ones first), each with a
+// Cancel button; rebuilt only when the list changed, like the dead jobs.
+let jobsShown = null;
+async function refreshJobs() {
+  const answer = await get("api/jobs?limit=50");
+  const text = JSON.stringify(answer);
+  if (text === jobsShown) return;
+  jobsShown = text;
+  document.getElementById("jobs-count").textContent = `(${answer.jobs.length}${answer.more ? "+" : ""})`;
+  const body = document.querySelector("#jobs tbody"); body.textContent = "";
+  if (!answer.jobs.length) {
+    const row = document.createElement("tr"), td = document.createElement("td");
+    td.colSpan = 7; td.textContent = "none"; row.appendChild(td); body.appendChild(row);
+  }
+  const now = Date.now() / 1000;
+  for (const job of answer.jobs) {
+    const row = document.createElement("tr"); row.dataset.id = job.id_text;
+    cell(row, job.id_text);
+    cell(row, job.entrypoint);
+    cell(row, job.status === "picked" ? (job.cancel_requested ? "running, cancel requested" : "running")
+              : job.execute_after > now ? "delayed" : "queued");
+    cell(row, job.priority);
+    cell(row, job.attempts);
+    cell(row, new Date(job.enqueued_at * 1000).toLocaleTimeString());
+    const actions = document.createElement("td"), button = document.createElement("button");
+    button.type = "button"; button.className = "cancel"; button.dataset.id = job.id_text;
+    button.textContent = "Cancel"; button.disabled = job.cancel_requested;
+    actions.appendChild(button); row.appendChild(actions); body.appendChild(row);
+  }
+}
+
+document.querySelector("#jobs tbody").addEventListener("click", async event => {
+  const button = event.target.closest("button.cancel");
+  if (!button) return;
+  button.disabled = true;
+  const id = button.dataset.id, result = document.getElementById("jobs-result");
+  try {
+    const response = await fetch("api/cancel?id=" + encodeURIComponent(id),
+                                 { method: "POST", headers: { ...headers, "X-Currant-Request": "1" } });
+    result.textContent = cancelText(id, await response.json());
+  } catch (error) {
+    result.textContent = `cancel of job ${id} failed: ${error.message}`;
+  }
+  jobsShown = null;
+  refresh();
+});
+
 document.querySelector("#dead tbody").addEventListener("click", async event => {
   const button = event.target.closest("button[data-action]");
   if (!button) return;
   button.disabled = true;
-  const { action, id } = button.dataset;
+  const { action, id, entrypoint } = button.dataset;
   const result = document.getElementById("dead-result");
+  const target = action === "requeue-all" ? `api/requeue?all=1&entrypoint=${encodeURIComponent(entrypoint)}`
+    : `api/${action}?id=${encodeURIComponent(id)}`;
   try {
-    const response = await fetch(`api/${action}?id=${encodeURIComponent(id)}`,
-                                 { method: "POST", headers: { ...headers, "X-Currant-Request": "1" } });
+    const response = await fetch(target, { method: "POST", headers: { ...headers, "X-Currant-Request": "1" } });
     const answer = await response.json();
     result.textContent = answer.error ? answer.error
+      : action === "requeue-all" ? `${answer.requeued} failed jobs of ${entrypoint} requeued`
       : action === "requeue" ? `job ${id} requeued: ${answer.status}` : `job ${id} purged`;
   } catch (error) {
-    result.textContent = `${action} of job ${id} failed: ${error.message}`;
+    result.textContent = `${action} of ${id ? "job " + id : entrypoint} failed: ${error.message}`;
   }
   button.disabled = false;
   deadShown = null;
@@ -222,11 +305,7 @@ document.getElementById("cancel").addEventListener("submit", async event => {
   const result = document.getElementById("cancel-result");
   const response = await fetch("api/cancel?id=" + encodeURIComponent(id),
                                { method: "POST", headers: { ...headers, "X-Currant-Request": "1" } });
-  const answer = await response.json();
-  result.textContent = answer.error ? answer.error
-    : answer.outcome === "canceled" ? `job ${id} canceled`
-    : answer.outcome === "requested" ? `job ${id} is running: cancel requested, its worker was told to stop`
-    : `job ${id} is ${answer.status}: not canceled`;
+  result.textContent = cancelText(id, await response.json());
   refresh();
 });
 

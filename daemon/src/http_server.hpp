@@ -37,12 +37,20 @@ struct HttpHandlers {
     // throws Error(invalid_argument) for a bad limit, Error(not_found) for an
     // unknown entrypoint.
     std::function<std::string(const std::string& entrypoint, const std::string& limit_text)> dead_json;
+    // /api/jobs?entrypoint=NAME&limit=N: queued and picked jobs as a JSON
+    // object; the same errors as dead_json.
+    std::function<std::string(const std::string& entrypoint, const std::string& limit_text)> jobs_json;
     // /api/requeue?id=N and /api/purge?id=N: a JSON object when done; throws
     // Error(invalid_argument) for a bad id, Error(not_found) for an id the
     // segment does not know, Error(wrong_state) for a job that is not a kept
     // dead job, Error(already_exists) for a requeue whose dedupe key is held.
     std::function<std::string(const std::string& id_text)> requeue_json;
     std::function<std::string(const std::string& id_text)> purge_json;
+    // /api/requeue?all=1&entrypoint=NAME: every kept dead job of the
+    // entrypoint back to queued (those whose dedupe key another job holds
+    // stay dead); a JSON object with how many. Throws Error(not_found) for an
+    // unknown entrypoint.
+    std::function<std::string(const std::string& entrypoint)> requeue_all_json;
 };
 
 class HttpServer {

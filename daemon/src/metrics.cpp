@@ -55,6 +55,15 @@ private:
     std::string out_;
 };
 
+// A quantile's bucket bound in seconds for JSON: null when nothing was
+// counted, the string "+Inf" when it lies above the last bound.
+std::string quantile_json(const LatencyHistogram& histogram, double q) {
+    if (histogram.count() == 0) return "null";
+    const std::int64_t bound = histogram.quantile_bound_ns(q);
+    if (bound == INT64_MAX) return "\"+Inf\"";
+    return number(double(bound) / 1e9);
+}
+
 std::string entrypoint_label(const EntrypointStats& entry) {
     return "entrypoint=\"" + label_value(entry.name) + "\"";
 }
@@ -91,6 +100,34 @@ std::string prometheus_text(const Queue& queue, const MirrorStatus& mirror) {
         out.family(total.name, "counter", total.help);
         for (const EntrypointStats& e : stats) out.sample(total.name, entrypoint_label(e), double(e.*total.field));
     }
+    // Latency histograms (cumulative buckets, as the text format wants).
+    struct Histogram {
+        const char* name;
+        const char* help;
+        LatencyHistogram EntrypointStats::*field;
+    };
+    static constexpr Histogram histograms[] = {
+        {"currant_job_wait_seconds", "Time from enqueue (or execute_after, if later) to the pick, per delivery.",
+         &EntrypointStats::wait},
+        {"currant_job_run_seconds", "Time from the pick to the holder's ack, fail or retry.", &EntrypointStats::run},
+    };
+    for (const Histogram& histogram : histograms) {
+        out.family(histogram.name, "histogram", histogram.help);
+        const std::string bucket = std::string(histogram.name) + "_bucket";
+        for (const EntrypointStats& e : stats) {
+            const LatencyHistogram& h = e.*histogram.field;
+            std::uint64_t cumulative = 0;
+            for (std::size_t b = 0; b < latency_bucket_count; ++b) {
+                cumulative += h.counts[b];
+                const std::string le = b + 1 < latency_bucket_count ? number(double(latency_bucket_bounds_ns[b]) / 1e9) : "+Inf";
+                out.sample(bucket.c_str(), entrypoint_label(e) + ",le=\"" + le + "\"", double(cumulative));
+            }
+            out.sample((std::string(histogram.name) + "_sum").c_str(), entrypoint_label(e), double(h.sum_ns) / 1e9);
+            // The +Inf bucket's value: one read gives a consistent count.
+            out.sample((std::string(histogram.name) + "_count").c_str(), entrypoint_label(e), double(cumulative));
+        }
+    }
+
     out.family("currant_mirror_lag_seconds", "gauge", "Age of the oldest transition not yet in PostgreSQL (0: none).");
     for (const EntrypointStats& e : stats)
         out.sample("currant_mirror_lag_seconds", entrypoint_label(e), double(e.mirror_lag_ns) / 1e9);
@@ -141,7 +178,11 @@ std::string stats_json(const Queue& queue, const MirrorStatus& mirror) {
                ", \"failed\": " + std::to_string(e.failed) + ", \"retried\": " + std::to_string(e.retried) +
                ", \"canceled\": " + std::to_string(e.canceled) + ", \"log_pending\": " + std::to_string(e.log_pending) +
                ", \"mirror_lag_seconds\": " + number(double(e.mirror_lag_ns) / 1e9) +
-               ", \"dirty_slots\": " + std::to_string(e.dirty_slots) + "}";
+               ", \"dirty_slots\": " + std::to_string(e.dirty_slots) +
+               ", \"wait_p50_seconds\": " + quantile_json(e.wait, 0.5) +
+               ", \"wait_p99_seconds\": " + quantile_json(e.wait, 0.99) +
+               ", \"run_p50_seconds\": " + quantile_json(e.run, 0.5) +
+               ", \"run_p99_seconds\": " + quantile_json(e.run, 0.99) + "}";
     }
     return out + "]}\n";
 }

@@ -1324,3 +1324,38 @@ TEST_CASE("enqueue with a bad dedupe key or policy is refused and nothing queued
     CHECK(status_row(name, kept).at(1) == "queued");
     CHECK(stat_of(stats_json(name), "e", "queued") == 1);
 }
+
+TEST_CASE("stats gives wait and run p50 and p99 in ms from the latency histograms, null before any job",
+          "[cli][stats][latency]") {
+    Name q;
+    init_queue(q);
+    std::string json = stats_json(q);
+    CHECK(json_raw(json, "wait_p99_ms", "{\"name\": \"e\"") == std::string("null"));
+    CHECK(json_raw(json, "run_p50_ms", "{\"name\": \"e\"") == std::string("null"));
+
+    enqueue(q, "e", "job");
+    {
+        currant::Queue queue = currant::Queue::open(q.str());
+        const currant::EntrypointId ep = queue.entrypoint("e");
+        currant::Job job;
+        REQUIRE(queue.dequeue(std::span(&ep, 1), std::span(&job, 1), std::chrono::seconds(5)) == 1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        queue.ack(job.handle);
+    }
+    json = stats_json(q);
+    INFO(json);
+    const auto run_p99 = json_raw(json, "run_p99_ms", "{\"name\": \"e\"");
+    const auto run_p50 = json_raw(json, "run_p50_ms", "{\"name\": \"e\"");
+    const auto wait_p50 = json_raw(json, "wait_p50_ms", "{\"name\": \"e\"");
+    REQUIRE(run_p99);
+    REQUIRE(wait_p50);
+    CHECK(run_p50 == run_p99);               // one job: one bucket
+    CHECK(std::stod(*run_p99) >= 50.0);      // held 30 ms: the bucket bound above it
+    CHECK(std::stod(*wait_p50) > 0.0);
+
+    Result table = run({"stats", q.str(), "--interval", "0"});
+    INFO(table);
+    REQUIRE(table.code == 0);
+    CHECK(contains(table.out, "wait p99 ms"));
+    CHECK(contains(table.out, "run p99 ms"));
+}

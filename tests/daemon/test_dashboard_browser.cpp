@@ -172,3 +172,83 @@ TEST_CASE("in Chromium typing a queued job's id and clicking Cancel cancels it i
     CHECK(page.wait_for("document.getElementById('cancel-result').textContent === 'job " + std::to_string(id) +
                         " canceled'"));
 }
+
+TEST_CASE("in Chromium a click on Requeue all puts every dead job of that entrypoint back to queued, and no other",
+          "[http][browser][dead]") {
+    DaemonFixture fixture("browser-requeue-all");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+    const JobId first = dead_job(queue, emails, "mail", "SMTP 550: mailbox unavailable");
+    const JobId second = dead_job(queue, emails, "mail 2", "SMTP 421: try later");
+    const JobId other = dead_job(queue, reports, "report", "disk full");
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    REQUIRE(page.wait_for(row_shown(first) + " && " + row_shown(second) + " && " + row_shown(other)));
+    CHECK(page.evaluate("document.querySelector('#dead button.requeue-all[data-entrypoint=\"emails\"]')"
+                        ".closest('tr').textContent") == "emails: 2 failedRequeue all");
+
+    page.click("#dead button.requeue-all[data-entrypoint=\"emails\"]");
+    CHECK(eventually([&] { return status_of(queue, first) == JobStatus::queued; }, 60'000ms));
+    CHECK(status_of(queue, second) == JobStatus::queued);
+    CHECK_FALSE(is_kept_dead(queue, first));
+    CHECK_FALSE(is_kept_dead(queue, second));
+    // The other entrypoint's dead job stays.
+    CHECK(status_of(queue, other) == JobStatus::exception);
+    CHECK(is_kept_dead(queue, other));
+    CHECK(page.wait_for("document.getElementById('dead-result').textContent === '2 failed jobs of emails requeued'"));
+    CHECK(page.wait_for("!(" + row_shown(first) + ") && !(" + row_shown(second) + ") && " + row_shown(other)));
+}
+
+TEST_CASE("in Chromium a click on a queued job's Cancel cancels it in the segment, and no other",
+          "[http][browser][cancel]") {
+    DaemonFixture fixture("browser-cancel-row");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("reports", async_options());
+    const JobId id = queue.enqueue(ep, as_payload("r"));
+    const JobId other = queue.enqueue(ep, as_payload("r2"));
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    const auto job_row = [](JobId job) {
+        return "document.querySelector('#jobs tr[data-id=\"" + std::to_string(job) + "\"]')";
+    };
+    REQUIRE(page.wait_for(job_row(id) + " !== null && " + job_row(other) + " !== null"));
+    CHECK(page.evaluate(job_row(id) + ".children[2].textContent") == "queued");
+
+    page.click("#jobs button.cancel[data-id=\"" + std::to_string(id) + "\"]");
+    CHECK(eventually([&] { return status_of(queue, id) == JobStatus::canceled; }, 60'000ms));
+    CHECK(status_of(queue, other) == JobStatus::queued);
+    CHECK(page.wait_for("document.getElementById('jobs-result').textContent === 'job " + std::to_string(id) +
+                        " canceled'"));
+    CHECK(page.wait_for(job_row(id) + " === null"));
+}
+
+TEST_CASE("in Chromium a click on a running job's Cancel asks its holder to stop", "[http][browser][cancel]") {
+    DaemonFixture fixture("browser-cancel-running");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("reports", async_options());
+    const JobId id = queue.enqueue(ep, as_payload("r"));
+    Job job;
+    REQUIRE(queue.dequeue(std::span(&ep, 1), std::span(&job, 1), 5s) == 1); // we hold it
+    REQUIRE(job.handle.id == id);
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    const std::string row = "document.querySelector('#jobs tr[data-id=\"" + std::to_string(id) + "\"]')";
+    REQUIRE(page.wait_for(row + " !== null"));
+    CHECK(page.evaluate(row + ".children[2].textContent") == "running");
+
+    page.click("#jobs button.cancel[data-id=\"" + std::to_string(id) + "\"]");
+    CHECK(eventually([&] { return queue.cancel_requested(job.handle); }, 60'000ms));
+    CHECK(status_of(queue, id) == JobStatus::picked); // still ours until we stop
+    CHECK(page.wait_for("document.getElementById('jobs-result').textContent === 'job " + std::to_string(id) +
+                        " is running: cancel requested, its worker was told to stop'"));
+    CHECK(page.wait_for(row + " !== null && " + row + ".children[2].textContent === 'running, cancel requested'"));
+    queue.ack_canceled(job.handle);
+    CHECK(status_of(queue, id) == JobStatus::canceled);
+}

@@ -1,64 +1,11 @@
 // currantd's HTTP endpoint (--http): Prometheus metrics, JSON stats, the
 // dashboard page, cancel, and who may ask (Host check, token).
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <regex>
-#include <sys/socket.h>
 
-#include "daemon_support.hpp"
+#include "http_client.hpp"
 
 using namespace currant;
 using namespace currant::daemon_test;
-
-namespace {
-
-struct HttpAnswer {
-    int status = 0;
-    std::string headers;
-    std::string body;
-};
-
-// One request over a fresh connection (Connection: close), read to EOF.
-HttpAnswer http_request(std::uint16_t port, const std::string& method, const std::string& target,
-                        const std::vector<std::string>& headers = {}, const std::string& host = "127.0.0.1") {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n";
-    for (const std::string& header : headers) request += header + "\r\n";
-    request += "Content-Length: 0\r\n\r\n";
-    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size()));
-    std::string answer;
-    char buffer[65536];
-    for (ssize_t got; (got = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, std::size_t(got));
-    ::close(fd);
-    HttpAnswer result;
-    const std::size_t end_of_headers = answer.find("\r\n\r\n");
-    REQUIRE(end_of_headers != std::string::npos);
-    result.headers = answer.substr(0, end_of_headers);
-    result.body = answer.substr(end_of_headers + 4);
-    REQUIRE(answer.starts_with("HTTP/1.1 "));
-    result.status = std::stoi(answer.substr(9, 3));
-    return result;
-}
-
-
-const std::vector<std::string> action_header = {"X-Currant-Request: 1"};
-
-// The value of one sample line of the metrics text, exactly as written.
-std::optional<std::string> sample(const std::string& metrics, const std::string& name_and_labels) {
-    std::istringstream lines(metrics);
-    for (std::string line; std::getline(lines, line);)
-        if (line.starts_with(name_and_labels + " ")) return line.substr(name_and_labels.size() + 1);
-    return std::nullopt;
-}
-
-
-} // namespace
 
 TEST_CASE("metrics give each entrypoint's depth and totals in the Prometheus text format", "[http]") {
     DaemonFixture fixture("http-metrics");
@@ -453,4 +400,138 @@ TEST_CASE("POST api/requeue of a dead job whose dedupe key another job holds is 
     CHECK(status_of(queue, dead) == JobStatus::exception);
     CHECK(status_of(queue, holder) == JobStatus::queued);
     CHECK(queue.dead_jobs().size() == 1);
+}
+
+TEST_CASE("POST api/requeue with all=1 puts every dead job of that entrypoint back to queued, and no other",
+          "[http][dead]") {
+    DaemonFixture fixture("http-requeue-all");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+    const JobId first = dead_job(queue, emails, "m1", "boom 1");
+    const JobId second = dead_job(queue, emails, "m2", "boom 2");
+    const JobId other = dead_job(queue, reports, "r", "boom 3");
+
+    const HttpAnswer answer = http_request(port, "POST", "/api/requeue?all=1&entrypoint=emails", action_header);
+    CHECK(answer.status == 200);
+    CHECK(answer.body == "{\"entrypoint\": \"emails\", \"requeued\": 2}\n");
+    CHECK(status_of(queue, first) == JobStatus::queued);
+    CHECK(status_of(queue, second) == JobStatus::queued);
+    CHECK(status_of(queue, other) == JobStatus::exception);
+    REQUIRE(queue.dead_jobs().size() == 1);
+    CHECK(queue.dead_jobs()[0].id == other);
+}
+
+TEST_CASE("POST api/requeue with all=1 refuses a missing or unknown entrypoint, an id beside it, a GET and a "
+          "missing header, and changes nothing",
+          "[http][dead][errors]") {
+    DaemonFixture fixture("http-requeue-all-bad");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+
+    HttpAnswer answer = http_request(port, "POST", "/api/requeue?all=1", action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("all=1 needs entrypoint=NAME"));
+    answer = http_request(port, "POST", "/api/requeue?all=1&entrypoint=nosuch", action_header);
+    CHECK(answer.status == 404);
+    CHECK_THAT(answer.body, Catch::Contains("nosuch"));
+    answer = http_request(port, "POST", "/api/requeue?all=1&entrypoint=emails&id=" + std::to_string(id), action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("either id or all=1"));
+    answer = http_request(port, "POST", "/api/requeue?all=yes&entrypoint=emails", action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("only all=1"));
+    CHECK(http_request(port, "GET", "/api/requeue?all=1&entrypoint=emails", action_header).status == 405);
+    CHECK(http_request(port, "POST", "/api/requeue?all=1&entrypoint=emails").status == 403);
+    CHECK(status_of(queue, id) == JobStatus::exception);
+    CHECK(queue.dead_jobs().size() == 1);
+}
+
+TEST_CASE("with a token, api/requeue with all=1 needs it", "[http][dead][security]") {
+    DaemonFixture fixture("http-requeue-all-token");
+    const std::string token = "requeue-all-token-0123456789";
+    const std::uint16_t port = fixture.start_http_daemon({"--http-token-file", write_token_file(token)});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+    const std::string target = "/api/requeue?all=1&entrypoint=emails";
+    CHECK(http_request(port, "POST", target, action_header).status == 401);
+    CHECK(status_of(queue, id) == JobStatus::exception);
+    CHECK(http_request(port, "POST", target, {"X-Currant-Request: 1", "Authorization: Bearer " + token}).status == 200);
+    CHECK(status_of(queue, id) == JobStatus::queued);
+}
+
+TEST_CASE("api/stats gives each entrypoint's wait and run p50 and p99 as bucket bounds, null before any job",
+          "[http][latency]") {
+    DaemonFixture fixture("http-stats-latency");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    queue.declare_entrypoint("idle", async_options());
+    queue.enqueue(ep, as_payload("a"));
+    Job job;
+    REQUIRE(queue.dequeue(std::span(&ep, 1), std::span(&job, 1), 5s) == 1);
+    std::this_thread::sleep_for(30ms); // run time above the 25 ms bound
+    queue.ack(job.handle);
+    const std::string body = http_request(port, "GET", "/api/stats").body;
+    INFO(body);
+    std::smatch match;
+    REQUIRE(std::regex_search(body, match, std::regex(R"("name": "emails"[^}]*"wait_p50_seconds": ([^,]+), )"
+                                                      R"("wait_p99_seconds": ([^,]+), "run_p50_seconds": ([^,]+), )"
+                                                      R"("run_p99_seconds": ([^}]+)\})")));
+    CHECK(match[3] == match[4]); // one job: p50 and p99 fall in its bucket
+    const double run = std::stod(match[3]);
+    CHECK(run >= 0.05);           // the bound above 30 ms or more
+    CHECK(std::stod(match[2]) > 0);
+    CHECK_THAT(body, Catch::Contains("\"name\": \"idle\"") &&
+                         Catch::Contains("\"wait_p50_seconds\": null, \"wait_p99_seconds\": null, \"run_p50_seconds\": "
+                                         "null, \"run_p99_seconds\": null}"));
+}
+
+TEST_CASE("GET api/jobs lists picked jobs first, then queued ones oldest first, of one entrypoint or all",
+          "[http][jobs]") {
+    DaemonFixture fixture("http-jobs");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+    const JobId picked = queue.enqueue(emails, as_payload("p"));
+    Job job;
+    REQUIRE(queue.dequeue(std::span(&emails, 1), std::span(&job, 1), 5s) == 1);
+    REQUIRE(job.handle.id == picked);
+    const JobId first = queue.enqueue(emails, as_payload("q1"));
+    std::this_thread::sleep_for(2ms); // distinct enqueue times
+    const JobId second = queue.enqueue(emails, as_payload("q2"));
+    const JobId done = dead_job(queue, reports, "d", "boom"); // neither queued nor picked
+    const JobId report = queue.enqueue(reports, as_payload("r"));
+
+    const HttpAnswer answer = http_request(port, "GET", "/api/jobs?entrypoint=emails");
+    CHECK(answer.status == 200);
+    INFO(answer.body);
+    const std::size_t at_picked = answer.body.find("\"id_text\": \"" + std::to_string(picked) + "\"");
+    const std::size_t at_first = answer.body.find("\"id_text\": \"" + std::to_string(first) + "\"");
+    const std::size_t at_second = answer.body.find("\"id_text\": \"" + std::to_string(second) + "\"");
+    REQUIRE(at_picked != std::string::npos);
+    REQUIRE(at_first != std::string::npos);
+    REQUIRE(at_second != std::string::npos);
+    CHECK(at_picked < at_first);
+    CHECK(at_first < at_second);
+    CHECK_THAT(answer.body, Catch::Contains("\"entrypoint\": \"emails\", \"status\": \"picked\", \"priority\": 0, "
+                                            "\"attempts\": 1,"));
+    CHECK_THAT(answer.body, !Catch::Contains("\"id_text\": \"" + std::to_string(report) + "\""));
+    CHECK_THAT(answer.body, Catch::EndsWith("], \"more\": false}\n"));
+
+    const std::string all = http_request(port, "GET", "/api/jobs?limit=3").body;
+    CHECK_THAT(all, Catch::Contains("\"more\": true"));
+    CHECK_THAT(all, Catch::Contains("\"id_text\": \"" + std::to_string(picked) + "\""));
+    const std::string everything = http_request(port, "GET", "/api/jobs").body;
+    CHECK_THAT(everything, Catch::Contains("\"id_text\": \"" + std::to_string(report) + "\""));
+    CHECK_THAT(everything, !Catch::Contains("\"id_text\": \"" + std::to_string(done) + "\""));
+
+    CHECK(http_request(port, "GET", "/api/jobs?limit=0").status == 400);
+    CHECK(http_request(port, "GET", "/api/jobs?entrypoint=nosuch").status == 404);
+    CHECK(http_request(port, "POST", "/api/jobs", action_header).status == 405);
 }

@@ -36,7 +36,9 @@
 // naming the queue, entrypoint or limit (see currant/shm/error.hpp).
 #pragma once
 
+#include <bit>
 #include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -269,6 +271,18 @@ struct JobState {
     bool cancel_requested = false; // picked, and a cancel was requested for this pick
 };
 
+// A queued or picked job as Queue::active_jobs lists it.
+struct ActiveJob {
+    JobId id = 0;
+    JobStatus status = JobStatus::unknown; // queued or picked
+    EntrypointId entrypoint = 0;
+    std::int32_t priority = 0;
+    std::uint32_t attempts = 0;            // deliveries so far
+    std::int64_t enqueued_at_ns = 0;       // CLOCK_REALTIME
+    std::int64_t execute_after_ns = 0;     // CLOCK_REALTIME; 0 or past: ready
+    bool cancel_requested = false;         // picked, and a cancel was requested for this pick
+};
+
 // What Queue::cancel did (docs/cancellation.md).
 enum class CancelOutcome : std::uint8_t {
     canceled = 0,       // it was queued: it ended `canceled` now
@@ -277,6 +291,62 @@ enum class CancelOutcome : std::uint8_t {
     not_cancelable = 2, // finished, unknown to the segment, or still being written by its producer
 };
 std::string_view cancel_outcome_name(CancelOutcome outcome) noexcept; // "canceled", "requested", "not_cancelable"
+
+// Latency histograms (docs/observability.md, "Latency histograms"): fixed
+// log-scale buckets from 1 us to 10 s (1, 2.5, 5 per decade), the same for
+// every queue. counts[i] counts the durations d with
+// latency_bucket_bounds_ns[i-1] < d <= latency_bucket_bounds_ns[i]; the last
+// count (index latency_bucket_count - 1) is the overflow, above 10 s.
+// Statistics, not facts: a process killed inside an update may lose one
+// observation or leave the sum one observation off (never a torn count).
+inline constexpr std::size_t latency_bucket_count = 23; // 22 bounds + the overflow
+inline constexpr std::int64_t latency_bucket_bounds_ns[latency_bucket_count - 1] = {
+    1'000,         2'500,         5'000,        10'000,        25'000,        50'000,
+    100'000,       250'000,       500'000,      1'000'000,     2'500'000,     5'000'000,
+    10'000'000,    25'000'000,    50'000'000,   100'000'000,   250'000'000,   500'000'000,
+    1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+namespace detail {
+// Bounds that lie below 2^k, for each k: a duration in [2^k, 2^(k+1)) is
+// above these and above at most one more (consecutive bounds are at least
+// twice apart and none is a power of two).
+constexpr auto latency_bounds_below_power_of_two = [] {
+    struct Table { std::uint8_t below[64] = {}; } table;
+    for (int k = 0; k < 63; ++k) {
+        std::uint8_t n = 0;
+        while (n < latency_bucket_count - 1 && latency_bucket_bounds_ns[n] < (std::int64_t(1) << k)) ++n;
+        table.below[k] = n;
+    }
+    table.below[63] = latency_bucket_count - 1;
+    return table;
+}();
+// The bounds, then one that no duration exceeds (no bounds check needed).
+constexpr auto latency_bounds_padded = [] {
+    struct Table { std::int64_t bound[latency_bucket_count] = {}; } table;
+    for (std::size_t i = 0; i + 1 < latency_bucket_count; ++i) table.bound[i] = latency_bucket_bounds_ns[i];
+    table.bound[latency_bucket_count - 1] = INT64_MAX;
+    return table;
+}();
+} // namespace detail
+
+// The bucket a duration falls in (negative durations count as 0): the
+// number of bounds below it. Inline and branch-light (a count of leading
+// zeros, a table and one comparison): every pick calls it.
+constexpr std::size_t latency_bucket_of(std::int64_t duration_ns) noexcept {
+    if (duration_ns <= 0) return 0;
+    const int k = 63 - std::countl_zero(std::uint64_t(duration_ns));
+    const std::size_t below = detail::latency_bounds_below_power_of_two.below[k];
+    return below + (duration_ns > detail::latency_bounds_padded.bound[below] ? 1 : 0);
+}
+
+struct LatencyHistogram {
+    std::uint64_t counts[latency_bucket_count] = {};
+    std::uint64_t sum_ns = 0;  // sum of the durations counted
+    std::uint64_t count() const noexcept;
+    // The upper bound (ns) of the bucket holding the q-quantile (0 < q <= 1):
+    // an over-estimate by at most one bucket step; 0 when empty; INT64_MAX
+    // when it lies in the overflow bucket.
+    std::int64_t quantile_bound_ns(double q) const noexcept;
+};
 
 struct EntrypointStats {
     std::string name;
@@ -299,6 +369,11 @@ struct EntrypointStats {
     std::uint32_t concurrency_limit = 0; // 0: none
     std::uint32_t in_flight = 0;  // picked jobs counted against the concurrency limit
     double rate_limit = 0;        // starts per second; 0: none
+    // Since creation, summed over all processes (live and reaped). wait:
+    // from enqueue (or execute_after, if later) to the pick, per delivery.
+    // run: from the pick to the holder's ack, fail or retry (a pick requeued
+    // by a reaper, or ended by one, is not counted).
+    LatencyHistogram wait, run;
 };
 
 struct QueueInfo {
@@ -635,6 +710,13 @@ public:
 
     // --- inspecting ---
     std::vector<JobState> status(std::span<const JobId> ids) const;
+    // The queued and picked jobs of one entrypoint (every entrypoint when
+    // nullopt): picked first, then queued, each oldest enqueue first, at
+    // most limit. A scan of the arena without a lock (O(slots)): for tools
+    // and the dashboard, not a per-job path; a job that changes state
+    // during the scan may be missing or show its state of a moment before.
+    std::vector<ActiveJob> active_jobs(std::optional<EntrypointId> entrypoint = std::nullopt,
+                                       std::size_t limit = 100) const;
     std::vector<EntrypointStats> stats() const;
     std::vector<ParticipantInfo> participants() const;
     // Reaps dead participants and expired leases now; checks every structure.
