@@ -148,8 +148,9 @@ bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const 
         std::atomic_thread_fence(std::memory_order_acquire);
         if (arena_.state_word(slot).load(std::memory_order_relaxed) == word) out.dedupe_key = std::move(text);
     }
-    // The last error (outcomes.cpp) of a job that died or was requeued with one.
-    out.error = status == JobStatus::exception || status == JobStatus::queued
+    // The last error (outcomes.cpp) of a job that died or was requeued with
+    // one, and the reason of a job a dependency canceled (dependencies.cpp).
+    out.error = status == JobStatus::exception || status == JobStatus::queued || status == JobStatus::canceled
                     ? read_error(slot, id, out.epoch)
                     : std::string();
     // The result (results.cpp) of a successful job, while its slot holds it.

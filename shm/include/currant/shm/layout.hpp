@@ -26,7 +26,10 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 // 9: job results and wait (docs/results.md): JobRecord::kept_until_ns,
 //    EntrypointControl::result_retention_ns, ParticipantEntry::completion_waiting,
 //    CoreHeader::completion_signal and completion_waiters.
-inline constexpr std::uint32_t layout_version = 9;
+// 10: job dependencies (docs/job-dependencies.md): SlotState::waiting,
+//    JobRecord::dependents, the dependency lock, waiting list and counts,
+//    job id hints and per-slot dependency rows.
+inline constexpr std::uint32_t layout_version = 10;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
