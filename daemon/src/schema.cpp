@@ -26,7 +26,10 @@ namespace {
 //                     error of finished jobs, kept until `expires` (the
 //                     entrypoint's result retention; docs/results.md);
 //                     currant_entrypoints gains result_retention_ms
-constexpr std::array<std::string_view, 4> steps = {
+//   (step 5) the status `waiting` (a job waiting for its dependencies,
+//                     docs/job-dependencies.md); currant_jobs.depends_on
+//                     (its dependencies, for a rebuild)
+constexpr std::array<std::string_view, 5> steps = {
     R"SQL(
 CREATE TABLE currant_schema (version integer NOT NULL);
 INSERT INTO currant_schema VALUES (0);
@@ -163,6 +166,14 @@ CREATE INDEX currant_results_expires ON currant_results (host, expires);
 
 ALTER TABLE currant_entrypoints ADD COLUMN result_retention_ms bigint NOT NULL DEFAULT 0
     CHECK (result_retention_ms >= 0);
+)SQL",
+    // 5: job dependencies (docs/job-dependencies.md). A waiting job's row
+    // has status 'waiting' and its dependencies, so a rebuild restores it
+    // waiting for those still alive. (ADD VALUE inside a transaction: the
+    // value is usable once the step commits, PostgreSQL 12 and later.)
+    R"SQL(
+ALTER TYPE currant_status ADD VALUE IF NOT EXISTS 'waiting';
+ALTER TABLE currant_jobs ADD COLUMN depends_on bigint[];
 )SQL",
 };
 

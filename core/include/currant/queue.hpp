@@ -372,6 +372,7 @@ struct JobSnapshot {
     std::optional<std::string> dedupe_key; // the job's dedupe key, if it has one
     std::string error;                     // the job's last error text (failed or retried with one), or empty
     std::optional<std::vector<std::byte>> result; // successful with a result (docs/results.md)
+    std::vector<JobId> depends_on;                // its dependencies (docs/job-dependencies.md; empty: none)
 };
 
 // A job put back into a segment under its own id (rebuild, remote claims).
