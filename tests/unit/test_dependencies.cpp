@@ -1,6 +1,12 @@
 // Job dependencies (docs/job-dependencies.md): one behaviour per test case.
 #include <algorithm>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "currant/shm/segment.hpp"
+#include "layout.hpp" // core/src: torn states written straight into the segment
 #include "unit_support.hpp"
 
 using namespace currant;
@@ -279,4 +285,34 @@ TEST_CASE("the feed records waiting and then queued for a released job", "[depen
     for (const Transition& t : feed)
         if (t.id == b) of_b.push_back(t.status);
     CHECK(of_b == std::vector<JobStatus>{JobStatus::waiting, JobStatus::queued});
+}
+
+TEST_CASE("doctor reports a dependents count below the jobs waiting on it", "[dependencies][doctor]") {
+    ScratchQueue scratch("dep-torn-count", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const Job job = pick_exactly(scratch.queue(), ep, a);
+    const int fd = ::shm_open(shm::object_name_for(scratch.name()).c_str(), O_RDWR, 0);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    void* base = ::mmap(nullptr, std::size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    auto* bytes = static_cast<std::byte*>(base);
+    const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+    auto& record = *reinterpret_cast<detail::JobRecord*>(bytes + header.arena_offset +
+                                                         std::uint64_t(job.handle.slot) * header.slot_bytes + 8);
+    CHECK(record.dependents.load() == 1);
+    CHECK(scratch->doctor().sound);
+    // A count below the truth: the ack would not settle, b would wait forever (D2).
+    record.dependents.store(0);
+    const DoctorReport torn = scratch->doctor();
+    CHECK_FALSE(torn.sound);
+    REQUIRE(torn.problems.size() == 1);
+    CHECK(torn.problems[0].find("has 0 dependents counted but 1 waiting on it") != std::string::npos);
+    record.dependents.store(1);
+    CHECK(scratch->doctor().sound);
+    ::munmap(base, std::size_t(st.st_size));
 }
