@@ -351,7 +351,7 @@ int currant_job_reason(currant_queue* queue, uint64_t id, char* buffer, size_t c
             throw currant::Error(currant::Errc::not_found,
                                  "job " + std::to_string(id) + " has no cancel reason (not canceled by a dependency, "
                                  "or its slot was reused)");
-        std::memcpy(buffer, state.reason.data(), std::min(capacity, state.reason.size()));
+        if (capacity > 0) std::memcpy(buffer, state.reason.data(), std::min(capacity, state.reason.size()));
         *size_out = state.reason.size();
     });
 }
