@@ -132,10 +132,11 @@ std::uint32_t QueueState::find_job_slot(JobId id) const noexcept {
         const JobRecord& rec = record(slot);
         return rec.job_id == id || rec.last_job_id == id;
     };
-    const std::uint32_t hint = id_hints_[id & (id_hint_capacity_ - 1)].load(std::memory_order_relaxed);
+    // This process enqueued it lately: the local hint (checked, the slot may
+    // have moved on). Otherwise (another process's job, or an older one):
+    // scan, preferring a slot that holds it now.
+    const std::uint32_t hint = id_hints_[id & (id_hint_capacity - 1)] - 1;
     if (hint < n && holds(hint)) return hint;
-    // The hint was overwritten (ids id_hint_capacity apart) or never
-    // written (a restored job): scan, preferring a slot that holds it now.
     std::uint32_t found = shm::no_slot;
     for (std::uint32_t slot = 0; slot < n; ++slot) {
         if (record(slot).job_id == id) return slot;
@@ -443,11 +444,17 @@ void QueueState::flush_settled() noexcept {
             wake_sleepers(wakes[i], std::uint32_t(j - i));
             i = j;
         }
+        // Keep the capacity (a wake may have reaped and settled meanwhile:
+        // then its list stays).
+        wakes.clear();
+        if (settle_wakes_.empty()) settle_wakes_.swap(wakes);
     }
     if (!settle_release_.empty()) {
         std::vector<std::uint32_t> slots;
         slots.swap(settle_release_);
         release_slots(slots, settle_owner_ ? settle_owner_ : my_tag());
+        slots.clear();
+        if (settle_release_.empty()) settle_release_.swap(slots);
     }
 }
 
@@ -457,9 +464,19 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
                                    std::int64_t now_real, std::uint64_t& last_sequence) {
     JobRecord& rec = record(slot);
     const JobId self = rec.job_id;
-    std::vector<JobId> ids = options.depends_on;
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    // Sorted and deduplicated on the stack (validate_dependencies bounded
+    // the distinct ids): no allocation per enqueue.
+    JobId sorted[max_dependencies];
+    std::size_t distinct = 0;
+    for (JobId id : options.depends_on) {
+        if (std::find(sorted, sorted + distinct, id) != sorted + distinct) continue;
+        if (distinct == max_dependencies)
+            throw Error(Errc::invalid_argument, describe(ep) + ": a job may have at most " +
+                                                    std::to_string(max_dependencies) + " dependencies");
+        sorted[distinct++] = id;
+    }
+    std::sort(sorted, sorted + distinct);
+    const std::span<const JobId> ids(sorted, distinct);
     for (JobId id : ids)
         if (id == self)
             throw Error(Errc::invalid_argument, describe(ep) + ": job " + std::to_string(id) +

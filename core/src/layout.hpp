@@ -615,15 +615,6 @@ struct DependencyControl {
     std::atomic<std::uint32_t> waiting_total;
 };
 
-// Job id -> slot hints: hint[id & (capacity - 1)] = slot, stored (relaxed)
-// by the producer of every job. Only a hint: a reader checks the slot's
-// job_id (or last_job_id) and scans the arena when it does not match.
-inline std::uint32_t id_hint_capacity_for(std::uint32_t slot_count) noexcept {
-    std::uint64_t capacity = 16;
-    while (capacity < 2ull * slot_count) capacity *= 2;
-    return std::uint32_t(capacity);
-}
-
 struct CoreGeometry {
     std::uint64_t entrypoints_offset, participants_offset, sleepers_offset, delayed_offset, logs_offset,
         counters_offset, schedules_offset, region_bytes;
@@ -636,10 +627,9 @@ struct CoreGeometry {
     std::uint64_t outcomes_offset;
     std::uint32_t outcome_stride, outcome_capacity;
     // Dependencies (derived from the parameters): DependencyControl, then
-    // uint32 waiting[max_entrypoints] ([G] writes, relaxed reads), uint32
-    // id hints[id_hint_capacity], DependencyRow[slot_count].
-    std::uint64_t dependency_control_offset, waiting_counts_offset, id_hints_offset, dependency_rows_offset;
-    std::uint32_t id_hint_capacity;
+    // uint32 waiting[max_entrypoints] ([G] writes, relaxed reads),
+    // DependencyRow[slot_count].
+    std::uint64_t dependency_control_offset, waiting_counts_offset, dependency_rows_offset;
 };
 
 inline std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
@@ -679,9 +669,6 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     at = round_up(at + sizeof(DependencyControl), cache_line);
     g.waiting_counts_offset = at;
     at = round_up(at + 4ull * p.max_entrypoints, 4096);
-    g.id_hint_capacity = id_hint_capacity_for(p.slot_count);
-    g.id_hints_offset = at;
-    at = round_up(at + 4ull * g.id_hint_capacity, 4096);
     g.dependency_rows_offset = at;
     at = round_up(at + sizeof(DependencyRow) * std::uint64_t(p.slot_count), 4096);
     g.region_bytes = at;

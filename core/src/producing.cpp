@@ -187,7 +187,7 @@ void QueueState::prepare_record(std::uint32_t slot, EntrypointId ep, JobId id, s
     // Dependencies (dependencies.cpp): the previous job's pending edges were
     // resolved before its slot was freed; a linker's late decrement saturates.
     rec.dependents.store(0, std::memory_order_relaxed);
-    id_hints_[id & (id_hint_capacity_ - 1)].store(slot, std::memory_order_relaxed);
+    id_hints_[id & (id_hint_capacity - 1)] = slot + 1; // process-local (0: none)
 }
 
 std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> slots, const EnqueueOptions& options,

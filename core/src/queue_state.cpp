@@ -156,8 +156,6 @@ QueueState::QueueState(shm::Segment segment)
     outcome_capacity_ = core_->outcome_capacity;
     dependencies_ = reinterpret_cast<DependencyControl*>(region + expected.dependency_control_offset);
     waiting_counts_ = reinterpret_cast<std::atomic<std::uint32_t>*>(region + expected.waiting_counts_offset);
-    id_hints_ = reinterpret_cast<std::atomic<std::uint32_t>*>(region + expected.id_hints_offset);
-    id_hint_capacity_ = expected.id_hint_capacity;
     dependency_rows_ = reinterpret_cast<DependencyRow*>(region + expected.dependency_rows_offset);
     result_bytes_ = header.parameters.result_bytes;
     max_entrypoints_ = core_->max_entrypoints;

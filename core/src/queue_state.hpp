@@ -517,8 +517,12 @@ private:
     // process's pending settle work.
     DependencyControl* dependencies_ = nullptr;
     std::atomic<std::uint32_t>* waiting_counts_ = nullptr; // [max_entrypoints]
-    std::atomic<std::uint32_t>* id_hints_ = nullptr;
-    std::uint32_t id_hint_capacity_ = 0;
+    // Process-local job id -> slot hints of the jobs this object enqueued
+    // last (direct-mapped by id): where a dependency is looked for first.
+    // Local on purpose: a shared table cost every enqueue a cache miss
+    // (measured, docs/job-dependencies.md).
+    static constexpr std::uint32_t id_hint_capacity = 1024;
+    std::uint32_t id_hints_[id_hint_capacity] = {};
     DependencyRow* dependency_rows_ = nullptr;
     std::uint32_t settle_owner_ = 0; // owner of slots a settle cancels in memory durability (0: us)
     bool settle_wanted_ = false;    // a finished job had dependents: settle before freeing slots
