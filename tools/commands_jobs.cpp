@@ -31,6 +31,7 @@ struct EnqueueArgs {
     std::uint32_t count = 1;
     std::optional<std::string> dedupe_key;
     std::string on_duplicate = "skip";
+    std::vector<std::string> after; // --after ID (docs/job-dependencies.md)
 };
 
 std::string read_all(std::istream& in, const std::string& what) {
@@ -74,6 +75,7 @@ int run_enqueue(const EnqueueArgs& args) {
     if (args.delay > std::chrono::nanoseconds::zero()) {
         options.execute_after_ns = realtime_now_ns() + args.delay.count();
     }
+    if (!args.after.empty()) options.depends_on = parse_job_ids(args.after);
 
     if (args.dedupe_key) {
         // docs/dedupe.md: skip prints the holder's id (and says so on
@@ -142,6 +144,11 @@ void add_enqueue(CLI::App& app, Commands& commands) {
                     "refuse (exit 3)")
         ->type_name("skip|refuse")
         ->check(CLI::IsMember({"skip", "refuse"}));
+    sub->add_option("--after", args->after,
+                    "Run only after this job ended successful (repeat for several, at most 16; the job waits "
+                    "until then, and ends canceled if one fails; docs/job-dependencies.md)")
+        ->type_name("ID")
+        ->allow_extra_args(false);
     commands.push_back({sub, [args] { return run_enqueue(*args); }});
 }
 
@@ -241,6 +248,15 @@ int run_status(const IdsArgs& args) {
                 rows.back().push_back(render_result(*outcome.result));
                 break;
             }
+        // Dependencies (docs/job-dependencies.md): what a waiting job waits
+        // for, and why a job was canceled by one.
+        if (state.status == JobStatus::waiting) {
+            std::string text = "waiting for " + std::to_string(state.waiting_on) + " of";
+            for (JobId id : state.depends_on) text += " " + std::to_string(id);
+            rows.back().push_back(text);
+        } else if (state.status == JobStatus::canceled && !state.reason.empty()) {
+            rows.back().push_back(state.reason);
+        }
     }
     print_rows(rows);
     return 0;

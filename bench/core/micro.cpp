@@ -85,6 +85,41 @@ void enqueue_dequeue_ack_keyed(benchmark::State& state) {
 }
 BENCHMARK(enqueue_dequeue_ack_keyed)->ArgName("keyed")->Arg(0)->Arg(1);
 
+// The cost of dependencies (docs/job-dependencies.md), items are jobs:
+// deps:0 is the plain loop; deps:1 makes each job depend on the previous
+// one, already successful (no wait, but the dependency lock and a lookup);
+// deps:2 enqueues a pair whose second job waits for the first, so each ack
+// of a first job settles and releases its partner.
+void enqueue_dequeue_ack_dependent(benchmark::State& state) {
+    Fixture f;
+    std::byte payload[64] = {};
+    EnqueueOptions after;
+    after.depends_on.reserve(1);
+    JobId previous = 0;
+    Job job;
+    std::int64_t jobs = 0;
+    const std::int64_t mode = state.range(0);
+    for (auto _ : state) {
+        if (mode == 2) {
+            after.depends_on.assign(1, f.queue.enqueue(f.ep, payload));
+            f.queue.enqueue(f.ep, payload, after);
+            for (int i = 0; i < 2; ++i) {
+                f.queue.dequeue({&f.ep, 1}, {&job, 1}, std::chrono::nanoseconds(0));
+                f.queue.ack(job.handle);
+            }
+            jobs += 2;
+            continue;
+        }
+        if (mode == 1 && previous != 0) after.depends_on.assign(1, previous);
+        previous = f.queue.enqueue(f.ep, payload, after);
+        f.queue.dequeue({&f.ep, 1}, {&job, 1}, std::chrono::nanoseconds(0));
+        f.queue.ack(job.handle);
+        ++jobs;
+    }
+    state.SetItemsProcessed(jobs);
+}
+BENCHMARK(enqueue_dequeue_ack_dependent)->ArgName("deps")->Arg(0)->Arg(1)->Arg(2);
+
 void enqueue_dequeue_one_ack_deferred(benchmark::State& state) {
     Fixture f(state.range(0));
     f.queue.set_prefetch(64);

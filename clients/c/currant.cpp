@@ -36,6 +36,7 @@ static_assert(code_of(currant::Errc::arena_full) == CURRANT_ERR_ARENA_FULL);
 static_assert(code_of(currant::Errc::stale_handle) == CURRANT_ERR_STALE_HANDLE);
 static_assert(code_of(currant::Errc::system_error) == CURRANT_ERR_SYSTEM);
 static_assert(static_cast<int>(currant::JobStatus::canceled) == CURRANT_JOB_CANCELED);
+static_assert(static_cast<int>(currant::JobStatus::waiting) == CURRANT_JOB_WAITING);
 static_assert(static_cast<int>(currant::JobStatus::exception) == CURRANT_JOB_EXCEPTION);
 static_assert(static_cast<int>(currant::Durability::sync) == CURRANT_DURABILITY_SYNC);
 
@@ -335,6 +336,78 @@ int currant_commit(currant_queue* queue, currant_reservation* reservation, size_
         reservation->payload = nullptr;
         reservation->capacity = 0;
         *id_out = id;
+    });
+}
+
+namespace {
+currant::EnqueueOptions dependent_options(const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n) {
+    require(depends_on, "depends_on");
+    if (n == 0) throw BadArgument{"no dependencies given (n is 0): use currant_enqueue"};
+    if (n > 1024) throw BadArgument{std::to_string(n) + " dependencies given; a job may have at most " +
+                                    std::to_string(CURRANT_MAX_DEPENDENCIES)};
+    currant::EnqueueOptions o = to_options(opts);
+    o.depends_on.assign(depends_on, depends_on + n);
+    return o;
+}
+} // namespace
+
+int currant_enqueue_after(currant_queue* queue, uint32_t entrypoint, const void* payload, size_t size,
+                          const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n, uint64_t* id_out) {
+    return guarded("currant_enqueue_after", [&] {
+        require(queue, "queue");
+        require(id_out, "id_out");
+        *id_out = queue->queue.enqueue(entrypoint, payload_span(payload, size, "payload"),
+                                       dependent_options(opts, depends_on, n));
+    });
+}
+
+int currant_commit_after(currant_queue* queue, currant_reservation* reservation, size_t size,
+                         const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n, uint64_t* id_out) {
+    return guarded("currant_commit_after", [&] {
+        require(queue, "queue");
+        require(reservation, "reservation");
+        require(id_out, "id_out");
+        if (reservation->payload == nullptr)
+            throw BadArgument{"reservation was already committed or abandoned"};
+        if (size > reservation->capacity)
+            throw currant::Error(currant::Errc::payload_too_large,
+                                 "payload of " + std::to_string(size) + " bytes exceeds the reservation's " +
+                                     std::to_string(reservation->capacity) + " bytes");
+        const currant::EnqueueOptions options = dependent_options(opts, depends_on, n);
+        currant::Reservation r = to_reservation(*reservation);
+        const currant::JobId id = queue->queue.commit(r, size, options);
+        reservation->payload = nullptr;
+        reservation->capacity = 0;
+        *id_out = id;
+    });
+}
+
+int currant_job_reason(currant_queue* queue, uint64_t id, char* buffer, size_t capacity, size_t* size_out) {
+    return guarded("currant_job_reason", [&] {
+        require(queue, "queue");
+        require(size_out, "size_out");
+        if (buffer == nullptr && capacity > 0) throw BadArgument{"argument 'buffer' is NULL with a non-zero capacity"};
+        const currant::JobId ids[] = {id};
+        const currant::JobState state = queue->queue.status(ids).at(0);
+        if (state.reason.empty())
+            throw currant::Error(currant::Errc::not_found,
+                                 "job " + std::to_string(id) + " has no cancel reason (not canceled by a dependency, "
+                                 "or its slot was reused)");
+        if (capacity > 0) std::memcpy(buffer, state.reason.data(), std::min(capacity, state.reason.size()));
+        *size_out = state.reason.size();
+    });
+}
+
+int currant_waiting_count(currant_queue* queue, uint32_t entrypoint, uint64_t* count_out) {
+    return guarded("currant_waiting_count", [&] {
+        require(queue, "queue");
+        require(count_out, "count_out");
+        for (const currant::EntrypointStats& s : queue->queue.stats())
+            if (s.id == entrypoint) {
+                *count_out = s.waiting;
+                return;
+            }
+        throw currant::Error(currant::Errc::not_found, "no entrypoint " + std::to_string(entrypoint));
     });
 }
 

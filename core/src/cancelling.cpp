@@ -108,6 +108,7 @@ CancelOutcome QueueState::cancel(JobId id) {
     for (std::uint32_t slot = 0; slot < n; ++slot) {
         const std::uint64_t seen = arena_.state_word(slot).load(std::memory_order_acquire);
         const SlotState seen_state = StateWord::state(seen);
+        if (seen_state == SlotState::waiting && record(slot).job_id == id) return cancel_waiting(slot, id);
         if ((seen_state != SlotState::queued && seen_state != SlotState::picked) || record(slot).job_id != id) continue;
         const EntrypointId ep = record(slot).entrypoint;
         if (ep >= entrypoint_count()) return CancelOutcome::not_cancelable;
@@ -152,6 +153,7 @@ CancelOutcome QueueState::cancel(JobId id) {
         }
         if (outcome == CancelOutcome::canceled) {
             count(ep, counter_canceled);
+            settle_if_wanted(); // its dependents end canceled
             if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
             scratch_release_.clear();
         }

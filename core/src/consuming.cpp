@@ -331,12 +331,20 @@ bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_
     const bool with_result = result && final_status == JobStatus::successful;
     if (!keep && !keep_result && Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
         const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, acting_owner);
-        if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) return false;
-        leave_limit(c, slot, word); // a crash before it: the repair recounts (limits.cpp)
+        // Before the CAS, like the lock-free ack: a job depending on this one
+        // reads how it ended from them (dependencies.cpp, classify).
+        const std::uint64_t last_job_id = rec.last_job_id;
+        const std::uint32_t last_status = rec.last_status;
         rec.last_job_id = rec.job_id;
         rec.last_status = std::uint32_t(final_status);
+        if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) {
+            rec.last_job_id = last_job_id;
+            rec.last_status = last_status;
+            return false;
+        }
+        leave_limit(c, slot, word); // a crash before it: the repair recounts (limits.cpp)
         to_release.push_back(slot);
-        note_completion();
+        note_completion(slot);
         return true;
     }
     const std::uint64_t new_word = StateWord::next(word, final_state_of(final_status), 0);
@@ -353,7 +361,7 @@ bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_
     const std::uint64_t old_word = word;
     const bool won = state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst);
     if (won && with_result) shm::crash_point("result.committed"); // the intent's log append is repaired
-    if (won) note_completion();
+    if (won) note_completion(slot);
     if (won) leave_limit(c, slot, old_word);
     if (won) append_log(ep, slot, new_word); // memory durability: no log
     if (won && keep) {
@@ -488,7 +496,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
                 continue;
             }
             shm::crash_point("ack.marked");
-            note_completion();
+            note_completion(job.slot);
             scratch_release_.push_back(job.slot);
             // A pick made before a limit was set counts against it (I2) but
             // leaves without the lock: a consumer asleep at the limit rescans
@@ -521,6 +529,9 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
     held.release();
     wake_owed_completion_waiters();
     for (EntrypointId ep : uncounted_wakes) wake_for_freed_limit(ep, 1);
+    // Jobs waiting for the ones that ended move on, before those slots can
+    // be reused (dependencies.cpp; a crash before it: the reaper settles).
+    settle_if_wanted();
     // Finished slots go straight back to the arena (one lock per call), so
     // another process's producer can use them at once.
     if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
@@ -587,6 +598,7 @@ bool QueueState::retry(const JobHandle& job, std::optional<std::int64_t> delay_n
     wake_for_freed_limit(ep, std::exchange(limit_freed_, 0)); // a job ended dead frees a slot too
     count(ep, result == RequeueResult::requeued ? counter_retried
               : result == RequeueResult::canceled ? counter_canceled : counter_failed);
+    settle_if_wanted(); // ended dead or canceled: its dependents end canceled
     if (!scratch_release_.empty()) release_slots(scratch_release_, my_tag());
     scratch_release_.clear();
     // A ready job, or a delayed one that may now be the earliest: one sleeper re-checks.

@@ -44,6 +44,22 @@ std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
                 out.entrypoint = rec.entrypoint;
                 out.priority = rec.priority;
                 out.attempts = rec.attempts;
+            } else {
+                continue;
+            }
+            // Its dependencies, while the slot's row still belongs to it
+            // (dependencies.cpp): fixed once published; outcomes [G], relaxed.
+            const DependencyRow& row = dependency_row(slot);
+            out.depends_on.clear();
+            out.waiting_on = 0;
+            if (row.job_id.load(std::memory_order_acquire) == id && row.count >= 1 && row.count <= max_dependencies) {
+                for (std::uint32_t e = 0; e < row.count; ++e) {
+                    out.depends_on.push_back(row.edges[e].job_id);
+                    if (out.status == JobStatus::waiting &&
+                        EdgeOutcome(row.edges[e].outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending)
+                        ++out.waiting_on;
+                }
+                if (out.status == JobStatus::canceled) out.reason = read_error_of(slot, id);
             }
         }
     }
@@ -151,11 +167,12 @@ std::vector<EntrypointStats> QueueState::stats() const {
     const std::uint32_t n = arena_.slot_count();
     for (std::uint32_t slot = 0; slot < n; ++slot) {
         const SlotState state = StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire));
-        if (state != SlotState::queued && state != SlotState::picked) continue;
+        if (state != SlotState::queued && state != SlotState::picked && state != SlotState::waiting) continue;
         const JobRecord& rec = record(slot);
         if (rec.entrypoint >= count) continue;
         EntrypointStats& s = result[rec.entrypoint];
         if (state == SlotState::picked) ++s.picked;
+        else if (state == SlotState::waiting) ++s.waiting;
         else if (rec.execute_after_ns > now) ++s.delayed;
         else ++s.queued;
     }
@@ -297,6 +314,12 @@ DoctorReport QueueState::doctor() {
         std::vector<std::string> dedupe_problems;
         check_dedupe(ep, dedupe_problems);
         for (std::string& text : dedupe_problems) problem(where + text);
+    }
+    // Dependencies: the waiting list, counts and rows (dependencies.cpp).
+    {
+        std::vector<std::string> dependency_problems;
+        check_dependencies(dependency_problems);
+        for (std::string& text : dependency_problems) problem(std::move(text));
     }
     // Every picked or reserved slot must belong to a live participant.
     for (std::uint32_t slot = 0; slot < n; ++slot) {

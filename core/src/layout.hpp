@@ -123,6 +123,19 @@ struct JobRecord {
     // time into its latency cells (LatencyCells). Relaxed: the state word
     // orders it. Stale for any other epoch; nobody else reads it.
     std::atomic<std::int64_t> picked_at_ns;
+
+    // Dependencies (dependencies.cpp, docs/job-dependencies.md): how many
+    // pending edges of waiting jobs name this job as their dependency.
+    // Raised under [G] by a linker (seq_cst RMW, then it re-reads the state
+    // word, seq_cst); read (seq_cst) by every finisher right after its
+    // seq_cst CAS into a final state (note_completion): the store-buffer
+    // pattern, so either the finisher sees the count and settles the
+    // dependency lock, or the linker sees the job finished. Lowered under
+    // [G] only after the edge it counts is resolved, so never below the
+    // truth; the [G] repair recounts it. Reset to 0 by the producer while
+    // the slot is reserved (a decrement saturates at 0).
+    std::atomic<std::uint32_t> dependents;
+    std::uint32_t unused_dependencies;
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
@@ -588,6 +601,57 @@ inline std::uint32_t dedupe_capacity_for(std::uint32_t slot_count) noexcept {
     return std::uint32_t(capacity);
 }
 
+// ------------------------------------------------------------- dependencies
+// docs/job-dependencies.md; the protocol is in dependencies.cpp.
+// Guard [G]: DependencyControl::lock, one per queue (dependencies cross
+// entrypoints). Lock order: a life lock, then [G], then one entrypoint
+// lock, then the arena lock; no path takes [G] while it holds an
+// entrypoint lock. Every move out of `waiting` holds [G] and the job's [E].
+inline constexpr std::uint32_t max_dependencies = 16;
+
+enum class EdgeOutcome : std::uint32_t {
+    pending = 0,
+    successful = 1,  // the dependency ended successful
+    exception = 2,   // it ended exception: the dependent is canceled
+    canceled = 3,    // it ended canceled: the dependent is canceled
+    lost = 4,        // its slot no longer says how it ended: the dependent is canceled
+    abandoned = 5,   // the dependent left `waiting` another way (canceled) before this one ended
+};
+
+// One dependency of a job. job_id and slot are written by the producer
+// while the dependent is reserved by it and fixed afterwards.
+struct DependencyEdge {
+    std::uint64_t job_id;                  // the dependency
+    std::uint32_t slot;                    // its slot when linked (checked against job_id at every use)
+    std::atomic<std::uint32_t> outcome;    // [G] EdgeOutcome; relaxed reads by status and doctor
+};
+static_assert(sizeof(DependencyEdge) == 16);
+
+// The dependency row of the job in one slot (one per slot, beside the
+// arena). A row belongs to the slot's job only while job_id equals the
+// slot's JobRecord::job_id: jobs without dependencies write nothing here.
+struct DependencyRow {
+    std::atomic<std::uint64_t> job_id;     // written while reserved (release), after the edges
+    std::uint32_t count;                   // edges in use, 1..max_dependencies; written while reserved
+    // [G] The waiting list (all entrypoints), a derived index: exactly the
+    // slots whose state word is `waiting`; rebuilt by the [G] repair.
+    std::uint32_t waiting_next;
+    std::uint32_t waiting_prev;
+    std::uint32_t unused;
+    DependencyEdge edges[max_dependencies];
+};
+static_assert(std::is_standard_layout_v<DependencyRow>);
+static_assert(sizeof(DependencyRow) == 24 + 16 * max_dependencies);
+
+struct DependencyControl {
+    alignas(cache_line) shm::RobustMutex lock; // [G]
+    alignas(cache_line) std::uint32_t waiting_head;  // [G] waiting list (no_slot: empty)
+    std::uint32_t unused;
+    // [G] writes, relaxed reads: jobs in state `waiting`, all entrypoints. A
+    // reaper that reads 0 has nothing to settle. Derived (repair recounts).
+    std::atomic<std::uint32_t> waiting_total;
+};
+
 struct CoreGeometry {
     std::uint64_t entrypoints_offset, participants_offset, sleepers_offset, delayed_offset, logs_offset,
         counters_offset, schedules_offset, region_bytes;
@@ -603,6 +667,10 @@ struct CoreGeometry {
     // LatencyCells[max_participants + 1][max_entrypoints]; the last row holds
     // the folded cells of participants that left or were reaped.
     std::uint64_t latency_offset;
+    // Dependencies (derived from the parameters): DependencyControl, then
+    // uint32 waiting[max_entrypoints] ([G] writes, relaxed reads),
+    // DependencyRow[slot_count].
+    std::uint64_t dependency_control_offset, waiting_counts_offset, dependency_rows_offset;
 };
 
 inline std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
@@ -640,6 +708,12 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     at = round_up(at + std::uint64_t(g.outcome_stride) * p.slot_count, 4096);
     g.latency_offset = at;
     at = round_up(at + sizeof(LatencyCells) * (std::uint64_t(p.max_participants) + 1) * p.max_entrypoints, 4096);
+    g.dependency_control_offset = at;
+    at = round_up(at + sizeof(DependencyControl), cache_line);
+    g.waiting_counts_offset = at;
+    at = round_up(at + 4ull * p.max_entrypoints, 4096);
+    g.dependency_rows_offset = at;
+    at = round_up(at + sizeof(DependencyRow) * std::uint64_t(p.slot_count), 4096);
     g.region_bytes = at;
     return g;
 }

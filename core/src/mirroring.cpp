@@ -149,14 +149,21 @@ bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const 
         std::atomic_thread_fence(std::memory_order_acquire);
         if (arena_.state_word(slot).load(std::memory_order_relaxed) == word) out.dedupe_key = std::move(text);
     }
-    // The last error (outcomes.cpp) of a job that died or was requeued with one.
-    out.error = status == JobStatus::exception || status == JobStatus::queued
+    // The last error (outcomes.cpp) of a job that died or was requeued with
+    // one, and the reason of a job a dependency canceled (dependencies.cpp).
+    out.error = status == JobStatus::exception || status == JobStatus::queued || status == JobStatus::canceled
                     ? read_error(slot, id, out.epoch)
                     : std::string();
     // The result (results.cpp) of a successful job, while its slot holds it.
     out.result = status == JobStatus::successful ? read_result(slot, id, out.epoch) : std::nullopt;
     out.kept_dead = is_kept_dead(slot, word);
     out.died_at_ns = out.kept_dead ? rec.died_at_ns : 0; // [E]: written before the CAS that published the word
+    // Its dependencies (dependencies.cpp): fixed once published, the row
+    // belongs to it while row.job_id names it.
+    out.depends_on.clear();
+    const DependencyRow& row = dependency_row(slot);
+    if (row.job_id.load(std::memory_order_acquire) == id && row.count >= 1 && row.count <= max_dependencies)
+        for (std::uint32_t e = 0; e < row.count; ++e) out.depends_on.push_back(row.edges[e].job_id);
     return true;
 }
 
@@ -347,7 +354,12 @@ JobId QueueState::restore(EntrypointId ep, const RestoredJob& job, const Enqueue
     if (options.dedupe_key) write_dedupe_key(slot, job.id, *options.dedupe_key);
     std::uint64_t sequence = 0;
     try {
-        publish(ep, {&slot, 1}, placed, now_real, sequence);
+        if (!options.depends_on.empty()) { // waiting again (docs/job-dependencies.md)
+            validate_dependencies(options);
+            publish_dependent(ep, slot, placed, now_real, sequence);
+        } else {
+            publish(ep, {&slot, 1}, placed, now_real, sequence);
+        }
     } catch (const Error&) {
         give_back_slot(slot);
         throw;

@@ -234,6 +234,7 @@ std::size_t QueueState::requeue_holdings(std::uint32_t owner_tag, std::uint32_t 
         if (woke && ready_now > ready_before) wake_sleepers(ep, ready_now - ready_before);
         wake_for_freed_limit(ep, freed); // its concurrency-limit slots are free again
     }
+    settle_if_wanted(); // jobs that ended dead or canceled: their dependents end canceled first
     return_to_arena(to_release, acting_owner);
     return requeued;
 }
@@ -244,7 +245,20 @@ bool QueueState::reap_participant(std::uint32_t index) noexcept {
     try {
         ParticipantEntry& entry = participant_entries_[index];
         const std::uint32_t tag = index + 1;
-        jobs_requeued_by_reaping_ += requeue_holdings(tag, tag);
+        // Memory jobs a settle cancels on its behalf are reserved by it and
+        // freed below (we may not be registered ourselves).
+        const std::uint32_t owner_before = std::exchange(settle_owner_, tag);
+        try {
+            jobs_requeued_by_reaping_ += requeue_holdings(tag, tag);
+        } catch (...) {
+            settle_owner_ = owner_before;
+            throw;
+        }
+        // It may have died between finishing a job others wait for and the
+        // settle (or half-way through one): settle from the state words,
+        // before its reserved slots (finished memory jobs) are freed.
+        if (dependencies_->waiting_total.load(std::memory_order_relaxed) != 0) settle_dependencies();
+        settle_owner_ = owner_before;
         if (arena_.release_all_reserved_by(tag) > 0) notify_space();
         // It may have died holding an entrypoint lock after publishing a job
         // that no sleeper was told about: taking each lock runs its repair;
@@ -358,6 +372,7 @@ std::size_t QueueState::reap_expired_leases(EntrypointId ep, std::int64_t now_mo
         ready_after = c.ready_count.load(std::memory_order_relaxed);
     }
     const std::uint32_t freed = std::exchange(limit_freed_, 0);
+    settle_if_wanted(); // jobs that ended dead: their dependents end canceled
     if (!to_release.empty()) release_slots(to_release, my_tag());
     if (ready_after > ready_before) wake_sleepers(ep, ready_after - ready_before);
     wake_for_freed_limit(ep, freed);

@@ -184,6 +184,10 @@ void QueueState::prepare_record(std::uint32_t slot, EntrypointId ep, JobId id, s
                                             : entrypoints_[ep].max_attempts.load(std::memory_order_relaxed);
     rec.mirror_dirty.store(0, std::memory_order_relaxed);
     rec.lane_next = rec.lane_prev = rec.heap_position = shm::no_slot;
+    // Dependencies (dependencies.cpp): the previous job's pending edges were
+    // resolved before its slot was freed; a linker's late decrement saturates.
+    rec.dependents.store(0, std::memory_order_relaxed);
+    id_hints_[id & (id_hint_capacity - 1)] = slot + 1; // process-local (0: none)
 }
 
 std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> slots, const EnqueueOptions& options,
@@ -309,7 +313,12 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
     prepare_record(slot, ep, reservation.id, size, options, now_real);
     if (options.dedupe_key) write_dedupe_key(slot, reservation.id, *options.dedupe_key);
     std::uint64_t sequence = 0;
-    publish(ep, {&slot, 1}, options, now_real, sequence);
+    if (!options.depends_on.empty()) [[unlikely]] {
+        validate_dependencies(options);
+        publish_dependent(ep, slot, options, now_real, sequence); // a throw leaves the reservation held
+    } else {
+        publish(ep, {&slot, 1}, options, now_real, sequence);
+    }
     reservation.payload = {};
     if (duplicate_of_) {
         give_back_slot(slot);
@@ -340,9 +349,11 @@ std::size_t QueueState::enqueue_batch(EntrypointId ep, std::span<const std::span
                         describe(ep) + ": payload " + (payloads.size() > 1 ? "#" + std::to_string(i) + " " : "") +
                             "of " + std::to_string(payloads[i].size()) + " bytes exceeds the slot capacity of " +
                             std::to_string(arena_.payload_bytes()) + " bytes (set --payload-bytes at init)");
+    if (!options.depends_on.empty()) [[unlikely]] validate_dependencies(options);
     if (payloads.empty()) return 0;
     ensure_registered();
     const std::int64_t now_real = shm::realtime_ns();
+    if (!options.depends_on.empty()) [[unlikely]] return enqueue_dependents(ep, payloads, ids, options, now_real);
     std::size_t done = 0;
     std::uint32_t slots[64];
     while (done < payloads.size()) {

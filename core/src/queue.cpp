@@ -16,6 +16,7 @@ std::string_view job_status_name(JobStatus status) noexcept {
     case JobStatus::successful: return "successful";
     case JobStatus::exception: return "exception";
     case JobStatus::canceled: return "canceled";
+    case JobStatus::waiting: return "waiting";
     case JobStatus::unknown: break;
     }
     return "unknown";

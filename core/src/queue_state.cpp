@@ -101,6 +101,12 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         schedules[i].next_tick_ns.store(no_deadline, std::memory_order_relaxed);
         schedules[i].generation.store(0, std::memory_order_relaxed);
     }
+    auto* dependencies = reinterpret_cast<DependencyControl*>(region + geometry.dependency_control_offset);
+    dependencies->lock.initialize();
+    dependencies->waiting_head = shm::no_slot;
+    dependencies->waiting_total.store(0, std::memory_order_relaxed);
+    // Waiting counts start zeroed; id hints are checked at every use and
+    // rows belong to no job (job_id 0): fresh shm pages.
     // Sleeper bits, heaps, logs, counters and latency cells start zeroed (fresh shm pages).
     // Slot records: lane links and heap positions start empty.
     shm::Arena arena(segment);
@@ -118,6 +124,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         rec.dead_next = rec.dead_prev = shm::no_slot;
         rec.died_at_ns = 0;
         rec.picked_at_ns.store(0, std::memory_order_relaxed);
+        rec.dependents.store(0, std::memory_order_relaxed);
     }
     // Outcome areas start zeroed (kind none, job 0): fresh shm pages, left untouched.
 }
@@ -150,6 +157,9 @@ QueueState::QueueState(shm::Segment segment)
     outcomes_ = region + core_->outcomes_offset;
     outcome_stride_ = core_->outcome_stride;
     outcome_capacity_ = core_->outcome_capacity;
+    dependencies_ = reinterpret_cast<DependencyControl*>(region + expected.dependency_control_offset);
+    waiting_counts_ = reinterpret_cast<std::atomic<std::uint32_t>*>(region + expected.waiting_counts_offset);
+    dependency_rows_ = reinterpret_cast<DependencyRow*>(region + expected.dependency_rows_offset);
     result_bytes_ = header.parameters.result_bytes;
     max_entrypoints_ = core_->max_entrypoints;
     max_participants_ = core_->max_participants;

@@ -27,6 +27,7 @@ inline JobStatus status_of_state(shm::SlotState state) noexcept {
     case shm::SlotState::successful: return JobStatus::successful;
     case shm::SlotState::exception: return JobStatus::exception;
     case shm::SlotState::canceled: return JobStatus::canceled;
+    case shm::SlotState::waiting: return JobStatus::waiting;
     default: return JobStatus::unknown;
     }
 }
@@ -296,7 +297,9 @@ private:
     // completion_wake_deferred_ is set (finish(), which holds [E] across a
     // batch) the signal moves at once and the futex wake waits for
     // wake_owed_completion_waiters(), after the lock is released.
-    void note_completion() noexcept;
+    // slot: the finished job's; a job others depend on asks for a settle
+    // (settle_if_wanted, dependencies.cpp).
+    void note_completion(std::uint32_t slot) noexcept;
     void wake_owed_completion_waiters() noexcept;
     bool completion_wake_deferred_ = false;
     bool completion_wake_owed_ = false;
@@ -329,6 +332,47 @@ private:
     // active entry has no owner (a dead participant to sweep first).
     std::optional<std::size_t> watch_other_participants(std::span<shm::FutexWaitItem> items,
                                                         std::size_t count) noexcept;
+
+    // Dependencies (dependencies.cpp, docs/job-dependencies.md).
+    DependencyRow& dependency_row(std::uint32_t slot) const noexcept { return dependency_rows_[slot]; }
+    // Throws invalid_argument for a bad depends_on (count, 0, too large, with a dedupe key).
+    void validate_dependencies(const EnqueueOptions& options) const;
+    // The slot that holds (or last held) job id, no_slot if none: the hint, else a scan.
+    std::uint32_t find_job_slot(JobId id) const noexcept;
+    // Publishes the reserved, prepared slot of a job with dependencies:
+    // waiting, queued (all succeeded) or canceled (one failed). Throws
+    // (nothing enqueued, the slot still reserved) for an unknown dependency.
+    void publish_dependent(EntrypointId ep, std::uint32_t slot, const EnqueueOptions& options,
+                           std::int64_t now_real, std::uint64_t& last_sequence);
+    std::size_t enqueue_dependents(EntrypointId ep, std::span<const std::span<const std::byte>> payloads,
+                                   std::span<JobId> ids, const EnqueueOptions& options, std::int64_t now_real);
+    // Takes [G] (running its repair after a dead owner).
+    void lock_dependencies();
+    bool repair_dependencies() noexcept;
+    // Under [G]: resolves the pending edges whose dependency ended and moves
+    // the waiting jobs that may move (queued, or canceled transitively).
+    void settle_locked() noexcept;
+    // Takes [G] and settles; then wakes and frees what the settle left.
+    void settle_dependencies() noexcept;
+    // After [G] is released: wakes for released jobs, frees canceled memory jobs.
+    void flush_settled() noexcept;
+    // After the calls that may have finished a depended-on job (its
+    // finisher's note_completion saw JobRecord::dependents != 0), before
+    // the finished slots go back to the arena.
+    void settle_if_wanted() noexcept {
+        if (settle_wanted_) [[unlikely]] settle_dependencies();
+    }
+    // Under [G]: moves the waiting job in slot out of `waiting`.
+    bool release_waiting_locked(std::uint32_t slot) noexcept;
+    bool cancel_waiting_locked(std::uint32_t slot, std::string_view reason) noexcept;
+    void waiting_unlink(std::uint32_t slot) noexcept;
+    void abandon_edges(std::uint32_t slot) noexcept;
+    void lower_dependents(std::uint32_t slot) noexcept;
+    CancelOutcome cancel_waiting(std::uint32_t slot, JobId id);
+    // doctor: what is wrong with the dependency structures.
+    void check_dependencies(std::vector<std::string>& problems);
+    // The error text written for job id in slot, whatever epoch (status of a canceled job).
+    std::string read_error_of(std::uint32_t slot, JobId id) const;
 
     // Waking.
     void wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept;
@@ -503,6 +547,23 @@ private:
     // Our participant's cancel_signal as the last dequeue saw it (cancelling.cpp).
     std::uint32_t cancel_signal_seen_ = 0;
     std::uint64_t cancel_wakeups_ = 0; // dequeues that returned early for a cancel
+    // Dependencies (dependencies.cpp): the region's parts, and this
+    // process's pending settle work.
+    DependencyControl* dependencies_ = nullptr;
+    std::atomic<std::uint32_t>* waiting_counts_ = nullptr; // [max_entrypoints]
+    // Process-local job id -> slot hints of the jobs this object enqueued
+    // last (direct-mapped by id): where a dependency is looked for first.
+    // Local on purpose: a shared table cost every enqueue a cache miss
+    // (measured, docs/job-dependencies.md).
+    static constexpr std::uint32_t id_hint_capacity = 1024;
+    std::uint32_t id_hints_[id_hint_capacity] = {};
+    DependencyRow* dependency_rows_ = nullptr;
+    std::uint32_t settle_owner_ = 0; // owner of slots a settle cancels in memory durability (0: us)
+    bool settle_wanted_ = false;    // a finished job had dependents: settle before freeing slots
+    bool settling_ = false;         // inside settle_dependencies (no recursion)
+    bool dependency_repaired_ = false; // the [G] repair ran: settle before unlocking
+    std::vector<std::uint32_t> settle_release_; // slots the settle freed (memory durability)
+    std::vector<EntrypointId> settle_wakes_;    // entrypoints that got ready jobs
 };
 
 } // namespace currant::detail

@@ -181,8 +181,12 @@ std::size_t QueueState::recycle_kept_results(std::size_t wanted) noexcept {
 
 // ------------------------------------------------------------ completion wake-ups
 
-void QueueState::note_completion() noexcept {
-    // After the caller's seq_cst CAS into a final state (CoreHeader pairing).
+void QueueState::note_completion(std::uint32_t slot) noexcept {
+    // After the caller's seq_cst CAS into a final state. Jobs wait for this
+    // one: JobRecord::dependents pairs with the linker's raise and re-read
+    // (dependencies.cpp); the settle runs once the caller's locks are gone.
+    if (record(slot).dependents.load(std::memory_order_seq_cst) != 0) [[unlikely]] settle_wanted_ = true;
+    // CoreHeader pairing.
     if (core_->completion_waiters.load(std::memory_order_seq_cst) == 0) return;
     core_->completion_signal.fetch_add(1, std::memory_order_seq_cst);
     // Deferred: a waiter woken now would run (often on our CPU, preempting

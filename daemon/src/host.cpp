@@ -359,6 +359,128 @@ void restore_kept_results(pg::Connection& connection, Queue& queue, std::uint32_
     }
 }
 
+// Ends a waiting job's row in PostgreSQL as canceled with the reason (its
+// dependency ended badly, or is gone), like a skipped remote insert.
+void end_waiting_row(pg::Connection& connection, const std::string& id, const std::string& reason) {
+    connection.exec("BEGIN");
+    connection.exec(
+        "WITH gone AS (DELETE FROM currant_jobs WHERE id = $1 RETURNING *) "
+        "INSERT INTO currant_log (job_id, host, incarnation, entrypoint, status, priority, attempts, sequence, "
+        "transitions, created, traceback) SELECT id, host, COALESCE(incarnation, 0), entrypoint, 'canceled', "
+        "priority, attempts, 0, 0, now(), $2 FROM gone",
+        {id, reason});
+    connection.exec("COMMIT");
+}
+
+// "{1,2,3}" -> ids (a bigint[] in text form).
+std::vector<JobId> parse_id_array(std::string_view text) {
+    std::vector<JobId> ids;
+    std::uint64_t value = 0;
+    bool digits = false;
+    for (char c : text) {
+        if (c >= '0' && c <= '9') {
+            value = value * 10 + std::uint64_t(c - '0');
+            digits = true;
+        } else {
+            if (digits) ids.push_back(JobId(value));
+            value = 0;
+            digits = false;
+        }
+    }
+    if (digits) ids.push_back(JobId(value));
+    return ids;
+}
+
+// After restore_jobs: puts back the jobs PostgreSQL holds as waiting
+// (docs/job-dependencies.md), each waiting again for those of its
+// dependencies the segment holds. A dependency the segment does not hold
+// ended before the reboot: its last status in currant_log decides: done
+// if successful; otherwise (or if none is recorded) the job ends canceled
+// in PostgreSQL with the reason. Waiting jobs may wait for each other:
+// passes repeat while one restores another's dependency. Idempotent like
+// restore_jobs.
+void restore_waiting_jobs(pg::Connection& connection, Queue& queue, std::uint32_t host, Attached& attached) {
+    const pg::Result rows = connection.exec(
+        "SELECT id, entrypoint, priority, payload, attempts, max_attempts, "
+        "(extract(epoch FROM execute_after) * 1000000)::bigint, (extract(epoch FROM created) * 1000000)::bigint, "
+        "depends_on FROM currant_jobs WHERE host = $1 AND incarnation IS NOT NULL AND status = 'waiting' ORDER BY id",
+        {std::to_string(host)});
+    std::vector<bool> done(std::size_t(rows.rows()), false);
+    std::vector<JobId> waiting_ids;
+    for (int row = 0; row < rows.rows(); ++row) waiting_ids.push_back(JobId(rows.integer(row, 0)));
+    for (bool progress = true; progress;) {
+        progress = false;
+        for (int row = 0; row < rows.rows(); ++row) {
+            if (done[std::size_t(row)]) continue;
+            const JobId id = waiting_ids[std::size_t(row)];
+            const JobId self[] = {id};
+            if (queue.status(self)[0].status != JobStatus::unknown) { // restored by an earlier start
+                done[std::size_t(row)] = progress = true;
+                continue;
+            }
+            const std::vector<JobId> dependencies =
+                rows.is_null(row, 8) ? std::vector<JobId>{} : parse_id_array(rows.text(row, 8));
+            std::vector<JobId> alive;
+            std::string reason;
+            bool deferred = false;
+            for (JobId dependency : dependencies) {
+                const JobId one[] = {dependency};
+                if (queue.status(one)[0].status != JobStatus::unknown) {
+                    alive.push_back(dependency);
+                    continue;
+                }
+                const auto waiting = std::find(waiting_ids.begin(), waiting_ids.end(), dependency);
+                if (waiting != waiting_ids.end() && !done[std::size_t(waiting - waiting_ids.begin())]) {
+                    deferred = true; // restored in a later pass first
+                    break;
+                }
+                const pg::Result last = connection.exec(
+                    "SELECT status FROM currant_log WHERE job_id = $1 ORDER BY id DESC LIMIT 1",
+                    {std::to_string(std::int64_t(dependency))});
+                const std::string status = last.rows() ? std::string(last.text(0, 0)) : std::string();
+                if (status == "successful") continue;
+                reason = status == "exception" || status == "canceled"
+                             ? "canceled: dependency job " + std::to_string(dependency) + " ended " + status
+                             : "canceled: dependency job " + std::to_string(dependency) +
+                                   " is no longer known to the queue (its outcome was lost)";
+                break;
+            }
+            if (deferred) continue;
+            done[std::size_t(row)] = progress = true;
+            const std::string id_text = std::to_string(std::int64_t(id));
+            if (!reason.empty()) {
+                end_waiting_row(connection, id_text, reason);
+                ++attached.ended;
+                continue;
+            }
+            const std::string entrypoint_name(rows.text(row, 1));
+            const EntrypointId ep = entrypoint_for_restore(queue, entrypoint_name);
+            const std::string payload = rows.bytes(row, 3);
+            RestoredJob job;
+            job.id = id;
+            job.payload = std::as_bytes(std::span(payload.data(), payload.size()));
+            job.priority = std::int32_t(rows.integer(row, 2));
+            job.attempts = std::uint32_t(rows.integer(row, 4));
+            job.max_attempts = std::uint32_t(rows.integer(row, 5));
+            job.execute_after_ns = std::max<std::int64_t>(0, rows.integer(row, 6) * 1000);
+            job.enqueued_at_ns = rows.integer(row, 7) * 1000;
+            EnqueueOptions options;
+            options.arena_wait = std::chrono::milliseconds(10'000);
+            options.depends_on = std::move(alive); // empty: every dependency had succeeded, queued
+            queue.restore(ep, job, options);
+            ++attached.restored;
+        }
+    }
+    // What is left waits for a job that is neither in the segment nor
+    // ended (a row PostgreSQL lost): end it rather than keep it forever.
+    for (int row = 0; row < rows.rows(); ++row)
+        if (!done[std::size_t(row)]) {
+            end_waiting_row(connection, std::to_string(std::int64_t(waiting_ids[std::size_t(row)])),
+                            "canceled: its dependencies could not be restored after the segment was rebuilt");
+            ++attached.ended;
+        }
+}
+
 Attached rebuild(pg::Connection& connection, const HostRecord& record, std::optional<Queue> sealed_segment) {
     Attached attached{sealed_segment ? std::move(*sealed_segment) : Queue::create([&] {
         QueueOptions options = record.options;
@@ -375,6 +497,7 @@ Attached rebuild(pg::Connection& connection, const HostRecord& record, std::opti
     attached.identity = {record.host, attached.queue.info().incarnation};
     declare_recorded_entrypoints(connection, attached.queue, record.host);
     restore_jobs(connection, attached.queue, record.host, attached);
+    restore_waiting_jobs(connection, attached.queue, record.host, attached);
     restore_dead_jobs(connection, attached.queue, record.host, attached);
     restore_kept_results(connection, attached.queue, record.host, attached);
     attached.schedules = restore_recorded_schedules(connection, attached.queue, record.host);

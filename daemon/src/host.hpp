@@ -22,7 +22,8 @@ struct Attached {
     HostIdentity identity;
     bool rebuilt = false;
     std::size_t restored = 0;           // jobs put back by the rebuild
-    std::size_t ended = 0;              // picked jobs past their attempts, ended `exception`
+    std::size_t ended = 0;              // picked jobs past their attempts, ended `exception`; waiting jobs
+                                        // whose dependency ended badly before the reboot, ended `canceled`
     std::size_t schedules = 0;          // schedules put back by the rebuild
     std::size_t dead = 0;               // kept dead jobs put back by the rebuild
     std::size_t results = 0;            // kept finished jobs (results) put back by the rebuild

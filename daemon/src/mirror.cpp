@@ -389,6 +389,16 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         tab(live_rows);
         if (job.dedupe_key) pg::append_copy_text(live_rows, *job.dedupe_key); // restored by a rebuild
         else live_rows += "\\N";
+        tab(live_rows);
+        // A waiting job's dependencies, for a rebuild (docs/job-dependencies.md).
+        if (job.depends_on.empty()) {
+            live_rows += "\\N";
+        } else {
+            live_rows += '{';
+            for (std::size_t i = 0; i < job.depends_on.size(); ++i)
+                live_rows += (i ? "," : "") + std::to_string(std::int64_t(job.depends_on[i]));
+            live_rows += '}';
+        }
         live_rows.push_back('\n');
     }
 
@@ -427,14 +437,14 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         }
         if (!live_rows.empty()) {
             connection.copy_in("COPY currant_stage (id, host, entrypoint, priority, status, payload, attempts, "
-                               "max_attempts, created, updated, execute_after, heartbeat, incarnation, dedupe_key) "
-                               "FROM STDIN",
+                               "max_attempts, created, updated, execute_after, heartbeat, incarnation, dedupe_key, "
+                               "depends_on) FROM STDIN",
                                live_rows);
             connection.exec(
                 "INSERT INTO currant_jobs (id, host, entrypoint, priority, status, payload, attempts, max_attempts, "
-                "created, updated, execute_after, heartbeat, incarnation, dedupe_key) SELECT id, host, entrypoint, "
-                "priority, status, payload, attempts, max_attempts, created, updated, execute_after, heartbeat, "
-                "incarnation, dedupe_key FROM currant_stage ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
+                "created, updated, execute_after, heartbeat, incarnation, dedupe_key, depends_on) SELECT id, host, "
+                "entrypoint, priority, status, payload, attempts, max_attempts, created, updated, execute_after, "
+                "heartbeat, incarnation, dedupe_key, depends_on FROM currant_stage ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
                 "attempts = EXCLUDED.attempts, updated = EXCLUDED.updated, execute_after = EXCLUDED.execute_after, "
                 "heartbeat = EXCLUDED.heartbeat, incarnation = EXCLUDED.incarnation");
             statements += 2;

@@ -30,7 +30,10 @@ namespace {
 //                     of death, last error, dedupe key) for a rebuild
 //                     (docs/dead-jobs.md); currant_entrypoints gains
 //                     max_dead, currant_hosts result_bytes
-constexpr std::array<std::string_view, 5> steps = {
+//   (step 6) the status `waiting` (a job waiting for its dependencies,
+//                     docs/job-dependencies.md); currant_jobs.depends_on
+//                     (its dependencies, for a rebuild)
+constexpr std::array<std::string_view, 6> steps = {
     R"SQL(
 CREATE TABLE currant_schema (version integer NOT NULL);
 INSERT INTO currant_schema VALUES (0);
@@ -192,6 +195,14 @@ CREATE INDEX currant_dead_host ON currant_dead (host, entrypoint, died);
 
 ALTER TABLE currant_entrypoints ADD COLUMN max_dead integer CHECK (max_dead >= 0);
 ALTER TABLE currant_hosts ADD COLUMN result_bytes integer CHECK (result_bytes > 0);
+)SQL",
+    // 6: job dependencies (docs/job-dependencies.md). A waiting job's row
+    // has status 'waiting' and its dependencies, so a rebuild restores it
+    // waiting for those still alive. (ADD VALUE inside a transaction: the
+    // value is usable once the step commits, PostgreSQL 12 and later.)
+    R"SQL(
+ALTER TYPE currant_status ADD VALUE IF NOT EXISTS 'waiting';
+ALTER TABLE currant_jobs ADD COLUMN depends_on bigint[];
 )SQL",
 };
 

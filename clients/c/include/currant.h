@@ -266,6 +266,49 @@ CURRANT_API int currant_commit_keyed(currant_queue* queue, currant_reservation* 
                                      const currant_enqueue_options* opts, const char* key, size_t key_size,
                                      int on_duplicate, uint64_t* id_out, int* skipped_out);
 
+/* ---- dependencies (docs/job-dependencies.md, CURRANT_0.8) ------------- */
+
+#define CURRANT_MAX_DEPENDENCIES 16
+
+/* currant_enqueue of a job that runs only after the n jobs at depends_on
+ * (1..CURRANT_MAX_DEPENDENCIES distinct ids, duplicates count once, any
+ * entrypoint of the queue) ended successful. Until then it is
+ * CURRANT_JOB_WAITING: never handed out. When the last one succeeds it is
+ * queued (its priority and execute_after apply from then on). If one ends
+ * exception or canceled, the job ends CURRANT_JOB_CANCELED with the reason
+ * (currant_job_reason), and so do the jobs waiting for it, transitively. A
+ * dependency already successful does not make it wait; one already failed
+ * ends it canceled at once. Every id must exist before the job does, so no
+ * cycle can be made.
+ * Errors: as currant_enqueue; INVALID_ARGUMENT (n 0 or above the maximum,
+ * NULL depends_on, id 0 or above 2^63-1), NOT_FOUND (a dependency unknown to
+ * the queue: never existed, not committed yet, or ended and its slot was
+ * reused; nothing is enqueued). */
+CURRANT_API int currant_enqueue_after(currant_queue* queue, uint32_t entrypoint, const void* payload, size_t size,
+                                      const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n,
+                                      uint64_t* id_out);
+
+/* currant_commit with dependencies, as currant_enqueue_after. A dependency
+ * on the reservation's own id is INVALID_ARGUMENT. On an error the
+ * reservation stays held (commit again or abandon it).
+ * Errors: as currant_commit and currant_enqueue_after. */
+CURRANT_API int currant_commit_after(currant_queue* queue, currant_reservation* reservation, size_t size,
+                                     const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n,
+                                     uint64_t* id_out);
+
+/* Why a job ended canceled because of a dependency ("canceled: dependency
+ * job N ended exception"), while its slot still holds it: copies up to
+ * capacity bytes (no NUL added) and the full length to *size_out.
+ * Errors: INVALID_ARGUMENT (NULL size_out, NULL buffer with capacity > 0),
+ * NOT_FOUND (no such reason: not canceled by a dependency, or its slot was
+ * reused), SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_job_reason(currant_queue* queue, uint64_t id, char* buffer, size_t capacity,
+                                   size_t* size_out);
+
+/* Jobs of the entrypoint waiting for their dependencies right now.
+ * Errors: INVALID_ARGUMENT, NOT_FOUND (entrypoint), SEGMENT_RETIRED, SYSTEM. */
+CURRANT_API int currant_waiting_count(currant_queue* queue, uint32_t entrypoint, uint64_t* count_out);
+
 /* Gives the reserved slot back; clears reservation->payload. Abandoning an
  * already committed or abandoned reservation does nothing.
  * Errors: INVALID_ARGUMENT (NULL). */
@@ -451,7 +494,8 @@ enum {
     CURRANT_JOB_PICKED = 2,
     CURRANT_JOB_SUCCESSFUL = 3,
     CURRANT_JOB_EXCEPTION = 4,
-    CURRANT_JOB_CANCELED = 5
+    CURRANT_JOB_CANCELED = 5,
+    CURRANT_JOB_WAITING = 6  /* waiting for its dependencies (docs/job-dependencies.md) */
 };
 
 /* Writes the status (CURRANT_JOB_*) of each of the n ids to statuses_out.

@@ -562,6 +562,7 @@ class Queue:
         wait: float | None = 0,
         dedupe_key: str | bytes | None = None,
         on_duplicate: str = "skip",
+        depends_on: Iterable[int] | None = None,
     ) -> int:
         """Queue one job and return its id.
 
@@ -578,7 +579,18 @@ class Queue:
         ``on_duplicate`` decides: ``"skip"`` returns that job's id (then
         :attr:`last_enqueue_skipped` is True), ``"refuse"`` raises
         :class:`DuplicateJob`. The key is free again once its job ends.
+
+        ``depends_on`` (docs/job-dependencies.md): ids of jobs (any
+        entrypoint, at most 16) that must end successful first. Until then
+        the job is ``"waiting"``; if one ends exception or canceled, the job
+        ends ``"canceled"`` and :meth:`job_info` gives the reason. An id
+        unknown to the queue raises :class:`NotFound` and enqueues nothing.
         """
+        if depends_on is not None:
+            return self._fast.enqueue(
+                entrypoint, payload, priority, _execute_after_ns(execute_after), max_attempts,
+                _ms(wait or 0, "wait"), dedupe_key, on_duplicate, list(depends_on),
+            )
         if dedupe_key is not None:
             return self._fast.enqueue(
                 entrypoint, payload, priority, _execute_after_ns(execute_after), max_attempts,
@@ -888,10 +900,16 @@ class Queue:
 
     def status(self, ids: int | Iterable[int]) -> list[str]:
         """Statuses of jobs by id: "queued", "picked", "successful",
-        "exception", "canceled" or "unknown"."""
+        "exception", "canceled", "waiting" (for its dependencies) or "unknown"."""
         if isinstance(ids, int):
             ids = [ids]
         return self._q.status(list(ids))
+
+    def job_info(self, id: int) -> dict[str, Any]:
+        """One job's status with its dependencies (docs/job-dependencies.md):
+        ``{"status", "depends_on": [ids], "waiting_on": n, "reason": str}``;
+        ``reason`` says which dependency canceled it ("" if none)."""
+        return self._q.job_info(id)
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per-entrypoint counters, keyed by entrypoint name: queued, delayed,

@@ -491,11 +491,31 @@ currant::OnDuplicate on_duplicate_argument(PyObject* value) {
     return currant::parse_on_duplicate(text); // invalid_argument names the value
 }
 
+// depends_on: an iterable of job ids (docs/job-dependencies.md).
+std::vector<currant::JobId> depends_on_argument(PyObject* value) {
+    std::vector<currant::JobId> ids;
+    for (py::handle item : py::reinterpret_borrow<py::iterable>(value)) {
+        if (!PyLong_Check(item.ptr()))
+            throw py::type_error(std::string("depends_on must hold job ids (int), not ") + Py_TYPE(item.ptr())->tp_name);
+        const long long id = PyLong_AsLongLong(item.ptr());
+        if (id == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            throw currant::Error(currant::Errc::invalid_argument,
+                                 "depends_on holds a number that is not a job id (ids are 1 to 2^63-1)");
+        }
+        if (id <= 0)
+            throw currant::Error(currant::Errc::invalid_argument,
+                                 "dependency " + std::to_string(id) + " is not a job id (ids are 1 to 2^63-1)");
+        ids.push_back(currant::JobId(id));
+    }
+    return ids;
+}
+
 PyObject* fast_enqueue(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     try {
-        if (nargs < 2 || nargs > 8)
+        if (nargs < 2 || nargs > 9)
             throw py::type_error("enqueue(entrypoint, payload, priority=0, execute_after_ns=0, max_attempts=0, "
-                                 "arena_wait_ms=0, dedupe_key=None, on_duplicate='skip')");
+                                 "arena_wait_ms=0, dedupe_key=None, on_duplicate='skip', depends_on=None)");
         Holder& h = holder_of(self);
         const currant::EntrypointId ep = resolve_entrypoint(h, args[0]);
         Buffer buffer(args[1]);
@@ -506,6 +526,7 @@ PyObject* fast_enqueue(PyObject* self, PyObject* const* args, Py_ssize_t nargs) 
         if (nargs > 5) options.arena_wait = milliseconds(int_argument(args[5], "arena_wait_ms", 0, INT64_MAX));
         if (nargs > 6 && args[6] != Py_None) options.dedupe_key = dedupe_key_argument(args[6]);
         if (nargs > 7) options.on_duplicate = on_duplicate_argument(args[7]);
+        if (nargs > 8 && args[8] != Py_None) options.depends_on = depends_on_argument(args[8]);
         currant::JobId id = 0;
         std::exception_ptr error;
         {
@@ -1225,6 +1246,24 @@ public:
         return out;
     }
 
+    // job_info(id) -> {"status", "depends_on", "waiting_on", "reason"} (docs/job-dependencies.md)
+    py::dict job_info(currant::JobId id) {
+        std::vector<currant::JobState> states;
+        {
+            py::gil_scoped_release unlocked;
+            std::lock_guard guard(holder_->mutex);
+            const currant::JobId ids[] = {id};
+            states = holder_->get().status(ids);
+        }
+        const currant::JobState& s = states.at(0);
+        py::dict d;
+        d["status"] = std::string(currant::job_status_name(s.status));
+        d["depends_on"] = s.depends_on;
+        d["waiting_on"] = s.waiting_on;
+        d["reason"] = s.reason;
+        return d;
+    }
+
     py::dict stats() {
         std::vector<currant::EntrypointStats> all;
         {
@@ -1239,6 +1278,7 @@ public:
             d["queued"] = s.queued;
             d["delayed"] = s.delayed;
             d["picked"] = s.picked;
+            d["waiting"] = s.waiting;
             d["enqueued"] = s.enqueued;
             d["picks"] = s.picks;
             d["successful"] = s.successful;
@@ -1388,6 +1428,7 @@ PYBIND11_MODULE(_currant, m) {
         .def("schedules", &PyQueue::schedules)
         .def("run_schedules", &PyQueue::run_schedules)
         .def("status", &PyQueue::status)
+        .def("job_info", &PyQueue::job_info)
         .def("stats", &PyQueue::stats)
         .def("info", &PyQueue::info)
         .def("reap", &PyQueue::reap);

@@ -63,8 +63,12 @@ enum class JobStatus : std::uint8_t {
     successful,
     exception,
     canceled,
+    waiting,  // enqueued after dependencies that have not all succeeded yet (docs/job-dependencies.md)
 };
 std::string_view job_status_name(JobStatus status) noexcept;
+
+// Most dependencies one job may have (EnqueueOptions::depends_on).
+inline constexpr std::size_t max_job_dependencies = 16;
 
 enum class Durability : std::uint8_t {
     memory = 0, // no transition log; slots freed at completion; lost at reboot
@@ -234,6 +238,20 @@ struct EnqueueOptions {
     // batch of one job.
     std::optional<std::string> dedupe_key;
     OnDuplicate on_duplicate = OnDuplicate::skip;
+    // Run only after these jobs ended `successful` (docs/job-dependencies.md).
+    // Until then the job is `waiting`: never handed out, not ready, not
+    // delayed. When the last one succeeds it is queued (its execute_after
+    // and priority apply from then on); if one ends `exception` or
+    // `canceled` (or its outcome is no longer known), the job ends
+    // `canceled` with the reason as its error text, and so do the jobs
+    // waiting for it, transitively. Each id must be known to the segment:
+    // queued, picked, waiting, or finished with its slot not yet reused
+    // (not_found otherwise; nothing is enqueued). At most
+    // max_job_dependencies distinct ids (invalid_argument above), any
+    // entrypoint of the queue; duplicates count once. Since every id must
+    // exist before the job does, no cycle can be made. Not together with a
+    // dedupe_key (invalid_argument). Applies to every job of a batch.
+    std::vector<JobId> depends_on;
 };
 
 // What identifies one pick of one job. Value type; stale handles are refused.
@@ -269,6 +287,12 @@ struct JobState {
     std::int32_t priority = 0;
     std::uint32_t attempts = 0;
     bool cancel_requested = false; // picked, and a cancel was requested for this pick
+    // Dependencies (docs/job-dependencies.md), while the slot still holds the job.
+    std::vector<JobId> depends_on;   // its dependencies (empty: none)
+    std::uint32_t waiting_on = 0;    // `waiting`: dependencies not yet ended
+    // `canceled` because of a dependency: why ("dependency job N ended
+    // exception"), kept in the slot's outcome area until the slot is reused.
+    std::string reason;
 };
 
 // A queued or picked job as Queue::active_jobs lists it.
@@ -355,6 +379,7 @@ struct EntrypointStats {
     std::uint64_t queued = 0;     // ready now
     std::uint64_t delayed = 0;    // queued with execute_after in the future
     std::uint64_t picked = 0;
+    std::uint64_t waiting = 0;    // waiting for dependencies (never handed out until they succeed)
     // Totals since creation, summed over all processes (live and reaped).
     std::uint64_t enqueued = 0;
     std::uint64_t picks = 0;
@@ -425,6 +450,7 @@ struct JobSnapshot {
     std::optional<std::vector<std::byte>> result; // successful with a result (docs/results.md)
     bool kept_dead = false;                // a dead job on its entrypoint's dead list (docs/dead-jobs.md)
     std::int64_t died_at_ns = 0;           // kept_dead: CLOCK_REALTIME time of death
+    std::vector<JobId> depends_on;                // its dependencies (docs/job-dependencies.md; empty: none)
 };
 
 // A job put back into a segment under its own id (rebuild, remote claims).
@@ -646,6 +672,8 @@ public:
     // requeued: a retry, the holder's death, its close() or an expired lease
     // end it `canceled`. If the handler acks or fails it anyway, that
     // outcome stands. Requesting again is harmless (and wakes no one).
+    // A `waiting` job (docs/job-dependencies.md) is canceled at once
+    // (`canceled`), and the jobs waiting for it end `canceled` too.
     // Throws invalid_argument for 0 or an id above 2^63-1 (no job has one).
     CancelOutcome cancel(JobId id);
     // Holder side. True once a cancel was requested for this pick. One load

@@ -31,8 +31,9 @@ enum class SlotState : std::uint8_t {
     successful = 4, // finished, kept until mirrored (async/sync durability)
     exception = 5,
     canceled = 6,
+    waiting = 7,    // enqueued after dependencies not all successful yet: in no entrypoint index (core)
 };
-inline constexpr unsigned slot_state_count = 7;
+inline constexpr unsigned slot_state_count = 8;
 
 struct StateWord {
     static constexpr std::uint64_t pack(SlotState state, std::uint32_t owner, std::uint64_t epoch) noexcept {

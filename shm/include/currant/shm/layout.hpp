@@ -28,7 +28,10 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //    CoreHeader::completion_signal and completion_waiters.
 // 10: latency histograms (docs/observability.md): JobRecord::picked_at_ns, the
 //     per-participant LatencyCells region after the outcome areas.
-inline constexpr std::uint32_t layout_version = 10;
+// 11: job dependencies (docs/job-dependencies.md): SlotState::waiting,
+//    JobRecord::dependents, the dependency lock, waiting list and counts,
+//    job id hints and per-slot dependency rows.
+inline constexpr std::uint32_t layout_version = 11;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {

@@ -1,0 +1,89 @@
+"""Job dependencies from Python (docs/job-dependencies.md): one behaviour per test."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+import currant
+
+
+def _pick(q: currant.Queue) -> currant.Job:
+    jobs = q.dequeue("jobs", batch_size=4, timeout=0)
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+def test_a_dependent_waits_and_runs_after_its_dependency_is_acked(queue):
+    a = queue.enqueue("jobs", b"a")
+    b = queue.enqueue("jobs", b"b", depends_on=[a])
+    assert queue.status(b) == ["waiting"]
+    info = queue.job_info(b)
+    assert info["depends_on"] == [a]
+    assert info["waiting_on"] == 1
+    assert queue.stats()["jobs"]["waiting"] == 1
+    job = _pick(queue)
+    assert job.id == a
+    queue.ack(job)
+    assert queue.status(b) == ["queued"]
+    assert _pick(queue).id == b
+
+
+def test_a_failed_dependency_cancels_the_chain_with_the_reason(queue):
+    a = queue.enqueue("jobs", b"a")
+    b = queue.enqueue("jobs", b"b", depends_on=[a])
+    c = queue.enqueue("jobs", b"c", depends_on=(b,))
+    queue.fail(_pick(queue), "boom")
+    assert queue.status([b, c]) == ["canceled", "canceled"]
+    assert queue.job_info(b)["reason"] == f"canceled: dependency job {a} ended exception"
+    assert queue.job_info(c)["reason"] == f"canceled: dependency job {b} ended canceled"
+    assert queue.dequeue("jobs", timeout=0) == []
+
+
+def test_an_unknown_dependency_raises_not_found_and_enqueues_nothing(queue):
+    a = queue.enqueue("jobs", b"a")
+    with pytest.raises(currant.NotFound) as raised:
+        queue.enqueue("jobs", b"b", depends_on=[a + 1000])
+    assert f"dependency job {a + 1000} is unknown" in str(raised.value)
+    assert queue.stats()["jobs"]["enqueued"] == 1
+
+
+def test_bad_dependency_lists_are_refused(queue):
+    ids = [queue.enqueue("jobs", b"x") for _ in range(17)]
+    with pytest.raises(currant.InvalidArgument, match="at most 16"):
+        queue.enqueue("jobs", b"b", depends_on=ids)
+    with pytest.raises(currant.InvalidArgument, match="not a job id"):
+        queue.enqueue("jobs", b"b", depends_on=[0])
+    with pytest.raises(TypeError):
+        queue.enqueue("jobs", b"b", depends_on=["1"])
+    with pytest.raises(currant.InvalidArgument, match="dedupe key and dependencies"):
+        queue.enqueue("jobs", b"b", depends_on=[ids[0]], dedupe_key="k")
+    assert queue.stats()["jobs"]["enqueued"] == 17
+
+
+def test_cancel_of_a_waiting_job_cancels_it(queue):
+    a = queue.enqueue("jobs", b"a")
+    b = queue.enqueue("jobs", b"b", depends_on=[a])
+    assert queue.cancel(b) == currant.CancelOutcome.CANCELED
+    assert queue.status(b) == ["canceled"]
+    queue.ack(_pick(queue))
+    assert queue.dequeue("jobs", timeout=0) == []
+
+
+def _consume(name: str, count: int) -> None:
+    q = currant.Queue(name)
+    for _ in range(count):
+        [job] = q.dequeue("jobs", timeout=10)
+        q.ack(job)
+
+
+def test_a_consumer_process_releases_the_dependent(queue, queue_name):
+    a = queue.enqueue("jobs", b"a")
+    b = queue.enqueue("jobs", b"b", depends_on=[a])
+    child = multiprocessing.get_context("fork").Process(target=_consume, args=(queue_name, 2))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert queue.stats()["jobs"]["successful"] == 2
+    assert queue.stats()["jobs"]["waiting"] == 0

@@ -1,0 +1,318 @@
+// Job dependencies (docs/job-dependencies.md): one behaviour per test case.
+#include <algorithm>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "currant/shm/segment.hpp"
+#include "layout.hpp" // core/src: torn states written straight into the segment
+#include "unit_support.hpp"
+
+using namespace currant;
+using namespace currant::unit;
+
+namespace {
+
+EnqueueOptions after(std::vector<JobId> ids) {
+    EnqueueOptions options;
+    options.depends_on = std::move(ids);
+    return options;
+}
+
+EntrypointOptions durable(Durability durability, std::uint32_t max_attempts = 5) {
+    EntrypointOptions options;
+    options.durability = durability;
+    options.max_attempts = max_attempts;
+    return options;
+}
+
+// Picks the one ready job and checks it is `id`.
+Job pick_exactly(Queue& queue, EntrypointId ep, JobId id) {
+    auto jobs = dequeue_now(queue, ep, 4);
+    REQUIRE(jobs.size() == 1);
+    REQUIRE(jobs[0].handle.id == id);
+    return jobs[0];
+}
+
+} // namespace
+
+TEST_CASE("a job whose dependency is queued waits and is not handed out", "[dependencies]") {
+    ScratchQueue scratch("dep-waits", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId first = enqueue_text(scratch.queue(), ep, "a");
+    const JobId second = enqueue_text(scratch.queue(), ep, "b", after({first}));
+    CHECK(status_of(scratch.queue(), second) == JobStatus::waiting);
+    const JobState state = state_of(scratch.queue(), second);
+    CHECK(state.depends_on == std::vector<JobId>{first});
+    CHECK(state.waiting_on == 1);
+    const EntrypointStats stats = stats_of(scratch.queue(), ep);
+    CHECK(stats.waiting == 1);
+    CHECK(stats.queued == 1);
+    CHECK(stats.enqueued == 2);
+    pick_exactly(scratch.queue(), ep, first); // only the dependency is ready
+    CHECK(dequeue_now(scratch.queue(), ep).empty());
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a waiting job is queued when its dependency is acked", "[dependencies]") {
+    ScratchQueue scratch("dep-release", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId first = enqueue_text(scratch.queue(), ep, "a");
+    const JobId second = enqueue_text(scratch.queue(), ep, "b", after({first}));
+    const Job job = pick_exactly(scratch.queue(), ep, first);
+    scratch->ack(job.handle);
+    CHECK(status_of(scratch.queue(), second) == JobStatus::queued);
+    CHECK(stats_of(scratch.queue(), ep).waiting == 0);
+    pick_exactly(scratch.queue(), ep, second);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a chain of three runs one job at a time in its order", "[dependencies]") {
+    ScratchQueue scratch("dep-chain", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const JobId c = enqueue_text(scratch.queue(), ep, "c", after({b}));
+    for (JobId id : {a, b, c}) {
+        const Job job = pick_exactly(scratch.queue(), ep, id);
+        CHECK(dequeue_now(scratch.queue(), ep).empty());
+        scratch->ack(job.handle);
+    }
+    CHECK(status_of(scratch.queue(), c) == JobStatus::successful);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("fan-in: a job waits until every one of its dependencies succeeded", "[dependencies]") {
+    ScratchQueue scratch("dep-fanin", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const EntrypointId other = scratch->declare_entrypoint("other");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), other, "b"); // another entrypoint
+    const JobId joined = enqueue_text(scratch.queue(), ep, "joined", after({a, b, a}));
+    CHECK(state_of(scratch.queue(), joined).depends_on.size() == 2); // duplicates count once
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    CHECK(status_of(scratch.queue(), joined) == JobStatus::waiting);
+    CHECK(state_of(scratch.queue(), joined).waiting_on == 1);
+    CHECK(dequeue_now(scratch.queue(), ep).empty());
+    scratch->ack(pick_exactly(scratch.queue(), other, b).handle);
+    pick_exactly(scratch.queue(), ep, joined);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dependency that already succeeded does not make the job wait", "[dependencies]") {
+    for (Durability durability : {Durability::memory, Durability::async}) {
+        ScratchQueue scratch("dep-done", small_options());
+        const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(durability));
+        const JobId first = enqueue_text(scratch.queue(), ep, "a");
+        scratch->ack(pick_exactly(scratch.queue(), ep, first).handle);
+        const JobId second = enqueue_text(scratch.queue(), ep, "b", after({first}));
+        CHECK(status_of(scratch.queue(), second) == JobStatus::queued);
+        pick_exactly(scratch.queue(), ep, second);
+        CHECK(scratch->doctor().sound);
+    }
+}
+
+TEST_CASE("a released job keeps its execute_after and its priority", "[dependencies]") {
+    ScratchQueue scratch("dep-order", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId first = enqueue_text(scratch.queue(), ep, "a");
+    EnqueueOptions later = after({first});
+    later.execute_after_ns = realtime_in(60s);
+    const JobId delayed = enqueue_text(scratch.queue(), ep, "later", later);
+    EnqueueOptions urgent = after({first});
+    urgent.priority = 5;
+    const JobId high = enqueue_text(scratch.queue(), ep, "urgent", urgent);
+    const JobId plain = enqueue_text(scratch.queue(), ep, "plain");
+    auto one = dequeue_now(scratch.queue(), ep, 1); // FIFO: the oldest ready job
+    REQUIRE(one.size() == 1);
+    REQUIRE(one[0].handle.id == first);
+    scratch->ack(one[0].handle);
+    CHECK(status_of(scratch.queue(), delayed) == JobStatus::queued);
+    CHECK(stats_of(scratch.queue(), ep).delayed == 1);
+    auto jobs = dequeue_now(scratch.queue(), ep, 4);
+    REQUIRE(jobs.size() == 2);
+    CHECK(jobs[0].handle.id == high);  // priority 5 before the older plain job
+    CHECK(jobs[1].handle.id == plain);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dependency that ends exception cancels its dependents transitively, with the reason", "[dependencies]") {
+    ScratchQueue scratch("dep-dead", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async, 1));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const JobId c = enqueue_text(scratch.queue(), ep, "c", after({b}));
+    scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
+    CHECK(status_of(scratch.queue(), a) == JobStatus::exception);
+    const JobState sb = state_of(scratch.queue(), b);
+    const JobState sc = state_of(scratch.queue(), c);
+    CHECK(sb.status == JobStatus::canceled);
+    CHECK(sb.reason == "canceled: dependency job " + std::to_string(a) + " ended exception");
+    CHECK(sc.status == JobStatus::canceled);
+    CHECK(sc.reason == "canceled: dependency job " + std::to_string(b) + " ended canceled");
+    CHECK(stats_of(scratch.queue(), ep).canceled == 2);
+    CHECK(stats_of(scratch.queue(), ep).waiting == 0);
+    CHECK(dequeue_now(scratch.queue(), ep).empty());
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("in memory durability a canceled dependent still reads canceled with its reason", "[dependencies]") {
+    ScratchQueue scratch("dep-dead-mem", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::memory, 1));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
+    const JobState sb = state_of(scratch.queue(), b);
+    CHECK(sb.status == JobStatus::canceled);
+    CHECK(sb.reason == "canceled: dependency job " + std::to_string(a) + " ended exception");
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dependency canceled while queued cancels its dependent", "[dependencies]") {
+    ScratchQueue scratch("dep-canceled", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    CHECK(scratch->cancel(a) == CancelOutcome::canceled);
+    const JobState sb = state_of(scratch.queue(), b);
+    CHECK(sb.status == JobStatus::canceled);
+    CHECK(sb.reason == "canceled: dependency job " + std::to_string(a) + " ended canceled");
+    CHECK(dequeue_now(scratch.queue(), ep).empty());
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a job enqueued after a dependency that already failed ends canceled at once", "[dependencies]") {
+    ScratchQueue scratch("dep-failed-before", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async, 1));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const JobState sb = state_of(scratch.queue(), b);
+    CHECK(sb.status == JobStatus::canceled);
+    CHECK(sb.reason == "canceled: dependency job " + std::to_string(a) + " ended exception");
+    CHECK(dequeue_now(scratch.queue(), ep).empty());
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("cancel of a waiting job cancels it and the jobs waiting for it", "[dependencies]") {
+    ScratchQueue scratch("dep-cancel-waiting", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const JobId c = enqueue_text(scratch.queue(), ep, "c", after({b}));
+    Queue canceller = Queue::open(scratch.name());
+    CHECK(canceller.cancel(b) == CancelOutcome::canceled);
+    CHECK(status_of(scratch.queue(), b) == JobStatus::canceled);
+    CHECK(state_of(scratch.queue(), c).reason == "canceled: dependency job " + std::to_string(b) + " ended canceled");
+    CHECK(status_of(scratch.queue(), a) == JobStatus::queued); // the dependency is untouched
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    CHECK(dequeue_now(scratch.queue(), ep).empty());
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dependency on an unknown job is refused and nothing is enqueued", "[dependencies]") {
+    ScratchQueue scratch("dep-unknown", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    try {
+        enqueue_text(scratch.queue(), ep, "b", after({a, a + 1000}));
+        FAIL("no error");
+    } catch (const Error& error) {
+        CHECK(error.code() == Errc::not_found);
+        CHECK(std::string(error.what()).find("dependency job " + std::to_string(a + 1000) + " is unknown") !=
+              std::string::npos);
+    }
+    CHECK(stats_of(scratch.queue(), ep).enqueued == 1);
+    CHECK(stats_of(scratch.queue(), ep).waiting == 0);
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle); // its count was given back
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("too many dependencies, id 0 and a dedupe key with dependencies are refused", "[dependencies]") {
+    ScratchQueue scratch("dep-bad", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    std::vector<JobId> many;
+    for (std::size_t i = 0; i <= max_job_dependencies; ++i) many.push_back(enqueue_text(scratch.queue(), ep, "x"));
+    CHECK_ERRC(enqueue_text(scratch.queue(), ep, "b", after(many)), Errc::invalid_argument);
+    many.pop_back();
+    CHECK(status_of(scratch.queue(), enqueue_text(scratch.queue(), ep, "b", after(many))) == JobStatus::waiting);
+    CHECK_ERRC(enqueue_text(scratch.queue(), ep, "b", after({0})), Errc::invalid_argument);
+    EnqueueOptions keyed = after({many[0]});
+    keyed.dedupe_key = "k";
+    CHECK_ERRC(enqueue_text(scratch.queue(), ep, "b", keyed), Errc::invalid_argument);
+    CHECK(stats_of(scratch.queue(), ep).enqueued == max_job_dependencies + 2);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a reservation cannot be committed depending on itself", "[dependencies]") {
+    ScratchQueue scratch("dep-self", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    Reservation reservation = scratch->reserve(ep);
+    CHECK_ERRC(scratch->commit(reservation, 0, after({reservation.id})), Errc::invalid_argument);
+    const JobId id = scratch->commit(reservation, 0, after({a}));
+    CHECK(status_of(scratch.queue(), id) == JobStatus::waiting);
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    pick_exactly(scratch.queue(), ep, id);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("every job of a batch waits for the batch's dependencies", "[dependencies]") {
+    ScratchQueue scratch("dep-batch", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const std::vector<std::byte> payload = bytes("x");
+    std::vector<std::span<const std::byte>> payloads(5, std::span<const std::byte>(payload));
+    std::vector<JobId> ids(5);
+    CHECK(scratch->enqueue_batch(ep, payloads, ids, after({a})) == 5);
+    CHECK(stats_of(scratch.queue(), ep).waiting == 5);
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    auto jobs = dequeue_now(scratch.queue(), ep, 8);
+    CHECK(jobs.size() == 5);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("the feed records waiting and then queued for a released job", "[dependencies]") {
+    ScratchQueue scratch("dep-feed", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    std::vector<Transition> feed(16);
+    feed.resize(scratch->read_feed(ep, 1, feed));
+    std::vector<JobStatus> of_b;
+    for (const Transition& t : feed)
+        if (t.id == b) of_b.push_back(t.status);
+    CHECK(of_b == std::vector<JobStatus>{JobStatus::waiting, JobStatus::queued});
+}
+
+TEST_CASE("doctor reports a dependents count below the jobs waiting on it", "[dependencies][doctor]") {
+    ScratchQueue scratch("dep-torn-count", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const Job job = pick_exactly(scratch.queue(), ep, a);
+    const int fd = ::shm_open(shm::object_name_for(scratch.name()).c_str(), O_RDWR, 0);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    void* base = ::mmap(nullptr, std::size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    auto* bytes = static_cast<std::byte*>(base);
+    const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+    auto& record = *reinterpret_cast<detail::JobRecord*>(bytes + header.arena_offset +
+                                                         std::uint64_t(job.handle.slot) * header.slot_bytes + 8);
+    CHECK(record.dependents.load() == 1);
+    CHECK(scratch->doctor().sound);
+    // A count below the truth: the ack would not settle, b would wait forever (D2).
+    record.dependents.store(0);
+    const DoctorReport torn = scratch->doctor();
+    CHECK_FALSE(torn.sound);
+    REQUIRE(torn.problems.size() == 1);
+    CHECK(torn.problems[0].find("has 0 dependents counted but 1 waiting on it") != std::string::npos);
+    record.dependents.store(1);
+    CHECK(scratch->doctor().sound);
+    ::munmap(base, std::size_t(st.st_size));
+}
