@@ -519,7 +519,8 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
                     throw Error(Errc::not_found,
                                 describe(ep) + ": dependency job " + std::to_string(edge.job_id) +
                                     " is unknown to the queue (it never existed, is not committed yet, or ended "
-                                    "and its slot was reused); nothing was enqueued");
+                                    "and its slot was reused: a result retention on its entrypoint keeps "
+                                    "finished jobs known); nothing was enqueued");
                 if (how != DependencyState::pending) {
                     edge.slot = target;
                     edge.outcome.store(std::uint32_t(outcome_for(how)), std::memory_order_relaxed);

@@ -41,8 +41,14 @@ TEST_CASE("chains and fan-ins enqueued by producer processes run in dependency o
     auto* board = new (memory) Board{};
 
     ScratchQueue scratch("mp-dependencies", small_queue(2048));
-    const EntrypointId ep = scratch->declare_entrypoint("work");
-    const EntrypointId joins = scratch->declare_entrypoint("joins");
+    // A dependency must still be known when its dependent is enqueued
+    // (docs/job-dependencies.md): a consumer may finish it first, and in
+    // `memory` durability its slot is then free for the next enqueue. The
+    // retention keeps every finished job (840 of 2048 slots) for the test.
+    EntrypointOptions kept;
+    kept.result_retention = 60s;
+    const EntrypointId ep = scratch->declare_entrypoint("work", kept);
+    const EntrypointId joins = scratch->declare_entrypoint("joins", kept);
 
     std::vector<pid_t> pids;
     for (std::uint32_t c = 0; c < consumers; ++c)
