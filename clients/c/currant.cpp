@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <optional>
 #include <string>
@@ -319,23 +320,34 @@ currant::Reservation to_reservation(const currant_reservation& r) {
 }
 } // namespace
 
+namespace {
+// currant_commit and currant_commit_after: checks the reservation, then
+// commits it with the options options_of() builds (after the checks, so a
+// used reservation is reported before bad options); a failure leaves the
+// reservation held.
+void commit_reservation(currant_queue* queue, currant_reservation* reservation, size_t size,
+                        const std::function<currant::EnqueueOptions()>& options_of, uint64_t* id_out) {
+    require(queue, "queue");
+    require(reservation, "reservation");
+    require(id_out, "id_out");
+    if (reservation->payload == nullptr) throw BadArgument{"reservation was already committed or abandoned"};
+    if (size > reservation->capacity)
+        throw currant::Error(currant::Errc::payload_too_large,
+                             "payload of " + std::to_string(size) + " bytes exceeds the reservation's " +
+                                 std::to_string(reservation->capacity) + " bytes");
+    const currant::EnqueueOptions options = options_of();
+    currant::Reservation r = to_reservation(*reservation);
+    const currant::JobId id = queue->queue.commit(r, size, options);
+    reservation->payload = nullptr;
+    reservation->capacity = 0;
+    *id_out = id;
+}
+} // namespace
+
 int currant_commit(currant_queue* queue, currant_reservation* reservation, size_t size,
                    const currant_enqueue_options* opts, uint64_t* id_out) {
     return guarded("currant_commit", [&] {
-        require(queue, "queue");
-        require(reservation, "reservation");
-        require(id_out, "id_out");
-        if (reservation->payload == nullptr)
-            throw BadArgument{"reservation was already committed or abandoned"};
-        if (size > reservation->capacity)
-            throw currant::Error(currant::Errc::payload_too_large,
-                                 "payload of " + std::to_string(size) + " bytes exceeds the reservation's " +
-                                     std::to_string(reservation->capacity) + " bytes");
-        currant::Reservation r = to_reservation(*reservation);
-        const currant::JobId id = queue->queue.commit(r, size, to_options(opts));
-        reservation->payload = nullptr;
-        reservation->capacity = 0;
-        *id_out = id;
+        commit_reservation(queue, reservation, size, [&] { return to_options(opts); }, id_out);
     });
 }
 
@@ -364,21 +376,7 @@ int currant_enqueue_after(currant_queue* queue, uint32_t entrypoint, const void*
 int currant_commit_after(currant_queue* queue, currant_reservation* reservation, size_t size,
                          const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n, uint64_t* id_out) {
     return guarded("currant_commit_after", [&] {
-        require(queue, "queue");
-        require(reservation, "reservation");
-        require(id_out, "id_out");
-        if (reservation->payload == nullptr)
-            throw BadArgument{"reservation was already committed or abandoned"};
-        if (size > reservation->capacity)
-            throw currant::Error(currant::Errc::payload_too_large,
-                                 "payload of " + std::to_string(size) + " bytes exceeds the reservation's " +
-                                     std::to_string(reservation->capacity) + " bytes");
-        const currant::EnqueueOptions options = dependent_options(opts, depends_on, n);
-        currant::Reservation r = to_reservation(*reservation);
-        const currant::JobId id = queue->queue.commit(r, size, options);
-        reservation->payload = nullptr;
-        reservation->capacity = 0;
-        *id_out = id;
+        commit_reservation(queue, reservation, size, [&] { return dependent_options(opts, depends_on, n); }, id_out);
     });
 }
 
