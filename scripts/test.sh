@@ -41,28 +41,41 @@ fi
 import json, sys
 passed = failed = skipped = 0
 parts = []
+failures = []  # (label, test name, result, last lines of its output)
 for path in sys.argv[1:]:
     p = f = s = 0
+    missing = False
     try:
         lines = open(path).readlines()
     except OSError:
-        lines = []
-        f = 1
+        lines, missing, f = [], True, 1
+    # build-asan/meson-logs/testlog-python-env.json -> "build-asan python-env"
+    label = path.split('/')[0]
+    base = path.rsplit('/', 1)[-1]
+    if base.startswith("testlog-"):
+        label += " " + base[len("testlog-"):-len(".json")]
+    if missing:
+        failures.append((label, "(no test log)", "MISSING", ""))
     for line in lines:
-        result = json.loads(line).get("result")
+        row = json.loads(line)
+        result = row.get("result")
         if result in ("OK", "EXPECTEDFAIL"):
             p += 1
         elif result == "SKIP":
             s += 1
         else:
             f += 1
-    # build-asan/meson-logs/testlog-python-env.json -> "build-asan python-env"
-    label = path.split('/')[0]
-    base = path.rsplit('/', 1)[-1]
-    if base.startswith("testlog-"):
-        label += " " + base[len("testlog-"):-len(".json")]
+            output = (row.get("stdout") or "") + (row.get("stderr") or "")
+            failures.append((label, row.get("name"), result,
+                             "\n".join(output.splitlines()[-40:])))
     parts.append(f"{label} {p}/{f}/{s}")
     passed, failed, skipped = passed + p, failed + f, skipped + s
+# CI shows only the end of the output: each failure's own tail goes last.
+for label, name, result, tail in failures:
+    print(f"--- {label}: {name} {result}; the last lines it printed:")
+    print(tail)
+for label, name, result, _ in failures:
+    print(f"failed: {label}: {name} ({result})")
 print(f"tests: {passed} passed, {failed} failed, {skipped} skipped"
       f" (passed/failed/skipped: {', '.join(parts)})")
 sys.exit(1 if failed else 0)
