@@ -20,6 +20,12 @@ std::string other_sessions(DaemonFixture& fixture) {
     return std::string(rows.text(0, 0));
 }
 
+// 1 once the relay's session rests after its start-up scan, whose last
+// statement (with no cancellation to apply) reads cancel requests.
+constexpr const char* relay_resting_query =
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+    "AND state = 'idle' AND query LIKE '%cancel_requested AND incarnation IS NOT NULL%'";
+
 void run_one_job(Queue& queue, EntrypointId ep) {
     const JobId id = queue.enqueue(ep, as_payload("warm-up"));
     Job job;
@@ -38,12 +44,20 @@ TEST_CASE("an idle daemon sends PostgreSQL no statement", "[idle]") {
     const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
     run_one_job(queue, ep);
     REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_log WHERE status = 'successful'", 1) == 1);
-    // Both daemon sessions (mirror and relay) are there and idle.
+    // Both daemon sessions (mirror and relay) are there, idle, and done
+    // starting: the relay's start-up scan ends with its cancellation query
+    // (started before that, the sample would change under the wait below),
+    // and nothing moved for a second.
     std::string before;
     REQUIRE(eventually([&] {
         before = other_sessions(fixture);
-        return std::count(before.begin(), before.end(), ',') >= 1 && before.find(":active:") == std::string::npos &&
-               before.find(":idle in transaction") == std::string::npos;
+        const bool settled = std::count(before.begin(), before.end(), ',') >= 1 &&
+                             before.find(":active:") == std::string::npos &&
+                             before.find(":idle in transaction") == std::string::npos &&
+                             fixture.db().exec(relay_resting_query).integer(0, 0) == 1;
+        if (!settled) return false;
+        std::this_thread::sleep_for(1s);
+        return other_sessions(fixture) == before;
     }));
     // Longer than the 5 s heartbeat the relay used to send.
     std::this_thread::sleep_for(7s);
