@@ -222,3 +222,61 @@ TEST_CASE("past an entrypoint's max_dead only its newest deaths come back, in or
     CHECK(dead[1].error == "e2");
     CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 2); // the evicted death's row is gone
 }
+
+TEST_CASE("a purged dead job's currant_dead row is deleted and a rebuild does not bring it back", "[rebuild][dead]") {
+    DaemonFixture fixture("dead-purge-rebuild");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "14", "--flush-interval-ms", "1"});
+    JobId purged = 0, kept = 0;
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+        purged = dead_job(queue, ep, "purged", "first");
+        kept = dead_job(queue, ep, "kept", "second");
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", 2) == 2);
+        REQUIRE(queue.purge(purged));
+        CHECK(queue.dead_jobs(ep).size() == 1);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", 1) == 1);
+        CHECK(fixture.count("SELECT count(*) FROM currant_dead WHERE job_id = $1", {std::to_string(kept)}) == 1);
+        // The purge is its own `deleted` row; the death's row stays.
+        CHECK(log_statuses(fixture, purged) == "exception,deleted");
+        // Once the mirror committed the purge, the slot is freed.
+        CHECK(eventually([&] { return status_of(queue, purged) == JobStatus::unknown; }));
+        CHECK(queue.doctor().sound);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name()); // a reboot
+
+    DaemonProcess& second = fixture.start_daemon({"--host-id", "14"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK_THAT(second.log(), Catch::Contains("1 dead jobs and 0 kept results restored"));
+    const auto dead = queue.dead_jobs(queue.entrypoint("jobs"));
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].id == kept);
+    CHECK(status_of(queue, purged) == JobStatus::unknown);
+}
+
+TEST_CASE("currant purge --all of dead jobs whose deaths were not mirrored yet leaves no currant_dead row after the "
+          "mirror catches up",
+          "[mirror][dead]") {
+    DaemonFixture fixture("dead-purge-all-unmirrored");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "15", "--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_entrypoints", 1) == 1);
+    REQUIRE(first.terminate() == 0);
+    std::vector<JobId> ids;
+    for (int i = 0; i < 3; ++i) ids.push_back(dead_job(queue, ep, "p" + std::to_string(i), "e" + std::to_string(i)));
+    const CliRun purge = run_cli({"purge", fixture.queue_name(), "--all"});
+    REQUIRE(purge.status == 0);
+    CHECK(queue.dead_jobs(ep).empty());
+    fixture.start_daemon({"--host-id", "15", "--flush-interval-ms", "1"});
+    for (const JobId id : ids) {
+        REQUIRE(eventually([&] { return log_statuses(fixture, id) == "exception,deleted"; }));
+        // The death's own text, though its slot had moved on to the purge.
+        CHECK(traceback_of(fixture, id, "exception").has_value());
+        CHECK(eventually([&] { return status_of(queue, id) == JobStatus::unknown; }));
+    }
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 0);
+    CHECK(queue.doctor().sound);
+}
