@@ -368,6 +368,11 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                 result_rows += pg::timestamp_text(f.at_ns);
                 tab(result_rows);
                 result_rows += pg::timestamp_text(f.at_ns + keep_ms * 1'000'000);
+                tab(result_rows);
+                // The job's payload (schema step 7), for a rebuild: fixed
+                // while the slot holds this job id, whatever its epoch.
+                if (have_content) pg::append_copy_bytea(result_rows, job.payload.data(), job.payload.size());
+                else result_rows += "\\N";
                 result_rows.push_back('\n');
             }
             continue;
@@ -520,13 +525,14 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             // A job requeued after its end (a dead job) and finished again
             // replaces its row.
             connection.copy_in("COPY currant_results_stage (job_id, host, incarnation, entrypoint, status, attempts, "
-                               "result, traceback, finished, expires) FROM STDIN",
+                               "result, traceback, finished, expires, payload) FROM STDIN",
                                result_rows);
             connection.exec(
                 "INSERT INTO currant_results SELECT * FROM currant_results_stage ON CONFLICT (job_id) DO UPDATE SET "
                 "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, status = "
                 "EXCLUDED.status, attempts = EXCLUDED.attempts, result = EXCLUDED.result, traceback = "
-                "EXCLUDED.traceback, finished = EXCLUDED.finished, expires = EXCLUDED.expires");
+                "EXCLUDED.traceback, finished = EXCLUDED.finished, expires = EXCLUDED.expires, payload = "
+                "EXCLUDED.payload");
             statements += 2;
         }
         if (!dead_rows.empty()) {
