@@ -280,3 +280,50 @@ TEST_CASE("currant purge --all of dead jobs whose deaths were not mirrored yet l
     CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 0);
     CHECK(queue.doctor().sound);
 }
+
+TEST_CASE("a purge that finds the feed full reaches PostgreSQL through the dirty scan", "[mirror][dead]") {
+    DaemonFixture fixture("dead-purge-dirty");
+    QueueOptions options;
+    options.name = fixture.queue_name();
+    options.slots = 256;
+    options.log_capacity = 48;
+    Queue queue = Queue::create(options);
+    DaemonProcess& first = fixture.start_daemon({"--flush-interval-ms", "1"});
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const JobId purged = dead_job(queue, ep, "purged", "first");
+    const JobId kept = dead_job(queue, ep, "kept", "second");
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", 2) == 2);
+    REQUIRE(first.terminate() == 0);
+
+    // Fill the log: enqueues take a third of it, their picks and acks the rest.
+    EnqueueOptions no_wait;
+    no_wait.log_wait = 0ms;
+    std::size_t enqueued = 0;
+    for (;;) {
+        try {
+            queue.enqueue(ep, as_payload("filler"), no_wait);
+            ++enqueued;
+        } catch (const Error& error) {
+            REQUIRE(error.code() == Errc::log_full);
+            break;
+        }
+    }
+    const EntrypointId eps[] = {ep};
+    for (std::size_t i = 0; i < enqueued; ++i) {
+        Job job;
+        REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+        queue.ack(job.handle);
+    }
+    REQUIRE(queue.stats().at(ep).log_pending == 48);
+    REQUIRE(queue.purge(purged));
+
+    fixture.start_daemon({"--flush-interval-ms", "1"});
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_dead", 1) == 1);
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead WHERE job_id = $1", {std::to_string(kept)}) == 1);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE status = 'deleted' AND transitions = 0 AND "
+                             "job_id = " + std::to_string(purged),
+                             1) == 1);
+    CHECK(eventually([&] { return status_of(queue, purged) == JobStatus::unknown; }));
+    CHECK(queue.dead_jobs(ep).size() == 1);
+    CHECK(queue.doctor().sound);
+}
