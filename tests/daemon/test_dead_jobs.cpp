@@ -327,3 +327,27 @@ TEST_CASE("a purge that finds the feed full reaches PostgreSQL through the dirty
     CHECK(queue.dead_jobs(ep).size() == 1);
     CHECK(queue.doctor().sound);
 }
+
+TEST_CASE("dead jobs purged while currantd mirrors their deaths all leave currant_dead and free their slots",
+          "[mirror][dead]") {
+    DaemonFixture fixture("dead-purge-race");
+    fixture.start_daemon({"--flush-interval-ms", "0"});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const std::uint32_t free_before = queue.info().free_slots;
+    // Each purge lands somewhere around the mirror's batch of its death:
+    // before it read the death, between its read and its commit, or after.
+    std::vector<JobId> ids;
+    for (int i = 0; i < 300; ++i) {
+        ids.push_back(dead_job(queue, ep, "p", "e" + std::to_string(i)));
+        if (i % 3 == 2) std::this_thread::sleep_for(std::chrono::microseconds(200 * (i % 7)));
+        REQUIRE(queue.purge(ids.back()));
+    }
+    CHECK(queue.dead_jobs(ep).empty());
+    CHECK(eventually([&] { return queue.info().free_slots == free_before; }, 60'000ms));
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE status = 'deleted'", 300) == 300);
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 0);
+    CHECK(fixture.count("SELECT count(DISTINCT job_id) FROM currant_log WHERE status = 'deleted'") == 300);
+    for (const JobId id : ids) CHECK(status_of(queue, id) == JobStatus::unknown);
+    CHECK(queue.doctor().sound);
+}
