@@ -87,7 +87,7 @@ std::string why_not(const Queue& queue, JobId id, const std::string& name) {
     if (state.status == JobStatus::unknown)
         return "no such job in queue '" + name + "' (never existed, purged or its slot reused)";
     if (state.status == JobStatus::exception)
-        return "it is exception but no longer kept (past max_dead, or max_dead is 0)";
+        return "it is exception but no longer kept (purged, past max_dead, or max_dead is 0)";
     return std::string("it is ") + std::string(job_status_name(state.status)) + ", not a dead job";
 }
 

@@ -227,6 +227,7 @@ void QueueState::begin_intent(EntrypointControl& c, std::uint32_t slot, std::uin
     c.intent.new_word = new_word;
     c.intent.log_head_before = c.log_written;
     c.intent.schedule = 0; // schedules.cpp sets it for a tick, after this
+    c.intent.purge = 0;    // outcomes.cpp sets it for a purge, after this
     c.intent.active = 1;
 }
 
@@ -251,6 +252,13 @@ bool QueueState::append_log(EntrypointId ep, std::uint32_t slot, std::uint64_t w
     entry.at_ns = shm::realtime_ns();
     entry.slot = slot;
     entry.status = std::uint8_t(status_of(word));
+    // A purge (outcomes.cpp, purge_logged_locked) is an `exception` word
+    // whose dead mark says purged for its own epoch.
+    entry.flags = status_of(word) == JobStatus::exception &&
+                          rec.dead_mark.load(std::memory_order_relaxed) ==
+                              dead_mark(StateWord::epoch(word), DeadMark::purged)
+                      ? transition_purge
+                      : 0;
     entry.attempts = rec.attempts;
     c.log_written = sequence;
     c.log_head.store(sequence, std::memory_order_release); // publishes the record to the mirror
@@ -268,6 +276,11 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         //    as publishing the new state word.
         if (c.intent.active && c.intent.slot < n) {
             const std::uint64_t word = arena_.state_word(c.intent.slot).load(std::memory_order_acquire);
+            // A purge whose purger died between its CAS and its mark: the
+            // mark first, so the record says purge (purge_logged_locked).
+            if (word == c.intent.new_word && c.intent.purge != 0)
+                record(c.intent.slot)
+                    .dead_mark.store(dead_mark(StateWord::epoch(word), DeadMark::purged), std::memory_order_release);
             if (word == c.intent.new_word && c.log_written == c.intent.log_head_before &&
                 status_of(word) != JobStatus::unknown)
                 append_log(ep, c.intent.slot, word);

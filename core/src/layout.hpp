@@ -141,7 +141,11 @@ static_assert(std::is_standard_layout_v<JobRecord>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
-enum class DeadMark : std::uint64_t { none = 0, kept = 1, kept_mirrored = 2 };
+// purged: the slot's `exception` word of this epoch is a purge of a kept
+// dead job of a mirrored (async/sync) entrypoint, logged for the mirror
+// (which deletes its currant_dead row) and freed when the mirror commits it
+// (docs/dead-jobs.md, "Purges").
+enum class DeadMark : std::uint64_t { none = 0, kept = 1, kept_mirrored = 2, purged = 3 };
 inline constexpr std::uint64_t dead_mark(std::uint64_t epoch, DeadMark kind) noexcept {
     return (epoch << 2) | std::uint64_t(kind);
 }
@@ -174,7 +178,10 @@ struct Intent {
     // reached new_word: one tick, one job, whatever instruction a firer
     // died at.
     std::uint32_t schedule;        // [E]
-    std::uint32_t unused;
+    // A purge of a kept dead job (outcomes.cpp, purge_logged_locked): 1 if
+    // the repair, finding new_word published, must also set the slot's dead
+    // mark to purged(new epoch) before it appends the log record.
+    std::uint32_t purge;           // [E]
     std::int64_t tick_from;        // [E]
     std::int64_t tick_to;          // [E]
 };
@@ -186,11 +193,14 @@ struct TransitionRecord {
     std::int64_t at_ns;
     std::uint32_t slot;
     std::uint8_t status;
-    std::uint8_t unused[3];
+    std::uint8_t flags;            // transition_purge: an `exception` record that is a purge, not a death
+    std::uint8_t unused[2];
     std::uint32_t attempts;
     std::uint32_t unused2;
 };
 static_assert(sizeof(TransitionRecord) == 48);
+
+inline constexpr std::uint8_t transition_purge = 1;
 
 struct DelayedEntry {
     std::int64_t due_ns;     // CLOCK_REALTIME

@@ -40,6 +40,7 @@ std::size_t QueueState::read_feed(EntrypointId ep, std::uint64_t from, std::span
         t.attempts = entry.attempts;
         t.epoch = entry.epoch;
         t.at_ns = entry.at_ns;
+        t.purged = (entry.flags & transition_purge) != 0;
     }
     return produced;
 }
@@ -75,7 +76,11 @@ void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint
         }
     }
     rec.last_job_id = rec.job_id;
-    rec.last_status = std::uint32_t(status);
+    // A purged dead job (outcomes.cpp, purge_logged_locked) reads unknown
+    // once freed, as a purge of a `memory` one does.
+    const bool purged = status == JobStatus::exception &&
+                        rec.dead_mark.load(std::memory_order_acquire) == dead_mark(epoch, DeadMark::purged);
+    rec.last_status = std::uint32_t(purged ? JobStatus::unknown : status);
     if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
                                        std::memory_order_acq_rel))
         return;
@@ -158,6 +163,13 @@ bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const 
     out.result = status == JobStatus::successful ? read_result(slot, id, out.epoch) : std::nullopt;
     out.kept_dead = is_kept_dead(slot, word);
     out.died_at_ns = out.kept_dead ? rec.died_at_ns : 0; // [E]: written before the CAS that published the word
+    // A purge (outcomes.cpp, purge_logged_locked) moved the word one epoch
+    // past the death it ends; the death's error, tagged with that epoch, is
+    // still in the area, for the death's own row if the mirror has it in
+    // the same batch.
+    out.purged = status == JobStatus::exception &&
+                 rec.dead_mark.load(std::memory_order_acquire) == dead_mark(out.epoch, DeadMark::purged);
+    if (out.purged) out.error = read_error(slot, id, out.epoch - 1);
     // Its dependencies (dependencies.cpp): fixed once published, the row
     // belongs to it while row.job_id names it.
     out.depends_on.clear();

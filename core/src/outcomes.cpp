@@ -163,6 +163,8 @@ QueueState::Discard QueueState::discard_dead_locked(EntrypointId ep, std::uint32
     std::uint64_t word = state.load(std::memory_order_acquire);
     JobRecord& rec = record(slot);
     if (!is_kept_dead(slot, word) || rec.entrypoint != ep) return Discard::not_dead;
+    if (purged && Durability(c.durability.load(std::memory_order_relaxed)) != Durability::memory)
+        return purge_logged_locked(ep, slot, word);
     dead_unlink(c, slot);
     shm::crash_point("dead.unlinked"); // still kept: the repair puts it back on the list
     const std::uint64_t epoch = StateWord::epoch(word);
@@ -185,6 +187,49 @@ QueueState::Discard QueueState::discard_dead_locked(EntrypointId ep, std::uint32
         c.dirty_slots.fetch_sub(1, std::memory_order_relaxed);
     to_release.push_back(slot);
     return Discard::freed;
+}
+
+QueueState::Discard QueueState::purge_logged_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word) noexcept {
+    // Under [E], slot a kept dead job of a mirrored (async/sync) entrypoint.
+    // The purge is a transition the mirror must see, so that it deletes the
+    // job's currant_dead row in the transaction that moves its cursor past
+    // it (a rebuild would otherwise bring the job back). Steps and what a
+    // crash between them leaves:
+    //   1. intent (purge), unlink from the dead list   (still kept, word
+    //      unchanged: the repair relinks it; nothing is logged)
+    //   2. state word exception(e) -> exception(e+1) by CAS: the commit
+    //      point. The dead mark still names e, so the job is no longer kept
+    //      (not listed, not requeued, not purged again)
+    //   3. dead mark := purged(e+1)                    (the repair, finding
+    //      the intent's new word, sets it)
+    //   4. log record of the new word, flagged a purge (transition_purge),
+    //      or the dirty mark if the log is full       (the repair appends it)
+    // The slot stays `exception` until the mirror commits the purge; its
+    // recycling (recycle_finished) then frees it: a purged mark is not a
+    // keep mark. The lock-free recycler cannot take the slot between 1 and
+    // 3: it frees an `exception` slot only if the mark of the word's epoch
+    // is neither kept nor kept_mirrored, and until 2 the mark is one of
+    // those for e (its own CAS only moves kept -> kept_mirrored), after 2 it
+    // reads the epoch e+1 and, for a record of e, returns on the epoch. So
+    // the CAS of 2 cannot lose; it is checked all the same.
+    EntrypointControl& c = entrypoints_[ep];
+    JobRecord& rec = record(slot);
+    const std::uint64_t new_word = StateWord::next(word, SlotState::exception, 0);
+    begin_intent(c, slot, word, new_word);
+    c.intent.purge = 1;
+    dead_unlink(c, slot);
+    shm::crash_point("dead.unlinked"); // still kept: the repair puts it back on the list
+    if (!arena_.state_word(slot).compare_exchange_strong(word, new_word, std::memory_order_acq_rel)) {
+        c.intent.active = 0;
+        c.lock.request_repair(); // unlinked but not moved: the repair relinks it
+        return Discard::not_dead;
+    }
+    // Killed here: purged, not logged: the repair sets the mark and appends.
+    shm::crash_point("dead.purge.committed");
+    rec.dead_mark.store(dead_mark(StateWord::epoch(new_word), DeadMark::purged), std::memory_order_release);
+    append_log(ep, slot, new_word);
+    c.intent.active = 0;
+    return Discard::left_to_mirror;
 }
 
 QueueState::DeadRequeue QueueState::requeue_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word) {

@@ -273,6 +273,9 @@ private:
     // purged: its status reads unknown once freed (eviction: exception until
     // the slot is reused).
     enum class Discard { freed, left_to_mirror, not_dead };
+    // A purge of a kept dead job of an async/sync entrypoint: logged (a
+    // purge record) and left to the mirror, which frees the slot.
+    Discard purge_logged_locked(EntrypointId ep, std::uint32_t slot, std::uint64_t word) noexcept;
     Discard discard_dead_locked(EntrypointId ep, std::uint32_t slot, std::uint32_t acting_owner,
                                 std::vector<std::uint32_t>& to_release, bool purged) noexcept;
     // True if word (slot's state word) is `exception` and the dead mark says kept.

@@ -264,15 +264,45 @@ std::size_t list_limit(const std::string& limit_text) {
     return limit;
 }
 
+// A list's offset parameter: how many to skip, 0 to 1,000,000, 0 when not given.
+std::size_t list_offset(const std::string& offset_text) {
+    std::size_t offset = 0;
+    if (!offset_text.empty()) {
+        const char* end = offset_text.data() + offset_text.size();
+        const auto [stopped, problem] = std::from_chars(offset_text.data(), end, offset);
+        if (problem != std::errc() || stopped != end || offset > 1'000'000)
+            throw Error(Errc::invalid_argument, "offset '" + offset_text + "' is not a number from 0 to 1000000");
+    }
+    return offset;
+}
+
+// The page [offset, offset + limit) of a list read with offset + limit + 1
+// entries; true when entries follow the page.
+template <class T>
+bool page_of(std::vector<T>& list, std::size_t offset, std::size_t limit) {
+    list.erase(list.begin(), list.begin() + std::ptrdiff_t(std::min(offset, list.size())));
+    const bool more = list.size() > limit;
+    if (more) list.resize(limit);
+    return more;
+}
+
+std::string page_fields(std::size_t offset, std::size_t limit, bool more) {
+    return ", \"offset\": " + std::to_string(offset) + ", \"limit\": " + std::to_string(limit) +
+           ", \"more\": " + (more ? "true" : "false") + "}\n";
+}
+
 // Queued and picked jobs (Queue::active_jobs): picked first, then queued,
-// oldest first; `more` when limit cut the list.
-std::string active_jobs_json(const Queue& queue, const std::string& entrypoint, const std::string& limit_text) {
+// oldest first; the page after `offset`, `more` when limit cut the list.
+// (A page is read as the first offset + limit + 1 jobs, so a deep page
+// costs what the whole list up to it does.)
+std::string active_jobs_json(const Queue& queue, const std::string& entrypoint, const std::string& limit_text,
+                             const std::string& offset_text) {
     const std::size_t limit = list_limit(limit_text);
+    const std::size_t offset = list_offset(offset_text);
     std::optional<EntrypointId> only;
     if (!entrypoint.empty()) only = queue.entrypoint(entrypoint);
-    std::vector<ActiveJob> jobs = queue.active_jobs(only, limit + 1);
-    const bool more = jobs.size() > limit;
-    if (more) jobs.resize(limit);
+    std::vector<ActiveJob> jobs = queue.active_jobs(only, offset + limit + 1);
+    const bool more = page_of(jobs, offset, limit);
     const std::vector<std::string> names = queue.entrypoint_names();
     std::string out = "{\"jobs\": [";
     for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -286,18 +316,20 @@ std::string active_jobs_json(const Queue& queue, const std::string& entrypoint, 
                ", \"execute_after\": " + seconds_text(job.execute_after_ns) +
                ", \"cancel_requested\": " + (job.cancel_requested ? "true" : "false") + "}";
     }
-    out += std::string(jobs.empty() ? "" : "\n") + "], \"more\": " + (more ? "true" : "false") + "}\n";
+    out += std::string(jobs.empty() ? "" : "\n") + "]" + page_fields(offset, limit, more);
     return out;
 }
 
-std::string dead_jobs_json(const Queue& queue, const std::string& entrypoint, const std::string& limit_text) {
+// Kept dead jobs, oldest death first; paged like active_jobs_json.
+std::string dead_jobs_json(const Queue& queue, const std::string& entrypoint, const std::string& limit_text,
+                           const std::string& offset_text) {
     const std::size_t limit = list_limit(limit_text);
+    const std::size_t offset = list_offset(offset_text);
     std::optional<EntrypointId> only;
     if (!entrypoint.empty()) only = queue.entrypoint(entrypoint);
     // One more than asked: says whether the list was cut.
-    std::vector<DeadJob> dead = queue.dead_jobs(only, limit + 1);
-    const bool more = dead.size() > limit;
-    if (more) dead.resize(limit);
+    std::vector<DeadJob> dead = queue.dead_jobs(only, offset + limit + 1);
+    const bool more = page_of(dead, offset, limit);
     std::string out = "{\"dead\": [";
     for (std::size_t i = 0; i < dead.size(); ++i) {
         const DeadJob& job = dead[i];
@@ -314,7 +346,7 @@ std::string dead_jobs_json(const Queue& queue, const std::string& entrypoint, co
                ", \"payload_bytes\": " + std::to_string(job.payload.size()) +
                ", \"payload_preview\": " + json_string(payload_preview(job.payload, 64)) + "}";
     }
-    out += std::string(dead.empty() ? "" : "\n") + "], \"more\": " + (more ? "true" : "false") + "}\n";
+    out += std::string(dead.empty() ? "" : "\n") + "]" + page_fields(offset, limit, more);
     return out;
 }
 
@@ -334,11 +366,13 @@ HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status, StatsHistor
                ", \"outcome\": " + json_string(cancel_outcome_name(outcome)) +
                ", \"status\": " + json_string(job_status_name(status_of(queue, id))) + "}\n";
     };
-    handlers.jobs_json = [&queue](const std::string& entrypoint, const std::string& limit_text) {
-        return active_jobs_json(queue, entrypoint, limit_text);
+    handlers.jobs_json = [&queue](const std::string& entrypoint, const std::string& limit_text,
+                                  const std::string& offset_text) {
+        return active_jobs_json(queue, entrypoint, limit_text, offset_text);
     };
-    handlers.dead_json = [&queue](const std::string& entrypoint, const std::string& limit_text) {
-        return dead_jobs_json(queue, entrypoint, limit_text);
+    handlers.dead_json = [&queue](const std::string& entrypoint, const std::string& limit_text,
+                                  const std::string& offset_text) {
+        return dead_jobs_json(queue, entrypoint, limit_text, offset_text);
     };
     handlers.requeue_json = [&queue](const std::string& id_text) {
         const JobId id = job_id_from(id_text);
@@ -349,6 +383,10 @@ HttpHandlers http_handlers(Queue& queue, const MirrorStatus& status, StatsHistor
     handlers.requeue_all_json = [&queue](const std::string& entrypoint) {
         const std::size_t requeued = queue.requeue_dead(queue.entrypoint(entrypoint));
         return "{\"entrypoint\": " + json_string(entrypoint) + ", \"requeued\": " + std::to_string(requeued) + "}\n";
+    };
+    handlers.purge_all_json = [&queue](const std::string& entrypoint) {
+        const std::size_t purged = queue.purge_dead(queue.entrypoint(entrypoint));
+        return "{\"entrypoint\": " + json_string(entrypoint) + ", \"purged\": " + std::to_string(purged) + "}\n";
     };
     handlers.purge_json = [&queue](const std::string& id_text) {
         const JobId id = job_id_from(id_text);

@@ -37,6 +37,11 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   #dead tr.group td:last-child { text-align: right; }
   #jobs td { text-align: left; }
   #jobs-result { margin-left: .8em; }
+  .pager { margin: -.8em 0 1em; }
+  .pager span { margin: 0 .6em; color: #555; }
+  #dead-confirm { margin: .4em 0; padding: .4em .7em; background: #fff3f3; border: 1px solid #d99; display: inline-block; }
+  #dead-confirm button { margin-left: .5em; }
+  #dead-confirm[hidden] { display: none; }
 </style>
 </head>
 <body>
@@ -60,6 +65,8 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   <thead><tr><th>job id</th><th>attempts</th><th>died</th><th>last error</th><th>payload</th><th></th></tr></thead>
   <tbody></tbody>
 </table>
+<div class="pager" id="dead-pager"><button type="button" id="dead-prev">← Previous</button><span id="dead-page"></span><button type="button" id="dead-next">Next →</button></div>
+<div id="dead-confirm" hidden><span id="dead-confirm-text"></span><button type="button" id="dead-confirm-yes">Purge all</button><button type="button" id="dead-confirm-no">Keep them</button></div>
 <div><span id="dead-result"></span></div>
 <form id="cancel">
   <label>Cancel a job (queued or running): <input id="cancel-id" name="id" size="22" placeholder="job id"></label>
@@ -70,6 +77,7 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   <thead><tr><th>job id</th><th>entrypoint</th><th>status</th><th>priority</th><th>attempts</th><th>enqueued</th><th></th></tr></thead>
   <tbody></tbody>
 </table>
+<div class="pager" id="jobs-pager"><button type="button" id="jobs-prev">← Previous</button><span id="jobs-page"></span><button type="button" id="jobs-next">Next →</button></div>
 <div><span id="jobs-result"></span></div>
 <script>
 "use strict";
@@ -172,16 +180,38 @@ async function refresh() {
   }
 }
 
+// Pages of a list: `offset` jobs skipped, `size` shown. The count reads
+// "(N)" for a list on one page, else the range shown; Previous and Next
+// move a page. A page that came back empty (its jobs were purged,
+// requeued or finished) moves back to the last page with any.
+const deadPage = { offset: 0, size: 200 }, jobsPage = { offset: 0, size: 50 };
+function showPage(name, page, count, more) {
+  const paged = page.offset > 0 || more;
+  document.getElementById(name + "-count").textContent = !paged ? `(${count})`
+    : count ? `(${page.offset + 1}–${page.offset + count}${more ? " of more" : ""})` : "";
+  document.getElementById(name + "-pager").hidden = !paged;
+  document.getElementById(name + "-page").textContent = `page ${Math.floor(page.offset / page.size) + 1}`;
+  document.getElementById(name + "-prev").disabled = page.offset === 0;
+  document.getElementById(name + "-next").disabled = !more;
+  return paged;
+}
+async function getPage(what, page) {
+  for (;;) {
+    const answer = await get(`api/${what}?limit=${page.size}&offset=${page.offset}`);
+    if (answer[what].length || page.offset === 0) return answer;
+    page.offset = Math.max(0, page.offset - page.size);
+  }
+}
+
 // The failed-jobs table is rebuilt only when the list changed, so a button
 // stays the same element between a press and its release.
 let deadShown = null;
 async function refreshDead() {
-  const answer = await get("api/dead?limit=200");
+  const answer = await getPage("dead", deadPage);
   const text = JSON.stringify(answer);
   if (text === deadShown) return;
   deadShown = text;
-  document.getElementById("dead-count").textContent =
-    `(${answer.dead.length}${answer.more ? "+" : ""})`;
+  const paged = showPage("dead", deadPage, answer.dead.length, answer.more);
   const body = document.querySelector("#dead tbody"); body.textContent = "";
   const groups = new Map();           // entrypoint -> its dead jobs, oldest first
   for (const job of answer.dead) {
@@ -195,12 +225,17 @@ async function refreshDead() {
   }
   for (const [name, jobs] of groups) {
     const head = document.createElement("tr"); head.className = "group";
-    const td = document.createElement("td"); td.colSpan = 5; td.textContent = `${name}: ${jobs.length} failed`;
+    const td = document.createElement("td"); td.colSpan = 5;
+    td.textContent = `${name}: ${jobs.length} failed${paged ? " on this page" : ""}`;
     head.appendChild(td);
-    const all = document.createElement("td"), button = document.createElement("button");
-    button.type = "button"; button.className = "requeue-all"; button.dataset.action = "requeue-all";
-    button.dataset.entrypoint = name; button.textContent = "Requeue all";
-    all.appendChild(button); head.appendChild(all); body.appendChild(head);
+    // Both act on every dead job of the entrypoint, on any page.
+    const all = document.createElement("td");
+    for (const [action, label] of [["requeue-all", "Requeue all"], ["purge-all", "Purge all"]]) {
+      const button = document.createElement("button");
+      button.type = "button"; button.className = action; button.dataset.action = action;
+      button.dataset.entrypoint = name; button.textContent = label; all.appendChild(button);
+    }
+    head.appendChild(all); body.appendChild(head);
     for (const job of jobs) {
       const row = document.createElement("tr"); row.dataset.id = job.id_text;
       cell(row, job.id_text);
@@ -230,15 +265,16 @@ function cancelText(id, answer) {
     : `job ${id} is ${answer.status}: not canceled`;
 }
 
-// Queued and picked jobs (the oldest 50, running ones first), each with a
-// Cancel button; rebuilt only when the list changed, like the dead jobs.
+// Queued and picked jobs (50 a page, running ones first, then the oldest),
+// each with a Cancel button; rebuilt only when the list changed, like the
+// dead jobs.
 let jobsShown = null;
 async function refreshJobs() {
-  const answer = await get("api/jobs?limit=50");
+  const answer = await getPage("jobs", jobsPage);
   const text = JSON.stringify(answer);
   if (text === jobsShown) return;
   jobsShown = text;
-  document.getElementById("jobs-count").textContent = `(${answer.jobs.length}${answer.more ? "+" : ""})`;
+  showPage("jobs", jobsPage, answer.jobs.length, answer.more);
   const body = document.querySelector("#jobs tbody"); body.textContent = "";
   if (!answer.jobs.length) {
     const row = document.createElement("tr"), td = document.createElement("td");
@@ -277,27 +313,67 @@ document.querySelector("#jobs tbody").addEventListener("click", async event => {
   refresh();
 });
 
-document.querySelector("#dead tbody").addEventListener("click", async event => {
-  const button = event.target.closest("button[data-action]");
-  if (!button) return;
-  button.disabled = true;
-  const { action, id, entrypoint } = button.dataset;
+// A requeue, purge, requeue-all or purge-all: POSTed with the token and
+// the X-Currant-Request header, like every change.
+async function deadAction(button, action, id, entrypoint) {
   const result = document.getElementById("dead-result");
-  const target = action === "requeue-all" ? `api/requeue?all=1&entrypoint=${encodeURIComponent(entrypoint)}`
+  const target = action.endsWith("-all")
+    ? `api/${action.slice(0, -4)}?all=1&entrypoint=${encodeURIComponent(entrypoint)}`
     : `api/${action}?id=${encodeURIComponent(id)}`;
+  if (button) button.disabled = true;
   try {
     const response = await fetch(target, { method: "POST", headers: { ...headers, "X-Currant-Request": "1" } });
     const answer = await response.json();
     result.textContent = answer.error ? answer.error
       : action === "requeue-all" ? `${answer.requeued} failed jobs of ${entrypoint} requeued`
+      : action === "purge-all" ? `${answer.purged} failed jobs of ${entrypoint} purged`
       : action === "requeue" ? `job ${id} requeued: ${answer.status}` : `job ${id} purged`;
   } catch (error) {
     result.textContent = `${action} of ${id ? "job " + id : entrypoint} failed: ${error.message}`;
   }
-  button.disabled = false;
+  if (button) button.disabled = false;
   deadShown = null;
   refresh();
+}
+
+// Purge all asks first (a purge cannot be undone): the question stays
+// outside the table, which a refresh may rebuild.
+let purgeAllOf = null;
+function askPurgeAll(entrypoint) {
+  purgeAllOf = entrypoint;
+  document.getElementById("dead-confirm-text").textContent =
+    `Purge every failed job of ${entrypoint}? They cannot be requeued afterwards.`;
+  document.getElementById("dead-confirm").hidden = false;
+}
+document.getElementById("dead-confirm-yes").addEventListener("click", () => {
+  const entrypoint = purgeAllOf;
+  purgeAllOf = null;
+  document.getElementById("dead-confirm").hidden = true;
+  if (entrypoint !== null) deadAction(null, "purge-all", undefined, entrypoint);
 });
+document.getElementById("dead-confirm-no").addEventListener("click", () => {
+  purgeAllOf = null;
+  document.getElementById("dead-confirm").hidden = true;
+  document.getElementById("dead-result").textContent = "nothing purged";
+});
+
+document.querySelector("#dead tbody").addEventListener("click", event => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const { action, id, entrypoint } = button.dataset;
+  if (action === "purge-all") askPurgeAll(entrypoint);
+  else deadAction(button, action, id, entrypoint);
+});
+
+for (const [name, page, shown] of [["dead", deadPage, () => { deadShown = null; }],
+                                   ["jobs", jobsPage, () => { jobsShown = null; }]]) {
+  document.getElementById(name + "-prev").addEventListener("click", () => {
+    page.offset = Math.max(0, page.offset - page.size); shown(); refresh();
+  });
+  document.getElementById(name + "-next").addEventListener("click", () => {
+    page.offset += page.size; shown(); refresh();
+  });
+}
 
 document.getElementById("cancel").addEventListener("submit", async event => {
   event.preventDefault();

@@ -329,7 +329,7 @@ void restore_kept_results(pg::Connection& connection, Queue& queue, std::uint32_
     for (;;) {
         const pg::Result rows = connection.exec(
             "SELECT job_id, entrypoint, status, attempts, result, (extract(epoch FROM finished) * 1000000)::bigint, "
-            "(extract(epoch FROM expires) * 1000000)::bigint FROM currant_results WHERE host = $1 AND status IN "
+            "(extract(epoch FROM expires) * 1000000)::bigint, payload FROM currant_results WHERE host = $1 AND status IN "
             "('successful', 'canceled') AND expires > now() AND job_id > $2 ORDER BY job_id LIMIT 1000",
             {host_text, std::to_string(after)});
         if (rows.rows() == 0) return;
@@ -341,11 +341,14 @@ void restore_kept_results(pg::Connection& connection, Queue& queue, std::uint32_
             if (present[std::size_t(row)].status != JobStatus::unknown) continue;
             const EntrypointId ep = entrypoint_for_restore(queue, std::string(rows.text(row, 1)));
             const std::string result = rows.is_null(row, 4) ? std::string() : rows.bytes(row, 4);
+            // Its payload (schema step 7; none in rows written before it).
+            const std::string payload = rows.is_null(row, 7) ? std::string() : rows.bytes(row, 7);
             RestoredOutcome job;
             job.id = JobId(rows.integer(row, 0));
             job.status = rows.text(row, 2) == "successful" ? JobStatus::successful : JobStatus::canceled;
             job.attempts = std::uint32_t(rows.integer(row, 3));
             if (!rows.is_null(row, 4)) job.result = std::as_bytes(std::span(result.data(), result.size()));
+            job.payload = std::as_bytes(std::span(payload.data(), payload.size()));
             job.finished_at_ns = rows.integer(row, 5) * 1000;
             job.kept_until_ns = rows.integer(row, 6) * 1000;
             try {

@@ -206,10 +206,12 @@ Response HttpServer::Impl::respond(const Request& request) {
             return reply(request, http::status::ok, "application/json", handlers.history_json());
         if (path == "/api/dead" && request.method() == http::verb::get)
             return reply(request, http::status::ok, "application/json",
-                         handlers.dead_json(query_value(query, "entrypoint"), query_value(query, "limit")));
+                         handlers.dead_json(query_value(query, "entrypoint"), query_value(query, "limit"),
+                                            query_value(query, "offset")));
         if (path == "/api/jobs" && request.method() == http::verb::get)
             return reply(request, http::status::ok, "application/json",
-                         handlers.jobs_json(query_value(query, "entrypoint"), query_value(query, "limit")));
+                         handlers.jobs_json(query_value(query, "entrypoint"), query_value(query, "limit"),
+                                            query_value(query, "offset")));
         const std::function<std::string(const std::string&)>* action =
             path == "/api/cancel" ? &handlers.cancel_json
             : path == "/api/requeue" ? &handlers.requeue_json
@@ -221,14 +223,18 @@ Response HttpServer::Impl::respond(const Request& request) {
             // site cannot change jobs here.
             if (request["X-Currant-Request"] != "1")
                 return error_reply(request, http::status::forbidden, "the X-Currant-Request: 1 header is required");
-            // Requeue all of one entrypoint's dead jobs: all=1 and a name, no id.
-            if (const std::string all = query_value(query, "all"); action == &handlers.requeue_json && !all.empty()) {
+            // Requeue or purge all of one entrypoint's dead jobs: all=1 and a
+            // name, no id.
+            if (const std::string all = query_value(query, "all");
+                (action == &handlers.requeue_json || action == &handlers.purge_json) && !all.empty()) {
                 if (all != "1") throw Error(Errc::invalid_argument, "all='" + all + "': only all=1 is understood");
                 if (!query_value(query, "id").empty())
                     throw Error(Errc::invalid_argument, "give either id or all=1 with entrypoint, not both");
                 const std::string entrypoint = query_value(query, "entrypoint");
                 if (entrypoint.empty()) throw Error(Errc::invalid_argument, "all=1 needs entrypoint=NAME");
-                return reply(request, http::status::ok, "application/json", handlers.requeue_all_json(entrypoint));
+                return reply(request, http::status::ok, "application/json",
+                             action == &handlers.requeue_json ? handlers.requeue_all_json(entrypoint)
+                                                              : handlers.purge_all_json(entrypoint));
             }
             return reply(request, http::status::ok, "application/json", (*action)(query_value(query, "id")));
         }

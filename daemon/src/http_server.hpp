@@ -33,13 +33,18 @@ struct HttpHandlers {
     std::function<void()> every_second;        // run on the server's thread (sampling)
     // /api/cancel?id=N: returns a JSON object; throws Error(invalid_argument) for a bad id.
     std::function<std::string(const std::string& id_text)> cancel_json;
-    // /api/dead?entrypoint=NAME&limit=N: kept dead jobs as a JSON object;
-    // throws Error(invalid_argument) for a bad limit, Error(not_found) for an
-    // unknown entrypoint.
-    std::function<std::string(const std::string& entrypoint, const std::string& limit_text)> dead_json;
-    // /api/jobs?entrypoint=NAME&limit=N: queued and picked jobs as a JSON
-    // object; the same errors as dead_json.
-    std::function<std::string(const std::string& entrypoint, const std::string& limit_text)> jobs_json;
+    // /api/dead?entrypoint=NAME&limit=N&offset=M: kept dead jobs as a JSON
+    // object, the page of at most N after the first M; throws
+    // Error(invalid_argument) for a bad limit or offset, Error(not_found) for
+    // an unknown entrypoint.
+    std::function<std::string(const std::string& entrypoint, const std::string& limit_text,
+                              const std::string& offset_text)>
+        dead_json;
+    // /api/jobs?entrypoint=NAME&limit=N&offset=M: queued and picked jobs as
+    // a JSON object, paged the same way; the same errors as dead_json.
+    std::function<std::string(const std::string& entrypoint, const std::string& limit_text,
+                              const std::string& offset_text)>
+        jobs_json;
     // /api/requeue?id=N and /api/purge?id=N: a JSON object when done; throws
     // Error(invalid_argument) for a bad id, Error(not_found) for an id the
     // segment does not know, Error(wrong_state) for a job that is not a kept
@@ -51,6 +56,10 @@ struct HttpHandlers {
     // stay dead); a JSON object with how many. Throws Error(not_found) for an
     // unknown entrypoint.
     std::function<std::string(const std::string& entrypoint)> requeue_all_json;
+    // /api/purge?all=1&entrypoint=NAME: every kept dead job of the
+    // entrypoint purged; a JSON object with how many. Throws
+    // Error(not_found) for an unknown entrypoint.
+    std::function<std::string(const std::string& entrypoint)> purge_all_json;
 };
 
 class HttpServer {

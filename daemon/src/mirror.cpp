@@ -180,6 +180,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     const std::vector<std::string> names = queue_.entrypoint_names();
     folded_.clear();
     order_.clear();
+    purges_.clear();
 
     // Dirty jobs first: every logged transition of a dirty job precedes its
     // mark, so the feed read after the scan holds all of them, and the
@@ -199,6 +200,10 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             if (got == 0) break;
             for (std::size_t i = 0; i < got; ++i) {
                 const Transition& t = transitions_[i];
+                if (t.purged) {
+                    purges_.push_back(Purge{t.id, ep, t.attempts, t.sequence, t.at_ns, false});
+                    continue;
+                }
                 auto [it, inserted] = folded_.try_emplace(t.id);
                 if (inserted) order_.push_back(t.id);
                 Folded& f = it->second;
@@ -219,6 +224,10 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     }
     const std::int64_t now = shm::realtime_ns();
     for (const JobSnapshot& job : dirty) {
+        if (job.purged) { // a purge that found the log full (or its job dirty already)
+            purges_.push_back(Purge{job.id, job.entrypoint, job.attempts, 0, now, true});
+            continue;
+        }
         auto [it, inserted] = folded_.try_emplace(job.id);
         if (inserted) order_.push_back(job.id);
         Folded& f = it->second;
@@ -235,7 +244,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     // a tick's job records the schedule as of after that tick.
     std::optional<QueueConfiguration> configuration;
     if (configuration_recorded_ != queue_.configuration_generation()) configuration = queue_.configuration();
-    if (folded_.empty() && !configuration) return 0;
+    if (folded_.empty() && purges_.empty() && !configuration) return 0;
 
     // Rows: COPY text format.
     const std::string host = std::to_string(identity_.host);
@@ -279,7 +288,11 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         // the state word epoch it was written for, so it is this status's
         // own (a death's, or a retry's) only if the slot is still at the
         // folded transition's epoch.
-        if (have_content && job.epoch == f.epoch && job.status == f.status && !job.error.empty())
+        // A death purged since (in this batch) still has its text, which
+        // read_job gives with the purge one epoch later.
+        const bool purged_death =
+            have_content && job.purged && f.status == JobStatus::exception && job.epoch == f.epoch + 1;
+        if (have_content && ((job.epoch == f.epoch && job.status == f.status) || purged_death) && !job.error.empty())
             // One invalid byte would make the whole batch's COPY fail again at
             // every retry, stalling the mirror.
             pg::append_copy_text(rows, valid_utf8_text(job.error));
@@ -327,7 +340,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             // results: the result and last error are this status's own only
             // while the slot is still at the folded transition's epoch (like
             // the traceback above).
-            const bool own = have_content && job.epoch == f.epoch && job.status == f.status;
+            const bool own = (have_content && job.epoch == f.epoch && job.status == f.status) || purged_death;
             if (retention_ms[f.entrypoint] < 0)
                 retention_ms[f.entrypoint] = queue_.entrypoint_options(f.entrypoint)
                                                  .result_retention.value_or(std::chrono::milliseconds(0))
@@ -355,6 +368,11 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                 result_rows += pg::timestamp_text(f.at_ns);
                 tab(result_rows);
                 result_rows += pg::timestamp_text(f.at_ns + keep_ms * 1'000'000);
+                tab(result_rows);
+                // The job's payload (schema step 7), for a rebuild: fixed
+                // while the slot holds this job id, whatever its epoch.
+                if (have_content) pg::append_copy_bytea(result_rows, job.payload.data(), job.payload.size());
+                else result_rows += "\\N";
                 result_rows.push_back('\n');
             }
             continue;
@@ -400,6 +418,36 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             live_rows += '}';
         }
         live_rows.push_back('\n');
+    }
+
+    // Purges: a `deleted` row each, and their currant_dead rows go.
+    std::vector<std::string> purged_ids;
+    for (const Purge& p : purges_) {
+        if ((p.id >> 48) == identity_.host) max_local_id = std::max(max_local_id, p.id);
+        purged_ids.push_back(std::to_string(std::int64_t(p.id)));
+        std::string& rows = p.dirty && dirty_may_repeat_ ? dirty_log_rows : log_rows;
+        rows += std::to_string(std::int64_t(p.id));
+        tab(rows);
+        rows += host;
+        tab(rows);
+        rows += incarnation;
+        tab(rows);
+        pg::append_copy_text(rows, names[p.entrypoint]);
+        tab(rows);
+        rows += "deleted";
+        tab(rows);
+        rows += "0";
+        tab(rows);
+        rows += std::to_string(p.attempts);
+        tab(rows);
+        rows += std::to_string(p.sequence);
+        tab(rows);
+        rows += p.dirty ? "0" : "1";
+        tab(rows);
+        rows += pg::timestamp_text(p.at_ns);
+        tab(rows);
+        rows += "\\N\n";
+        ++log_row_count;
     }
 
     std::vector<std::string> cursor_entrypoints, cursor_sequences;
@@ -477,13 +525,14 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             // A job requeued after its end (a dead job) and finished again
             // replaces its row.
             connection.copy_in("COPY currant_results_stage (job_id, host, incarnation, entrypoint, status, attempts, "
-                               "result, traceback, finished, expires) FROM STDIN",
+                               "result, traceback, finished, expires, payload) FROM STDIN",
                                result_rows);
             connection.exec(
                 "INSERT INTO currant_results SELECT * FROM currant_results_stage ON CONFLICT (job_id) DO UPDATE SET "
                 "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, status = "
                 "EXCLUDED.status, attempts = EXCLUDED.attempts, result = EXCLUDED.result, traceback = "
-                "EXCLUDED.traceback, finished = EXCLUDED.finished, expires = EXCLUDED.expires");
+                "EXCLUDED.traceback, finished = EXCLUDED.finished, expires = EXCLUDED.expires, payload = "
+                "EXCLUDED.payload");
             statements += 2;
         }
         if (!dead_rows.empty()) {
@@ -498,6 +547,12 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                 "max_attempts = EXCLUDED.max_attempts, created = EXCLUDED.created, died = EXCLUDED.died, "
                 "traceback = EXCLUDED.traceback, dedupe_key = EXCLUDED.dedupe_key");
             statements += 2;
+        }
+        if (!purged_ids.empty()) {
+            // After the upsert above: a death and its purge in one batch
+            // leave no row (docs/dead-jobs.md, "Purges").
+            connection.exec("DELETE FROM currant_dead WHERE job_id = ANY($1::bigint[])", {array_text(purged_ids)});
+            ++statements;
         }
         if (!finished_ids.empty()) {
             // One NOTIFY per batch (payload: the host id): remote waiters

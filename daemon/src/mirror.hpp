@@ -69,6 +69,18 @@ private:
         std::uint64_t epoch = 0;        // the state word epoch of the folded status (its error's tag)
         bool dirty = false;
     };
+    // A purge of a kept dead job (docs/dead-jobs.md): not folded into its
+    // job's row (the death it ends may be in the same batch and keeps its
+    // own `exception` row); its own `deleted` row, and the job's
+    // currant_dead row deleted, in the batch's transaction.
+    struct Purge {
+        JobId id = 0;
+        EntrypointId entrypoint = 0;
+        std::uint32_t attempts = 0;
+        std::uint64_t sequence = 0;     // 0: seen dirty
+        std::int64_t at_ns = 0;
+        bool dirty = false;
+    };
     // Inside the batch's transaction; returns the statements sent.
     std::uint64_t record_configuration(pg::Connection& connection, const QueueConfiguration& configuration);
 
@@ -89,6 +101,7 @@ private:
     std::vector<Transition> transitions_;
     std::unordered_map<JobId, Folded> folded_;
     std::vector<JobId> order_;
+    std::vector<Purge> purges_;
 };
 
 } // namespace currant::daemon

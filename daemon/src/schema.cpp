@@ -33,7 +33,9 @@ namespace {
 //   (step 6) the status `waiting` (a job waiting for its dependencies,
 //                     docs/job-dependencies.md); currant_jobs.depends_on
 //                     (its dependencies, for a rebuild)
-constexpr std::array<std::string_view, 6> steps = {
+//   (step 7) currant_results.payload: a kept result's job payload, so a
+//                     rebuild restores it with its result (docs/results.md)
+constexpr std::array<std::string_view, 7> steps = {
     R"SQL(
 CREATE TABLE currant_schema (version integer NOT NULL);
 INSERT INTO currant_schema VALUES (0);
@@ -203,6 +205,11 @@ ALTER TABLE currant_hosts ADD COLUMN result_bytes integer CHECK (result_bytes > 
     R"SQL(
 ALTER TYPE currant_status ADD VALUE IF NOT EXISTS 'waiting';
 ALTER TABLE currant_jobs ADD COLUMN depends_on bigint[];
+)SQL",
+    // 7: a kept result's payload (docs/results.md). Rows written before
+    // have none (NULL): a rebuild restores those without a payload.
+    R"SQL(
+ALTER TABLE currant_results ADD COLUMN payload bytea;
 )SQL",
 };
 

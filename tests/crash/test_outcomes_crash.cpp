@@ -220,6 +220,42 @@ TEST_CASE("SIGKILL of a purger after unlinking the dead job (dead.unlinked)", "[
     }
 }
 
+TEST_CASE("SIGKILL of a purger of a mirrored entrypoint after its commit point (dead.purge.committed)",
+          "[crash][dead]") {
+    ScratchQueue scratch("crash-dead-purge-committed", small_queue(slots, 16));
+    const EntrypointId ep = scratch->declare_entrypoint(ep_name, dead_options(Durability::async));
+    const JobId a = make_dead(scratch.queue(), ep, "a");
+    const JobId b = make_dead(scratch.queue(), ep, "b");
+    commit_all(scratch.queue(), ep); // both deaths mirrored: the purge is all the feed will hold
+    const JobId bystander = scratch->enqueue(ep, as_payload("bystander"));
+    const pid_t child = fork_child([&] {
+        Queue queue = Queue::open(scratch.name());
+        shm::arm_crash_point("dead.purge.committed", 1);
+        queue.purge(a);
+        ::_exit(3); // not reached
+    });
+    require_killed(child);
+    // Purged (past its commit point): no longer kept; the repair of the
+    // entrypoint (run by the next locker, here dead_jobs) logs the purge.
+    CHECK(dead_ids(scratch.queue(), ep) == std::vector<JobId>{b});
+    CHECK(status_of(scratch.queue(), a) == JobStatus::exception); // the slot waits for the mirror
+    std::vector<Transition> feed(16);
+    const std::size_t n = scratch->read_feed(ep, scratch->feed_committed(ep) + 1, feed);
+    int purges = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        if (feed[i].id == a) {
+            CHECK(feed[i].purged);
+            CHECK(feed[i].status == JobStatus::exception);
+            ++purges;
+        }
+    CHECK(purges == 1);
+    require_accounted(scratch.queue(), ep, Durability::async);
+    CHECK(status_of(scratch.queue(), a) == JobStatus::unknown); // the mirror's commit freed it
+    CHECK_FALSE(scratch->purge(a));
+    require_delivered(scratch.queue(), ep, bystander);
+    require_dead_jobs_work(scratch.queue(), ep);
+}
+
 TEST_CASE("SIGKILL of a requeuer before and after its commit point (dead.requeue.unlinked, dead.requeued)",
           "[crash][dead]") {
     struct Case {

@@ -366,3 +366,66 @@ TEST_CASE("a daemon killed in the middle of a rebuild's restores, then restarted
         CHECK(fixture.count("SELECT count(*) FROM currant_log WHERE job_id = $1 AND status = 'exception'",
                             {std::to_string(id)}) == 1);
 }
+
+namespace {
+
+// A mirrored dead job, purged while currantd is down; then currantd started
+// with crash_point armed, so it is SIGKILLed in the batch that holds the
+// purge; then started again. The purge reaches PostgreSQL exactly once, the
+// slot is freed, and a rebuild does not bring the job back.
+void purge_killed_around_commit(const std::string& fixture_name, const std::string& host,
+                                const std::string& crash_point, bool committed) {
+    DaemonFixture fixture(fixture_name);
+    DaemonProcess& first = fixture.start_daemon({"--host-id", host, "--flush-interval-ms", "1"});
+    JobId purged = 0, kept = 0;
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+        purged = dead_job(queue, ep, "purged", "first");
+        kept = dead_job(queue, ep, "kept", "second");
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", 2) == 2);
+        REQUIRE(first.terminate() == 0);
+        REQUIRE(queue.purge(purged));
+
+        setenv("CURRANT_CRASH_POINT", crash_point.c_str(), 1);
+        DaemonProcess& killed = fixture.start_daemon({"--host-id", host, "--flush-interval-ms", "1"});
+        unsetenv("CURRANT_CRASH_POINT");
+        CHECK(killed.wait_for_exit() == 128 + SIGKILL);
+        const std::string row = "SELECT count(*) FROM currant_dead WHERE job_id = " + std::to_string(purged);
+        const std::string deleted =
+            "SELECT count(*) FROM currant_log WHERE status = 'deleted' AND job_id = " + std::to_string(purged);
+        CHECK(fixture.count(row) == (committed ? 0 : 1));
+        CHECK(fixture.count(deleted) == (committed ? 1 : 0));
+        CHECK(status_of(queue, purged) == JobStatus::exception); // the segment never heard of a commit
+
+        DaemonProcess& restarted = fixture.start_daemon({"--host-id", host, "--flush-interval-ms", "1"});
+        CHECK(eventually([&] { return status_of(queue, purged) == JobStatus::unknown; }));
+        CHECK(fixture.count(row) == 0);
+        CHECK(fixture.count(deleted) == 1);
+        const std::int64_t expected = std::int64_t(logged_transitions(queue));
+        CHECK(fixture.wait_count("SELECT COALESCE(sum(transitions), 0) FROM currant_log", expected) == expected);
+        CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 1);
+        CHECK(queue.doctor().sound);
+        restarted.kill_now();
+    }
+    Queue::remove(fixture.queue_name()); // a reboot
+
+    fixture.start_daemon({"--host-id", host});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    const auto dead = queue.dead_jobs(queue.entrypoint("jobs"));
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].id == kept);
+}
+
+} // namespace
+
+TEST_CASE("a daemon killed before the COMMIT of a purge's batch deletes the currant_dead row once after restart",
+          "[crash][dead]") {
+    purge_killed_around_commit("crash-purge-before-commit", "32", "mirror.before_database_commit", false);
+}
+
+TEST_CASE("a daemon killed after the COMMIT of a purge's batch frees the slot after restart without a second row",
+          "[crash][dead]") {
+    purge_killed_around_commit("crash-purge-after-commit", "33", "mirror.after_database_commit", true);
+}

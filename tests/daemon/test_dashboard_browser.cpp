@@ -188,7 +188,7 @@ TEST_CASE("in Chromium a click on Requeue all puts every dead job of that entryp
     DevTools page(chromium);
     REQUIRE(page.wait_for(row_shown(first) + " && " + row_shown(second) + " && " + row_shown(other)));
     CHECK(page.evaluate("document.querySelector('#dead button.requeue-all[data-entrypoint=\"emails\"]')"
-                        ".closest('tr').textContent") == "emails: 2 failedRequeue all");
+                        ".closest('tr').textContent") == "emails: 2 failedRequeue allPurge all");
 
     page.click("#dead button.requeue-all[data-entrypoint=\"emails\"]");
     CHECK(eventually([&] { return status_of(queue, first) == JobStatus::queued; }, 60'000ms));
@@ -251,4 +251,109 @@ TEST_CASE("in Chromium a click on a running job's Cancel asks its holder to stop
     CHECK(page.wait_for(row + " !== null && " + row + ".children[2].textContent === 'running, cancel requested'"));
     queue.ack_canceled(job.handle);
     CHECK(status_of(queue, id) == JobStatus::canceled);
+}
+
+TEST_CASE("in Chromium Purge all asks first, and confirmed purges every dead job of that entrypoint and no other",
+          "[http][browser][dead]") {
+    DaemonFixture fixture("browser-purge-all");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+    const JobId first = dead_job(queue, emails, "mail", "SMTP 550: mailbox unavailable");
+    const JobId second = dead_job(queue, emails, "mail 2", "SMTP 421: try later");
+    const JobId other = dead_job(queue, reports, "report", "disk full");
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    REQUIRE(page.wait_for(row_shown(first) + " && " + row_shown(second) + " && " + row_shown(other)));
+    page.click("#dead button.purge-all[data-entrypoint=\"emails\"]");
+    REQUIRE(page.wait_for("!document.getElementById('dead-confirm').hidden"));
+    CHECK(page.evaluate("document.getElementById('dead-confirm-text').textContent") ==
+          "Purge every failed job of emails? They cannot be requeued afterwards.");
+    // Nothing is purged before the answer.
+    std::this_thread::sleep_for(1500ms);
+    CHECK(is_kept_dead(queue, first));
+    CHECK(is_kept_dead(queue, second));
+
+    page.click("#dead-confirm-yes");
+    CHECK(eventually([&] { return !is_kept_dead(queue, first) && !is_kept_dead(queue, second); }, 60'000ms));
+    CHECK(is_kept_dead(queue, other));
+    CHECK(status_of(queue, other) == JobStatus::exception);
+    CHECK(page.wait_for("document.getElementById('dead-result').textContent === '2 failed jobs of emails purged'"));
+    CHECK(page.wait_for("document.getElementById('dead-confirm').hidden"));
+    CHECK(page.wait_for("!(" + row_shown(first) + ") && !(" + row_shown(second) + ") && " + row_shown(other)));
+}
+
+TEST_CASE("in Chromium Purge all answered Keep them purges nothing", "[http][browser][dead]") {
+    DaemonFixture fixture("browser-purge-all-kept");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "mail", "SMTP 550: mailbox unavailable");
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    REQUIRE(page.wait_for(row_shown(id)));
+    page.click("#dead button.purge-all[data-entrypoint=\"emails\"]");
+    REQUIRE(page.wait_for("!document.getElementById('dead-confirm').hidden"));
+    page.click("#dead-confirm-no");
+    CHECK(page.wait_for("document.getElementById('dead-result').textContent === 'nothing purged'"));
+    CHECK(page.wait_for("document.getElementById('dead-confirm').hidden"));
+    std::this_thread::sleep_for(1500ms); // a refresh or two later
+    CHECK(is_kept_dead(queue, id));
+    CHECK(page.evaluate("String(" + row_shown(id) + ")") == "true");
+}
+
+TEST_CASE("in Chromium Next and Previous page through more than 200 dead jobs", "[http][browser][dead]") {
+    DaemonFixture fixture("browser-dead-pages");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    std::vector<JobId> ids;
+    for (int i = 0; i < 203; ++i) ids.push_back(dead_job(queue, ep, "m", "boom " + std::to_string(i)));
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    // The first page: the 200 oldest deaths.
+    REQUIRE(page.wait_for(row_shown(ids[0]) + " && " + row_shown(ids[199])));
+    CHECK(page.evaluate("String(" + row_shown(ids[200]) + ")") == "false");
+    CHECK(page.evaluate("document.getElementById('dead-count').textContent") == "(1–200 of more)");
+    CHECK(page.evaluate("String(document.getElementById('dead-prev').disabled)") == "true");
+    CHECK(page.evaluate("document.querySelector('#dead tr.group td').textContent") == "emails: 200 failed on this page");
+
+    page.click("#dead-next");
+    REQUIRE(page.wait_for(row_shown(ids[200]) + " && " + row_shown(ids[202])));
+    CHECK(page.evaluate("String(" + row_shown(ids[0]) + ")") == "false");
+    CHECK(page.evaluate("document.getElementById('dead-count').textContent") == "(201–203)");
+    CHECK(page.evaluate("document.getElementById('dead-page').textContent") == "page 2");
+    CHECK(page.evaluate("String(document.getElementById('dead-next').disabled)") == "true");
+
+    page.click("#dead-prev");
+    REQUIRE(page.wait_for(row_shown(ids[0]) + " && !(" + row_shown(ids[200]) + ")"));
+    CHECK(page.evaluate("document.getElementById('dead-page').textContent") == "page 1");
+}
+
+TEST_CASE("in Chromium Next pages past the first 50 queued jobs", "[http][browser][jobs]") {
+    DaemonFixture fixture("browser-jobs-pages");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    std::vector<JobId> ids;
+    for (int i = 0; i < 52; ++i) {
+        ids.push_back(queue.enqueue(ep, as_payload("q")));
+        std::this_thread::sleep_for(1ms); // distinct enqueue times: the list is oldest first
+    }
+    const auto job_shown = [](JobId id) {
+        return "document.querySelector('#jobs tr[data-id=\"" + std::to_string(id) + "\"]') !== null";
+    };
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    REQUIRE(page.wait_for(job_shown(ids[0]) + " && " + job_shown(ids[49])));
+    CHECK(page.evaluate("String(" + job_shown(ids[50]) + ")") == "false");
+    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(1–50 of more)");
+    page.click("#jobs-next");
+    REQUIRE(page.wait_for(job_shown(ids[50]) + " && " + job_shown(ids[51]) + " && !(" + job_shown(ids[0]) + ")"));
+    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(51–52)");
 }

@@ -74,6 +74,9 @@ TEST_CASE("db upgrade from every earlier schema version reaches the current one 
         CHECK(row.text(0, 0) == "k");
         CHECK(row.text(0, 1) == "skip"); // step 2's default
         CHECK(connection.exec("SELECT count(*) FROM currant_schedules").integer(0, 0) == 0); // step 3's table
+        CHECK(connection.exec("SELECT count(*) FROM information_schema.columns WHERE table_name = 'currant_results' "
+                              "AND column_name = 'payload'")
+                  .integer(0, 0) == 1); // step 7's column
         CHECK(currant_cli({"db", "status", "--db", db}).status == 0);
     }
 }

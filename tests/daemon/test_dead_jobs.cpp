@@ -222,3 +222,132 @@ TEST_CASE("past an entrypoint's max_dead only its newest deaths come back, in or
     CHECK(dead[1].error == "e2");
     CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 2); // the evicted death's row is gone
 }
+
+TEST_CASE("a purged dead job's currant_dead row is deleted and a rebuild does not bring it back", "[rebuild][dead]") {
+    DaemonFixture fixture("dead-purge-rebuild");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "14", "--flush-interval-ms", "1"});
+    JobId purged = 0, kept = 0;
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+        purged = dead_job(queue, ep, "purged", "first");
+        kept = dead_job(queue, ep, "kept", "second");
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", 2) == 2);
+        REQUIRE(queue.purge(purged));
+        CHECK(queue.dead_jobs(ep).size() == 1);
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", 1) == 1);
+        CHECK(fixture.count("SELECT count(*) FROM currant_dead WHERE job_id = $1", {std::to_string(kept)}) == 1);
+        // The purge is its own `deleted` row; the death's row stays.
+        CHECK(log_statuses(fixture, purged) == "exception,deleted");
+        // Once the mirror committed the purge, the slot is freed.
+        CHECK(eventually([&] { return status_of(queue, purged) == JobStatus::unknown; }));
+        CHECK(queue.doctor().sound);
+        first.kill_now();
+    }
+    Queue::remove(fixture.queue_name()); // a reboot
+
+    DaemonProcess& second = fixture.start_daemon({"--host-id", "14"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK_THAT(second.log(), Catch::Contains("1 dead jobs and 0 kept results restored"));
+    const auto dead = queue.dead_jobs(queue.entrypoint("jobs"));
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].id == kept);
+    CHECK(status_of(queue, purged) == JobStatus::unknown);
+}
+
+TEST_CASE("currant purge --all of dead jobs whose deaths were not mirrored yet leaves no currant_dead row after the "
+          "mirror catches up",
+          "[mirror][dead]") {
+    DaemonFixture fixture("dead-purge-all-unmirrored");
+    DaemonProcess& first = fixture.start_daemon({"--host-id", "15", "--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_entrypoints", 1) == 1);
+    REQUIRE(first.terminate() == 0);
+    std::vector<JobId> ids;
+    for (int i = 0; i < 3; ++i) ids.push_back(dead_job(queue, ep, "p" + std::to_string(i), "e" + std::to_string(i)));
+    const CliRun purge = run_cli({"purge", fixture.queue_name(), "--all"});
+    REQUIRE(purge.status == 0);
+    CHECK(queue.dead_jobs(ep).empty());
+    fixture.start_daemon({"--host-id", "15", "--flush-interval-ms", "1"});
+    for (const JobId id : ids) {
+        REQUIRE(eventually([&] { return log_statuses(fixture, id) == "exception,deleted"; }));
+        // The death's own text, though its slot had moved on to the purge.
+        CHECK(traceback_of(fixture, id, "exception").has_value());
+        CHECK(eventually([&] { return status_of(queue, id) == JobStatus::unknown; }));
+    }
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 0);
+    CHECK(queue.doctor().sound);
+}
+
+TEST_CASE("a purge that finds the feed full reaches PostgreSQL through the dirty scan", "[mirror][dead]") {
+    DaemonFixture fixture("dead-purge-dirty");
+    QueueOptions options;
+    options.name = fixture.queue_name();
+    options.slots = 256;
+    options.log_capacity = 48;
+    Queue queue = Queue::create(options);
+    DaemonProcess& first = fixture.start_daemon({"--flush-interval-ms", "1"});
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const JobId purged = dead_job(queue, ep, "purged", "first");
+    const JobId kept = dead_job(queue, ep, "kept", "second");
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_dead", 2) == 2);
+    REQUIRE(first.terminate() == 0);
+
+    // Fill the log: enqueues take a third of it, their picks and acks the rest.
+    EnqueueOptions no_wait;
+    no_wait.log_wait = 0ms;
+    std::size_t enqueued = 0;
+    for (;;) {
+        try {
+            queue.enqueue(ep, as_payload("filler"), no_wait);
+            ++enqueued;
+        } catch (const Error& error) {
+            REQUIRE(error.code() == Errc::log_full);
+            break;
+        }
+    }
+    const EntrypointId eps[] = {ep};
+    for (std::size_t i = 0; i < enqueued; ++i) {
+        Job job;
+        REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+        queue.ack(job.handle);
+    }
+    REQUIRE(queue.stats().at(ep).log_pending == 48);
+    REQUIRE(queue.purge(purged));
+
+    fixture.start_daemon({"--flush-interval-ms", "1"});
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_dead", 1) == 1);
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead WHERE job_id = $1", {std::to_string(kept)}) == 1);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE status = 'deleted' AND transitions = 0 AND "
+                             "job_id = " + std::to_string(purged),
+                             1) == 1);
+    CHECK(eventually([&] { return status_of(queue, purged) == JobStatus::unknown; }));
+    CHECK(queue.dead_jobs(ep).size() == 1);
+    CHECK(queue.doctor().sound);
+}
+
+TEST_CASE("dead jobs purged while currantd mirrors their deaths all leave currant_dead and free their slots",
+          "[mirror][dead]") {
+    DaemonFixture fixture("dead-purge-race");
+    fixture.start_daemon({"--flush-interval-ms", "0"});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const std::uint32_t free_before = queue.info().free_slots;
+    // Each purge lands somewhere around the mirror's batch of its death:
+    // before it read the death, between its read and its commit, or after.
+    std::vector<JobId> ids;
+    for (int i = 0; i < 300; ++i) {
+        ids.push_back(dead_job(queue, ep, "p", "e" + std::to_string(i)));
+        if (i % 3 == 2) std::this_thread::sleep_for(std::chrono::microseconds(200 * (i % 7)));
+        REQUIRE(queue.purge(ids.back()));
+    }
+    CHECK(queue.dead_jobs(ep).empty());
+    CHECK(eventually([&] { return queue.info().free_slots == free_before; }, 60'000ms));
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE status = 'deleted'", 300) == 300);
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 0);
+    CHECK(fixture.count("SELECT count(DISTINCT job_id) FROM currant_log WHERE status = 'deleted'") == 300);
+    for (const JobId id : ids) CHECK(status_of(queue, id) == JobStatus::unknown);
+    CHECK(queue.doctor().sound);
+}

@@ -205,7 +205,7 @@ TEST_CASE("GET api/dead lists a job that died, with its entrypoint, attempts and
     CHECK_THAT(all.body, Catch::Contains("\"error\": \"disk full\""));
     CHECK_THAT(all.body, !Catch::Contains("alive"));
     CHECK(std::regex_search(all.body, std::regex(R"("died_at": 1[0-9]{9}\.[0-9]{3})")));
-    CHECK_THAT(all.body, Catch::EndsWith("], \"more\": false}\n"));
+    CHECK_THAT(all.body, Catch::EndsWith("], \"offset\": 0, \"limit\": 100, \"more\": false}\n"));
 
     const HttpAnswer only_reports = http_request(port, "GET", "/api/dead?entrypoint=reports");
     CHECK_THAT(only_reports.body, Catch::Contains("disk full"));
@@ -223,7 +223,7 @@ TEST_CASE("GET api/dead keeps at most limit jobs and says there were more", "[ht
     CHECK(answer.status == 200);
     CHECK_THAT(answer.body, Catch::Contains("\"id\": " + std::to_string(first) + ","));
     CHECK_THAT(answer.body, !Catch::Contains("second"));
-    CHECK_THAT(answer.body, Catch::EndsWith("], \"more\": true}\n"));
+    CHECK_THAT(answer.body, Catch::EndsWith("], \"offset\": 0, \"limit\": 1, \"more\": true}\n"));
 }
 
 TEST_CASE("GET api/dead refuses a bad limit and an unknown entrypoint, naming them", "[http][dead][errors]") {
@@ -280,9 +280,13 @@ TEST_CASE("POST api/purge removes a dead job from the dead list", "[http][dead]"
     // Its slot is freed (at once, or once currantd has mirrored the death).
     CHECK(eventually([&] { return queue.info().free_slots == free_before + 1; }));
     CHECK_THAT(http_request(port, "GET", "/api/dead").body, !Catch::Contains("boom"));
-    // Gone for good: neither a second purge nor a requeue finds it.
-    CHECK(http_request(port, "POST", "/api/purge?id=" + std::to_string(id), action_header).status == 409);
-    CHECK(http_request(port, "POST", "/api/requeue?id=" + std::to_string(id), action_header).status == 409);
+    // Gone for good: neither a second purge nor a requeue finds it (its
+    // freed slot reads unknown: the purge was mirrored, docs/dead-jobs.md).
+    for (const std::string action : {"purge", "requeue"}) {
+        const HttpAnswer again = http_request(port, "POST", "/api/" + action + "?id=" + std::to_string(id), action_header);
+        CHECK(again.status == 404);
+        CHECK_THAT(again.body, Catch::Contains("is not in the queue"));
+    }
     CHECK(status_of(queue, id) != JobStatus::queued);
 }
 
@@ -522,7 +526,7 @@ TEST_CASE("GET api/jobs lists picked jobs first, then queued ones oldest first, 
     CHECK_THAT(answer.body, Catch::Contains("\"entrypoint\": \"emails\", \"status\": \"picked\", \"priority\": 0, "
                                             "\"attempts\": 1,"));
     CHECK_THAT(answer.body, !Catch::Contains("\"id_text\": \"" + std::to_string(report) + "\""));
-    CHECK_THAT(answer.body, Catch::EndsWith("], \"more\": false}\n"));
+    CHECK_THAT(answer.body, Catch::EndsWith("], \"offset\": 0, \"limit\": 100, \"more\": false}\n"));
 
     const std::string all = http_request(port, "GET", "/api/jobs?limit=3").body;
     CHECK_THAT(all, Catch::Contains("\"more\": true"));
@@ -534,4 +538,123 @@ TEST_CASE("GET api/jobs lists picked jobs first, then queued ones oldest first, 
     CHECK(http_request(port, "GET", "/api/jobs?limit=0").status == 400);
     CHECK(http_request(port, "GET", "/api/jobs?entrypoint=nosuch").status == 404);
     CHECK(http_request(port, "POST", "/api/jobs", action_header).status == 405);
+}
+
+TEST_CASE("GET api/dead with offset gives the page after the first offset jobs, oldest death first", "[http][dead]") {
+    DaemonFixture fixture("http-dead-offset");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    std::vector<JobId> ids;
+    for (int i = 0; i < 5; ++i) ids.push_back(dead_job(queue, ep, "m" + std::to_string(i), "boom " + std::to_string(i)));
+    const auto has = [](const std::string& body, JobId id) {
+        return body.find("\"id_text\": \"" + std::to_string(id) + "\"") != std::string::npos;
+    };
+    const HttpAnswer middle = http_request(port, "GET", "/api/dead?limit=2&offset=2");
+    CHECK(middle.status == 200);
+    INFO(middle.body);
+    CHECK_FALSE(has(middle.body, ids[1]));
+    CHECK(has(middle.body, ids[2]));
+    CHECK(has(middle.body, ids[3]));
+    CHECK_FALSE(has(middle.body, ids[4]));
+    CHECK(middle.body.find("boom 2") < middle.body.find("boom 3"));
+    CHECK_THAT(middle.body, Catch::EndsWith("], \"offset\": 2, \"limit\": 2, \"more\": true}\n"));
+    const HttpAnswer last = http_request(port, "GET", "/api/dead?limit=2&offset=4");
+    CHECK(has(last.body, ids[4]));
+    CHECK_THAT(last.body, Catch::EndsWith("], \"offset\": 4, \"limit\": 2, \"more\": false}\n"));
+    const HttpAnswer past = http_request(port, "GET", "/api/dead?limit=2&offset=9");
+    CHECK(past.body == "{\"dead\": [], \"offset\": 9, \"limit\": 2, \"more\": false}\n");
+}
+
+TEST_CASE("GET api/jobs with offset gives the page after the first offset jobs", "[http][jobs]") {
+    DaemonFixture fixture("http-jobs-offset");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    std::vector<JobId> ids;
+    for (int i = 0; i < 4; ++i) {
+        ids.push_back(queue.enqueue(ep, as_payload("q")));
+        std::this_thread::sleep_for(2ms); // distinct enqueue times
+    }
+    const std::string body = http_request(port, "GET", "/api/jobs?limit=2&offset=1").body;
+    INFO(body);
+    CHECK(body.find("\"id_text\": \"" + std::to_string(ids[0]) + "\"") == std::string::npos);
+    CHECK(body.find("\"id_text\": \"" + std::to_string(ids[1]) + "\"") != std::string::npos);
+    CHECK(body.find("\"id_text\": \"" + std::to_string(ids[2]) + "\"") != std::string::npos);
+    CHECK(body.find("\"id_text\": \"" + std::to_string(ids[3]) + "\"") == std::string::npos);
+    CHECK_THAT(body, Catch::EndsWith("], \"offset\": 1, \"limit\": 2, \"more\": true}\n"));
+}
+
+TEST_CASE("GET api/dead and api/jobs refuse a bad offset, naming it", "[http][errors]") {
+    DaemonFixture fixture("http-offset-bad");
+    const std::uint16_t port = fixture.start_http_daemon();
+    for (const std::string path : {"/api/dead", "/api/jobs"})
+        for (const std::string bad : {"x", "-1", "1000001", "1.5"}) {
+            INFO(path << "?offset=" << bad);
+            const HttpAnswer answer = http_request(port, "GET", path + "?offset=" + bad);
+            CHECK(answer.status == 400);
+            CHECK_THAT(answer.body, Catch::Contains("offset '" + bad + "' is not a number from 0 to 1000000"));
+        }
+}
+
+TEST_CASE("POST api/purge with all=1 purges every dead job of that entrypoint, and no other", "[http][dead]") {
+    DaemonFixture fixture("http-purge-all");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+    const JobId first = dead_job(queue, emails, "m1", "boom 1");
+    const JobId second = dead_job(queue, emails, "m2", "boom 2");
+    const JobId other = dead_job(queue, reports, "r", "boom 3");
+
+    const HttpAnswer answer = http_request(port, "POST", "/api/purge?all=1&entrypoint=emails", action_header);
+    CHECK(answer.status == 200);
+    CHECK(answer.body == "{\"entrypoint\": \"emails\", \"purged\": 2}\n");
+    REQUIRE(queue.dead_jobs().size() == 1);
+    CHECK(queue.dead_jobs()[0].id == other);
+    // Mirrored (docs/dead-jobs.md): the daemon frees the purged slots.
+    CHECK(eventually([&] { return status_of(queue, first) == JobStatus::unknown; }));
+    CHECK(eventually([&] { return status_of(queue, second) == JobStatus::unknown; }));
+    CHECK(status_of(queue, other) == JobStatus::exception);
+}
+
+TEST_CASE("POST api/purge with all=1 refuses a missing or unknown entrypoint, an id beside it, a GET and a missing "
+          "header, and changes nothing",
+          "[http][dead][errors]") {
+    DaemonFixture fixture("http-purge-all-bad");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    const JobId id = dead_job(queue, ep, "m", "boom");
+
+    HttpAnswer answer = http_request(port, "POST", "/api/purge?all=1", action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("all=1 needs entrypoint=NAME"));
+    answer = http_request(port, "POST", "/api/purge?all=1&entrypoint=nosuch", action_header);
+    CHECK(answer.status == 404);
+    CHECK_THAT(answer.body, Catch::Contains("nosuch"));
+    answer = http_request(port, "POST", "/api/purge?all=1&entrypoint=emails&id=" + std::to_string(id), action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("either id or all=1"));
+    answer = http_request(port, "POST", "/api/purge?all=yes&entrypoint=emails", action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("only all=1"));
+    CHECK(http_request(port, "GET", "/api/purge?all=1&entrypoint=emails", action_header).status == 405);
+    CHECK(http_request(port, "POST", "/api/purge?all=1&entrypoint=emails").status == 403);
+    CHECK(queue.dead_jobs().size() == 1);
+    CHECK(queue.dead_jobs()[0].id == id);
+}
+
+TEST_CASE("with a token, api/purge with all=1 needs it", "[http][dead][security]") {
+    DaemonFixture fixture("http-purge-all-token");
+    const std::string token = "purge-all-token-0123456789";
+    const std::uint16_t port = fixture.start_http_daemon({"--http-token-file", write_token_file(token)});
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
+    dead_job(queue, ep, "m", "boom");
+    const std::string target = "/api/purge?all=1&entrypoint=emails";
+    CHECK(http_request(port, "POST", target, action_header).status == 401);
+    CHECK(queue.dead_jobs(ep).size() == 1);
+    CHECK(http_request(port, "POST", target, {"X-Currant-Request: 1", "Authorization: Bearer " + token}).status == 200);
+    CHECK(queue.dead_jobs(ep).empty());
 }

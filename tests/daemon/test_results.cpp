@@ -40,7 +40,68 @@ std::optional<pg::Connection::Notification> next_notification(pg::Connection& co
     }
 }
 
+// The payload of job id as the segment holds it (nullopt: not in the segment).
+std::optional<std::string> payload_in_segment(const Queue& queue, JobId id) {
+    JobSnapshot job;
+    for (std::uint32_t slot = 0; slot < queue.info().slots; ++slot)
+        if (queue.read_job(slot, id, job)) return testing::text(job.payload);
+    return std::nullopt;
+}
+
+// A kept result of job id on host host_id, mirrored; then a reboot (the
+// segment removed). before_rebuild runs on the database in between.
+void kept_result_then_reboot(DaemonFixture& fixture, const std::string& host_id, const std::string& payload,
+                             JobId& id, const std::string& before_rebuild = {}) {
+    DaemonProcess& first = fixture.start_daemon({"--host-id", host_id, "--flush-interval-ms", "1"});
+    {
+        Queue queue = fixture.open_queue();
+        const EntrypointId ep = queue.declare_entrypoint("jobs", kept_async(3'600'000ms));
+        id = queue.enqueue(ep, as_payload(payload));
+        ack_with(queue, ep, id, "the result");
+        REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(id), 1) == 1);
+        first.kill_now();
+    }
+    if (!before_rebuild.empty()) fixture.db().exec(before_rebuild);
+    Queue::remove(fixture.queue_name()); // a reboot
+}
+
 } // namespace
+
+TEST_CASE("a kept result's job payload is mirrored and comes back with it after a segment rebuild",
+          "[rebuild][results]") {
+    DaemonFixture fixture("results-rebuild-payload");
+    JobId id = 0;
+    const std::string payload("in\0put \xff", 8);
+    kept_result_then_reboot(fixture, "22", payload, id);
+    const pg::Result row = fixture.db().exec("SELECT payload FROM currant_results WHERE job_id = $1",
+                                             {std::to_string(id)});
+    REQUIRE(row.rows() == 1);
+    CHECK(row.bytes(0, 0) == payload);
+
+    fixture.start_daemon({"--host-id", "22", "--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK(payload_in_segment(queue, id) == std::optional<std::string>(payload));
+    const JobId ids[] = {id};
+    const JobOutcome outcome = queue.wait(ids, 0ns).at(0);
+    REQUIRE(outcome.result.has_value());
+    CHECK(testing::text(*outcome.result) == "the result");
+}
+
+TEST_CASE("a kept result whose row has no payload (written before schema step 7) comes back without one",
+          "[rebuild][results]") {
+    DaemonFixture fixture("results-rebuild-no-payload");
+    JobId id = 0;
+    kept_result_then_reboot(fixture, "23", "lost", id, "UPDATE currant_results SET payload = NULL");
+    fixture.start_daemon({"--host-id", "23", "--flush-interval-ms", "1"});
+    Queue queue = fixture.open_queue();
+    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    CHECK(payload_in_segment(queue, id) == std::optional<std::string>(""));
+    const JobId ids[] = {id};
+    const JobOutcome outcome = queue.wait(ids, 0ns).at(0);
+    REQUIRE(outcome.result.has_value());
+    CHECK(testing::text(*outcome.result) == "the result");
+}
 
 TEST_CASE("a result round-trips to currant_results with its retention", "[mirror][results]") {
     DaemonFixture fixture("results-roundtrip");

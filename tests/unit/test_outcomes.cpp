@@ -319,3 +319,49 @@ TEST_CASE("an async dead job evicted or purged before it is mirrored waits for t
     CHECK(scratch->info().free_slots == 64);
     REQUIRE(scratch->doctor().sound);
 }
+
+TEST_CASE("a purge of an async dead job is one flagged feed record, and its commit frees the slot",
+          "[outcomes][dead]") {
+    ScratchQueue scratch("dead-purge-feed", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("work", dead_options(std::nullopt, Durability::async));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->fail(pick_one(scratch.queue(), ep), "a failed");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b");
+    scratch->fail(pick_one(scratch.queue(), ep), "b failed");
+    std::vector<Transition> feed(64);
+    const std::size_t deaths = scratch->read_feed(ep, 1, feed);
+    REQUIRE(deaths >= 2);
+    scratch->commit_feed(ep, feed[deaths - 1].sequence);
+    // Both deaths mirrored (kept_mirrored): a purge is still logged, and the
+    // slot waits for the mirror's commit of it.
+    REQUIRE(scratch->purge(a));
+    CHECK(scratch->info().free_slots == 62);
+    CHECK(status_of(scratch.queue(), a) == JobStatus::exception);
+    const std::size_t n = scratch->read_feed(ep, scratch->feed_committed(ep) + 1, feed);
+    REQUIRE(n == 1);
+    CHECK(feed[0].id == a);
+    CHECK(feed[0].purged);
+    CHECK(feed[0].status == JobStatus::exception);
+    CHECK_FALSE(scratch->purge(a)); // no longer kept
+    CHECK_FALSE(scratch->requeue(a));
+    REQUIRE(scratch->doctor().sound);
+    scratch->commit_feed(ep, feed[0].sequence);
+    CHECK(scratch->info().free_slots == 63);
+    CHECK(status_of(scratch.queue(), a) == JobStatus::unknown);
+    const auto dead = scratch->dead_jobs(ep);
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].id == b);
+    REQUIRE(scratch->doctor().sound);
+}
+
+TEST_CASE("a purge of a memory dead job frees its slot at once and logs nothing", "[outcomes][dead]") {
+    ScratchQueue scratch("dead-purge-memory", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("work", dead_options(std::nullopt, Durability::memory));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->fail(pick_one(scratch.queue(), ep), "a failed");
+    REQUIRE(scratch->purge(a));
+    CHECK(scratch->info().free_slots == 64);
+    CHECK(status_of(scratch.queue(), a) == JobStatus::unknown);
+    std::vector<Transition> feed(8);
+    CHECK(scratch->read_feed(ep, 1, feed) == 0);
+}

@@ -450,6 +450,7 @@ struct JobSnapshot {
     std::optional<std::vector<std::byte>> result; // successful with a result (docs/results.md)
     bool kept_dead = false;                // a dead job on its entrypoint's dead list (docs/dead-jobs.md)
     std::int64_t died_at_ns = 0;           // kept_dead: CLOCK_REALTIME time of death
+    bool purged = false;                   // exception: a purged dead job the mirror has not committed yet
     std::vector<JobId> depends_on;                // its dependencies (docs/job-dependencies.md; empty: none)
 };
 
@@ -516,6 +517,9 @@ struct Transition {
     std::uint32_t attempts = 0;
     std::uint64_t epoch = 0;               // the slot's epoch after the transition
     std::int64_t at_ns = 0;                // CLOCK_REALTIME
+    // status exception: a purge of a kept dead job (docs/dead-jobs.md), not
+    // a death. The mirror deletes its currant_dead row and logs `deleted`.
+    bool purged = false;
 };
 
 namespace detail { class QueueState; }
