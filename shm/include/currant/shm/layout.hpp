@@ -31,10 +31,9 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 // 11: job dependencies (docs/job-dependencies.md): SlotState::waiting,
 //    JobRecord::dependents, the dependency lock, waiting list and counts,
 //    job id hints and per-slot dependency rows.
-// 12: (reserved for another branch; renumber at the merge.)
-// 13: mirrored purges of dead jobs (docs/dead-jobs.md): DeadMark::purged,
+// 12: mirrored purges of dead jobs (docs/dead-jobs.md): DeadMark::purged,
 //     TransitionRecord::flags (purge), Intent::purge.
-inline constexpr std::uint32_t layout_version = 13;
+inline constexpr std::uint32_t layout_version = 12;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
