@@ -69,8 +69,9 @@ private:
         std::uint64_t epoch = 0;        // the state word epoch of the folded status (its error's tag)
         bool dirty = false;
     };
-    // Inside the batch's transaction; returns the statements sent.
-    std::uint64_t record_configuration(pg::Connection& connection, const QueueConfiguration& configuration);
+    // Appends the statements that record it to the batch's transaction.
+    void record_configuration(std::vector<pg::Connection::Statement>& statements,
+                              const QueueConfiguration& configuration);
 
     Queue& queue_;
     HostIdentity identity_;
