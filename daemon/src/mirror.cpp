@@ -56,6 +56,17 @@ void Mirror::resume(pg::Connection& connection) {
         if (ep >= count) continue;
         if (queue_.feed_committed(ep) < sequence) queue_.commit_feed(ep, sequence);
     }
+    // The highest id of this host that PostgreSQL may hold a currant_jobs
+    // row for: the host record's max_job_id (raised in every batch's
+    // transaction) and, to be safe against rows written by anything else,
+    // the highest row of the host's id range (a primary key range probe).
+    const std::uint64_t range = std::uint64_t(identity_.host) << 48;
+    const pg::Result highest = connection.exec(
+        "SELECT GREATEST((SELECT max_job_id FROM currant_hosts WHERE host = $1), "
+        "(SELECT max(id) FROM currant_jobs WHERE id >= $2 AND id < $3), 0)",
+        {std::to_string(identity_.host), std::to_string(std::int64_t(range)),
+         std::to_string(std::int64_t(range + (std::uint64_t(1) << 48)))});
+    rows_at_most_ = JobId(highest.integer(0, 0));
     configuration_recorded_.reset();
     dirty_may_repeat_ = true;
 }
@@ -236,7 +247,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     // Rows: COPY text format.
     const std::string host = std::to_string(identity_.host);
     const std::string incarnation = std::to_string(std::int64_t(identity_.incarnation));
-    std::string log_rows, dirty_log_rows, live_rows, result_rows, dead_rows;
+    std::string log_rows, dirty_log_rows, upsert_rows, new_rows, result_rows, dead_rows;
     // Each entrypoint's result retention (docs/results.md), read when its
     // first finished job of the batch needs it (-1: not read yet).
     std::vector<std::int64_t> retention_ms(names.size(), -1);
@@ -356,6 +367,12 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             continue;
         }
         if (!have_content) continue; // the slot moved on: a later batch carries the newer state
+        // A job of this host above every id PostgreSQL may hold a row for
+        // has none yet: its row is appended by a plain COPY. Every other
+        // live job is upserted (a row from an earlier batch, a rebuild's
+        // restore, a relay claim).
+        std::string& live_rows =
+            !upsert_all_ && (id >> 48) == identity_.host && id > rows_at_most_ ? new_rows : upsert_rows;
         live_rows += std::to_string(std::int64_t(id));
         tab(live_rows);
         live_rows += host;
@@ -433,11 +450,14 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                             "l.attempts = d.attempts AND l.incarnation = d.incarnation)",
                         {}});
     }
-    if (!live_rows.empty()) {
+    const char* job_columns = "(id, host, entrypoint, priority, status, payload, attempts, max_attempts, created, "
+                              "updated, execute_after, heartbeat, incarnation, dedupe_key, depends_on)";
+    if (!new_rows.empty()) copies.push_back({std::string("COPY currant_jobs ") + job_columns + " FROM STDIN", new_rows});
+    if (!upsert_rows.empty()) {
         copies.push_back({"COPY currant_stage (id, host, entrypoint, priority, status, payload, attempts, "
                           "max_attempts, created, updated, execute_after, heartbeat, incarnation, dedupe_key, "
                           "depends_on) FROM STDIN",
-                          live_rows});
+                          upsert_rows});
         tail.push_back(
             {"INSERT INTO currant_jobs (id, host, entrypoint, priority, status, payload, attempts, max_attempts, "
              "created, updated, execute_after, heartbeat, incarnation, dedupe_key, depends_on) SELECT id, host, "
@@ -503,6 +523,9 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         connection.pipeline(tail);
         statements += tail.size();
     } catch (const pg::DatabaseError&) {
+        // Retried from the segment: with every live job upserted, so that a
+        // row this mirror did not expect (a duplicate key) cannot stall it.
+        upsert_all_ = true;
         try {
             if (connection.ok()) connection.exec("ROLLBACK");
         } catch (...) {
@@ -517,6 +540,8 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         if (last_sequence[ep]) queue_.commit_feed(ep, last_sequence[ep]);
     if (!dirty.empty()) queue_.settle_dirty(dirty);
     dirty_may_repeat_ = false;
+    upsert_all_ = false;
+    rows_at_most_ = std::max(rows_at_most_, max_local_id);
     if (configuration) configuration_recorded_ = configuration->generation;
     if (now >= next_results_expiry_ns_) next_results_expiry_ns_ = now + results_expiry_interval_ns;
 

@@ -82,6 +82,12 @@ private:
     // between its commit and settle_dirty), so only then is the duplicate
     // guard worth its cost.
     bool dirty_may_repeat_ = true;
+    // The highest id of this host that currant_jobs may hold a row for
+    // (read at resume(), raised after each commit). A live job of this host
+    // above it is appended to currant_jobs by COPY instead of staged and
+    // upserted. upsert_all_: the batch after a failed one upserts them all.
+    JobId rows_at_most_ = 0;
+    bool upsert_all_ = false;
     // currant_results rows past their expiry are deleted by the first batch
     // at or after this time (CLOCK_REALTIME), then every 10 s.
     static constexpr std::int64_t results_expiry_interval_ns = 10'000'000'000;
