@@ -5,8 +5,9 @@
 // Per batch, the transitions of one job are folded into its final state:
 //   * one currant_log row per job (status reached, transitions folded,
 //     last sequence) -- appended by COPY;
-//   * a job still queued or picked is upserted into currant_jobs (COPY into
-//     a temporary table, then INSERT .. ON CONFLICT);
+//   * a job still queued or picked gets a currant_jobs row: appended by COPY
+//     when PostgreSQL cannot hold one for it yet (rows_at_most_), else
+//     upserted (COPY into a temporary table, then INSERT .. ON CONFLICT);
 //   * a finished job's currant_jobs row (if an earlier batch wrote one) is
 //     deleted: finished jobs live in currant_log, as in PgQueuer.
 // So a job enqueued and finished within one batch costs one appended row.
