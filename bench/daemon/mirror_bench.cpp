@@ -70,7 +70,7 @@ struct Options {
     bool json = false, profile = false, keep = false, no_pg_stat_statements = false;
     std::vector<std::string> daemon_args;
     // copy
-    std::size_t copy_rows = 200'000, copy_batch = 20'000;
+    std::size_t copy_rows = 200'000, copy_batch = 65'536;
     // throughput
     double seconds = 6, warmup = 2;
     int producers = 1, consumers = 1;
@@ -1038,7 +1038,7 @@ int main(int argc, char** argv) {
     app.add_flag("--no-pg-stat-statements", o.no_pg_stat_statements, "do not preload pg_stat_statements");
     app.add_option("--daemon-arg", o.daemon_args, "extra currantd argument (repeat; e.g. --daemon-arg=--batch=50000)");
     app.add_option("--copy-rows", o.copy_rows, "rows per shape for the bare COPY floor")->capture_default_str();
-    app.add_option("--copy-batch", o.copy_batch, "rows per COPY transaction (currantd's default batch: 20000)")
+    app.add_option("--copy-batch", o.copy_batch, "rows per COPY transaction (currantd's default batch: 65536)")
         ->capture_default_str();
     app.add_option("--seconds", o.seconds, "throughput window")->capture_default_str();
     app.add_option("--warmup", o.warmup, "seconds before the throughput window starts")->capture_default_str();

@@ -51,7 +51,13 @@ struct Options {
                   log_capacity = 65536;
     unsigned mode = 0600;
     std::uint32_t flush_interval_ms = 10;
-    std::size_t batch = 20'000;
+    // One queue's whole default transition log (65,536 records): under a
+    // backlog a batch then takes every pending record, so the pick and ack
+    // of most jobs it enqueues are in the same batch (one appended log row,
+    // no currant_jobs row). With 20,000 most jobs spanned two batches and
+    // cost two log rows, a currant_jobs insert and a delete: the async
+    // rate halved (BENCHMARKS.md, "currantd (mirroring)").
+    std::size_t batch = 65'536;
     std::uint32_t heartbeat_seconds = 0;       // 0: no heartbeat query (keepalives)
     std::uint32_t lock_wait_seconds = 15;
     std::string http;                           // ADDRESS:PORT; empty: no HTTP endpoint

@@ -56,6 +56,17 @@ void Mirror::resume(pg::Connection& connection) {
         if (ep >= count) continue;
         if (queue_.feed_committed(ep) < sequence) queue_.commit_feed(ep, sequence);
     }
+    // The highest id of this host that PostgreSQL may hold a currant_jobs
+    // row for: the host record's max_job_id (raised in every batch's
+    // transaction) and, to be safe against rows written by anything else,
+    // the highest row of the host's id range (a primary key range probe).
+    const std::uint64_t range = std::uint64_t(identity_.host) << 48;
+    const pg::Result highest = connection.exec(
+        "SELECT GREATEST((SELECT max_job_id FROM currant_hosts WHERE host = $1), "
+        "(SELECT max(id) FROM currant_jobs WHERE id >= $2 AND id < $3), 0)",
+        {std::to_string(identity_.host), std::to_string(std::int64_t(range)),
+         std::to_string(std::int64_t(range + (std::uint64_t(1) << 48)))});
+    rows_at_most_ = JobId(highest.integer(0, 0));
     configuration_recorded_.reset();
     dirty_may_repeat_ = true;
 }
@@ -95,9 +106,9 @@ std::optional<std::string> time_or_null(std::int64_t realtime_ns, bool present) 
 
 } // namespace
 
-std::uint64_t Mirror::record_configuration(pg::Connection& connection, const QueueConfiguration& configuration) {
+void Mirror::record_configuration(std::vector<pg::Connection::Statement>& statements,
+                                  const QueueConfiguration& configuration) {
     const std::string host = std::to_string(identity_.host);
-    std::uint64_t statements = 0;
     if (!configuration.entrypoints.empty()) {
         std::vector<std::optional<std::string>> names, durabilities, leases, attempts, delays, max_delays, paused,
             concurrency, rates, bursts, retentions, max_dead;
@@ -116,7 +127,7 @@ std::uint64_t Mirror::record_configuration(pg::Connection& connection, const Que
             retentions.push_back(std::to_string(o.result_retention.value_or(std::chrono::milliseconds(0)).count()));
             max_dead.push_back(o.max_dead ? std::optional(std::to_string(*o.max_dead)) : std::nullopt);
         }
-        connection.exec(
+        statements.push_back({
             "INSERT INTO currant_entrypoints (host, name, durability, lease_ms, max_attempts, retry_delay_ms, "
             "max_retry_delay_ms, paused, concurrency_limit, rate_limit, rate_burst, result_retention_ms, max_dead, updated) "
             "SELECT $1, n, d, l, a, r, m, p, c, rl, rb, rr, md, now() FROM unnest($2::text[], $3::text[], $4::bigint[], "
@@ -130,8 +141,7 @@ std::uint64_t Mirror::record_configuration(pg::Connection& connection, const Que
             {host, quoted_array_text(names), quoted_array_text(durabilities), quoted_array_text(leases),
              quoted_array_text(attempts), quoted_array_text(delays), quoted_array_text(max_delays),
              quoted_array_text(paused), quoted_array_text(concurrency), quoted_array_text(rates),
-             quoted_array_text(bursts), quoted_array_text(retentions), quoted_array_text(max_dead)});
-        ++statements;
+             quoted_array_text(bursts), quoted_array_text(retentions), quoted_array_text(max_dead)}});
     }
     std::vector<std::optional<std::string>> names, expressions, entrypoints, payloads, priorities, policies,
         catch_up, next_ticks, fired, last_ticks, last_jobs, created;
@@ -151,11 +161,10 @@ std::uint64_t Mirror::record_configuration(pg::Connection& connection, const Que
         created.push_back(pg::timestamp_text(schedule.created_at_ns));
     }
     // The segment's table is the truth: rows of removed schedules go.
-    connection.exec("DELETE FROM currant_schedules WHERE host = $1 AND NOT (name = ANY($2::text[]))",
-                    {host, quoted_array_text(names)});
-    ++statements;
+    statements.push_back({"DELETE FROM currant_schedules WHERE host = $1 AND NOT (name = ANY($2::text[]))",
+                          {host, quoted_array_text(names)}});
     if (!names.empty()) {
-        connection.exec(
+        statements.push_back({
             "INSERT INTO currant_schedules (host, name, expression, entrypoint, payload, priority, missed, "
             "catch_up_max, next_tick, fired, last_tick, last_job_id, created, updated) "
             "SELECT $1, n, e, ep, decode(pl, 'hex'), pr, mi, cm, nt, f, lt, lj, cr, now() FROM unnest($2::text[], "
@@ -170,10 +179,8 @@ std::uint64_t Mirror::record_configuration(pg::Connection& connection, const Que
             {host, quoted_array_text(names), quoted_array_text(expressions), quoted_array_text(entrypoints),
              quoted_array_text(payloads), quoted_array_text(priorities), quoted_array_text(policies),
              quoted_array_text(catch_up), quoted_array_text(next_ticks), quoted_array_text(fired),
-             quoted_array_text(last_ticks), quoted_array_text(last_jobs), quoted_array_text(created)});
-        ++statements;
+             quoted_array_text(last_ticks), quoted_array_text(last_jobs), quoted_array_text(created)}});
     }
-    return statements;
 }
 
 std::size_t Mirror::flush(pg::Connection& connection) {
@@ -249,7 +256,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     // Rows: COPY text format.
     const std::string host = std::to_string(identity_.host);
     const std::string incarnation = std::to_string(std::int64_t(identity_.incarnation));
-    std::string log_rows, dirty_log_rows, live_rows, result_rows, dead_rows;
+    std::string log_rows, dirty_log_rows, upsert_rows, new_rows, result_rows, dead_rows;
     // Each entrypoint's result retention (docs/results.md), read when its
     // first finished job of the batch needs it (-1: not read yet).
     std::vector<std::int64_t> retention_ms(names.size(), -1);
@@ -378,6 +385,12 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             continue;
         }
         if (!have_content) continue; // the slot moved on: a later batch carries the newer state
+        // A job of this host above every id PostgreSQL may hold a row for
+        // has none yet: its row is appended by a plain COPY. Every other
+        // live job is upserted (a row from an earlier batch, a rebuild's
+        // restore, a relay claim).
+        std::string& live_rows =
+            !upsert_all_ && (id >> 48) == identity_.host && id > rows_at_most_ ? new_rows : upsert_rows;
         live_rows += std::to_string(std::int64_t(id));
         tab(live_rows);
         live_rows += host;
@@ -459,112 +472,113 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         cursor_sequences.push_back(std::to_string(last_sequence[ep]));
     }
 
+    // The transaction in two messages (docs/daemon.md, "Round trips"):
+    // BEGIN and every COPY as one simple query (a COPY's data goes out as
+    // soon as the server asks for it: n COPYs, n + 1 round trips), then
+    // every other statement up to and including COMMIT in one pipeline (one
+    // round trip). Nothing in the pipeline depends on another statement's
+    // result; the first to fail makes the server skip the rest, COMMIT
+    // included, and the catch below rolls back.
     std::uint64_t statements = 0;
-    connection.exec("BEGIN");
-    ++statements;
-    try {
-        const char* log_columns =
-            "(job_id, host, incarnation, entrypoint, status, priority, attempts, sequence, transitions, created, "
-            "traceback)";
-        if (!log_rows.empty()) {
-            connection.copy_in(std::string("COPY currant_log ") + log_columns + " FROM STDIN", log_rows);
-            ++statements;
-        }
-        if (!dirty_log_rows.empty()) {
-            // Dirty jobs carry no sequence: after a crash between a commit
-            // and settle_dirty they are collected again, so in the first
-            // batch after resume() skip a job whose state is logged already.
-
-            connection.copy_in(std::string("COPY currant_dirty_stage ") + log_columns + " FROM STDIN", dirty_log_rows);
-            connection.exec(std::string("INSERT INTO currant_log ") + log_columns + " SELECT " +
+    std::vector<pg::Connection::Copy> copies;
+    std::vector<pg::Connection::Statement> tail;
+    const char* log_columns =
+        "(job_id, host, incarnation, entrypoint, status, priority, attempts, sequence, transitions, created, "
+        "traceback)";
+    if (!log_rows.empty()) copies.push_back({std::string("COPY currant_log ") + log_columns + " FROM STDIN", log_rows});
+    if (!dirty_log_rows.empty()) {
+        // Dirty jobs carry no sequence: after a crash between a commit
+        // and settle_dirty they are collected again, so in the first
+        // batch after resume() skip a job whose state is logged already.
+        copies.push_back({std::string("COPY currant_dirty_stage ") + log_columns + " FROM STDIN", dirty_log_rows});
+        tail.push_back({std::string("INSERT INTO currant_log ") + log_columns + " SELECT " +
                             "d.job_id, d.host, d.incarnation, d.entrypoint, d.status, d.priority, d.attempts, "
                             "d.sequence, d.transitions, d.created, d.traceback FROM currant_dirty_stage d WHERE NOT EXISTS "
                             "(SELECT 1 FROM currant_log l WHERE l.job_id = d.job_id AND l.status = d.status AND "
-                            "l.attempts = d.attempts AND l.incarnation = d.incarnation)");
-            statements += 2;
-        }
-        if (!live_rows.empty()) {
-            connection.copy_in("COPY currant_stage (id, host, entrypoint, priority, status, payload, attempts, "
-                               "max_attempts, created, updated, execute_after, heartbeat, incarnation, dedupe_key, "
-                               "depends_on) FROM STDIN",
-                               live_rows);
-            connection.exec(
-                "INSERT INTO currant_jobs (id, host, entrypoint, priority, status, payload, attempts, max_attempts, "
-                "created, updated, execute_after, heartbeat, incarnation, dedupe_key, depends_on) SELECT id, host, "
-                "entrypoint, priority, status, payload, attempts, max_attempts, created, updated, execute_after, "
-                "heartbeat, incarnation, dedupe_key, depends_on FROM currant_stage ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
-                "attempts = EXCLUDED.attempts, updated = EXCLUDED.updated, execute_after = EXCLUDED.execute_after, "
-                "heartbeat = EXCLUDED.heartbeat, incarnation = EXCLUDED.incarnation");
-            statements += 2;
-        }
-        if (!finished_ids.empty()) {
-            connection.exec("DELETE FROM currant_jobs WHERE id = ANY($1::bigint[])", {array_text(finished_ids)});
-            ++statements;
-        }
-        if (!cursor_entrypoints.empty()) {
-            connection.exec(
-                "INSERT INTO currant_cursors (host, incarnation, entrypoint, name, sequence) "
-                "SELECT $1, $2, e, n, s FROM unnest($3::integer[], $4::text[], $5::bigint[]) AS u(e, n, s) "
-                "ON CONFLICT (host, incarnation, entrypoint) DO UPDATE SET sequence = EXCLUDED.sequence",
-                {host, incarnation, array_text(cursor_entrypoints), quoted_array_text(cursor_names),
-                 array_text(cursor_sequences)});
-            ++statements;
-        }
-        if (max_local_id) {
-            connection.exec("UPDATE currant_hosts SET max_job_id = GREATEST(max_job_id, $2), updated = now() "
-                            "WHERE host = $1",
-                            {host, std::to_string(std::int64_t(max_local_id))});
-            ++statements;
-        }
-        if (now >= next_results_expiry_ns_) {
-            // Rows past their retention, at most every results_expiry_interval_ns.
-            connection.exec("DELETE FROM currant_results WHERE host = $1 AND expires < now()", {host});
-            ++statements;
-        }
-        if (!result_rows.empty()) {
-            // A job requeued after its end (a dead job) and finished again
-            // replaces its row.
-            connection.copy_in("COPY currant_results_stage (job_id, host, incarnation, entrypoint, status, attempts, "
-                               "result, traceback, finished, expires, payload) FROM STDIN",
-                               result_rows);
-            connection.exec(
-                "INSERT INTO currant_results SELECT * FROM currant_results_stage ON CONFLICT (job_id) DO UPDATE SET "
-                "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, status = "
-                "EXCLUDED.status, attempts = EXCLUDED.attempts, result = EXCLUDED.result, traceback = "
-                "EXCLUDED.traceback, finished = EXCLUDED.finished, expires = EXCLUDED.expires, payload = "
-                "EXCLUDED.payload");
-            statements += 2;
-        }
-        if (!dead_rows.empty()) {
-            // A job that died again after a requeue replaces its row.
-            connection.copy_in("COPY currant_dead_stage (job_id, host, incarnation, entrypoint, priority, payload, "
-                               "attempts, max_attempts, created, died, traceback, dedupe_key) FROM STDIN",
-                               dead_rows);
-            connection.exec(
-                "INSERT INTO currant_dead SELECT * FROM currant_dead_stage ON CONFLICT (job_id) DO UPDATE SET "
-                "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, "
-                "priority = EXCLUDED.priority, payload = EXCLUDED.payload, attempts = EXCLUDED.attempts, "
-                "max_attempts = EXCLUDED.max_attempts, created = EXCLUDED.created, died = EXCLUDED.died, "
-                "traceback = EXCLUDED.traceback, dedupe_key = EXCLUDED.dedupe_key");
-            statements += 2;
-        }
-        if (!purged_ids.empty()) {
-            // After the upsert above: a death and its purge in one batch
-            // leave no row (docs/dead-jobs.md, "Purges").
-            connection.exec("DELETE FROM currant_dead WHERE job_id = ANY($1::bigint[])", {array_text(purged_ids)});
-            ++statements;
-        }
-        if (!finished_ids.empty()) {
-            // One NOTIFY per batch (payload: the host id): remote waiters
-            // then read currant_results (docs/results.md).
-            connection.exec("SELECT pg_notify($1, $2)", {std::string(schema::finished_channel), host});
-            ++statements;
-        }
-        if (configuration) statements += record_configuration(connection, *configuration);
+                            "l.attempts = d.attempts AND l.incarnation = d.incarnation)",
+                        {}});
+    }
+    const char* job_columns = "(id, host, entrypoint, priority, status, payload, attempts, max_attempts, created, "
+                              "updated, execute_after, heartbeat, incarnation, dedupe_key, depends_on)";
+    if (!new_rows.empty()) copies.push_back({std::string("COPY currant_jobs ") + job_columns + " FROM STDIN", new_rows});
+    if (!upsert_rows.empty()) {
+        copies.push_back({"COPY currant_stage (id, host, entrypoint, priority, status, payload, attempts, "
+                          "max_attempts, created, updated, execute_after, heartbeat, incarnation, dedupe_key, "
+                          "depends_on) FROM STDIN",
+                          upsert_rows});
+        tail.push_back(
+            {"INSERT INTO currant_jobs (id, host, entrypoint, priority, status, payload, attempts, max_attempts, "
+             "created, updated, execute_after, heartbeat, incarnation, dedupe_key, depends_on) SELECT id, host, "
+             "entrypoint, priority, status, payload, attempts, max_attempts, created, updated, execute_after, "
+             "heartbeat, incarnation, dedupe_key, depends_on FROM currant_stage ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
+             "attempts = EXCLUDED.attempts, updated = EXCLUDED.updated, execute_after = EXCLUDED.execute_after, "
+             "heartbeat = EXCLUDED.heartbeat, incarnation = EXCLUDED.incarnation",
+             {}});
+    }
+    if (!finished_ids.empty())
+        tail.push_back({"DELETE FROM currant_jobs WHERE id = ANY($1::bigint[])", {array_text(finished_ids)}});
+    if (!cursor_entrypoints.empty())
+        tail.push_back({"INSERT INTO currant_cursors (host, incarnation, entrypoint, name, sequence) "
+                        "SELECT $1, $2, e, n, s FROM unnest($3::integer[], $4::text[], $5::bigint[]) AS u(e, n, s) "
+                        "ON CONFLICT (host, incarnation, entrypoint) DO UPDATE SET sequence = EXCLUDED.sequence",
+                        {host, incarnation, array_text(cursor_entrypoints), quoted_array_text(cursor_names),
+                         array_text(cursor_sequences)}});
+    if (max_local_id)
+        tail.push_back({"UPDATE currant_hosts SET max_job_id = GREATEST(max_job_id, $2), updated = now() "
+                        "WHERE host = $1",
+                        {host, std::to_string(std::int64_t(max_local_id))}});
+    if (now >= next_results_expiry_ns_) // rows past their retention, at most every results_expiry_interval_ns
+        tail.push_back({"DELETE FROM currant_results WHERE host = $1 AND expires < now()", {host}});
+    if (!result_rows.empty()) {
+        // A job requeued after its end (a dead job) and finished again
+        // replaces its row.
+        copies.push_back({"COPY currant_results_stage (job_id, host, incarnation, entrypoint, status, attempts, "
+                          "result, traceback, finished, expires, payload) FROM STDIN",
+                          result_rows});
+        tail.push_back(
+            {"INSERT INTO currant_results SELECT * FROM currant_results_stage ON CONFLICT (job_id) DO UPDATE SET "
+             "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, status = "
+             "EXCLUDED.status, attempts = EXCLUDED.attempts, result = EXCLUDED.result, traceback = "
+             "EXCLUDED.traceback, finished = EXCLUDED.finished, expires = EXCLUDED.expires, payload = "
+             "EXCLUDED.payload",
+             {}});
+    }
+    if (!dead_rows.empty()) {
+        // A job that died again after a requeue replaces its row.
+        copies.push_back({"COPY currant_dead_stage (job_id, host, incarnation, entrypoint, priority, payload, "
+                          "attempts, max_attempts, created, died, traceback, dedupe_key) FROM STDIN",
+                          dead_rows});
+        tail.push_back(
+            {"INSERT INTO currant_dead SELECT * FROM currant_dead_stage ON CONFLICT (job_id) DO UPDATE SET "
+             "host = EXCLUDED.host, incarnation = EXCLUDED.incarnation, entrypoint = EXCLUDED.entrypoint, "
+             "priority = EXCLUDED.priority, payload = EXCLUDED.payload, attempts = EXCLUDED.attempts, "
+             "max_attempts = EXCLUDED.max_attempts, created = EXCLUDED.created, died = EXCLUDED.died, "
+             "traceback = EXCLUDED.traceback, dedupe_key = EXCLUDED.dedupe_key",
+             {}});
+    }
+    // After the upsert above: a death and its purge in one batch leave no
+    // row (docs/dead-jobs.md, "Purges").
+    if (!purged_ids.empty())
+        tail.push_back({"DELETE FROM currant_dead WHERE job_id = ANY($1::bigint[])", {array_text(purged_ids)}});
+    // One NOTIFY per batch (payload: the host id): remote waiters then read
+    // currant_results (docs/results.md).
+    if (!finished_ids.empty())
+        tail.push_back({"SELECT pg_notify($1, $2)", {std::string(schema::finished_channel), host}});
+    if (configuration) record_configuration(tail, *configuration);
+    try {
+        if (copies.empty()) tail.insert(tail.begin(), pg::Connection::Statement{"BEGIN", {}});
+        else connection.copy_in("BEGIN", copies);
+        statements += copies.empty() ? 0 : 1 + copies.size();
+        // Before the pipeline that ends in COMMIT: a daemon killed here
+        // leaves an open transaction that PostgreSQL rolls back.
         shm::crash_point("mirror.before_database_commit");
-        connection.exec("COMMIT");
-        ++statements;
+        tail.push_back({"COMMIT", {}});
+        connection.pipeline(tail);
+        statements += tail.size();
     } catch (const pg::DatabaseError&) {
+        // Retried from the segment: with every live job upserted, so that a
+        // row this mirror did not expect (a duplicate key) cannot stall it.
+        upsert_all_ = true;
         try {
             if (connection.ok()) connection.exec("ROLLBACK");
         } catch (...) {
@@ -579,6 +593,8 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         if (last_sequence[ep]) queue_.commit_feed(ep, last_sequence[ep]);
     if (!dirty.empty()) queue_.settle_dirty(dirty);
     dirty_may_repeat_ = false;
+    upsert_all_ = false;
+    rows_at_most_ = std::max(rows_at_most_, max_local_id);
     if (configuration) configuration_recorded_ = configuration->generation;
     if (now >= next_results_expiry_ns_) next_results_expiry_ns_ = now + results_expiry_interval_ns;
 

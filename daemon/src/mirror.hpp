@@ -5,8 +5,9 @@
 // Per batch, the transitions of one job are folded into its final state:
 //   * one currant_log row per job (status reached, transitions folded,
 //     last sequence) -- appended by COPY;
-//   * a job still queued or picked is upserted into currant_jobs (COPY into
-//     a temporary table, then INSERT .. ON CONFLICT);
+//   * a job still queued or picked gets a currant_jobs row: appended by COPY
+//     when PostgreSQL cannot hold one for it yet (rows_at_most_), else
+//     upserted (COPY into a temporary table, then INSERT .. ON CONFLICT);
 //   * a finished job's currant_jobs row (if an earlier batch wrote one) is
 //     deleted: finished jobs live in currant_log, as in PgQueuer.
 // So a job enqueued and finished within one batch costs one appended row.
@@ -81,8 +82,9 @@ private:
         std::int64_t at_ns = 0;
         bool dirty = false;
     };
-    // Inside the batch's transaction; returns the statements sent.
-    std::uint64_t record_configuration(pg::Connection& connection, const QueueConfiguration& configuration);
+    // Appends the statements that record it to the batch's transaction.
+    void record_configuration(std::vector<pg::Connection::Statement>& statements,
+                              const QueueConfiguration& configuration);
 
     Queue& queue_;
     HostIdentity identity_;
@@ -93,6 +95,12 @@ private:
     // between its commit and settle_dirty), so only then is the duplicate
     // guard worth its cost.
     bool dirty_may_repeat_ = true;
+    // The highest id of this host that currant_jobs may hold a row for
+    // (read at resume(), raised after each commit). A live job of this host
+    // above it is appended to currant_jobs by COPY instead of staged and
+    // upserted. upsert_all_: the batch after a failed one upserts them all.
+    JobId rows_at_most_ = 0;
+    bool upsert_all_ = false;
     // currant_results rows past their expiry are deleted by the first batch
     // at or after this time (CLOCK_REALTIME), then every 10 s.
     static constexpr std::int64_t results_expiry_interval_ns = 10'000'000'000;

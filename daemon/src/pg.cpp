@@ -119,20 +119,113 @@ Result Connection::exec(std::string_view sql, const std::vector<Parameter>& para
 }
 
 void Connection::copy_in(std::string_view copy_sql, std::string_view data) {
-    const std::string text(copy_sql);
-    PGresult* start = PQexec(connection_.get(), text.c_str());
-    if (!start || PQresultStatus(start) != PGRES_COPY_IN) fail("PostgreSQL COPY failed to start", start);
-    PQclear(start);
-    constexpr std::size_t chunk = 1 << 20;
-    for (std::size_t at = 0; at < data.size(); at += chunk) {
-        const std::size_t size = std::min(chunk, data.size() - at);
-        if (PQputCopyData(connection_.get(), data.data() + at, int(size)) != 1) fail("PostgreSQL COPY failed");
+    copy_in({}, {Copy{std::string(copy_sql), data}});
+}
+
+void Connection::copy_in(std::string_view prefix, const std::vector<Copy>& copies) {
+    std::string text(prefix);
+    for (const Copy& copy : copies) {
+        if (!text.empty()) text += "; ";
+        text += copy.sql;
     }
-    if (PQputCopyEnd(connection_.get(), nullptr) != 1) fail("PostgreSQL COPY failed to end");
-    PGresult* result = PQgetResult(connection_.get());
-    if (!result || PQresultStatus(result) != PGRES_COMMAND_OK) fail("PostgreSQL COPY failed", result);
-    PQclear(result);
-    while (PGresult* extra = PQgetResult(connection_.get())) PQclear(extra);
+    if (!PQsendQuery(connection_.get(), text.c_str())) fail("PostgreSQL COPY failed to start");
+    // Results in order: the prefix's, then per COPY a COPY_IN (send its data)
+    // and its COMMAND_OK; NULL once the whole query is over. After an error
+    // the server runs nothing more of the query; keep the first error and
+    // read on to the end, so the connection is idle for a ROLLBACK.
+    std::size_t next = 0;
+    PGresult* first_error = nullptr;
+    std::string what = "PostgreSQL COPY failed";
+    constexpr std::size_t chunk = 1 << 20;
+    while (PGresult* result = PQgetResult(connection_.get())) {
+        const ExecStatusType status = PQresultStatus(result);
+        if (status == PGRES_COPY_IN) {
+            PQclear(result);
+            if (next >= copies.size()) {
+                PQputCopyEnd(connection_.get(), "unexpected COPY");
+                continue;
+            }
+            const std::string_view data = copies[next++].data;
+            bool sent = true;
+            for (std::size_t at = 0; sent && at < data.size(); at += chunk) {
+                const std::size_t size = std::min(chunk, data.size() - at);
+                sent = PQputCopyData(connection_.get(), data.data() + at, int(size)) == 1;
+            }
+            if (!sent || PQputCopyEnd(connection_.get(), nullptr) != 1) {
+                if (first_error) PQclear(first_error);
+                fail("PostgreSQL COPY failed");
+            }
+        } else if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+            PQclear(result);
+        } else if (!first_error) {
+            first_error = result;
+        } else {
+            PQclear(result);
+        }
+        if (PQstatus(connection_.get()) == CONNECTION_BAD) break;
+    }
+    if (first_error) fail(what, first_error);
+    if (PQstatus(connection_.get()) == CONNECTION_BAD) fail(what);
+    if (next != copies.size()) throw DatabaseError(what + ": the server did not ask for every COPY's data", false);
+}
+
+std::vector<Result> Connection::pipeline(const std::vector<Statement>& statements) {
+    PGconn* const c = connection_.get();
+    if (PQenterPipelineMode(c) != 1) fail("PostgreSQL pipeline failed to start");
+    // Leaves pipeline mode on every path below; a connection that cannot
+    // leave it is useless, so that counts as lost (the daemon reconnects).
+    const auto leave = [&] {
+        if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && PQexitPipelineMode(c) != 1)
+            throw DatabaseError("PostgreSQL pipeline failed to end: " + trimmed(PQerrorMessage(c)), true);
+    };
+    for (const Statement& statement : statements) {
+        std::vector<const char*> values(statement.parameters.size());
+        std::vector<int> lengths(statement.parameters.size());
+        for (std::size_t i = 0; i < statement.parameters.size(); ++i) {
+            values[i] = statement.parameters[i] ? statement.parameters[i]->c_str() : nullptr;
+            lengths[i] = statement.parameters[i] ? int(statement.parameters[i]->size()) : 0;
+        }
+        if (PQsendQueryParams(c, statement.sql.c_str(), int(statement.parameters.size()), nullptr, values.data(),
+                              lengths.data(), nullptr, 0) != 1)
+            fail("PostgreSQL " + statement_name(statement.sql) + " failed to send"); // the connection is gone
+    }
+    if (PQpipelineSync(c) != 1) fail("PostgreSQL pipeline failed to send");
+
+    // Per statement: its result (or PIPELINE_ABORTED after an earlier
+    // error), then NULL; at the end PIPELINE_SYNC.
+    std::vector<Result> out;
+    out.reserve(statements.size());
+    PGresult* first_error = nullptr;
+    std::string what;
+    for (const Statement& statement : statements) {
+        PGresult* result = PQgetResult(c);
+        if (!result) break; // only when the connection failed: handled below
+        const ExecStatusType status = PQresultStatus(result);
+        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+            out.emplace_back(result);
+        } else if (status == PGRES_PIPELINE_ABORTED || first_error) {
+            PQclear(result);
+        } else {
+            first_error = result;
+            what = "PostgreSQL " + statement_name(statement.sql) + " failed";
+        }
+        while (PGresult* extra = PQgetResult(c)) PQclear(extra); // the NULL ending this statement
+        if (PQstatus(c) == CONNECTION_BAD) break;
+    }
+    // The sync's own result. Anything else here (or none while the
+    // connection lives) means libpq and the server disagree: treated as a
+    // lost connection, which makes the daemon reconnect.
+    PGresult* sync = PQstatus(c) == CONNECTION_BAD ? nullptr : PQgetResult(c);
+    const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    if (sync) PQclear(sync);
+    if (!synced) {
+        if (first_error) fail(what, first_error);
+        fail("PostgreSQL pipeline failed");
+    }
+    leave();
+    if (first_error) fail(what, first_error);
+    if (out.size() != statements.size()) fail("PostgreSQL pipeline failed"); // a result went missing
+    return out;
 }
 
 void Connection::consume() {

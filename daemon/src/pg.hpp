@@ -63,6 +63,27 @@ public:
     Result exec(std::string_view sql, const std::vector<Parameter>& parameters);
     // Runs `COPY ... FROM STDIN` with the given data in COPY text format.
     void copy_in(std::string_view copy_sql, std::string_view data);
+    // Several COPYs in one simple query, after `prefix` (statements without
+    // user data, e.g. "BEGIN", or empty): each COPY's data is sent as soon
+    // as the server asks for it, so n COPYs cost n + 1 round trips instead
+    // of 2n (and the prefix none). The first error stops the rest (the
+    // server skips them) and is thrown once the query is over.
+    struct Copy {
+        std::string sql;        // COPY ... FROM STDIN
+        std::string_view data;  // COPY text format
+    };
+    void copy_in(std::string_view prefix, const std::vector<Copy>& copies);
+    // Statements with parameters sent in one pipeline (libpq pipeline mode)
+    // with one sync: one round trip for all of them. They run in order; the
+    // first to fail makes the server skip the rest up to the sync (inside a
+    // transaction it is then aborted: the caller rolls back), and its error
+    // is thrown once every result has been read and pipeline mode left, so
+    // the connection can take a ROLLBACK. Returns each statement's result.
+    struct Statement {
+        std::string sql;
+        std::vector<Parameter> parameters;
+    };
+    std::vector<Result> pipeline(const std::vector<Statement>& statements);
 
     // Notifications: wait for readability of socket(), then consume().
     int socket() const { return PQsocket(connection_.get()); }

@@ -151,3 +151,59 @@ TEST_CASE("an entrypoint declared without a durability is mirrored once currantd
     queue.enqueue(ep, as_payload("x"));
     CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE entrypoint = 'plain'", 1) == 1);
 }
+
+namespace {
+
+// Makes PostgreSQL refuse every insert into `table` (a trigger) while the
+// table currant_test_refuse holds a row: refused statements, not a lost
+// connection, so the daemon rolls back and retries on the same connection.
+void refuse_inserts_into(pg::Connection& db, const std::string& table) {
+    db.exec("CREATE TABLE currant_test_refuse (x integer)");
+    db.exec("INSERT INTO currant_test_refuse VALUES (1)");
+    db.exec("CREATE FUNCTION currant_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF EXISTS (SELECT 1 FROM currant_test_refuse) THEN RAISE EXCEPTION 'refused by the test'; END IF; "
+            "RETURN NEW; END $$");
+    db.exec("CREATE TRIGGER currant_test_refuse BEFORE INSERT ON " + table +
+            " FOR EACH ROW EXECUTE FUNCTION currant_test_refuse()");
+}
+
+// A job enqueued while its batch is refused: nothing of it is committed, the
+// daemon keeps retrying, and once the refusal ends the job is mirrored with
+// exactly one currant_jobs row and one log row.
+void check_refused_batch_retried(const std::string& table) {
+    DaemonFixture fixture("refused-" + table);
+    DaemonProcess& daemon = fixture.start_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const JobId first = queue.enqueue(ep, as_payload("first"));
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE id = " + std::to_string(first), 1) == 1);
+
+    refuse_inserts_into(fixture.db(), table);
+    const JobId second = queue.enqueue(ep, as_payload("second"));
+    REQUIRE(eventually([&] { return daemon.log().find("refused by the test") != std::string::npos; }));
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs WHERE id = " + std::to_string(second)) == 0);
+    CHECK(fixture.count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(second)) == 0);
+    CHECK(daemon.alive());
+
+    fixture.db().exec("DELETE FROM currant_test_refuse");
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_jobs WHERE id = " + std::to_string(second) +
+                                 " AND status = 'queued'",
+                             1) == 1);
+    CHECK(fixture.count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(second)) == 1);
+    CHECK(fixture.count("SELECT COALESCE(sum(transitions), 0) FROM currant_log") == 2);
+    CHECK(daemon.alive());
+    // A refused statement is retried on the same connection (docs/daemon.md,
+    // "Errors"): the connection was left fit for the ROLLBACK.
+    CHECK(daemon.log().find("reconnecting") == std::string::npos);
+}
+
+} // namespace
+
+TEST_CASE("a batch refused by a statement of its pipeline is rolled back and mirrored once when retried",
+          "[mirror][errors]") {
+    check_refused_batch_retried("currant_cursors");
+}
+
+TEST_CASE("a batch refused by one of its COPYs is rolled back and mirrored once when retried", "[mirror][errors]") {
+    check_refused_batch_retried("currant_log");
+}

@@ -193,6 +193,13 @@ TEST_CASE("a cancellation whose NOTIFY was lost with the relay's connection is r
     const Job job = pick_mirrored(fixture, queue, ep, id);
     auto waited = wait_for_cancel_async(queue, job);
 
+    // The relay connects on its own thread after the mirror: wait for it, or
+    // a relay still connecting could scan before the COMMIT below, escape
+    // the termination and never scan again (a fast mirror makes the steps
+    // above take a few ms, less than a connection's set-up here).
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                               "backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                               2) == 2);
     // The request commits together with the end of every daemon connection,
     // and without a NOTIFY: only the scan after the reconnect can find it.
     pg::Connection& db = fixture.db();
