@@ -427,6 +427,25 @@ TEST_CASE("POST api/requeue with all=1 puts every dead job of that entrypoint ba
     CHECK(queue.dead_jobs()[0].id == other);
 }
 
+// The refusals POST path?all=1 (requeue or purge every dead job of an
+// entrypoint) owes bad input; the callers check that nothing changed.
+void check_all_refused(std::uint16_t port, const std::string& path, JobId id) {
+    HttpAnswer answer = http_request(port, "POST", path + "?all=1", action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("all=1 needs entrypoint=NAME"));
+    answer = http_request(port, "POST", path + "?all=1&entrypoint=nosuch", action_header);
+    CHECK(answer.status == 404);
+    CHECK_THAT(answer.body, Catch::Contains("nosuch"));
+    answer = http_request(port, "POST", path + "?all=1&entrypoint=emails&id=" + std::to_string(id), action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("either id or all=1"));
+    answer = http_request(port, "POST", path + "?all=yes&entrypoint=emails", action_header);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("only all=1"));
+    CHECK(http_request(port, "GET", path + "?all=1&entrypoint=emails", action_header).status == 405);
+    CHECK(http_request(port, "POST", path + "?all=1&entrypoint=emails").status == 403);
+}
+
 TEST_CASE("POST api/requeue with all=1 refuses a missing or unknown entrypoint, an id beside it, a GET and a "
           "missing header, and changes nothing",
           "[http][dead][errors]") {
@@ -436,20 +455,7 @@ TEST_CASE("POST api/requeue with all=1 refuses a missing or unknown entrypoint, 
     const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
     const JobId id = dead_job(queue, ep, "m", "boom");
 
-    HttpAnswer answer = http_request(port, "POST", "/api/requeue?all=1", action_header);
-    CHECK(answer.status == 400);
-    CHECK_THAT(answer.body, Catch::Contains("all=1 needs entrypoint=NAME"));
-    answer = http_request(port, "POST", "/api/requeue?all=1&entrypoint=nosuch", action_header);
-    CHECK(answer.status == 404);
-    CHECK_THAT(answer.body, Catch::Contains("nosuch"));
-    answer = http_request(port, "POST", "/api/requeue?all=1&entrypoint=emails&id=" + std::to_string(id), action_header);
-    CHECK(answer.status == 400);
-    CHECK_THAT(answer.body, Catch::Contains("either id or all=1"));
-    answer = http_request(port, "POST", "/api/requeue?all=yes&entrypoint=emails", action_header);
-    CHECK(answer.status == 400);
-    CHECK_THAT(answer.body, Catch::Contains("only all=1"));
-    CHECK(http_request(port, "GET", "/api/requeue?all=1&entrypoint=emails", action_header).status == 405);
-    CHECK(http_request(port, "POST", "/api/requeue?all=1&entrypoint=emails").status == 403);
+    check_all_refused(port, "/api/requeue", id);
     CHECK(status_of(queue, id) == JobStatus::exception);
     CHECK(queue.dead_jobs().size() == 1);
 }
@@ -627,20 +633,7 @@ TEST_CASE("POST api/purge with all=1 refuses a missing or unknown entrypoint, an
     const EntrypointId ep = queue.declare_entrypoint("emails", async_options());
     const JobId id = dead_job(queue, ep, "m", "boom");
 
-    HttpAnswer answer = http_request(port, "POST", "/api/purge?all=1", action_header);
-    CHECK(answer.status == 400);
-    CHECK_THAT(answer.body, Catch::Contains("all=1 needs entrypoint=NAME"));
-    answer = http_request(port, "POST", "/api/purge?all=1&entrypoint=nosuch", action_header);
-    CHECK(answer.status == 404);
-    CHECK_THAT(answer.body, Catch::Contains("nosuch"));
-    answer = http_request(port, "POST", "/api/purge?all=1&entrypoint=emails&id=" + std::to_string(id), action_header);
-    CHECK(answer.status == 400);
-    CHECK_THAT(answer.body, Catch::Contains("either id or all=1"));
-    answer = http_request(port, "POST", "/api/purge?all=yes&entrypoint=emails", action_header);
-    CHECK(answer.status == 400);
-    CHECK_THAT(answer.body, Catch::Contains("only all=1"));
-    CHECK(http_request(port, "GET", "/api/purge?all=1&entrypoint=emails", action_header).status == 405);
-    CHECK(http_request(port, "POST", "/api/purge?all=1&entrypoint=emails").status == 403);
+    check_all_refused(port, "/api/purge", id);
     CHECK(queue.dead_jobs().size() == 1);
     CHECK(queue.dead_jobs()[0].id == id);
 }
