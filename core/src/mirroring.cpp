@@ -74,8 +74,7 @@ void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint
             return;
         }
     }
-    rec.last_job_id = rec.job_id;
-    rec.last_status = std::uint32_t(status);
+    set_last(rec, rec.job_id, std::uint32_t(status));
     if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
                                        std::memory_order_acq_rel))
         return;

@@ -49,6 +49,9 @@ bool dequeue_returns_on_signal_enabled() noexcept;
 // Throws invalid_argument naming `where` for a limit of zero or less (limits.cpp).
 void validate_limit_options(const EntrypointOptions& options, const std::string& where);
 
+// What the recent outcomes say of a job id (QueueState::recorded_end).
+enum class EndedLookup { found, never_issued, not_recorded, overwritten, purged };
+
 class QueueState {
 public:
     QueueState(shm::Segment segment);
@@ -339,6 +342,21 @@ private:
     void validate_dependencies(const EnqueueOptions& options) const;
     // The slot that holds (or last held) job id, no_slot if none: the hint, else a scan.
     std::uint32_t find_job_slot(JobId id) const noexcept;
+    // Every write of a slot's last_job_id/last_status goes through here:
+    // the job the slot remembered until now goes to the recent outcomes
+    // first (layout.hpp, "Recent outcomes"), so no ended job is forgotten
+    // while fewer than ended_capacity_ ids were handed out after it.
+    void set_last(JobRecord& rec, JobId id, std::uint32_t status) noexcept {
+        if (rec.last_job_id != 0 && rec.last_job_id != id) remember_ended(rec.last_job_id, rec.last_status);
+        rec.last_job_id = id;
+        rec.last_status = status;
+    }
+    // Records that job id ended with JobStatus status (raises its entry).
+    void remember_ended(JobId id, std::uint32_t status) noexcept;
+    // How job id ended according to the recent outcomes: found (status set
+    // to successful, exception or canceled), or why they cannot say. Call
+    // it after the slots were searched (it orders its read after theirs).
+    EndedLookup recorded_end(JobId id, JobStatus& status) const noexcept;
     // Publishes the reserved, prepared slot of a job with dependencies:
     // waiting, queued (all succeeded) or canceled (one failed). Throws
     // (nothing enqueued, the slot still reserved) for an unknown dependency.
@@ -558,6 +576,8 @@ private:
     static constexpr std::uint32_t id_hint_capacity = 1024;
     std::uint32_t id_hints_[id_hint_capacity] = {};
     DependencyRow* dependency_rows_ = nullptr;
+    std::atomic<std::uint64_t>* ended_ = nullptr; // recent outcomes [ended_capacity_]
+    std::uint32_t ended_capacity_ = 0;
     std::uint32_t settle_owner_ = 0; // owner of slots a settle cancels in memory durability (0: us)
     bool settle_wanted_ = false;    // a finished job had dependents: settle before freeing slots
     bool settling_ = false;         // inside settle_dependencies (no recursion)

@@ -31,7 +31,9 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 // 11: job dependencies (docs/job-dependencies.md): SlotState::waiting,
 //    JobRecord::dependents, the dependency lock, waiting list and counts,
 //    job id hints and per-slot dependency rows.
-inline constexpr std::uint32_t layout_version = 11;
+// 12: recent outcomes (docs/job-dependencies.md): one word per entry after
+//     the dependency rows, how jobs ended once their slot forgot them.
+inline constexpr std::uint32_t layout_version = 12;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
