@@ -419,6 +419,12 @@ void QueueState::settle_locked() noexcept {
     for (std::uint32_t pass = 0; pass <= n; ++pass) {
         settle_wanted_ = false;
         bool changed = false;
+        // Jobs a pass releases are released after the walk in the order
+        // they were enqueued (entrypoint, then the sequence they got when
+        // they started waiting): the list is newest first, and a batch
+        // waiting for one job should run in its order. If collecting fails
+        // (allocation), a job is released where the walk finds it.
+        settle_ready_.clear();
         std::uint32_t slot = dependencies_->waiting_head;
         for (std::uint32_t walked = 0; slot != shm::no_slot; ++walked) {
             if (slot >= n || walked > n) {
@@ -476,10 +482,23 @@ void QueueState::settle_locked() noexcept {
                 }
                 changed |= cancel_waiting_locked(slot, reason);
             } else if (pending == 0) {
-                changed |= release_waiting_locked(slot);
+                try {
+                    settle_ready_.push_back(slot);
+                } catch (...) {
+                    changed |= release_waiting_locked(slot);
+                }
             }
             slot = next;
         }
+        std::sort(settle_ready_.begin(), settle_ready_.end(), [this](std::uint32_t a, std::uint32_t b) {
+            const JobRecord& ra = record(a);
+            const JobRecord& rb = record(b);
+            return ra.entrypoint != rb.entrypoint ? ra.entrypoint < rb.entrypoint : ra.sequence < rb.sequence;
+        });
+        // Still waiting (nobody else moves a job out of `waiting` without
+        // [G], which we hold): release_waiting_locked checks the word again.
+        for (std::uint32_t ready : settle_ready_) changed |= release_waiting_locked(ready);
+        settle_ready_.clear();
         if (!changed) return;
     }
 }

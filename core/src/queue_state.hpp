@@ -584,6 +584,7 @@ private:
     bool dependency_repaired_ = false; // the [G] repair ran: settle before unlocking
     std::vector<std::uint32_t> settle_release_; // slots the settle freed (memory durability)
     std::vector<EntrypointId> settle_wakes_;    // entrypoints that got ready jobs
+    std::vector<std::uint32_t> settle_ready_;   // one settle pass's jobs to release, put in enqueue order
 };
 
 } // namespace currant::detail
