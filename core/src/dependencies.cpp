@@ -579,6 +579,40 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
     }
     row.job_id.store(self, std::memory_order_release);
 
+    // Without [G] first: if every dependency has already ended successful
+    // (a final state: nothing moves a successful job anywhere but out of
+    // its slot, and the slot or the recent outcomes keep saying so), there
+    // is no edge to count, nothing to settle and no move out of `waiting`,
+    // so the job is published as a plain one. Anything else (pending,
+    // failed, unknown, a classification that could not settle) takes the
+    // locked path below, which classifies again from scratch.
+    {
+        std::uint32_t targets[max_dependencies];
+        bool all_succeeded = true;
+        for (std::uint32_t i = 0; i < row.count && all_succeeded; ++i) {
+            const JobId id = row.edges[i].job_id;
+            std::uint32_t target = find_job_slot(id);
+            std::uint64_t word = 0;
+            DependencyState how =
+                target == shm::no_slot ? DependencyState::unknown : classify(arena_, target, id, false, word);
+            if (how == DependencyState::unknown) {
+                JobStatus ended = JobStatus::unknown;
+                if (recorded_end(id, ended) == EndedLookup::found) how = from_status(std::uint32_t(ended));
+                target = shm::no_slot;
+            }
+            all_succeeded = how == DependencyState::successful;
+            targets[i] = target;
+        }
+        if (all_succeeded) {
+            for (std::uint32_t i = 0; i < row.count; ++i) {
+                row.edges[i].slot = targets[i];
+                row.edges[i].outcome.store(std::uint32_t(EdgeOutcome::successful), std::memory_order_relaxed);
+            }
+            publish(ep, {&slot, 1}, options, now_real, last_sequence);
+            return;
+        }
+    }
+
     lock_dependencies();
     shm::LockHolder holder(dependencies_->lock);
     // On a throw: our raises are undone (a crash instead: the [G] repair
