@@ -79,8 +79,9 @@ const char* unknown_dependency(EndedLookup why) noexcept {
                "ids than its recent-outcomes capacity were handed out after it)";
     case EndedLookup::purged: return " was purged: how it ended is not known";
     default:
-        return " is unknown to the queue (its reservation is not committed yet or was aborted, or the id "
-               "belongs to another host)";
+        return " is unknown to the queue (its reservation is not committed yet or was aborted, the id "
+               "belongs to another host, or its end was not recorded: an older job sharing its record "
+               "ended at the same moment)";
     }
 }
 
@@ -139,35 +140,15 @@ DependencyState classify(const shm::Arena& arena, std::uint32_t slot, JobId id, 
 
 // ------------------------------------------------------------ lookups
 
-// Recent outcomes (layout.hpp). remember_ended runs before a slot's
-// last_job_id/last_status are overwritten: the entry is raised first (CAS:
-// one word, so a writer killed anywhere leaves the old or the new entry,
-// nothing to repair), then a release fence orders it before the slot's
-// fields are overwritten, so a reader that no longer finds the job in its
-// slot and then (acquire fence) reads the entry sees it. The slot and this
-// record together know every ended job until a younger id with the same
-// entry (more than ended_kept_span ids later) ended in a slot that moved on.
-void QueueState::remember_ended(JobId id, std::uint32_t status) noexcept {
-    if ((id >> 48) != host_id_) return; // another host's id (a restore): lookups say "not recorded"
-    const std::uint64_t counter = id & ended_counter_mask;
-    std::uint32_t code = 0; // ended, how is not known (purged)
-    switch (JobStatus(status)) {
-    case JobStatus::successful: code = 1; break;
-    case JobStatus::exception: code = 2; break;
-    case JobStatus::canceled: code = 3; break;
-    default: break;
-    }
-    const std::uint64_t entry = ended_entry(counter, code);
-    std::atomic<std::uint64_t>& word = ended_[ended_index(counter, ended_capacity_)];
-    std::uint64_t old = word.load(std::memory_order_relaxed);
-    // Raise only: a younger id (larger counter) keeps the entry; the same
-    // id again (a requeued dead job that ended anew) takes the newer end.
-    while ((old >> 2) < counter || ((old >> 2) == counter && old != entry))
-        if (word.compare_exchange_weak(old, entry, std::memory_order_relaxed)) break;
-    shm::crash_point("dependency.remembered"); // the slot still says it too: both agree
-    std::atomic_thread_fence(std::memory_order_release);
-}
-
+// Recent outcomes (layout.hpp). remember_ended (queue_state.hpp) runs
+// before a slot's last_job_id/last_status are overwritten: the entry is
+// raised first (one word, so a writer killed anywhere leaves the old or the
+// new entry, nothing to repair), then a release fence orders it before the
+// slot's fields are overwritten, so a reader that no longer finds the job
+// in its slot and then (acquire fence) reads the entry sees it. The slot
+// and this record together know every ended job until a younger id with
+// the same entry (more than ended_kept_span ids later) ended in a slot that
+// moved on, or (rarer) such an older one raced it into the entry.
 EndedLookup QueueState::recorded_end(JobId id, JobStatus& status) const noexcept {
     // The caller looked in the slots first (acquire: their last_job_id
     // overwrite follows the entry's raise, see remember_ended).

@@ -660,9 +660,10 @@ struct DependencyControl {
 //   (counter << 2) | code     that job ended: code 1 successful, 2
 //                             exception, 3 canceled, 0 how is not known
 //                             (a dead job purged)
-// No lock: each entry is one word, only raised (CAS to a larger counter, or
-// the same counter with a newer end), so a writer killed anywhere leaves the
-// old or the new word. Written by whoever overwrites a slot's
+// No lock: each entry is one word, only raised (a load, then a store of a
+// larger counter, or the same counter with a newer end; two writers racing
+// on one entry may leave the older id, whose younger rival is then "not
+// recorded"), so a writer killed anywhere leaves the old or the new word. Written by whoever overwrites a slot's
 // last_job_id/last_status (the job ending in the slot now moves the one
 // that ended there before into its entry): CAS, then a release fence, then
 // the slot's fields, so a reader that no longer finds a job in its slot
