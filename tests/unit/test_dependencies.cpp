@@ -333,6 +333,20 @@ TEST_CASE("a dependency just inside the recent outcomes' capacity is still known
     CHECK(scratch->doctor().sound);
 }
 
+TEST_CASE("jobs released by one completion run in the order they were enqueued", "[dependencies]") {
+    ScratchQueue scratch("dep-release-order", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    std::vector<JobId> waiting;
+    for (int i = 0; i < 5; ++i) waiting.push_back(enqueue_text(scratch.queue(), ep, "w", after({a})));
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    const auto jobs = dequeue_now(scratch.queue(), ep, 8);
+    std::vector<JobId> order;
+    for (const Job& job : jobs) order.push_back(job.handle.id);
+    CHECK(order == waiting); // the waiting list is newest first: the release sorts them back
+    CHECK(scratch->doctor().sound);
+}
+
 TEST_CASE("too many dependencies, id 0 and a dedupe key with dependencies are refused", "[dependencies]") {
     ScratchQueue scratch("dep-bad", small_options());
     const EntrypointId ep = scratch->declare_entrypoint("jobs");
