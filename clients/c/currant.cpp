@@ -274,23 +274,36 @@ int currant_enqueue(currant_queue* queue, uint32_t entrypoint, const void* paylo
     });
 }
 
+namespace {
+// currant_enqueue_batch and currant_enqueue_batch_after: the payloads are
+// checked first, then options_of() builds the options (so a bad payload is
+// reported before bad dependencies), then the batch is enqueued.
+void enqueue_batch_with(currant_queue* queue, uint32_t entrypoint, const currant_buffer* payloads, size_t count,
+                        const std::function<currant::EnqueueOptions()>& options_of, uint64_t* ids_out,
+                        size_t* enqueued_out) {
+    require(queue, "queue");
+    require(enqueued_out, "enqueued_out");
+    if (count == 0) {
+        *enqueued_out = 0;
+        return;
+    }
+    require(payloads, "payloads");
+    require(ids_out, "ids_out");
+    queue->spans.clear();
+    queue->spans.reserve(count);
+    for (std::size_t i = 0; i < count; ++i)
+        queue->spans.push_back(payload_span(payloads[i].data, payloads[i].size, "payloads[i].data"));
+    const currant::EnqueueOptions options = options_of();
+    *enqueued_out =
+        queue->queue.enqueue_batch(entrypoint, queue->spans, std::span<currant::JobId>(ids_out, count), options);
+}
+} // namespace
+
 int currant_enqueue_batch(currant_queue* queue, uint32_t entrypoint, const currant_buffer* payloads, size_t count,
                           const currant_enqueue_options* opts, uint64_t* ids_out, size_t* enqueued_out) {
     return guarded("currant_enqueue_batch", [&] {
-        require(queue, "queue");
-        require(enqueued_out, "enqueued_out");
-        if (count == 0) {
-            *enqueued_out = 0;
-            return;
-        }
-        require(payloads, "payloads");
-        require(ids_out, "ids_out");
-        queue->spans.clear();
-        queue->spans.reserve(count);
-        for (std::size_t i = 0; i < count; ++i)
-            queue->spans.push_back(payload_span(payloads[i].data, payloads[i].size, "payloads[i].data"));
-        *enqueued_out = queue->queue.enqueue_batch(entrypoint, queue->spans, std::span<currant::JobId>(ids_out, count),
-                                                   to_options(opts));
+        enqueue_batch_with(queue, entrypoint, payloads, count, [&] { return to_options(opts); }, ids_out,
+                           enqueued_out);
     });
 }
 
@@ -377,6 +390,15 @@ int currant_commit_after(currant_queue* queue, currant_reservation* reservation,
                          const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n, uint64_t* id_out) {
     return guarded("currant_commit_after", [&] {
         commit_reservation(queue, reservation, size, [&] { return dependent_options(opts, depends_on, n); }, id_out);
+    });
+}
+
+int currant_enqueue_batch_after(currant_queue* queue, uint32_t entrypoint, const currant_buffer* payloads,
+                                size_t count, const currant_enqueue_options* opts, const uint64_t* depends_on,
+                                size_t n, uint64_t* ids_out, size_t* enqueued_out) {
+    return guarded("currant_enqueue_batch_after", [&] {
+        enqueue_batch_with(queue, entrypoint, payloads, count,
+                           [&] { return dependent_options(opts, depends_on, n); }, ids_out, enqueued_out);
     });
 }
 

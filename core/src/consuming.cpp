@@ -335,8 +335,7 @@ bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_
         // reads how it ended from them (dependencies.cpp, classify).
         const std::uint64_t last_job_id = rec.last_job_id;
         const std::uint32_t last_status = rec.last_status;
-        rec.last_job_id = rec.job_id;
-        rec.last_status = std::uint32_t(final_status);
+        set_last(rec, rec.job_id, std::uint32_t(final_status));
         if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) {
             rec.last_job_id = last_job_id;
             rec.last_status = last_status;
@@ -487,8 +486,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
             rec.limit_mark.load(std::memory_order_relaxed) != limit_mark(job.epoch, LimitMark::counted)) {
             // The state word CAS is the commit point; a reaper requeueing the
             // same pick races on the same CAS and exactly one wins.
-            rec.last_job_id = rec.job_id;
-            rec.last_status = std::uint32_t(final_status);
+            set_last(rec, rec.job_id, std::uint32_t(final_status));
             const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, my_tag());
             // seq_cst: pairs with Queue::wait through note_completion (results.cpp).
             if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) {

@@ -71,6 +71,20 @@ DependencyState from_status(std::uint32_t status) noexcept {
     }
 }
 
+const char* unknown_dependency(EndedLookup why) noexcept {
+    switch (why) {
+    case EndedLookup::never_issued: return " was never issued by this queue";
+    case EndedLookup::overwritten:
+        return " ended too long ago: how it ended is no longer recorded (the queue remembers it while fewer "
+               "ids than its recent-outcomes capacity were handed out after it)";
+    case EndedLookup::purged: return " was purged: how it ended is not known";
+    default:
+        return " is unknown to the queue (its reservation is not committed yet or was aborted, the id "
+               "belongs to another host, or its end was not recorded: an older job sharing its record "
+               "ended at the same moment)";
+    }
+}
+
 std::string reason_for(const DependencyEdge& edge, EdgeOutcome outcome) {
     const std::string id = std::to_string(edge.job_id);
     switch (outcome) {
@@ -125,6 +139,34 @@ DependencyState classify(const shm::Arena& arena, std::uint32_t slot, JobId id, 
 } // namespace
 
 // ------------------------------------------------------------ lookups
+
+// Recent outcomes (layout.hpp). remember_ended (queue_state.hpp) runs
+// before a slot's last_job_id/last_status are overwritten: the entry is
+// raised first (one word, so a writer killed anywhere leaves the old or the
+// new entry, nothing to repair), then a release fence orders it before the
+// slot's fields are overwritten, so a reader that no longer finds the job
+// in its slot and then (acquire fence) reads the entry sees it. The slot
+// and this record together know every ended job until a younger id with
+// the same entry (more than ended_kept_span ids later) ended in a slot that
+// moved on, or (rarer) such an older one raced it into the entry.
+EndedLookup QueueState::recorded_end(JobId id, JobStatus& status) const noexcept {
+    // The caller looked in the slots first (acquire: their last_job_id
+    // overwrite follows the entry's raise, see remember_ended).
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if ((id >> 48) != host_id_) return EndedLookup::not_recorded;
+    const std::uint64_t counter = id & ended_counter_mask;
+    if (counter >= segment_.header().next_job_counter.load(std::memory_order_acquire))
+        return EndedLookup::never_issued;
+    const std::uint64_t entry = ended_[ended_index(counter, ended_capacity_)].load(std::memory_order_relaxed);
+    if ((entry >> 2) > counter) return EndedLookup::overwritten;
+    if ((entry >> 2) != counter || entry == 0) return EndedLookup::not_recorded;
+    switch (entry & 3) {
+    case 1: status = JobStatus::successful; return EndedLookup::found;
+    case 2: status = JobStatus::exception; return EndedLookup::found;
+    case 3: status = JobStatus::canceled; return EndedLookup::found;
+    default: return EndedLookup::purged;
+    }
+}
 
 std::uint32_t QueueState::find_job_slot(JobId id) const noexcept {
     const std::uint32_t n = arena_.slot_count();
@@ -331,8 +373,7 @@ bool QueueState::cancel_waiting_locked(std::uint32_t slot, std::string_view reas
             const std::uint32_t owner = settle_owner_ ? settle_owner_ : my_tag();
             const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, owner);
             if (!reason.empty()) write_error_locked(slot, rec.job_id, StateWord::epoch(new_word), reason);
-            rec.last_job_id = rec.job_id;
-            rec.last_status = std::uint32_t(JobStatus::canceled);
+            set_last(rec, rec.job_id, std::uint32_t(JobStatus::canceled));
             state.store(new_word, std::memory_order_seq_cst);
             shm::crash_point("dependency.canceled"); // reserved by us: our reaper settles, then frees it
             settle_release_.push_back(slot);
@@ -359,6 +400,12 @@ void QueueState::settle_locked() noexcept {
     for (std::uint32_t pass = 0; pass <= n; ++pass) {
         settle_wanted_ = false;
         bool changed = false;
+        // Jobs a pass releases are released after the walk in the order
+        // they were enqueued (entrypoint, then the sequence they got when
+        // they started waiting): the list is newest first, and a batch
+        // waiting for one job should run in its order. If collecting fails
+        // (allocation), a job is released where the walk finds it.
+        settle_ready_.clear();
         std::uint32_t slot = dependencies_->waiting_head;
         for (std::uint32_t walked = 0; slot != shm::no_slot; ++walked) {
             if (slot >= n || walked > n) {
@@ -387,7 +434,14 @@ void QueueState::settle_locked() noexcept {
                 EdgeOutcome outcome = EdgeOutcome(edge.outcome.load(std::memory_order_relaxed));
                 if (outcome == EdgeOutcome::pending) {
                     std::uint64_t word = 0;
-                    outcome = outcome_for(classify(arena_, edge.slot, edge.job_id, true, word));
+                    DependencyState how = classify(arena_, edge.slot, edge.job_id, true, word);
+                    JobStatus ended = JobStatus::unknown;
+                    // Its slot moved on twice (a finisher killed before its
+                    // settle, reaped late): the recent outcomes may know.
+                    if (how == DependencyState::unknown &&
+                        recorded_end(edge.job_id, ended) == EndedLookup::found)
+                        how = from_status(std::uint32_t(ended));
+                    outcome = outcome_for(how);
                     if (outcome == EdgeOutcome::pending) {
                         ++pending;
                         continue;
@@ -409,10 +463,23 @@ void QueueState::settle_locked() noexcept {
                 }
                 changed |= cancel_waiting_locked(slot, reason);
             } else if (pending == 0) {
-                changed |= release_waiting_locked(slot);
+                try {
+                    settle_ready_.push_back(slot);
+                } catch (...) {
+                    changed |= release_waiting_locked(slot);
+                }
             }
             slot = next;
         }
+        std::sort(settle_ready_.begin(), settle_ready_.end(), [this](std::uint32_t a, std::uint32_t b) {
+            const JobRecord& ra = record(a);
+            const JobRecord& rb = record(b);
+            return ra.entrypoint != rb.entrypoint ? ra.entrypoint < rb.entrypoint : ra.sequence < rb.sequence;
+        });
+        // Still waiting (nobody else moves a job out of `waiting` without
+        // [G], which we hold): release_waiting_locked checks the word again.
+        for (std::uint32_t ready : settle_ready_) changed |= release_waiting_locked(ready);
+        settle_ready_.clear();
         if (!changed) return;
     }
 }
@@ -493,6 +560,40 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
     }
     row.job_id.store(self, std::memory_order_release);
 
+    // Without [G] first: if every dependency has already ended successful
+    // (a final state: nothing moves a successful job anywhere but out of
+    // its slot, and the slot or the recent outcomes keep saying so), there
+    // is no edge to count, nothing to settle and no move out of `waiting`,
+    // so the job is published as a plain one. Anything else (pending,
+    // failed, unknown, a classification that could not settle) takes the
+    // locked path below, which classifies again from scratch.
+    {
+        std::uint32_t targets[max_dependencies];
+        bool all_succeeded = true;
+        for (std::uint32_t i = 0; i < row.count && all_succeeded; ++i) {
+            const JobId id = row.edges[i].job_id;
+            std::uint32_t target = find_job_slot(id);
+            std::uint64_t word = 0;
+            DependencyState how =
+                target == shm::no_slot ? DependencyState::unknown : classify(arena_, target, id, false, word);
+            if (how == DependencyState::unknown) {
+                JobStatus ended = JobStatus::unknown;
+                if (recorded_end(id, ended) == EndedLookup::found) how = from_status(std::uint32_t(ended));
+                target = shm::no_slot;
+            }
+            all_succeeded = how == DependencyState::successful;
+            targets[i] = target;
+        }
+        if (all_succeeded) {
+            for (std::uint32_t i = 0; i < row.count; ++i) {
+                row.edges[i].slot = targets[i];
+                row.edges[i].outcome.store(std::uint32_t(EdgeOutcome::successful), std::memory_order_relaxed);
+            }
+            publish(ep, {&slot, 1}, options, now_real, last_sequence);
+            return;
+        }
+    }
+
     lock_dependencies();
     shm::LockHolder holder(dependencies_->lock);
     // On a throw: our raises are undone (a crash instead: the [G] repair
@@ -511,16 +612,24 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
         for (std::uint32_t i = 0; i < row.count; ++i) {
             DependencyEdge& edge = row.edges[i];
             for (int attempt = 0;; ++attempt) {
-                const std::uint32_t target = find_job_slot(edge.job_id);
+                std::uint32_t target = find_job_slot(edge.job_id);
                 std::uint64_t word = 0;
-                const DependencyState how =
+                DependencyState how =
                     target == shm::no_slot ? DependencyState::unknown : classify(arena_, target, edge.job_id, false, word);
-                if (how == DependencyState::unknown || attempt > 64)
-                    throw Error(Errc::not_found,
-                                describe(ep) + ": dependency job " + std::to_string(edge.job_id) +
-                                    " is unknown to the queue (it never existed, is not committed yet, or ended "
-                                    "and its slot was reused: a result retention on its entrypoint keeps "
-                                    "finished jobs known); nothing was enqueued");
+                if (how == DependencyState::unknown) {
+                    // Not in a slot (any more): the recent outcomes know
+                    // how it ended, or say why they cannot.
+                    JobStatus ended = JobStatus::unknown;
+                    const EndedLookup found = recorded_end(edge.job_id, ended);
+                    if (found != EndedLookup::found)
+                        throw Error(Errc::not_found, describe(ep) + ": dependency job " + std::to_string(edge.job_id) +
+                                                         unknown_dependency(found) + "; nothing was enqueued");
+                    how = from_status(std::uint32_t(ended));
+                    target = shm::no_slot; // resolved now: no edge to count
+                }
+                if (attempt > 64)
+                    throw Error(Errc::not_found, describe(ep) + ": dependency job " + std::to_string(edge.job_id) +
+                                                " changed state too fast to be read; nothing was enqueued");
                 if (how != DependencyState::pending) {
                     edge.slot = target;
                     edge.outcome.store(std::uint32_t(outcome_for(how)), std::memory_order_relaxed);
@@ -574,8 +683,7 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
             if (!keep_result && Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
                 // Still reserved by us: it only needs its status and reason.
                 write_error_locked(slot, self, StateWord::epoch(word) + 1, reason);
-                rec.last_job_id = self;
-                rec.last_status = std::uint32_t(JobStatus::canceled);
+                set_last(rec, self, std::uint32_t(JobStatus::canceled));
                 settle_release_.push_back(slot);
             } else {
                 const std::uint64_t new_word = StateWord::next(word, SlotState::canceled, 0);
@@ -741,6 +849,17 @@ void QueueState::check_dependencies(std::vector<std::string>& problems) {
                 problems.push_back("dependencies: job " + std::to_string(record(slot).job_id) + " has " +
                                    std::to_string(record(slot).dependents.load()) + " dependents counted but " +
                                    std::to_string(pending_on[slot]) + " waiting on it");
+        // Recent outcomes: each entry sits where its id maps and names an
+        // id the queue has issued (a wrong entry would answer for another job).
+        const std::uint64_t issued = segment_.header().next_job_counter.load(std::memory_order_acquire);
+        for (std::uint32_t i = 0; i < ended_capacity_; ++i) {
+            const std::uint64_t entry = ended_[i].load(std::memory_order_relaxed);
+            if (entry == 0) continue;
+            const std::uint64_t counter = entry >> 2;
+            if (ended_index(counter, ended_capacity_) != i || counter >= issued)
+                problems.push_back("dependencies: recent outcome entry " + std::to_string(i) + " names id counter " +
+                                   std::to_string(counter) + ", which does not belong there");
+        }
         if (dependencies_->waiting_total.load(std::memory_order_relaxed) != total)
             problems.push_back("dependencies: waiting total " +
                                std::to_string(dependencies_->waiting_total.load(std::memory_order_relaxed)) +

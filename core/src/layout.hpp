@@ -662,6 +662,51 @@ struct DependencyControl {
     std::atomic<std::uint32_t> waiting_total;
 };
 
+// Recent outcomes (dependencies.cpp, docs/job-dependencies.md): how jobs
+// ended after their slot forgot them. One word per entry, capacity a power
+// of two (ended_capacity_for); a job id's entry is ended_index of its
+// counter part (the low 48 bits):
+//   0                         empty
+//   (counter << 2) | code     that job ended: code 1 successful, 2
+//                             exception, 3 canceled, 0 how is not known
+//                             (a dead job purged)
+// No lock: each entry is one word, only raised (a load, then a store of a
+// larger counter, or the same counter with a newer end; two writers racing
+// on one entry may leave the older id, whose younger rival is then "not
+// recorded"), so a writer killed anywhere leaves the old or the new word. Written by whoever overwrites a slot's
+// last_job_id/last_status (the job ending in the slot now moves the one
+// that ended there before into its entry): CAS, then a release fence, then
+// the slot's fields, so a reader that no longer finds a job in its slot
+// (acquire fence after reading the slot) finds it here, unless a younger
+// id with the same entry took it (then the outcome is reported as no
+// longer known, never guessed). Nothing is derived from it: no repair;
+// doctor checks that each entry sits at its id's index.
+//
+// The index adds the id's block number (ids are handed out in blocks of
+// 256, one block per process at a time) so that block starts, which is all
+// a process enqueueing one job uses (the CLI), spread over the entries as
+// well as consecutive ids do: two ids share an entry only if (d + b) is a
+// multiple of the capacity, d their distance and b the blocks between them.
+// Hence ended_kept_span: an id at most that far after a job never takes
+// its entry.
+inline constexpr std::uint64_t ended_counter_mask = (std::uint64_t(1) << 48) - 1;
+inline constexpr std::uint64_t ended_entry(std::uint64_t counter, std::uint32_t code) noexcept {
+    return (counter << 2) | code;
+}
+inline constexpr std::uint64_t ended_index(std::uint64_t counter, std::uint32_t capacity) noexcept {
+    return (counter + (counter >> 8)) & (capacity - 1);
+}
+inline std::uint32_t ended_capacity_for(std::uint32_t slot_count) noexcept {
+    std::uint64_t capacity = 1024;
+    while (capacity < 4ull * slot_count) capacity *= 2;
+    return std::uint32_t(capacity);
+}
+// Ids handed out after a job that can never take its entry (see above):
+// d <= capacity - capacity/256 - 2 gives d + b <= capacity - 2.
+inline constexpr std::uint64_t ended_kept_span(std::uint32_t capacity) noexcept {
+    return capacity - capacity / 256 - 2;
+}
+
 struct CoreGeometry {
     std::uint64_t entrypoints_offset, participants_offset, sleepers_offset, delayed_offset, logs_offset,
         counters_offset, schedules_offset, region_bytes;
@@ -681,6 +726,9 @@ struct CoreGeometry {
     // uint32 waiting[max_entrypoints] ([G] writes, relaxed reads),
     // DependencyRow[slot_count].
     std::uint64_t dependency_control_offset, waiting_counts_offset, dependency_rows_offset;
+    // Recent outcomes: atomic<uint64>[ended_capacity].
+    std::uint64_t ended_offset;
+    std::uint32_t ended_capacity;
 };
 
 inline std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
@@ -724,6 +772,9 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     at = round_up(at + 4ull * p.max_entrypoints, 4096);
     g.dependency_rows_offset = at;
     at = round_up(at + sizeof(DependencyRow) * std::uint64_t(p.slot_count), 4096);
+    g.ended_offset = at;
+    g.ended_capacity = ended_capacity_for(p.slot_count);
+    at = round_up(at + 8ull * g.ended_capacity, 4096);
     g.region_bytes = at;
     return g;
 }

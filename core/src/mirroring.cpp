@@ -75,12 +75,11 @@ void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint
             return;
         }
     }
-    rec.last_job_id = rec.job_id;
     // A purged dead job (outcomes.cpp, purge_logged_locked) reads unknown
     // once freed, as a purge of a `memory` one does.
     const bool purged = status == JobStatus::exception &&
                         rec.dead_mark.load(std::memory_order_acquire) == dead_mark(epoch, DeadMark::purged);
-    rec.last_status = std::uint32_t(purged ? JobStatus::unknown : status);
+    set_last(rec, rec.job_id, std::uint32_t(purged ? JobStatus::unknown : status));
     if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
                                        std::memory_order_acq_rel))
         return;

@@ -178,8 +178,7 @@ QueueState::Discard QueueState::discard_dead_locked(EntrypointId ep, std::uint32
     // slots leave `exception` only under it), so the CAS cannot lose; it is
     // a CAS all the same, like every move of a state word that a lock-free
     // reader may be examining.
-    rec.last_job_id = rec.job_id;
-    rec.last_status = std::uint32_t(purged ? JobStatus::unknown : JobStatus::exception);
+    set_last(rec, rec.job_id, std::uint32_t(purged ? JobStatus::unknown : JobStatus::exception));
     if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, acting_owner),
                                        std::memory_order_acq_rel))
         return Discard::not_dead;

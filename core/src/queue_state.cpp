@@ -105,7 +105,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     dependencies->lock.initialize();
     dependencies->waiting_head = shm::no_slot;
     dependencies->waiting_total.store(0, std::memory_order_relaxed);
-    // Waiting counts start zeroed; id hints are checked at every use and
+    // Waiting counts and recent outcomes (all empty) start zeroed; id hints are checked at every use and
     // rows belong to no job (job_id 0): fresh shm pages.
     // Sleeper bits, heaps, logs, counters and latency cells start zeroed (fresh shm pages).
     // Slot records: lane links and heap positions start empty.
@@ -160,6 +160,8 @@ QueueState::QueueState(shm::Segment segment)
     dependencies_ = reinterpret_cast<DependencyControl*>(region + expected.dependency_control_offset);
     waiting_counts_ = reinterpret_cast<std::atomic<std::uint32_t>*>(region + expected.waiting_counts_offset);
     dependency_rows_ = reinterpret_cast<DependencyRow*>(region + expected.dependency_rows_offset);
+    ended_ = reinterpret_cast<std::atomic<std::uint64_t>*>(region + expected.ended_offset);
+    ended_capacity_ = expected.ended_capacity;
     result_bytes_ = header.parameters.result_bytes;
     max_entrypoints_ = core_->max_entrypoints;
     max_participants_ = core_->max_participants;

@@ -161,8 +161,7 @@ std::size_t QueueState::recycle_kept_results(std::size_t wanted) noexcept {
             const JobStatus status = status_of(word);
             const EntrypointId ep = rec.entrypoint;
             // Another recycler may take it first: the state word CAS decides.
-            rec.last_job_id = rec.job_id;
-            rec.last_status = std::uint32_t(status);
+            set_last(rec, rec.job_id, std::uint32_t(status));
             if (!arena_.state_word(kept[i].slot)
                      .compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
                                               std::memory_order_acq_rel))

@@ -76,7 +76,7 @@ TEST_CASE("enqueue --after an unknown job fails naming it and enqueues nothing",
     Result r = run({"enqueue", q.name(), "work", "b", "--after", std::to_string(a + 1000)});
     INFO(r);
     CHECK(r.code != 0);
-    CHECK(contains(r.err, "dependency job " + std::to_string(a + 1000) + " is unknown"));
+    CHECK(contains(r.err, "dependency job " + std::to_string(a + 1000) + " was never issued"));
     CHECK(q->stats().at(ep).enqueued == 1);
     r = run({"enqueue", q.name(), "work", "b", "--after", "nope"});
     CHECK(r.code != 0);

@@ -219,3 +219,49 @@ TEST_CASE("SIGKILL of a repairer at dependency.repair: the next locker repairs a
     scratch->ack(jobs[0].handle);
     require_doctor_sound(scratch.queue());
 }
+
+TEST_CASE("SIGKILL of a finisher at dependency.remembered: the job its slot forgets stays known to dependents",
+          "[crash][dependencies]") {
+    // The ack of a job in the slot where job `a` ended before moves a into
+    // the recent outcomes, then overwrites the slot's last_job_id; killed in
+    // between, both say how a ended, and later dependents of a still see it
+    // successful, before and after the slot forgets it.
+    ScratchQueue scratch("crash-dep-remembered", small_queue(16));
+    EntrypointOptions options = with(Durability::memory);
+    options.max_dead = 0;
+    const EntrypointId ep = scratch->declare_entrypoint("work", options);
+    const JobId a = scratch->enqueue(ep, as_payload("a"));
+    auto jobs = pick_now(scratch.queue(), ep);
+    REQUIRE(jobs.size() == 1);
+    const std::uint32_t a_slot = jobs[0].handle.slot;
+    scratch->ack(jobs[0].handle); // a's slot is free and remembers a
+    const pid_t child = fork_child([&] {
+        Queue queue = Queue::open(scratch.name());
+        const EntrypointId eps[] = {ep};
+        for (int i = 0; i < 10000; ++i) {
+            queue.enqueue(ep, as_payload("y"));
+            Job job;
+            expect(queue.dequeue(eps, std::span(&job, 1), 10s) == 1, "picked");
+            if (job.handle.slot == a_slot) {
+                shm::arm_crash_point("dependency.remembered", 1);
+                queue.ack(job.handle); // moves a into the recent outcomes: killed there
+                ::_exit(3);
+            }
+            queue.ack(job.handle);
+        }
+        ::_exit(4); // never got a's slot
+    });
+    require_killed(child);
+    scratch->reap();
+    const JobId b = scratch->enqueue(ep, as_payload("b"), after(a));
+    CHECK(state_of(scratch.queue(), b).status == JobStatus::queued);
+    // Run everything (the dead child's pick was requeued by the reap): the
+    // ack of its job overwrites the slot's memory of a, and a dependent
+    // still sees a successful.
+    for (jobs = pick_now(scratch.queue(), ep); !jobs.empty(); jobs = pick_now(scratch.queue(), ep))
+        for (const Job& job : jobs) scratch->ack(job.handle);
+    CHECK(state_of(scratch.queue(), a).status == JobStatus::unknown); // its slot forgot it
+    const JobId c = scratch->enqueue(ep, as_payload("c"), after(a));
+    CHECK(state_of(scratch.queue(), c).status == JobStatus::queued);
+    require_doctor_sound(scratch.queue());
+}

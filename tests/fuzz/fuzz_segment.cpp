@@ -5,8 +5,10 @@
 // Once per process a child builds a small valid queue (four entrypoints, one
 // of them async with log records, jobs queued, delayed, picked, finished,
 // canceled and reserved; keyed jobs queued and picked, a stale dedupe entry,
-// dead jobs with error texts) and dies without closing, so its participant's
-// life lock is left owner-dead, as after a crash. Its bytes are the
+// dead jobs with error texts, a job waiting for a dependency) and dies
+// without closing, SIGKILLed at dependency.linked while it holds the
+// dependency lock, so its participant's life lock and the dependency lock
+// are left owner-dead, as after a crash. Its bytes are the
 // template. Each input is a list of patches over the template's fields:
 //
 //   repeat { u8 region; u16 offset (LE); u8 length-1 (low 3 bits); bytes }
@@ -15,17 +17,19 @@
 // stack, each slot, core header, each entrypoint, participant, heap and log,
 // sleeper bits, counters; then each dedupe index, each entrypoint's dedupe
 // and dead-list fields, each slot's dedupe key and outcome area, the
-// configuration generation), `offset` is taken modulo its size; the full
+// configuration generation, the dependency control and counts, each slot's
+// dependency row, the recent outcomes), `offset` is taken modulo its size; the full
 // list is make_regions() and its order is part of the input format. The patched
 // bytes go into a fresh shm object, which is opened with Queue::open and
 // driven through doctor, stats, status, dequeue (timeout 0), ack/fail/retry,
 // enqueue, reap, read_feed, read_job, commit_feed, cancel, keyed enqueue
 // (skip and refuse), dead_jobs, requeue and purge (listed and forged ids),
-// requeue_dead, purge_dead and close. Any
+// requeue_dead, purge_dead, enqueues with dependencies (known and forged
+// ids) and close. Any
 // currant::Error is an accepted outcome.
 //
 // Not patched: the pthread_mutex_t bytes of the robust mutexes (arena lock,
-// registry lock, entrypoint locks, life locks). A fake owner TID there makes
+// registry lock, entrypoint locks, life locks, dependency lock). A fake owner TID there makes
 // a lock wait forever for an owner that never unlocks (nor dies, so the
 // kernel never marks it OWNER_DIED); that is a property of robust futexes,
 // not something a reader of the segment can detect. Patches that hit them
@@ -38,6 +42,7 @@
 // a neighbouring mapping.
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +58,7 @@
 #include <vector>
 
 #include "currant/queue.hpp"
+#include "currant/shm/crash_point.hpp"
 #include "currant/shm/segment.hpp"
 #include "layout.hpp"
 
@@ -218,9 +224,24 @@ std::int64_t now_ns() {
         keyed(log, "order-a6", "a6-keyed");   // queued in the async log
         keyed(mem, "order-m5", "m5-again");   // skipped: returns m5's id
 
+        // Dependencies (appended last as well): m6 queued, m7 waiting for
+        // it; then a producer of another dependent of m6 dies at
+        // dependency.linked, holding the dependency lock [G] with one edge
+        // counted and its job reserved, so [G] is left owner-dead too.
+        put(mem, 0, 0, "m6");
+        const JobId m6 = ids.back();
+        EnqueueOptions after_m6 = fast;
+        after_m6.depends_on = {m6};
+        ids.push_back(q.enqueue(mem, as_payload("m7-waiting"), after_m6));
+
         const std::size_t bytes = ids.size() * sizeof(JobId);
         if (::write(ids_fd, ids.data(), bytes) != ssize_t(bytes)) _exit(3);
-        _exit(0); // no close(): the life locks are left owner-dead, the picks picked
+        ::close(ids_fd);
+        shm::arm_crash_point("dependency.linked", 1);
+        (void)q.enqueue(mem, as_payload("m8-killed"), after_m6);
+        _exit(4); // not reached: the crash point SIGKILLs the builder
+        // No close() either way: the life locks are left owner-dead, the
+        // picks picked.
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fuzz_segment: building the template failed: %s\n", e.what());
         _exit(2);
@@ -288,6 +309,20 @@ void make_regions() {
     }
     add(core + offsetof(detail::CoreHeader, configuration_generation),
         sizeof(detail::CoreHeader) - offsetof(detail::CoreHeader, configuration_generation)); // generation, outcome geometry
+
+    // Dependencies (after the older regions, so older seeds keep their
+    // meaning): the waiting list and counts, each slot's dependency row,
+    // the recent outcomes. The dependency lock [G] is a mutex like the others.
+    using detail::DependencyControl;
+    const std::size_t control = core + g.dependency_control_offset;
+    mutexes.push_back(control + offsetof(DependencyControl, lock));
+    add(control + offsetof(DependencyControl, waiting_head),
+        sizeof(DependencyControl) - offsetof(DependencyControl, waiting_head));
+    add(core + g.waiting_counts_offset, sizeof(std::uint32_t) * template_entrypoints);
+    for (std::uint32_t slot = 0; slot < template_slots; ++slot)
+        add(core + g.dependency_rows_offset + std::size_t(slot) * sizeof(detail::DependencyRow),
+            sizeof(detail::DependencyRow));
+    add(core + g.ended_offset, std::size_t(g.ended_capacity) * sizeof(std::uint64_t));
 }
 
 void make_template() {
@@ -306,7 +341,7 @@ void make_template() {
     ::close(ids_pipe[0]);
     int status = 0;
     ::waitpid(child, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) { // killed holding [G], see build_template
         ::shm_unlink(shm::object_name_for(name).c_str());
         std::fprintf(stderr, "fuzz_segment: template builder failed (status %d)\n", status);
         std::abort();
@@ -358,6 +393,7 @@ void restore_mutexes(std::vector<std::byte>& bytes) {
         for (std::uint64_t p = 0; p < h.parameters.max_participants; ++p)
             moved.push_back(g.core_offset + cg.participants_offset + p * sizeof(detail::ParticipantEntry) +
                             offsetof(detail::ParticipantEntry, life_lock));
+        moved.push_back(g.core_offset + cg.dependency_control_offset + offsetof(detail::DependencyControl, lock));
     } catch (const Error&) {
         return; // open refuses these parameters
     }
@@ -505,6 +541,22 @@ void exercise(Choices& in) {
     attempt([&] { (void)q.requeue_dead(in.byte() % (template_entrypoints + 1)); });
     attempt([&] { (void)q.purge_dead(in.byte() % (template_entrypoints + 1)); });
     attempt([&] { (void)q.dead_jobs(); });
+
+    // Dependencies: dependents of two known ids (the template's waiting
+    // m7 and its dependency m6 among them, or 0) on every entrypoint id, a
+    // dependent of a forged id, and a cancel (a waiting job's among the
+    // choices).
+    for (EntrypointId ep : eps) {
+        EnqueueOptions dependent = fast;
+        dependent.depends_on = {ids[in.byte() % ids.size()], ids[in.byte() % ids.size()]};
+        attempt([&] { ids.push_back(q.enqueue(ep, as_payload("dependent"), dependent)); });
+    }
+    attempt([&] {
+        EnqueueOptions forged = fast;
+        forged.depends_on = {in.word()};
+        ids.push_back(q.enqueue(in.byte() % (template_entrypoints + 1), as_payload("forged-dependency"), forged));
+    });
+    attempt([&] { (void)q.cancel(ids[in.byte() % ids.size()]); });
 
     attempt([&] { (void)q.status(ids); });
     attempt([&] { (void)q.stats(); });

@@ -45,7 +45,7 @@ def test_an_unknown_dependency_raises_not_found_and_enqueues_nothing(queue):
     a = queue.enqueue("jobs", b"a")
     with pytest.raises(currant.NotFound) as raised:
         queue.enqueue("jobs", b"b", depends_on=[a + 1000])
-    assert f"dependency job {a + 1000} is unknown" in str(raised.value)
+    assert f"dependency job {a + 1000} was never issued" in str(raised.value)
     assert queue.stats()["jobs"]["enqueued"] == 1
 
 
@@ -87,3 +87,74 @@ def test_a_consumer_process_releases_the_dependent(queue, queue_name):
     assert child.exitcode == 0
     assert queue.stats()["jobs"]["successful"] == 2
     assert queue.stats()["jobs"]["waiting"] == 0
+
+
+def test_every_job_of_enqueue_batch_waits_for_depends_on(queue):
+    a = queue.enqueue("jobs", b"a")
+    ids = queue.enqueue_batch("jobs", [b"x", b"y", b"z"], depends_on=[a])
+    assert len(ids) == 3
+    assert queue.status(ids) == ["waiting"] * 3
+    assert all(queue.job_info(i)["depends_on"] == [a] for i in ids)
+    assert queue.stats()["jobs"]["waiting"] == 3
+    queue.ack(_pick(queue))
+    assert queue.status(ids) == ["queued"] * 3
+    jobs = queue.dequeue("jobs", batch_size=4, timeout=0)
+    assert [job.id for job in jobs] == ids  # released in the batch's order
+
+
+def test_enqueue_batch_after_a_failed_dependency_ends_every_job_canceled(queue):
+    a = queue.enqueue("jobs", b"a")
+    queue.fail(_pick(queue), "boom")
+    ids = queue.enqueue_batch("jobs", [b"x", b"y"], depends_on=(a,))
+    assert len(ids) == 2
+    # The first one's memory slot may hold the second by now: the counts
+    # and the last one tell.
+    assert queue.status(ids[1]) == ["canceled"]
+    assert queue.job_info(ids[1])["reason"] == f"canceled: dependency job {a} ended exception"
+    assert queue.stats()["jobs"]["canceled"] == 2
+    assert queue.stats()["jobs"]["waiting"] == 0
+    assert queue.dequeue("jobs", timeout=0) == []
+
+
+def test_enqueue_batch_with_an_unknown_dependency_enqueues_nothing(queue):
+    a = queue.enqueue("jobs", b"a")
+    with pytest.raises(currant.NotFound, match="was never issued"):
+        queue.enqueue_batch("jobs", [b"x", b"y"], depends_on=[a + 1000])
+    assert queue.stats()["jobs"]["enqueued"] == 1
+
+
+def test_a_reservation_committed_with_depends_on_waits(queue):
+    a = queue.enqueue("jobs", b"a")
+    r = queue.reserve("jobs")
+    r.payload[:1] = b"r"
+    rid = r.commit(1, depends_on=[a])
+    assert rid == r.id
+    assert queue.status(rid) == ["waiting"]
+    assert queue.job_info(rid)["depends_on"] == [a]
+    queue.ack(_pick(queue))
+    job = _pick(queue)
+    assert job.id == rid
+    assert bytes(job.payload) == b"r"
+
+
+def test_a_reservation_depending_on_itself_is_refused_and_stays_open(queue):
+    r = queue.reserve("jobs")
+    with pytest.raises(currant.InvalidArgument, match="cannot depend on itself"):
+        r.commit(0, depends_on=[r.id])
+    assert r.open
+    with pytest.raises(TypeError):
+        r.commit(0, depends_on=["x"])
+    assert r.open
+    r.abandon()
+    assert queue.stats()["jobs"]["enqueued"] == 0
+
+
+def test_a_dependency_whose_slot_was_reused_still_counts_as_successful(queue):
+    a = queue.enqueue("jobs", b"a")
+    queue.ack(_pick(queue))
+    for _ in range(3 * 256):  # every slot reused: a's slot forgot it
+        queue.enqueue("jobs", b"x")
+        queue.ack(_pick(queue))
+    assert queue.status(a) == ["unknown"]
+    b = queue.enqueue("jobs", b"b", depends_on=[a])
+    assert queue.status(b) == ["queued"]

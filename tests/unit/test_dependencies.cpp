@@ -220,12 +220,130 @@ TEST_CASE("a dependency on an unknown job is refused and nothing is enqueued", "
         FAIL("no error");
     } catch (const Error& error) {
         CHECK(error.code() == Errc::not_found);
-        CHECK(std::string(error.what()).find("dependency job " + std::to_string(a + 1000) + " is unknown") !=
-              std::string::npos);
+        CHECK(std::string(error.what()).find("dependency job " + std::to_string(a + 1000) +
+                                             " was never issued") != std::string::npos);
     }
     CHECK(stats_of(scratch.queue(), ep).enqueued == 1);
     CHECK(stats_of(scratch.queue(), ep).waiting == 0);
     scratch->ack(pick_exactly(scratch.queue(), ep, a).handle); // its count was given back
+    CHECK(scratch->doctor().sound);
+}
+
+namespace {
+
+// Enqueues, picks and acks `count` plain jobs one at a time, so every slot
+// is reused again and again.
+void churn(Queue& queue, EntrypointId ep, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+        const JobId id = enqueue_text(queue, ep, "churn");
+        queue.ack(pick_exactly(queue, ep, id).handle);
+    }
+}
+
+EntrypointOptions forgetful(std::uint32_t max_attempts = 5) {
+    EntrypointOptions options = durable(Durability::memory, max_attempts);
+    options.max_dead = 0; // a dead job frees its slot at once too
+    return options;
+}
+
+// 64 slots: the recent outcomes' capacity, and how many ids after a job
+// surely do not take its entry (layout.hpp).
+const std::uint32_t outcome_capacity = detail::ended_capacity_for(64);
+const std::size_t outcome_span = detail::ended_kept_span(outcome_capacity);
+
+} // namespace
+
+TEST_CASE("a successful dependency whose slot forgot it still releases a later dependent", "[dependencies]") {
+    ScratchQueue scratch("dep-forgotten-ok", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful());
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    churn(scratch.queue(), ep, 3 * 64); // a's slot was reused and its next job ended: it forgot a
+    REQUIRE(status_of(scratch.queue(), a) == JobStatus::unknown);
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    CHECK(status_of(scratch.queue(), b) == JobStatus::queued);
+    pick_exactly(scratch.queue(), ep, b);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dead dependency whose slot forgot it cancels a later dependent with the reason", "[dependencies]") {
+    ScratchQueue scratch("dep-forgotten-dead", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful(1));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
+    churn(scratch.queue(), ep, 3 * 64);
+    REQUIRE(status_of(scratch.queue(), a) == JobStatus::unknown);
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const JobState sb = state_of(scratch.queue(), b);
+    CHECK(sb.status == JobStatus::canceled);
+    CHECK(sb.reason == "canceled: dependency job " + std::to_string(a) + " ended exception");
+    CHECK(dequeue_now(scratch.queue(), ep).empty());
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a canceled dependency whose slot forgot it cancels a later dependent with the reason", "[dependencies]") {
+    ScratchQueue scratch("dep-forgotten-canceled", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful());
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    REQUIRE(scratch->cancel(a) == CancelOutcome::canceled);
+    churn(scratch.queue(), ep, 3 * 64);
+    REQUIRE(status_of(scratch.queue(), a) == JobStatus::unknown);
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const JobState sb = state_of(scratch.queue(), b);
+    CHECK(sb.status == JobStatus::canceled);
+    CHECK(sb.reason == "canceled: dependency job " + std::to_string(a) + " ended canceled");
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dependency that ended more ids ago than the recent outcomes hold is refused as no longer known",
+          "[dependencies]") {
+    ScratchQueue scratch("dep-forgotten-overflow", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful());
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    // The first younger id with a's entry takes it once it ended and its
+    // slot moved on (ids of one Queue are consecutive here).
+    const std::uint64_t counter = a & detail::ended_counter_mask;
+    std::uint64_t taker = counter + 1;
+    while (detail::ended_index(taker, outcome_capacity) != detail::ended_index(counter, outcome_capacity)) ++taker;
+    CHECK(taker - counter > outcome_span);
+    churn(scratch.queue(), ep, std::size_t(taker - counter) + 2 * 64);
+    try {
+        enqueue_text(scratch.queue(), ep, "b", after({a}));
+        FAIL("no error");
+    } catch (const Error& error) {
+        CHECK(error.code() == Errc::not_found);
+        CHECK(std::string(error.what()).find("dependency job " + std::to_string(a) + " ended too long ago") !=
+              std::string::npos);
+    }
+    CHECK(stats_of(scratch.queue(), ep).waiting == 0);
+    CHECK(dequeue_now(scratch.queue(), ep).empty()); // nothing was enqueued
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dependency just inside the recent outcomes' capacity is still known", "[dependencies]") {
+    ScratchQueue scratch("dep-forgotten-edge", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful());
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    churn(scratch.queue(), ep, outcome_span); // none of ids a+1 .. a+span shares a's entry
+    REQUIRE(status_of(scratch.queue(), a) == JobStatus::unknown);
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    CHECK(status_of(scratch.queue(), b) == JobStatus::queued);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("jobs released by one completion run in the order they were enqueued", "[dependencies]") {
+    ScratchQueue scratch("dep-release-order", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    std::vector<JobId> waiting;
+    for (int i = 0; i < 5; ++i) waiting.push_back(enqueue_text(scratch.queue(), ep, "w", after({a})));
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    const auto jobs = dequeue_now(scratch.queue(), ep, 8);
+    std::vector<JobId> order;
+    for (const Job& job : jobs) order.push_back(job.handle.id);
+    CHECK(order == waiting); // the waiting list is newest first: the release sorts them back
     CHECK(scratch->doctor().sound);
 }
 
@@ -313,6 +431,39 @@ TEST_CASE("doctor reports a dependents count below the jobs waiting on it", "[de
     REQUIRE(torn.problems.size() == 1);
     CHECK(torn.problems[0].find("has 0 dependents counted but 1 waiting on it") != std::string::npos);
     record.dependents.store(1);
+    CHECK(scratch->doctor().sound);
+    ::munmap(base, std::size_t(st.st_size));
+}
+
+TEST_CASE("doctor reports a recent outcome entry that does not belong where it sits", "[dependencies][doctor]") {
+    ScratchQueue scratch("dep-torn-outcome", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful());
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    churn(scratch.queue(), ep, 3 * 64); // a moves into the recent outcomes
+    const int fd = ::shm_open(shm::object_name_for(scratch.name()).c_str(), O_RDWR, 0);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    void* base = ::mmap(nullptr, std::size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    auto* bytes = static_cast<std::byte*>(base);
+    const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+    const detail::CoreGeometry geometry = detail::compute_core_geometry(header.parameters);
+    auto* entries = reinterpret_cast<std::atomic<std::uint64_t>*>(bytes + header.core_offset + geometry.ended_offset);
+    const std::uint64_t counter = a & detail::ended_counter_mask;
+    std::atomic<std::uint64_t>& entry = entries[detail::ended_index(counter, geometry.ended_capacity)];
+    REQUIRE(entry.load() == detail::ended_entry(counter, 1)); // a, successful
+    CHECK(scratch->doctor().sound);
+    // An entry in the wrong place would answer for another job.
+    const std::uint64_t saved = entry.load();
+    entry.store(detail::ended_entry(counter + 1, 1)); // counter + 1 has the next entry
+    const DoctorReport torn = scratch->doctor();
+    CHECK_FALSE(torn.sound);
+    REQUIRE(torn.problems.size() == 1);
+    CHECK(torn.problems[0].find("does not belong there") != std::string::npos);
+    entry.store(saved);
     CHECK(scratch->doctor().sound);
     ::munmap(base, std::size_t(st.st_size));
 }

@@ -280,10 +280,13 @@ CURRANT_API int currant_commit_keyed(currant_queue* queue, currant_reservation* 
  * dependency already successful does not make it wait; one already failed
  * ends it canceled at once. Every id must exist before the job does, so no
  * cycle can be made.
+ * A dependency that ended long ago counts as it ended, within the queue's
+ * recent outcomes (docs/job-dependencies.md); no result retention needed.
  * Errors: as currant_enqueue; INVALID_ARGUMENT (n 0 or above the maximum,
- * NULL depends_on, id 0 or above 2^63-1), NOT_FOUND (a dependency unknown to
- * the queue: never existed, not committed yet, or ended and its slot was
- * reused; nothing is enqueued). */
+ * NULL depends_on, id 0 or above 2^63-1), NOT_FOUND (a dependency the queue
+ * cannot judge: never issued, not committed yet, purged, or ended so long
+ * ago that its outcome is no longer recorded; the message says which;
+ * nothing is enqueued). */
 CURRANT_API int currant_enqueue_after(currant_queue* queue, uint32_t entrypoint, const void* payload, size_t size,
                                       const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n,
                                       uint64_t* id_out);
@@ -295,6 +298,17 @@ CURRANT_API int currant_enqueue_after(currant_queue* queue, uint32_t entrypoint,
 CURRANT_API int currant_commit_after(currant_queue* queue, currant_reservation* reservation, size_t size,
                                      const currant_enqueue_options* opts, const uint64_t* depends_on, size_t n,
                                      uint64_t* id_out);
+
+/* currant_enqueue_batch where every job of the batch runs only after the n
+ * jobs at depends_on, as currant_enqueue_after (CURRANT_0.9). The jobs are
+ * enqueued one at a time, in order; fewer than count only when the arena
+ * runs out (as currant_enqueue_batch). A bad dependency fails the call
+ * before anything is enqueued.
+ * Errors: as currant_enqueue_batch and currant_enqueue_after. */
+CURRANT_API int currant_enqueue_batch_after(currant_queue* queue, uint32_t entrypoint, const currant_buffer* payloads,
+                                            size_t count, const currant_enqueue_options* opts,
+                                            const uint64_t* depends_on, size_t n, uint64_t* ids_out,
+                                            size_t* enqueued_out);
 
 /* Why a job ended canceled because of a dependency ("canceled: dependency
  * job N ended exception"), while its slot still holds it: copies up to

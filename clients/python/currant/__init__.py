@@ -292,17 +292,25 @@ class Reservation:
         execute_after: float | _dt.datetime | _dt.timedelta | None = None,
         *,
         max_attempts: int = 0,
+        depends_on: Iterable[int] | None = None,
     ) -> int:
         """Queue the job with the first ``size`` bytes of ``payload``
         (None: all ``capacity`` bytes) and return its id. Raises
-        :class:`PayloadTooLarge` beyond ``capacity``."""
+        :class:`PayloadTooLarge` beyond ``capacity``.
+
+        ``depends_on``: as for :meth:`Queue.enqueue` (docs/job-dependencies.md);
+        the reservation's own id is refused (``InvalidArgument``). On an
+        error the reservation stays open: commit again or abandon it."""
         if size is None:
             size = -1
         elif type(size) is not int:
             raise TypeError(f"size must be an int or None, not {type(size).__name__}")
         elif size < 0:
             raise ValueError("size must not be negative")
-        return self._queue.commit(self._r, size, priority, _execute_after_ns(execute_after), max_attempts)
+        return self._queue.commit(
+            self._r, size, priority, _execute_after_ns(execute_after), max_attempts,
+            None if depends_on is None else list(depends_on),
+        )
 
     def abandon(self) -> None:
         """Give the slot back without queueing anything. Idempotent."""
@@ -617,6 +625,7 @@ class Queue:
         *,
         max_attempts: int = 0,
         wait: float | None = 0,
+        depends_on: Iterable[int] | None = None,
     ) -> list[int]:
         """Queue many jobs in order; return their ids.
 
@@ -625,15 +634,22 @@ class Queue:
         queued, or :class:`ArenaFull` is raised once the queue stays full for
         ``wait`` seconds; its ``enqueued_ids`` attribute then lists the ids of
         the jobs queued before that (a prefix of ``payloads``).
+
+        ``depends_on``: as for :meth:`enqueue`, for every job of the batch
+        (each waits for all of them; docs/job-dependencies.md). An id the
+        queue cannot judge raises :class:`NotFound` before anything is queued.
         """
         payloads = payloads if isinstance(payloads, list) else list(payloads)
         after_ns = _execute_after_ns(execute_after)
         wait_ms = _ms(wait or 0, "wait")
-        ids: list[int] = self._q.enqueue_batch(entrypoint, payloads, priority, after_ns, max_attempts, wait_ms)
+        dependencies = None if depends_on is None else list(depends_on)
+        ids: list[int] = self._q.enqueue_batch(
+            entrypoint, payloads, priority, after_ns, max_attempts, wait_ms, dependencies
+        )
         while len(ids) < len(payloads):
             try:
                 ids += self._q.enqueue_batch(
-                    entrypoint, payloads[len(ids):], priority, after_ns, max_attempts, wait_ms
+                    entrypoint, payloads[len(ids):], priority, after_ns, max_attempts, wait_ms, dependencies
                 )
             except CurrantError as error:
                 error.enqueued_ids = ids  # type: ignore[attr-defined]

@@ -872,9 +872,10 @@ public:
         return holder_->get().entrypoint_names();
     }
 
+    // depends_on: None or an iterable of job ids, for every job of the batch.
     std::vector<currant::JobId> enqueue_batch(py::handle ep, py::iterable payloads, std::int32_t priority,
                                               std::int64_t execute_after_ns, std::uint32_t max_attempts,
-                                              std::int64_t arena_wait_ms) {
+                                              std::int64_t arena_wait_ms, py::object depends_on) {
         auto id = entrypoint(ep);
         std::vector<Buffer> buffers;
         for (auto item : payloads) buffers.emplace_back(item);
@@ -884,6 +885,7 @@ public:
         std::vector<currant::JobId> ids(spans.size());
         if (spans.empty()) return ids;
         auto options = enqueue_options(priority, execute_after_ns, max_attempts, arena_wait_ms);
+        if (!depends_on.is_none()) options.depends_on = depends_on_argument(depends_on.ptr());
         std::size_t done = 0;
         {
             py::gil_scoped_release unlocked;
@@ -922,8 +924,12 @@ public:
 
     // size < 0: the whole capacity.
     currant::JobId commit(PyReservation& r, std::int64_t size, std::int32_t priority, std::int64_t execute_after_ns,
-                          std::uint32_t max_attempts) {
+                          std::uint32_t max_attempts, py::object depends_on) {
         r.check_open("commit");
+        // Before the views are released: a bad depends_on leaves the
+        // reservation as it was.
+        std::vector<currant::JobId> dependencies;
+        if (!depends_on.is_none()) dependencies = depends_on_argument(depends_on.ptr());
         const std::size_t capacity = r.reservation.payload.size();
         if (size > std::int64_t(capacity))
             throw PyCurrantError{"payload_too_large", "payload_too_large",
@@ -931,6 +937,7 @@ public:
                                      " bytes exceeds the reservation's " + std::to_string(capacity) + " bytes"};
         r.release_views();
         auto options = enqueue_options(priority, execute_after_ns, max_attempts, 0);
+        options.depends_on = std::move(dependencies);
         r.exporter_object()->valid = false;  // no new view while the GIL is released
         currant::JobId id = 0;
         std::exception_ptr error;

@@ -33,7 +33,9 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //    job id hints and per-slot dependency rows.
 // 12: mirrored purges of dead jobs (docs/dead-jobs.md): DeadMark::purged,
 //     TransitionRecord::flags (purge), Intent::purge.
-inline constexpr std::uint32_t layout_version = 12;
+// 13: recent outcomes (docs/job-dependencies.md): one word per entry after
+//     the dependency rows, how jobs ended once their slot forgot them.
+inline constexpr std::uint32_t layout_version = 13;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
