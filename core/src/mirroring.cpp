@@ -362,7 +362,7 @@ JobId QueueState::restore(EntrypointId ep, const RestoredJob& job, const Enqueue
     JobRecord& rec = record(slot);
     rec.attempts = job.attempts;
     if (job.enqueued_at_ns > 0) rec.enqueued_at_ns = job.enqueued_at_ns;
-    if (options.dedupe_key) write_dedupe_key(slot, job.id, *options.dedupe_key);
+    if (options.dedupe_key) write_dedupe_key(slot, job.id, *options.dedupe_key, dedupe_key_hash_);
     std::uint64_t sequence = 0;
     try {
         if (!options.depends_on.empty()) { // waiting again (docs/job-dependencies.md)
@@ -438,7 +438,7 @@ void QueueState::restore_outcome(EntrypointId ep, const RestoredOutcome& job) {
     rec.enqueued_at_ns = job.enqueued_at_ns > 0 ? job.enqueued_at_ns : finished;
     // A dead job's key (docs/dedupe.md) is not held while it is dead; a
     // requeue claims it again from here (requeue_dead_locked).
-    if (dies && job.dedupe_key) write_dedupe_key(slot, job.id, *job.dedupe_key);
+    if (dies && job.dedupe_key) write_dedupe_key(slot, job.id, *job.dedupe_key, dedupe_hash(*job.dedupe_key));
     else dedupe_keys_[slot].job_id = 0;
     EntrypointControl& c = entrypoints_[ep];
     std::vector<std::uint32_t> to_release;

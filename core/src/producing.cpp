@@ -311,7 +311,7 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
         throw Error(Errc::stale_handle, describe(ep) + ": reservation is no longer held");
     const std::int64_t now_real = shm::realtime_ns();
     prepare_record(slot, ep, reservation.id, size, options, now_real);
-    if (options.dedupe_key) write_dedupe_key(slot, reservation.id, *options.dedupe_key);
+    if (options.dedupe_key) write_dedupe_key(slot, reservation.id, *options.dedupe_key, dedupe_key_hash_);
     std::uint64_t sequence = 0;
     if (!options.depends_on.empty()) [[unlikely]] {
         validate_dependencies(options);
@@ -377,7 +377,8 @@ std::size_t QueueState::enqueue_batch(EntrypointId ep, std::span<const std::span
             if (!payload.empty()) std::memcpy(arena_.payload(slots[i]), payload.data(), payload.size());
             ids[done + i] = next_job_id();
             prepare_record(slots[i], ep, ids[done + i], payload.size(), options, now_real);
-            if (options.dedupe_key) write_dedupe_key(slots[i], ids[done + i], *options.dedupe_key);
+            if (options.dedupe_key)
+                write_dedupe_key(slots[i], ids[done + i], *options.dedupe_key, dedupe_key_hash_);
         }
         std::uint64_t sequence = 0;
         std::size_t published = 0;

@@ -508,8 +508,9 @@ private:
     // Validates options' key for an enqueue of `jobs` jobs (throws
     // invalid_argument) and resets the per-call dedupe outcome.
     void begin_dedupe(EntrypointId ep, const EnqueueOptions& options, std::size_t jobs);
-    // While the slot is reserved by us.
-    void write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key) noexcept;
+    // While the slot is reserved by us. hash: dedupe_hash(key) (begin_dedupe
+    // leaves it in dedupe_key_hash_ for options.dedupe_key).
+    void write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key, std::uint32_t hash) noexcept;
     // Under [E], inside publish(): the id of the live job holding the key of
     // `slot` (nothing inserted), or 0 after indexing `slot`.
     JobId dedupe_claim(EntrypointId ep, std::uint32_t slot);
@@ -587,6 +588,7 @@ private:
     DedupeEntry* dedupe_index_ = nullptr;
     std::uint32_t dedupe_capacity_ = 0;
     JobId duplicate_of_ = 0;             // set by publish() when the key was held
+    std::uint32_t dedupe_key_hash_ = 0;  // dedupe_hash of the key begin_dedupe last validated
     bool last_enqueue_skipped_ = false;
     // Our participant's cancel_signal as the last dequeue saw it (cancelling.cpp).
     std::uint32_t cancel_signal_seen_ = 0;

@@ -113,10 +113,11 @@ TEST_CASE("SIGKILL in the middle of deleting a stale entry (dedupe.shifted)", "[
     REQUIRE(scratch->dequeue(eps, out, 0ns) == 1);
     REQUIRE(out[0].handle.id == first_id);
     scratch->ack(out[0].handle); // memory durability: lock-free, the entry turns stale
-    // The child's insert of `second` walks from the home: it deletes the
-    // stale entry, shifting `second`'s entry back, and dies with that entry
-    // in two places.
-    kill_keyed_enqueue(scratch, "dedupe.shifted", second);
+    // The child's insert of `first` again walks from the home: the stale
+    // entry there has its own hash (an entry of another hash is skipped
+    // unread), so it reads the slot, deletes the entry, shifts `second`'s
+    // entry back, and dies with that entry in two places.
+    kill_keyed_enqueue(scratch, "dedupe.shifted", first);
     CHECK(scratch->enqueue(ep, as_payload("dup"), keyed(second)) == second_id);
     CHECK(scratch->last_enqueue_skipped());
     const JobId again = scratch->enqueue(ep, as_payload("1 again"), keyed(first, OnDuplicate::refuse));

@@ -274,6 +274,32 @@ TEST_CASE("many keys through a small arena: stale entries are cleaned and the in
     require_sound(q.queue());
 }
 
+TEST_CASE("an index crowded with stale entries of other keys still finds the holder and is rebuilt", "[dedupe]") {
+    ScratchQueue q("dedupe-crowded", small_options(16));
+    const EntrypointId ep = q->declare_entrypoint("work");
+    // 16 slots: an index of 32 entries. One key stays held while hundreds
+    // of other keys come and go; their entries (another hash) are skipped
+    // unread by probes and go stale, so only the rebuild at three quarters
+    // full removes them (doctor reports an index above that).
+    const JobId holder = enqueue_text(q.queue(), ep, "held", keyed("the-holder"));
+    REQUIRE(dequeue_now(q.queue(), ep).size() == 1); // picked: it still holds its key
+    std::set<JobId> seen{holder};
+    for (int i = 0; i < 300; ++i) {
+        const JobId id = enqueue_text(q.queue(), ep, "x", keyed("passing-" + std::to_string(i), OnDuplicate::refuse));
+        REQUIRE(seen.insert(id).second); // a new key is never refused nor answered with another job
+        REQUIRE_FALSE(q->last_enqueue_skipped());
+        REQUIRE(enqueue_text(q.queue(), ep, "x", keyed("the-holder")) == holder);
+        REQUIRE(q->last_enqueue_skipped());
+        CHECK_ERRC(enqueue_text(q.queue(), ep, "x", keyed("the-holder", OnDuplicate::refuse)), Errc::already_exists);
+        auto jobs = dequeue_now(q.queue(), ep);
+        REQUIRE(jobs.size() == 1);
+        REQUIRE(jobs[0].handle.id == id);
+        q->ack(jobs[0].handle); // lock-free: its entry turns stale
+        require_sound(q.queue());
+    }
+    CHECK(jobs_of(q.queue(), ep) == 1);
+}
+
 TEST_CASE("the mirror reads a job's dedupe key", "[dedupe][feed]") {
     ScratchQueue q("dedupe-snapshot", small_options());
     EntrypointOptions options;
