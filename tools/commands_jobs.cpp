@@ -238,7 +238,8 @@ int run_status(const IdsArgs& args) {
     const std::vector<JobOutcome> outcomes = queue.wait(valid, std::chrono::nanoseconds(0));
     std::vector<std::vector<std::string>> rows;
     for (const JobState& state : queue.status(ids)) {
-        const bool known = state.status != JobStatus::unknown;
+        // A job whose slot was reused: only its final status is known.
+        const bool known = state.status != JobStatus::unknown && !state.slot_reused;
         rows.push_back({std::to_string(state.id), std::string(job_status_name(state.status)),
                         known ? entrypoint_label(queue, state.entrypoint) : "-",
                         known ? std::to_string(state.attempts) : "-"});
@@ -256,6 +257,8 @@ int run_status(const IdsArgs& args) {
             rows.back().push_back(text);
         } else if (state.status == JobStatus::canceled && !state.reason.empty()) {
             rows.back().push_back(state.reason);
+        } else if (state.slot_reused) {
+            rows.back().push_back("(slot reused: only its status is kept)");
         }
     }
     print_rows(rows);

@@ -63,6 +63,23 @@ std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
             }
         }
     }
+    // A job no slot names any more (finished, its slot reused): its final
+    // status from the recent outcomes (dependencies.cpp, recorded_end),
+    // read after the scan (recorded_end's acquire fence pairs with the
+    // release fence between the entry's raise and the slot's overwrite, so
+    // a job that left its slot before our read of it is in its entry).
+    // Never a guess: an entry taken by a younger id, an id not recorded or
+    // purged stay unknown. A job ended is final; a dead job requeued since
+    // is in a slot again, and one our scan passed before it got there
+    // reads as the exception it was during this call.
+    for (JobState& out : result) {
+        if (out.status != JobStatus::unknown || out.id == 0 || out.id > JobId(INT64_MAX)) continue;
+        JobStatus ended = JobStatus::unknown;
+        if (recorded_end(out.id, ended) == EndedLookup::found) {
+            out.status = ended;
+            out.slot_reused = true;
+        }
+    }
     return result;
 }
 

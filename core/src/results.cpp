@@ -258,7 +258,20 @@ std::vector<JobOutcome> QueueState::wait(std::span<const JobId> ids, std::int64_
             if (settled[i]) continue;
             JobOutcome& o = out[i];
             const std::uint32_t slot = slot_of[i];
-            if (slot == shm::no_slot) { settled[i] = 1; continue; } // unknown
+            // Finished, its slot reused: how it ended, if the recent
+            // outcomes remember (status only); else unknown. Either way
+            // nothing to wait for.
+            auto from_recent_outcomes = [&] {
+                JobStatus ended = JobStatus::unknown;
+                if (recorded_end(o.id, ended) == EndedLookup::found) {
+                    o.status = ended;
+                    o.finished = true;
+                } else {
+                    o.status = JobStatus::unknown;
+                }
+                settled[i] = 1;
+            };
+            if (slot == shm::no_slot) { from_recent_outcomes(); continue; }
             JobRecord& rec = record(slot);
             // seq_cst: pairs with the finisher's CAS (CoreHeader::completion_signal).
             const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_seq_cst);
@@ -294,8 +307,7 @@ std::vector<JobOutcome> QueueState::wait(std::span<const JobId> ids, std::int64_
             // last_job_id: its completion wake-up follows (or, if it dies,
             // its reaper frees the slot and the death watch wakes us).
             if (state == SlotState::reserved && rec.job_id == o.id) { all = false; continue; }
-            o.status = JobStatus::unknown; // recycled and reused
-            settled[i] = 1;
+            from_recent_outcomes(); // recycled and reused
         }
         return all;
     };

@@ -175,7 +175,7 @@ void restore_jobs(pg::Connection& connection, Queue& queue, std::uint32_t host, 
         std::vector<std::pair<std::string, std::string>> duplicates; // id, reason
         for (int row = 0; row < rows.rows(); ++row) {
             after = rows.integer(row, 0);
-            if (present[std::size_t(row)].status != JobStatus::unknown) continue;
+            if (present[std::size_t(row)].status != JobStatus::unknown && !present[std::size_t(row)].slot_reused) continue;
             const std::string entrypoint_name(rows.text(row, 1));
             EntrypointId ep;
             try {
@@ -291,7 +291,7 @@ void restore_dead_jobs(pg::Connection& connection, Queue& queue, std::uint32_t h
                         {host_text, name, kept_array});
         const std::vector<JobState> present = queue.status(ids);
         for (int row = rows.rows() - 1; row >= 0; --row) { // oldest first: the dead list's order
-            if (present[std::size_t(row)].status != JobStatus::unknown) continue;
+            if (present[std::size_t(row)].status != JobStatus::unknown && !present[std::size_t(row)].slot_reused) continue;
             const std::string payload = rows.bytes(row, 2);
             const std::string error = rows.is_null(row, 7) ? std::string() : std::string(rows.text(row, 7));
             const std::string key = rows.is_null(row, 8) ? std::string() : std::string(rows.text(row, 8));
@@ -338,7 +338,7 @@ void restore_kept_results(pg::Connection& connection, Queue& queue, std::uint32_
         const std::vector<JobState> present = queue.status(ids);
         for (int row = 0; row < rows.rows(); ++row) {
             after = rows.integer(row, 0);
-            if (present[std::size_t(row)].status != JobStatus::unknown) continue;
+            if (present[std::size_t(row)].status != JobStatus::unknown && !present[std::size_t(row)].slot_reused) continue;
             const EntrypointId ep = entrypoint_for_restore(queue, std::string(rows.text(row, 1)));
             const std::string result = rows.is_null(row, 4) ? std::string() : rows.bytes(row, 4);
             // Its payload (schema step 7; none in rows written before it).
@@ -417,7 +417,7 @@ void restore_waiting_jobs(pg::Connection& connection, Queue& queue, std::uint32_
             if (done[std::size_t(row)]) continue;
             const JobId id = waiting_ids[std::size_t(row)];
             const JobId self[] = {id};
-            if (queue.status(self)[0].status != JobStatus::unknown) { // restored by an earlier start
+            if (const JobState s = queue.status(self)[0]; s.status != JobStatus::unknown && !s.slot_reused) { // restored by an earlier start
                 done[std::size_t(row)] = progress = true;
                 continue;
             }
@@ -428,7 +428,7 @@ void restore_waiting_jobs(pg::Connection& connection, Queue& queue, std::uint32_
             bool deferred = false;
             for (JobId dependency : dependencies) {
                 const JobId one[] = {dependency};
-                if (queue.status(one)[0].status != JobStatus::unknown) {
+                if (const JobState s = queue.status(one)[0]; s.status != JobStatus::unknown && !s.slot_reused) {
                     alive.push_back(dependency);
                     continue;
                 }

@@ -55,7 +55,7 @@ bool Relay::claim_batch(pg::Connection& connection, bool& pushed_back) {
         std::vector<std::string> reasons, endings; // per rejected row: why, and the status it ends in
         for (int row = 0; row < rows.rows() && !pushed_back; ++row) {
             const JobId id = ids[std::size_t(row)];
-            if (present[std::size_t(row)].status != JobStatus::unknown) {
+            if (present[std::size_t(row)].status != JobStatus::unknown && !present[std::size_t(row)].slot_reused) {
                 claimed.push_back(id);
                 continue;
             }
@@ -174,8 +174,10 @@ void Relay::apply_cancellations(pg::Connection& connection) {
             continue;
         }
         // Finished (the mirror writes its end) or unknown here.
+        // Not in a slot: unknown, or only remembered (slot_reused).
         const JobId ids[] = {id};
-        if (queue_.status(ids)[0].status == JobStatus::unknown) done.push_back(id);
+        const JobState now = queue_.status(ids)[0];
+        if (now.status == JobStatus::unknown || now.slot_reused) done.push_back(id);
     }
     if (!done.empty())
         connection.exec("UPDATE currant_jobs SET cancel_requested = false WHERE id = ANY($1::bigint[])",

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static int make_queue(const char* tag, uint32_t* ep) {
     return make_small_queue("cdep", tag, CURRANT_DURABILITY_MEMORY, ep);
@@ -118,6 +119,36 @@ static int test_bad_dependencies_are_refused_and_nothing_is_enqueued(void) {
     return 0;
 }
 
+/* docs/job-dependencies.md, "Finished dependencies": a finished job whose
+ * slot was reused keeps its final status for currant_job_status and
+ * currant_wait (which returns at once). */
+static int test_a_job_whose_slot_was_reused_reports_its_final_status(void) {
+    uint32_t ep = 0;
+    CHECK(make_queue("reused", &ep) == 0);
+    uint64_t a = 0;
+    currant_job job;
+    CHECK_OK(currant_enqueue(g_queue, ep, "a", 1, NULL, &a));
+    CHECK(pick_exactly(ep, a, &job) == 0);
+    CHECK_OK(currant_ack(g_queue, &job));
+    for (int i = 0; i < 3 * 64; ++i) { /* every slot reused, and the jobs in them ended */
+        uint64_t other = 0;
+        CHECK_OK(currant_enqueue(g_queue, ep, "x", 1, NULL, &other));
+        CHECK(pick_exactly(ep, other, &job) == 0);
+        CHECK_OK(currant_ack(g_queue, &job));
+    }
+    CHECK(status_of(a) == CURRANT_JOB_SUCCESSFUL);
+    currant_job_outcome outcome;
+    struct timespec before, after;
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    CHECK_OK(currant_wait(g_queue, &a, 1, 10000000000LL, &outcome));
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    CHECK(after.tv_sec - before.tv_sec < 2);
+    CHECK(outcome.status == CURRANT_JOB_SUCCESSFUL);
+    CHECK(outcome.finished == 1);
+    CHECK(outcome.has_result == 0);
+    return 0;
+}
+
 static int test_new_functions_carry_version_0_8(void) {
     static const char* const added[] = {"currant_enqueue_after", "currant_commit_after", "currant_job_reason",
                                         "currant_waiting_count"};
@@ -224,6 +255,8 @@ int main(void) {
         {"commit_after runs the reserved job after its dependency",
          test_commit_after_runs_the_reserved_job_after_its_dependency},
         {"bad dependencies are refused and nothing is enqueued", test_bad_dependencies_are_refused_and_nothing_is_enqueued},
+        {"a job whose slot was reused reports its final status to job_status and wait",
+         test_a_job_whose_slot_was_reused_reports_its_final_status},
         {"new functions carry symbol version CURRANT_0.8", test_new_functions_carry_version_0_8},
         {"every job of a batch_after waits for the dependency",
          test_every_job_of_a_batch_after_waits_for_the_dependency},

@@ -81,3 +81,24 @@ TEST_CASE("enqueue --after an unknown job fails naming it and enqueues nothing",
     r = run({"enqueue", q.name(), "work", "b", "--after", "nope"});
     CHECK(r.code != 0);
 }
+
+TEST_CASE("status and wait of a job whose slot was reused print its final status", "[cli][dependencies][status]") {
+    ScratchQueue q("cli-status-reused", small());
+    const auto ep = q->declare_entrypoint("work");
+    const currant::JobId a = q->enqueue(ep, std::as_bytes(std::span("a", 1)));
+    q->ack(pick(q.queue(), ep).handle);
+    for (int i = 0; i < 3 * 64; ++i) { // every slot reused, and the jobs in them ended
+        q->enqueue(ep, std::as_bytes(std::span("x", 1)));
+        q->ack(pick(q.queue(), ep).handle);
+    }
+    Result r = run({"status", q.name(), std::to_string(a)});
+    INFO(r);
+    CHECK(r.code == 0);
+    // Its entrypoint and attempts went with the slot.
+    CHECK(contains(r.out, std::to_string(a) + " successful - - (slot reused: only its status is kept)"));
+    Result w = run({"wait", q.name(), std::to_string(a), "--timeout", "10"});
+    INFO(w);
+    CHECK(w.code == 0);
+    CHECK(contains(w.out, std::to_string(a) + " successful"));
+    CHECK(w.err.empty());
+}

@@ -225,7 +225,7 @@ TEST_CASE("SIGKILL of a finisher at dependency.remembered: the job its slot forg
     // The ack of a job in the slot where job `a` ended before moves a into
     // the recent outcomes, then overwrites the slot's last_job_id; killed in
     // between, both say how a ended, and later dependents of a still see it
-    // successful, before and after the slot forgets it.
+    // successful, before and after the slot forgets it (and so does status).
     ScratchQueue scratch("crash-dep-remembered", small_queue(16));
     EntrypointOptions options = with(Durability::memory);
     options.max_dead = 0;
@@ -255,12 +255,17 @@ TEST_CASE("SIGKILL of a finisher at dependency.remembered: the job its slot forg
     scratch->reap();
     const JobId b = scratch->enqueue(ep, as_payload("b"), after(a));
     CHECK(state_of(scratch.queue(), b).status == JobStatus::queued);
+    // The killed ack wrote a's entry: status of a says successful too.
+    CHECK(state_of(scratch.queue(), a).status == JobStatus::successful);
     // Run everything (the dead child's pick was requeued by the reap): the
     // ack of its job overwrites the slot's memory of a, and a dependent
     // still sees a successful.
     for (jobs = pick_now(scratch.queue(), ep); !jobs.empty(); jobs = pick_now(scratch.queue(), ep))
         for (const Job& job : jobs) scratch->ack(job.handle);
-    CHECK(state_of(scratch.queue(), a).status == JobStatus::unknown); // its slot forgot it
+    // Its slot forgot it; status answers from the recent outcomes.
+    const JobState remembered = state_of(scratch.queue(), a);
+    CHECK(remembered.status == JobStatus::successful);
+    CHECK(remembered.slot_reused);
     const JobId c = scratch->enqueue(ep, as_payload("c"), after(a));
     CHECK(state_of(scratch.queue(), c).status == JobStatus::queued);
     require_doctor_sound(scratch.queue());

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import pytest
 
@@ -155,6 +156,23 @@ def test_a_dependency_whose_slot_was_reused_still_counts_as_successful(queue):
     for _ in range(3 * 256):  # every slot reused: a's slot forgot it
         queue.enqueue("jobs", b"x")
         queue.ack(_pick(queue))
-    assert queue.status(a) == ["unknown"]
+    assert queue.job_info(a)["slot_reused"]
     b = queue.enqueue("jobs", b"b", depends_on=[a])
     assert queue.status(b) == ["queued"]
+
+
+def test_status_and_wait_of_a_job_whose_slot_was_reused_give_its_final_status(queue):
+    a = queue.enqueue("jobs", b"a")
+    queue.cancel(a)
+    for _ in range(3 * 256):  # every slot reused: a's slot forgot it
+        queue.enqueue("jobs", b"x")
+        queue.ack(_pick(queue))
+    assert queue.status(a) == ["canceled"]
+    info = queue.job_info(a)
+    assert info["slot_reused"] is True
+    assert info["reason"] == "" and info["depends_on"] == []
+    start = time.monotonic()
+    [outcome] = queue.wait(a, timeout=10)
+    assert time.monotonic() - start < 1
+    assert outcome.status == "canceled" and outcome.finished
+    assert outcome.result is None

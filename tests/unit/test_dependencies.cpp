@@ -240,6 +240,17 @@ void churn(Queue& queue, EntrypointId ep, std::size_t count) {
     }
 }
 
+// Fills every free slot with a plain job, then acks them all: every free
+// slot is reused and its new job ended, so the slots forgot their jobs
+// before (a free list hands the same few slots out again to churn).
+void reuse_every_slot(Queue& queue, EntrypointId ep) {
+    const std::uint32_t free = queue.info().free_slots;
+    for (std::uint32_t i = 0; i < free; ++i) enqueue_text(queue, ep, "fill");
+    for (std::vector<Job> jobs = dequeue_now(queue, ep, 64); !jobs.empty(); jobs = dequeue_now(queue, ep, 64))
+        for (const Job& job : jobs) queue.ack(job.handle);
+    REQUIRE(queue.info().free_slots == free);
+}
+
 EntrypointOptions forgetful(std::uint32_t max_attempts = 5) {
     EntrypointOptions options = durable(Durability::memory, max_attempts);
     options.max_dead = 0; // a dead job frees its slot at once too
@@ -259,7 +270,7 @@ TEST_CASE("a successful dependency whose slot forgot it still releases a later d
     const JobId a = enqueue_text(scratch.queue(), ep, "a");
     scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
     churn(scratch.queue(), ep, 3 * 64); // a's slot was reused and its next job ended: it forgot a
-    REQUIRE(status_of(scratch.queue(), a) == JobStatus::unknown);
+    REQUIRE(state_of(scratch.queue(), a).slot_reused); // no slot holds a any more
     const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
     CHECK(status_of(scratch.queue(), b) == JobStatus::queued);
     pick_exactly(scratch.queue(), ep, b);
@@ -272,7 +283,7 @@ TEST_CASE("a dead dependency whose slot forgot it cancels a later dependent with
     const JobId a = enqueue_text(scratch.queue(), ep, "a");
     scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
     churn(scratch.queue(), ep, 3 * 64);
-    REQUIRE(status_of(scratch.queue(), a) == JobStatus::unknown);
+    REQUIRE(state_of(scratch.queue(), a).slot_reused); // no slot holds a any more
     const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
     const JobState sb = state_of(scratch.queue(), b);
     CHECK(sb.status == JobStatus::canceled);
@@ -287,7 +298,7 @@ TEST_CASE("a canceled dependency whose slot forgot it cancels a later dependent 
     const JobId a = enqueue_text(scratch.queue(), ep, "a");
     REQUIRE(scratch->cancel(a) == CancelOutcome::canceled);
     churn(scratch.queue(), ep, 3 * 64);
-    REQUIRE(status_of(scratch.queue(), a) == JobStatus::unknown);
+    REQUIRE(state_of(scratch.queue(), a).slot_reused); // no slot holds a any more
     const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
     const JobState sb = state_of(scratch.queue(), b);
     CHECK(sb.status == JobStatus::canceled);
@@ -327,10 +338,115 @@ TEST_CASE("a dependency just inside the recent outcomes' capacity is still known
     const JobId a = enqueue_text(scratch.queue(), ep, "a");
     scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
     churn(scratch.queue(), ep, outcome_span); // none of ids a+1 .. a+span shares a's entry
-    REQUIRE(status_of(scratch.queue(), a) == JobStatus::unknown);
+    REQUIRE(state_of(scratch.queue(), a).slot_reused); // no slot holds a any more
     const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
     CHECK(status_of(scratch.queue(), b) == JobStatus::queued);
     CHECK(scratch->doctor().sound);
+}
+
+// Status of a job whose slot was reused (docs/job-dependencies.md,
+// "Finished dependencies"): answered from the recent outcomes.
+
+TEST_CASE("status of a successful job whose slot was reused says successful", "[dependencies][status]") {
+    ScratchQueue scratch("status-reused-ok", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful());
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    reuse_every_slot(scratch.queue(), ep);
+    const JobState state = state_of(scratch.queue(), a);
+    CHECK(state.status == JobStatus::successful);
+    CHECK(state.slot_reused);
+    CHECK(state.attempts == 0); // not known any more
+    CHECK(state.depends_on.empty());
+}
+
+TEST_CASE("status of a dead job whose slot was reused says exception", "[dependencies][status]") {
+    ScratchQueue scratch("status-reused-dead", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful(1));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
+    reuse_every_slot(scratch.queue(), ep);
+    const JobState state = state_of(scratch.queue(), a);
+    CHECK(state.status == JobStatus::exception);
+    CHECK(state.slot_reused);
+}
+
+TEST_CASE("status of a canceled job whose slot was reused says canceled", "[dependencies][status]") {
+    ScratchQueue scratch("status-reused-canceled", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful());
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    REQUIRE(scratch->cancel(a) == CancelOutcome::canceled);
+    reuse_every_slot(scratch.queue(), ep);
+    const JobState state = state_of(scratch.queue(), a);
+    CHECK(state.status == JobStatus::canceled);
+    CHECK(state.slot_reused);
+    CHECK(state.reason.empty()); // the reason lived in the slot
+}
+
+TEST_CASE("status of a job canceled by its dependency and whose slot was reused says canceled",
+          "[dependencies][status]") {
+    ScratchQueue scratch("status-reused-dep-canceled", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful(1));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
+    REQUIRE(status_of(scratch.queue(), b) == JobStatus::canceled);
+    reuse_every_slot(scratch.queue(), ep);
+    const std::vector<JobId> ids{a, b};
+    const std::vector<JobState> states = scratch->status(ids);
+    CHECK(states[0].status == JobStatus::exception);
+    CHECK(states[1].status == JobStatus::canceled);
+    CHECK(states[1].slot_reused);
+}
+
+TEST_CASE("status of a job that ended more ids ago than the recent outcomes hold is unknown",
+          "[dependencies][status]") {
+    ScratchQueue scratch("status-reused-overflow", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful(1));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
+    const std::uint64_t counter = a & detail::ended_counter_mask;
+    std::uint64_t taker = counter + 1;
+    while (detail::ended_index(taker, outcome_capacity) != detail::ended_index(counter, outcome_capacity)) ++taker;
+    churn(scratch.queue(), ep, std::size_t(taker - counter) + 2 * 64); // a younger successful job took a's entry
+    const JobState state = state_of(scratch.queue(), a);
+    CHECK(state.status == JobStatus::unknown); // not the younger job's successful
+    CHECK_FALSE(state.slot_reused);
+}
+
+TEST_CASE("status of a purged dead job stays unknown after its slot was reused", "[dependencies][status]") {
+    ScratchQueue scratch("status-reused-purged", small_options(64));
+    EntrypointOptions options = durable(Durability::memory, 1);
+    options.max_dead = 8;
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", options);
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    scratch->fail(pick_exactly(scratch.queue(), ep, a).handle, "boom");
+    REQUIRE(scratch->purge(a));
+    reuse_every_slot(scratch.queue(), ep);
+    const JobState state = state_of(scratch.queue(), a);
+    CHECK(state.status == JobStatus::unknown); // purged: how it ended is not known
+    CHECK_FALSE(state.slot_reused);
+}
+
+TEST_CASE("wait for a job whose slot was reused returns at once with its final status", "[dependencies][wait]") {
+    ScratchQueue scratch("wait-reused", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful(1));
+    const JobId ok = enqueue_text(scratch.queue(), ep, "ok");
+    scratch->ack(pick_exactly(scratch.queue(), ep, ok).handle);
+    const JobId dead = enqueue_text(scratch.queue(), ep, "dead");
+    scratch->fail(pick_exactly(scratch.queue(), ep, dead).handle, "boom");
+    reuse_every_slot(scratch.queue(), ep);
+    const std::vector<JobId> ids{ok, dead};
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<JobOutcome> outcomes = scratch->wait(ids, std::chrono::seconds(10));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+    REQUIRE(outcomes.size() == 2);
+    CHECK(outcomes[0].status == JobStatus::successful);
+    CHECK(outcomes[0].finished);
+    CHECK_FALSE(outcomes[0].result.has_value()); // gone with the slot
+    CHECK(outcomes[1].status == JobStatus::exception);
+    CHECK(outcomes[1].finished);
+    CHECK(outcomes[1].error.empty());
 }
 
 TEST_CASE("jobs released by one completion run in the order they were enqueued", "[dependencies]") {

@@ -473,8 +473,10 @@ CURRANT_API int currant_ack_with_result(currant_queue* queue, const currant_job*
 
 typedef struct currant_job_outcome {
     uint64_t id;
-    int status;             /* CURRANT_JOB_*: final once finished, else queued/picked (the wait
-                               ended first) or CURRANT_JOB_UNKNOWN (not in the segment) */
+    int status;             /* CURRANT_JOB_*: final once finished (also for a job whose slot was
+                               reused, while remembered: then no result, finished_at_ns 0), else
+                               queued/picked (the wait ended first) or CURRANT_JOB_UNKNOWN (not
+                               known to the segment) */
     int finished;           /* 1 if status is final */
     int has_result;         /* 1 if a result is kept: read it with currant_job_result */
     size_t result_size;     /* its size in bytes (0 without one) */
@@ -503,7 +505,9 @@ CURRANT_API int currant_job_result(currant_queue* queue, uint64_t id, void* buff
 /* ---- inspecting ------------------------------------------------------- */
 
 enum {
-    CURRANT_JOB_UNKNOWN = 0, /* never existed, or finished and its slot reused */
+    CURRANT_JOB_UNKNOWN = 0, /* never existed, or finished so long ago that neither its slot nor the
+                                queue's recent outcomes remember how (a finished job whose slot was
+                                reused keeps its final status for about 4 x slots further ids) */
     CURRANT_JOB_QUEUED = 1,
     CURRANT_JOB_PICKED = 2,
     CURRANT_JOB_SUCCESSFUL = 3,

@@ -895,7 +895,8 @@ class Queue:
         has ended or is not in the queue, ``timeout`` seconds pass (None:
         forever; 0: just look) or :meth:`interrupt` is called; returns a
         :class:`JobOutcome` per id, in order. Returns at once for finished
-        jobs; unknown ids are reported ("unknown"), not waited for. Ctrl-C
+        jobs (also a job whose slot was reused: its final status, no result);
+        unknown ids are reported ("unknown"), not waited for. Ctrl-C
         raises KeyboardInterrupt. Raises :class:`InvalidArgument` for an id
         that no job can have (0, or not below 2**63)."""
         items = [ids] if isinstance(ids, int) else list(ids)
@@ -916,15 +917,21 @@ class Queue:
 
     def status(self, ids: int | Iterable[int]) -> list[str]:
         """Statuses of jobs by id: "queued", "picked", "successful",
-        "exception", "canceled", "waiting" (for its dependencies) or "unknown"."""
+        "exception", "canceled", "waiting" (for its dependencies) or "unknown"
+        (never issued, or ended too long ago to be remembered). A finished
+        job keeps its final status after its slot is reused, while the
+        queue's recent outcomes hold it (docs/results.md)."""
         if isinstance(ids, int):
             ids = [ids]
         return self._q.status(list(ids))
 
     def job_info(self, id: int) -> dict[str, Any]:
         """One job's status with its dependencies (docs/job-dependencies.md):
-        ``{"status", "depends_on": [ids], "waiting_on": n, "reason": str}``;
-        ``reason`` says which dependency canceled it ("" if none)."""
+        ``{"status", "depends_on": [ids], "waiting_on": n, "reason": str,
+        "slot_reused": bool}``; ``reason`` says which dependency canceled it
+        ("" if none); ``slot_reused`` is True when the job finished and its
+        slot was reused: ``status`` is then its final status as the queue
+        remembers it, and the other fields are empty."""
         return self._q.job_info(id)
 
     def stats(self) -> dict[str, dict[str, Any]]:

@@ -1253,7 +1253,7 @@ public:
         return out;
     }
 
-    // job_info(id) -> {"status", "depends_on", "waiting_on", "reason"} (docs/job-dependencies.md)
+    // job_info(id) -> {"status", "depends_on", "waiting_on", "reason", "slot_reused"} (docs/job-dependencies.md)
     py::dict job_info(currant::JobId id) {
         std::vector<currant::JobState> states;
         {
@@ -1268,6 +1268,7 @@ public:
         d["depends_on"] = s.depends_on;
         d["waiting_on"] = s.waiting_on;
         d["reason"] = s.reason;
+        d["slot_reused"] = s.slot_reused;
         return d;
     }
 

@@ -26,11 +26,14 @@
 // * A Queue object is not thread-safe: use one per thread (each is a separate
 //   participant with its own registry entry). Queue objects must not be
 //   used in a child after fork(); open the queue again there.
-// * Job status of a finished job in `memory` durability is kept only until its
-//   slot is reused (then status() says unknown), unless its entrypoint keeps
-//   results (EntrypointOptions::result_retention: kept at least that long
-//   while the arena has room). Dead jobs (`exception`) are kept, up to the
-//   entrypoint's max_dead, until requeued or purged.
+// * Job status of a finished job in `memory` durability is kept in its slot
+//   only until the slot is reused, unless its entrypoint keeps results
+//   (EntrypointOptions::result_retention: kept at least that long while the
+//   arena has room). After that status() and wait() still give its final
+//   status (JobState::slot_reused) from the recent outcomes, until about
+//   4 x slots further ids were handed out (then unknown, never a guess);
+//   its result and error are gone. Dead jobs (`exception`) are kept, up to
+//   the entrypoint's max_dead, until requeued or purged.
 //
 // Errors: every failure throws currant::Error with an Errc and a message
 // naming the queue, entrypoint or limit (see currant/shm/error.hpp).
@@ -293,6 +296,13 @@ struct JobState {
     // `canceled` because of a dependency: why ("dependency job N ended
     // exception"), kept in the slot's outcome area until the slot is reused.
     std::string reason;
+    // No slot holds the job any more (finished, its slot reused): status is
+    // its final status (successful, exception or canceled) as the queue's
+    // recent outcomes remember it (docs/job-dependencies.md, "Finished
+    // dependencies"); entrypoint, priority, attempts, depends_on and reason
+    // are not known then (zero, empty), nor is its result. False for a job
+    // a slot holds and for unknown.
+    bool slot_reused = false;
 };
 
 // A queued or picked job as Queue::active_jobs lists it.
@@ -729,8 +739,10 @@ public:
     // or interrupt() is called; then reports each job, in the order given:
     // final status and result for the finished ones, the current status for
     // the others (finished == false). Returns at once for jobs already
-    // finished; an unknown id is reported as status unknown and not waited
-    // for. Throws invalid_argument for id 0 or above 2^63-1. A signal
+    // finished, also for one whose slot was reused while the recent
+    // outcomes remember how it ended (final status, finished, no result or
+    // error, finished_at_ns 0); an unknown id is reported as status unknown
+    // and not waited for. Throws invalid_argument for id 0 or above 2^63-1. A signal
     // handler's EINTR makes it sleep again (return early only with
     // set_dequeue_returns_on_signal). Not thread-safe (like dequeue).
     std::vector<JobOutcome> wait(std::span<const JobId> ids, std::chrono::nanoseconds timeout);
