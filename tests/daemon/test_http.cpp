@@ -406,18 +406,31 @@ TEST_CASE("POST api/requeue of a dead job whose dedupe key another job holds is 
     CHECK(queue.dead_jobs().size() == 1);
 }
 
+// Two dead jobs on "emails" and one on "reports", behind a daemon serving
+// HTTP: what the all=1 actions act on and must leave alone.
+struct DeadJobsOnTwoEntrypoints {
+    DaemonFixture fixture;
+    std::uint16_t port;
+    Queue queue;
+    JobId first, second, other;
+
+    explicit DeadJobsOnTwoEntrypoints(const std::string& name)
+        : fixture(name), port(fixture.start_http_daemon()), queue(fixture.open_queue()) {
+        const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+        const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+        first = dead_job(queue, emails, "m1", "boom 1");
+        second = dead_job(queue, emails, "m2", "boom 2");
+        other = dead_job(queue, reports, "r", "boom 3");
+    }
+};
+
 TEST_CASE("POST api/requeue with all=1 puts every dead job of that entrypoint back to queued, and no other",
           "[http][dead]") {
-    DaemonFixture fixture("http-requeue-all");
-    const std::uint16_t port = fixture.start_http_daemon();
-    Queue queue = fixture.open_queue();
-    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
-    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
-    const JobId first = dead_job(queue, emails, "m1", "boom 1");
-    const JobId second = dead_job(queue, emails, "m2", "boom 2");
-    const JobId other = dead_job(queue, reports, "r", "boom 3");
+    DeadJobsOnTwoEntrypoints setup("http-requeue-all");
+    Queue& queue = setup.queue;
+    const JobId first = setup.first, second = setup.second, other = setup.other;
 
-    const HttpAnswer answer = http_request(port, "POST", "/api/requeue?all=1&entrypoint=emails", action_header);
+    const HttpAnswer answer = http_request(setup.port, "POST", "/api/requeue?all=1&entrypoint=emails", action_header);
     CHECK(answer.status == 200);
     CHECK(answer.body == "{\"entrypoint\": \"emails\", \"requeued\": 2}\n");
     CHECK(status_of(queue, first) == JobStatus::queued);
@@ -604,16 +617,11 @@ TEST_CASE("GET api/dead and api/jobs refuse a bad offset, naming it", "[http][er
 }
 
 TEST_CASE("POST api/purge with all=1 purges every dead job of that entrypoint, and no other", "[http][dead]") {
-    DaemonFixture fixture("http-purge-all");
-    const std::uint16_t port = fixture.start_http_daemon();
-    Queue queue = fixture.open_queue();
-    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
-    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
-    const JobId first = dead_job(queue, emails, "m1", "boom 1");
-    const JobId second = dead_job(queue, emails, "m2", "boom 2");
-    const JobId other = dead_job(queue, reports, "r", "boom 3");
+    DeadJobsOnTwoEntrypoints setup("http-purge-all");
+    Queue& queue = setup.queue;
+    const JobId first = setup.first, second = setup.second, other = setup.other;
 
-    const HttpAnswer answer = http_request(port, "POST", "/api/purge?all=1&entrypoint=emails", action_header);
+    const HttpAnswer answer = http_request(setup.port, "POST", "/api/purge?all=1&entrypoint=emails", action_header);
     CHECK(answer.status == 200);
     CHECK(answer.body == "{\"entrypoint\": \"emails\", \"purged\": 2}\n");
     REQUIRE(queue.dead_jobs().size() == 1);
