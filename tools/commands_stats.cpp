@@ -68,7 +68,8 @@ void print_json(const StatsArgs& args, const std::vector<EntrypointStats>& stats
         std::cout << (i ? (one_line ? ", " : ",") : "") << item << "{\"name\": " << json_string(e.name)
                   << ", \"id\": " << e.id << ", \"durability\": " << json_string(durability_name(e.durability))
                   << ", \"queued\": " << e.queued << ", \"delayed\": " << e.delayed << ", \"picked\": " << e.picked
-                  << ", \"waiting\": " << e.waiting << ", \"enqueued\": " << e.enqueued << ", \"picks\": " << e.picks
+                  << ", \"waiting\": " << e.waiting << ", \"dead\": " << e.dead
+                  << ", \"enqueued\": " << e.enqueued << ", \"picks\": " << e.picks
                   << ", \"successful\": " << e.successful << ", \"failed\": " << e.failed
                   << ", \"retried\": " << e.retried << ", \"canceled\": " << e.canceled
                   << ", \"log_pending\": " << e.log_pending
@@ -93,7 +94,7 @@ void print_rows(const StatsArgs& args, const std::vector<EntrypointStats>& stats
         std::cout << "queue '" << args.name << "' has no entrypoints\n";
         return;
     }
-    std::vector<std::string> header = {"entrypoint", "durability", "queued",   "delayed", "picked", "waiting",
+    std::vector<std::string> header = {"entrypoint", "durability", "queued",   "delayed", "picked", "waiting", "dead",
                                        "enqueued",   "successful", "failed",   "retried", "canceled",
                                        "log pending", "mirror lag ms", "wait p99 ms", "run p99 ms"};
     if (rates) {
@@ -108,6 +109,7 @@ void print_rows(const StatsArgs& args, const std::vector<EntrypointStats>& stats
                                         std::to_string(e.delayed),
                                         std::to_string(e.picked),
                                         std::to_string(e.waiting),
+                                        std::to_string(e.dead),
                                         std::to_string(e.enqueued),
                                         std::to_string(e.successful),
                                         std::to_string(e.failed),

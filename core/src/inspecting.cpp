@@ -183,12 +183,16 @@ std::vector<EntrypointStats> QueueState::stats() const {
     const std::int64_t now = shm::realtime_ns();
     const std::uint32_t n = arena_.slot_count();
     for (std::uint32_t slot = 0; slot < n; ++slot) {
-        const SlotState state = StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire));
-        if (state != SlotState::queued && state != SlotState::picked && state != SlotState::waiting) continue;
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        const SlotState state = StateWord::state(word);
+        if (state != SlotState::queued && state != SlotState::picked && state != SlotState::waiting &&
+            state != SlotState::exception)
+            continue;
         const JobRecord& rec = record(slot);
         if (rec.entrypoint >= count) continue;
         EntrypointStats& s = result[rec.entrypoint];
-        if (state == SlotState::picked) ++s.picked;
+        if (state == SlotState::exception) s.dead += is_kept_dead(slot, word) ? 1 : 0;
+        else if (state == SlotState::picked) ++s.picked;
         else if (state == SlotState::waiting) ++s.waiting;
         else if (rec.execute_after_ns > now) ++s.delayed;
         else ++s.queued;

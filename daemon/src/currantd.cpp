@@ -352,7 +352,14 @@ std::string dead_jobs_json(const Queue& queue, const std::string& entrypoint, co
                ", \"payload_bytes\": " + std::to_string(job.payload.size()) +
                ", \"payload_preview\": " + json_string(payload_preview(job.payload, 64)) + "}";
     }
-    out += std::string(dead.empty() ? "" : "\n") + "]" + page_fields(offset, limit, more);
+    // total: every kept dead job (of the entrypoint), counted by a second
+    // read, so a death or purge between the two may make it disagree with
+    // the page by that much.
+    std::uint64_t total = 0;
+    for (const EntrypointStats& e : queue.stats())
+        if (!only || e.id == *only) total += e.dead;
+    out += std::string(dead.empty() ? "" : "\n") + "], \"total\": " + std::to_string(total) +
+           page_fields(offset, limit, more);
     return out;
 }
 

@@ -181,14 +181,16 @@ async function refresh() {
 }
 
 // Pages of a list: `offset` jobs skipped, `size` shown. The count reads
-// "(N)" for a list on one page, else the range shown; Previous and Next
+// "(N)" for a list on one page, else the range shown and the total if the
+// answer has one (else "of more"); Previous and Next
 // move a page. A page that came back empty (its jobs were purged,
 // requeued or finished) moves back to the last page with any.
 const deadPage = { offset: 0, size: 200 }, jobsPage = { offset: 0, size: 50 };
-function showPage(name, page, count, more) {
+function showPage(name, page, count, more, total) {
   const paged = page.offset > 0 || more;
+  const of = total !== undefined ? ` of ${total}` : more ? " of more" : "";
   document.getElementById(name + "-count").textContent = !paged ? `(${count})`
-    : count ? `(${page.offset + 1}–${page.offset + count}${more ? " of more" : ""})` : "";
+    : count ? `(${page.offset + 1}–${page.offset + count}${of})` : "";
   document.getElementById(name + "-pager").hidden = !paged;
   document.getElementById(name + "-page").textContent = `page ${Math.floor(page.offset / page.size) + 1}`;
   document.getElementById(name + "-prev").disabled = page.offset === 0;
@@ -211,7 +213,7 @@ async function refreshDead() {
   const text = JSON.stringify(answer);
   if (text === deadShown) return;
   deadShown = text;
-  const paged = showPage("dead", deadPage, answer.dead.length, answer.more);
+  const paged = showPage("dead", deadPage, answer.dead.length, answer.more, answer.total);
   const body = document.querySelector("#dead tbody"); body.textContent = "";
   const groups = new Map();           // entrypoint -> its dead jobs, oldest first
   for (const job of answer.dead) {
@@ -336,23 +338,28 @@ async function deadAction(button, action, id, entrypoint) {
   refresh();
 }
 
-// Purge all asks first (a purge cannot be undone): the question stays
-// outside the table, which a refresh may rebuild.
-let purgeAllOf = null;
-function askPurgeAll(entrypoint) {
-  purgeAllOf = entrypoint;
-  document.getElementById("dead-confirm-text").textContent =
-    `Purge every failed job of ${entrypoint}? They cannot be requeued afterwards.`;
+// Purge and Purge all ask first (a purge cannot be undone): the question
+// stays outside the table, which a refresh may rebuild. purgeAsked: the
+// purge waiting for an answer, {action, id, entrypoint}.
+let purgeAsked = null;
+function askPurge(action, id, entrypoint) {
+  purgeAsked = { action, id, entrypoint };
+  const all = action === "purge-all";
+  document.getElementById("dead-confirm-text").textContent = all
+    ? `Purge every failed job of ${entrypoint}? They cannot be requeued afterwards.`
+    : `Purge failed job ${id}? It cannot be requeued afterwards.`;
+  document.getElementById("dead-confirm-yes").textContent = all ? "Purge all" : "Purge";
+  document.getElementById("dead-confirm-no").textContent = all ? "Keep them" : "Keep it";
   document.getElementById("dead-confirm").hidden = false;
 }
 document.getElementById("dead-confirm-yes").addEventListener("click", () => {
-  const entrypoint = purgeAllOf;
-  purgeAllOf = null;
+  const asked = purgeAsked;
+  purgeAsked = null;
   document.getElementById("dead-confirm").hidden = true;
-  if (entrypoint !== null) deadAction(null, "purge-all", undefined, entrypoint);
+  if (asked !== null) deadAction(null, asked.action, asked.id, asked.entrypoint);
 });
 document.getElementById("dead-confirm-no").addEventListener("click", () => {
-  purgeAllOf = null;
+  purgeAsked = null;
   document.getElementById("dead-confirm").hidden = true;
   document.getElementById("dead-result").textContent = "nothing purged";
 });
@@ -361,7 +368,7 @@ document.querySelector("#dead tbody").addEventListener("click", event => {
   const button = event.target.closest("button[data-action]");
   if (!button) return;
   const { action, id, entrypoint } = button.dataset;
-  if (action === "purge-all") askPurgeAll(entrypoint);
+  if (action === "purge-all" || action === "purge") askPurge(action, id, entrypoint);
   else deadAction(button, action, id, entrypoint);
 });
 

@@ -75,11 +75,14 @@ std::string prometheus_text(const Queue& queue, const MirrorStatus& mirror) {
     const std::vector<EntrypointStats> stats = queue.stats();
     Exposition out(queue.name());
 
-    out.family("currant_jobs", "gauge", "Jobs in the segment now, by state (delayed: queued for later).");
+    out.family("currant_jobs", "gauge", "Jobs in the segment now, by state (delayed: queued for later; waiting: for dependencies; dead: kept "
+               "failed jobs).");
     for (const EntrypointStats& e : stats) {
         out.sample("currant_jobs", entrypoint_label(e) + ",state=\"queued\"", double(e.queued));
         out.sample("currant_jobs", entrypoint_label(e) + ",state=\"delayed\"", double(e.delayed));
         out.sample("currant_jobs", entrypoint_label(e) + ",state=\"picked\"", double(e.picked));
+        out.sample("currant_jobs", entrypoint_label(e) + ",state=\"waiting\"", double(e.waiting));
+        out.sample("currant_jobs", entrypoint_label(e) + ",state=\"dead\"", double(e.dead));
     }
     struct Total {
         const char* name;
@@ -173,7 +176,8 @@ std::string stats_json(const Queue& queue, const MirrorStatus& mirror) {
         out += (i ? ", " : "");
         out += "{\"name\": " + json_string(e.name) + ", \"durability\": " + json_string(durability_name(e.durability)) +
                ", \"queued\": " + std::to_string(e.queued) + ", \"delayed\": " + std::to_string(e.delayed) +
-               ", \"picked\": " + std::to_string(e.picked) + ", \"enqueued\": " + std::to_string(e.enqueued) +
+               ", \"picked\": " + std::to_string(e.picked) + ", \"waiting\": " + std::to_string(e.waiting) +
+               ", \"dead\": " + std::to_string(e.dead) + ", \"enqueued\": " + std::to_string(e.enqueued) +
                ", \"picks\": " + std::to_string(e.picks) + ", \"successful\": " + std::to_string(e.successful) +
                ", \"failed\": " + std::to_string(e.failed) + ", \"retried\": " + std::to_string(e.retried) +
                ", \"canceled\": " + std::to_string(e.canceled) + ", \"log_pending\": " + std::to_string(e.log_pending) +

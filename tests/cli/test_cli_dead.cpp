@@ -118,6 +118,10 @@ TEST_CASE("currant requeue --all and purge --all act on every dead job, or one e
     CHECK(r.out == "2 dead job(s) requeued\n");
     CHECK(q->stats().at(work).queued == 2);
     CHECK(q->dead_jobs().size() == 1);
+    Result stats = run({"stats", q.name(), "--json"});
+    CHECK(contains(stats.out, "\"name\": \"other\", \"id\": " + std::to_string(other)));
+    CHECK(contains(stats.out, "\"waiting\": 0, \"dead\": 1, "));
+    CHECK(contains(stats.out, "\"waiting\": 0, \"dead\": 0, "));
     Result p = run({"purge", q.name(), std::to_string(kept)});
     INFO(p);
     CHECK(p.code == 0);

@@ -128,7 +128,7 @@ TEST_CASE("in Chromium a click on Requeue puts the dead job back to queued in th
                         " requeued: queued'"));
 }
 
-TEST_CASE("in Chromium a click on Purge drops the dead job from the segment", "[http][browser][dead]") {
+TEST_CASE("in Chromium Purge asks first, and confirmed drops the dead job from the segment", "[http][browser][dead]") {
     DaemonFixture fixture("browser-purge");
     const std::uint16_t port = fixture.start_http_daemon();
     Queue queue = fixture.open_queue();
@@ -142,6 +142,12 @@ TEST_CASE("in Chromium a click on Purge drops the dead job from the segment", "[
     const std::uint32_t free_before = queue.info().free_slots;
 
     page.click("#dead button.purge[data-id=\"" + std::to_string(id) + "\"]");
+    REQUIRE(page.wait_for("!document.getElementById('dead-confirm').hidden"));
+    CHECK(page.evaluate("document.getElementById('dead-confirm-text').textContent") ==
+          "Purge failed job " + std::to_string(id) + "? It cannot be requeued afterwards.");
+    std::this_thread::sleep_for(1500ms); // nothing is purged before the answer
+    CHECK(is_kept_dead(queue, id));
+    page.click("#dead-confirm-yes");
     CHECK(eventually([&] { return !is_kept_dead(queue, id); }, 60'000ms));
     // Its slot freed (at once, or once currantd has mirrored the death); not requeued.
     CHECK(eventually([&] { return queue.info().free_slots == free_before + 1; }, 60'000ms));
@@ -318,14 +324,14 @@ TEST_CASE("in Chromium Next and Previous page through more than 200 dead jobs", 
     // The first page: the 200 oldest deaths.
     REQUIRE(page.wait_for(row_shown(ids[0]) + " && " + row_shown(ids[199])));
     CHECK(page.evaluate("String(" + row_shown(ids[200]) + ")") == "false");
-    CHECK(page.evaluate("document.getElementById('dead-count').textContent") == "(1–200 of more)");
+    CHECK(page.evaluate("document.getElementById('dead-count').textContent") == "(1–200 of 203)");
     CHECK(page.evaluate("String(document.getElementById('dead-prev').disabled)") == "true");
     CHECK(page.evaluate("document.querySelector('#dead tr.group td').textContent") == "emails: 200 failed on this page");
 
     page.click("#dead-next");
     REQUIRE(page.wait_for(row_shown(ids[200]) + " && " + row_shown(ids[202])));
     CHECK(page.evaluate("String(" + row_shown(ids[0]) + ")") == "false");
-    CHECK(page.evaluate("document.getElementById('dead-count').textContent") == "(201–203)");
+    CHECK(page.evaluate("document.getElementById('dead-count').textContent") == "(201–203 of 203)");
     CHECK(page.evaluate("document.getElementById('dead-page').textContent") == "page 2");
     CHECK(page.evaluate("String(document.getElementById('dead-next').disabled)") == "true");
 

@@ -13,6 +13,7 @@ TEST_CASE("metrics give each entrypoint's depth and totals in the Prometheus tex
     Queue queue = fixture.open_queue();
     // Quotes and a backslash: label values must escape them.
     const EntrypointId ep = queue.declare_entrypoint(R"(say "hi" \o/)", async_options());
+    dead_job(queue, ep, "job", "boom"); // enqueued, picked, failed: kept dead
     for (int i = 0; i < 3; ++i) queue.enqueue(ep, as_payload("job"));
     Job job;
     REQUIRE(queue.dequeue(std::span(&ep, 1), std::span(&job, 1), 5s) == 1);
@@ -24,9 +25,11 @@ TEST_CASE("metrics give each entrypoint's depth and totals in the Prometheus tex
     const std::string labels = "{queue=\"" + fixture.queue_name() + "\",entrypoint=\"say \\\"hi\\\" \\\\o/\"";
     CHECK(sample(answer.body, "currant_jobs" + labels + ",state=\"queued\"}") == "2");
     CHECK(sample(answer.body, "currant_jobs" + labels + ",state=\"picked\"}") == "0");
-    CHECK(sample(answer.body, "currant_jobs_enqueued_total" + labels + "}") == "3");
+    CHECK(sample(answer.body, "currant_jobs" + labels + ",state=\"waiting\"}") == "0");
+    CHECK(sample(answer.body, "currant_jobs" + labels + ",state=\"dead\"}") == "1");
+    CHECK(sample(answer.body, "currant_jobs_enqueued_total" + labels + "}") == "4");
     CHECK(sample(answer.body, "currant_jobs_successful_total" + labels + "}") == "1");
-    CHECK(sample(answer.body, "currant_jobs_failed_total" + labels + "}") == "0");
+    CHECK(sample(answer.body, "currant_jobs_failed_total" + labels + "}") == "1");
     CHECK(sample(answer.body, "currant_arena_slots{queue=\"" + fixture.queue_name() + "\"}") == "4096");
     // Every line is a comment or "name{labels} value".
     const std::regex sample_line(R"(^[a-z_]+\{queue="([^"\\]|\\.)*"(,[a-z_]+="([^"\\]|\\.)*")*\} [-0-9.e+]+$)");
@@ -183,6 +186,24 @@ TEST_CASE("POST api/cancel with a malformed id is a 400 naming it, and cancels n
     CHECK(queue.stats()[0].queued == 1);
 }
 
+// Two dead jobs on "emails" and one on "reports", behind a daemon serving
+// HTTP: what the all=1 actions act on and must leave alone.
+struct DeadJobsOnTwoEntrypoints {
+    DaemonFixture fixture;
+    std::uint16_t port;
+    Queue queue;
+    JobId first, second, other;
+
+    explicit DeadJobsOnTwoEntrypoints(const std::string& name)
+        : fixture(name), port(fixture.start_http_daemon()), queue(fixture.open_queue()) {
+        const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+        const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+        first = dead_job(queue, emails, "m1", "boom 1");
+        second = dead_job(queue, emails, "m2", "boom 2");
+        other = dead_job(queue, reports, "r", "boom 3");
+    }
+};
+
 TEST_CASE("GET api/dead lists a job that died, with its entrypoint, attempts and error", "[http][dead]") {
     DaemonFixture fixture("http-dead-list");
     const std::uint16_t port = fixture.start_http_daemon();
@@ -205,7 +226,7 @@ TEST_CASE("GET api/dead lists a job that died, with its entrypoint, attempts and
     CHECK_THAT(all.body, Catch::Contains("\"error\": \"disk full\""));
     CHECK_THAT(all.body, !Catch::Contains("alive"));
     CHECK(std::regex_search(all.body, std::regex(R"("died_at": 1[0-9]{9}\.[0-9]{3})")));
-    CHECK_THAT(all.body, Catch::EndsWith("], \"offset\": 0, \"limit\": 100, \"more\": false}\n"));
+    CHECK_THAT(all.body, Catch::EndsWith("], \"total\": 2, \"offset\": 0, \"limit\": 100, \"more\": false}\n"));
 
     const HttpAnswer only_reports = http_request(port, "GET", "/api/dead?entrypoint=reports");
     CHECK_THAT(only_reports.body, Catch::Contains("disk full"));
@@ -223,7 +244,27 @@ TEST_CASE("GET api/dead keeps at most limit jobs and says there were more", "[ht
     CHECK(answer.status == 200);
     CHECK_THAT(answer.body, Catch::Contains("\"id\": " + std::to_string(first) + ","));
     CHECK_THAT(answer.body, !Catch::Contains("second"));
-    CHECK_THAT(answer.body, Catch::EndsWith("], \"offset\": 0, \"limit\": 1, \"more\": true}\n"));
+    CHECK_THAT(answer.body, Catch::EndsWith("], \"total\": 2, \"offset\": 0, \"limit\": 1, \"more\": true}\n"));
+}
+
+TEST_CASE("GET api/dead counts every dead job in total, of one entrypoint when asked, and not purged or requeued "
+          "ones",
+          "[http][dead]") {
+    DeadJobsOnTwoEntrypoints setup("http-dead-total");
+    const auto total_of = [&](const std::string& query) {
+        const std::string body = http_request(setup.port, "GET", "/api/dead" + query).body;
+        std::smatch match;
+        INFO(body);
+        REQUIRE(std::regex_search(body, match, std::regex(R"(\], "total": ([0-9]+), "offset")")));
+        return std::stoi(match[1]);
+    };
+    CHECK(total_of("") == 3);
+    CHECK(total_of("?entrypoint=emails") == 2);
+    CHECK(total_of("?entrypoint=reports&limit=1") == 1);
+    CHECK(setup.queue.requeue(setup.first));
+    CHECK(total_of("?entrypoint=emails") == 1);
+    CHECK(setup.queue.purge(setup.other));
+    CHECK(total_of("") == 1);
 }
 
 TEST_CASE("GET api/dead refuses a bad limit and an unknown entrypoint, naming them", "[http][dead][errors]") {
@@ -406,24 +447,6 @@ TEST_CASE("POST api/requeue of a dead job whose dedupe key another job holds is 
     CHECK(queue.dead_jobs().size() == 1);
 }
 
-// Two dead jobs on "emails" and one on "reports", behind a daemon serving
-// HTTP: what the all=1 actions act on and must leave alone.
-struct DeadJobsOnTwoEntrypoints {
-    DaemonFixture fixture;
-    std::uint16_t port;
-    Queue queue;
-    JobId first, second, other;
-
-    explicit DeadJobsOnTwoEntrypoints(const std::string& name)
-        : fixture(name), port(fixture.start_http_daemon()), queue(fixture.open_queue()) {
-        const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
-        const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
-        first = dead_job(queue, emails, "m1", "boom 1");
-        second = dead_job(queue, emails, "m2", "boom 2");
-        other = dead_job(queue, reports, "r", "boom 3");
-    }
-};
-
 TEST_CASE("POST api/requeue with all=1 puts every dead job of that entrypoint back to queued, and no other",
           "[http][dead]") {
     DeadJobsOnTwoEntrypoints setup("http-requeue-all");
@@ -577,12 +600,12 @@ TEST_CASE("GET api/dead with offset gives the page after the first offset jobs, 
     CHECK(has(middle.body, ids[3]));
     CHECK_FALSE(has(middle.body, ids[4]));
     CHECK(middle.body.find("boom 2") < middle.body.find("boom 3"));
-    CHECK_THAT(middle.body, Catch::EndsWith("], \"offset\": 2, \"limit\": 2, \"more\": true}\n"));
+    CHECK_THAT(middle.body, Catch::EndsWith("], \"total\": 5, \"offset\": 2, \"limit\": 2, \"more\": true}\n"));
     const HttpAnswer last = http_request(port, "GET", "/api/dead?limit=2&offset=4");
     CHECK(has(last.body, ids[4]));
-    CHECK_THAT(last.body, Catch::EndsWith("], \"offset\": 4, \"limit\": 2, \"more\": false}\n"));
+    CHECK_THAT(last.body, Catch::EndsWith("], \"total\": 5, \"offset\": 4, \"limit\": 2, \"more\": false}\n"));
     const HttpAnswer past = http_request(port, "GET", "/api/dead?limit=2&offset=9");
-    CHECK(past.body == "{\"dead\": [], \"offset\": 9, \"limit\": 2, \"more\": false}\n");
+    CHECK(past.body == "{\"dead\": [], \"total\": 5, \"offset\": 9, \"limit\": 2, \"more\": false}\n");
 }
 
 TEST_CASE("GET api/jobs with offset gives the page after the first offset jobs", "[http][jobs]") {

@@ -85,8 +85,10 @@ def test_requeue_by_id_and_by_entrypoint(queue):
 
 def test_purge_by_id_and_by_entrypoint(queue):
     ids = [_dead_one(queue, b"x", "boom") for _ in range(3)]
+    assert queue.stats()["jobs"]["dead"] == 3
     assert queue.purge_dead([ids[0], ids[0], 123456789]) == 1
     assert queue.status(ids[0]) == ["unknown"]
+    assert queue.stats()["jobs"]["dead"] == 2
     assert queue.purge_dead(entrypoint="jobs") == 2
     assert queue.dead_jobs() == []
 

@@ -202,6 +202,31 @@ TEST_CASE("requeue_dead and purge_dead act on every dead job of one entrypoint",
     REQUIRE(scratch->doctor().sound);
 }
 
+TEST_CASE("stats count each entrypoint's kept dead jobs, and no longer once requeued, purged or not kept",
+          "[outcomes][dead]") {
+    for (Durability durability : {Durability::memory, Durability::async}) {
+        CAPTURE(durability_name(durability));
+        ScratchQueue scratch("dead-stats", small_options());
+        const EntrypointId a = scratch->declare_entrypoint("a", dead_options(std::nullopt, durability));
+        const EntrypointId unkept = scratch->declare_entrypoint("unkept", dead_options(0, durability));
+        std::vector<JobId> ids;
+        for (int i = 0; i < 3; ++i) {
+            ids.push_back(enqueue_text(scratch.queue(), a, "a"));
+            scratch->fail(pick_one(scratch.queue(), a));
+        }
+        enqueue_text(scratch.queue(), unkept, "u");
+        scratch->fail(pick_one(scratch.queue(), unkept));
+        CHECK(stats_of(scratch.queue(), a).dead == 3);
+        CHECK(stats_of(scratch.queue(), unkept).dead == 0);
+        CHECK(stats_of(scratch.queue(), unkept).failed == 1);
+        REQUIRE(scratch->requeue(ids[0]));
+        CHECK(stats_of(scratch.queue(), a).dead == 2);
+        CHECK(stats_of(scratch.queue(), a).queued == 1);
+        REQUIRE(scratch->purge(ids[1])); // async: the slot waits for the mirror, the job is no longer dead
+        CHECK(stats_of(scratch.queue(), a).dead == 1);
+    }
+}
+
 TEST_CASE("requeue and purge refuse ids that are not kept dead jobs", "[outcomes][dead]") {
     ScratchQueue scratch("dead-refuse", small_options());
     const EntrypointId ep = scratch->declare_entrypoint("work", dead_options(std::nullopt));

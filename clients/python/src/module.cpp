@@ -1287,6 +1287,7 @@ public:
             d["delayed"] = s.delayed;
             d["picked"] = s.picked;
             d["waiting"] = s.waiting;
+            d["dead"] = s.dead;
             d["enqueued"] = s.enqueued;
             d["picks"] = s.picks;
             d["successful"] = s.successful;

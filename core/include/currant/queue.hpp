@@ -390,6 +390,7 @@ struct EntrypointStats {
     std::uint64_t delayed = 0;    // queued with execute_after in the future
     std::uint64_t picked = 0;
     std::uint64_t waiting = 0;    // waiting for dependencies (never handed out until they succeed)
+    std::uint64_t dead = 0;       // kept dead jobs: on the dead list now (Queue::dead_jobs)
     // Totals since creation, summed over all processes (live and reaped).
     std::uint64_t enqueued = 0;
     std::uint64_t picks = 0;
