@@ -322,7 +322,13 @@ std::string active_jobs_json(const Queue& queue, const std::string& entrypoint, 
                ", \"execute_after\": " + seconds_text(job.execute_after_ns) +
                ", \"cancel_requested\": " + (job.cancel_requested ? "true" : "false") + "}";
     }
-    out += std::string(jobs.empty() ? "" : "\n") + "]" + page_fields(offset, limit, more);
+    // total: queued (delayed too) and picked, by a second read like
+    // dead_jobs_json's.
+    std::uint64_t total = 0;
+    for (const EntrypointStats& e : queue.stats())
+        if (!only || e.id == *only) total += e.queued + e.delayed + e.picked;
+    out += std::string(jobs.empty() ? "" : "\n") + "], \"total\": " + std::to_string(total) +
+           page_fields(offset, limit, more);
     return out;
 }
 

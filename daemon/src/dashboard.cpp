@@ -73,6 +73,7 @@ constexpr std::string_view page = R"HTML(<!doctype html>
   <button type="submit">Cancel</button><span id="cancel-result"></span>
 </form>
 <h2>Queued and running jobs <span id="jobs-count"></span></h2>
+<label>Entrypoint: <select id="jobs-entrypoint"><option value="">every entrypoint</option></select></label>
 <table id="jobs">
   <thead><tr><th>job id</th><th>entrypoint</th><th>status</th><th>priority</th><th>attempts</th><th>enqueued</th><th></th></tr></thead>
   <tbody></tbody>
@@ -145,7 +146,11 @@ function draw(canvasId, legendId, value) {
 
 async function get(path) {
   const response = await fetch(path, { headers, cache: "no-store" });
-  if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+  if (!response.ok) {
+    const error = new Error((await response.json()).error || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
   return response.json();
 }
 
@@ -170,6 +175,7 @@ async function refresh() {
         .forEach(v => cell(row, v));
       body.appendChild(row);
     }
+    showEntrypointChoices(now.entrypoints.map(e => e.name));
     draw("depth", "depth-legend", (points, k) => points[k].depth);
     draw("rate", "rate-legend", (points, k) => rate(points, k, "completed"));
     await refreshDead();
@@ -197,9 +203,10 @@ function showPage(name, page, count, more, total) {
   document.getElementById(name + "-next").disabled = !more;
   return paged;
 }
-async function getPage(what, page) {
+async function getPage(what, page, entrypoint) {
+  const only = entrypoint ? `&entrypoint=${encodeURIComponent(entrypoint)}` : "";
   for (;;) {
-    const answer = await get(`api/${what}?limit=${page.size}&offset=${page.offset}`);
+    const answer = await get(`api/${what}?limit=${page.size}&offset=${page.offset}${only}`);
     if (answer[what].length || page.offset === 0) return answer;
     page.offset = Math.max(0, page.offset - page.size);
   }
@@ -267,16 +274,46 @@ function cancelText(id, answer) {
     : `job ${id} is ${answer.status}: not canceled`;
 }
 
+// The job list's entrypoint filter: one choice per entrypoint the stats
+// name, added as they appear; the choice stays while the page refreshes.
+function showEntrypointChoices(names) {
+  const select = document.getElementById("jobs-entrypoint");
+  const have = new Set([...select.options].map(option => option.value));
+  for (const name of names)
+    if (!have.has(name)) {
+      const option = document.createElement("option");
+      option.value = name; option.textContent = name; select.appendChild(option);
+    }
+}
+function chooseEntrypoint(name) {
+  document.getElementById("jobs-entrypoint").value = name;
+  jobsPage.offset = 0; jobsShown = null;
+}
+document.getElementById("jobs-entrypoint").addEventListener("change", event => {
+  chooseEntrypoint(event.target.value); refresh();
+});
+
 // Queued and picked jobs (50 a page, running ones first, then the oldest),
 // each with a Cancel button; rebuilt only when the list changed, like the
 // dead jobs.
-let jobsShown = null;
+// jobsAsked numbers the requests: an answer to one sent before a newer
+// one (a choice of entrypoint or page meanwhile) is dropped, not drawn.
+let jobsShown = null, jobsAsked = 0;
 async function refreshJobs() {
-  const answer = await getPage("jobs", jobsPage);
+  const asked = ++jobsAsked;
+  let answer;
+  try {
+    answer = await getPage("jobs", jobsPage, document.getElementById("jobs-entrypoint").value);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    chooseEntrypoint(""); // the chosen entrypoint is gone: every entrypoint again
+    return;
+  }
+  if (asked !== jobsAsked) return;
   const text = JSON.stringify(answer);
   if (text === jobsShown) return;
   jobsShown = text;
-  showPage("jobs", jobsPage, answer.jobs.length, answer.more);
+  showPage("jobs", jobsPage, answer.jobs.length, answer.more, answer.total);
   const body = document.querySelector("#jobs tbody"); body.textContent = "";
   if (!answer.jobs.length) {
     const row = document.createElement("tr"), td = document.createElement("td");

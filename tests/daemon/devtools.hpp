@@ -274,6 +274,17 @@ public:
         call("Input.dispatchMouseEvent", "{\"type\": \"mouseReleased\", " + at + ", \"button\": \"left\", \"clickCount\": 1}");
     }
 
+    // Picks the option with this value in a <select>, and sends the change
+    // event a user's choice sends: a select's list is the browser's own
+    // pop-up, outside the page, so it cannot be clicked like a button.
+    void choose(const std::string& selector, const std::string& value) {
+        INFO("choose " << value << " in " << selector);
+        REQUIRE(evaluate("(() => { const e = document.querySelector(" + daemon::json_string(selector) +
+                         "); if (!e || ![...e.options].some(o => o.value === " + daemon::json_string(value) +
+                         ")) return 'missing'; e.value = " + daemon::json_string(value) +
+                         "; e.dispatchEvent(new Event('change', {bubbles: true})); return 'chosen'; })()") == "chosen");
+    }
+
     // Focuses the element and types text into it as keyboard input.
     void type_into(const std::string& selector, const std::string& text) {
         click(selector);

@@ -39,6 +39,11 @@ bool is_kept_dead(const Queue& queue, JobId id) {
     return false;
 }
 
+// A JavaScript expression: the queued-and-running row of job id is shown.
+std::string job_shown(JobId id) {
+    return "document.querySelector('#jobs tr[data-id=\"" + std::to_string(id) + "\"]') !== null";
+}
+
 // A JavaScript expression: the failed-jobs row of job id is shown.
 std::string row_shown(JobId id) {
     return "document.querySelector('#dead tr[data-id=\"" + std::to_string(id) + "\"]') !== null";
@@ -350,16 +355,38 @@ TEST_CASE("in Chromium Next pages past the first 50 queued jobs", "[http][browse
         ids.push_back(queue.enqueue(ep, as_payload("q")));
         std::this_thread::sleep_for(1ms); // distinct enqueue times: the list is oldest first
     }
-    const auto job_shown = [](JobId id) {
-        return "document.querySelector('#jobs tr[data-id=\"" + std::to_string(id) + "\"]') !== null";
-    };
 
     Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
     DevTools page(chromium);
     REQUIRE(page.wait_for(job_shown(ids[0]) + " && " + job_shown(ids[49])));
     CHECK(page.evaluate("String(" + job_shown(ids[50]) + ")") == "false");
-    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(1–50 of more)");
+    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(1–50 of 52)");
     page.click("#jobs-next");
     REQUIRE(page.wait_for(job_shown(ids[50]) + " && " + job_shown(ids[51]) + " && !(" + job_shown(ids[0]) + ")"));
-    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(51–52)");
+    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(51–52 of 52)");
+}
+
+TEST_CASE("in Chromium choosing an entrypoint lists only its queued and running jobs, with their total",
+          "[http][browser][jobs]") {
+    DaemonFixture fixture("browser-jobs-filter");
+    const std::uint16_t port = fixture.start_http_daemon();
+    Queue queue = fixture.open_queue();
+    const EntrypointId emails = queue.declare_entrypoint("emails", async_options());
+    const EntrypointId reports = queue.declare_entrypoint("reports", async_options());
+    const JobId email = queue.enqueue(emails, as_payload("e"));
+    for (int i = 0; i < 52; ++i) queue.enqueue(reports, as_payload("r"));
+
+    Chromium chromium("http://127.0.0.1:" + std::to_string(port) + "/");
+    DevTools page(chromium);
+    REQUIRE(page.wait_for(job_shown(email)));
+    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(1–50 of 53)");
+    REQUIRE(page.wait_for("document.querySelector('#jobs-entrypoint option[value=\"reports\"]') !== null"));
+    page.choose("#jobs-entrypoint", "reports");
+    const std::string rows = "document.querySelectorAll('#jobs tbody tr[data-id]').length";
+    REQUIRE(page.wait_for("!(" + job_shown(email) + ") && " + rows + " === 50"));
+    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(1–50 of 52)");
+    page.choose("#jobs-entrypoint", "emails");
+    REQUIRE(page.wait_for(job_shown(email) + " && " + rows + " === 1"));
+    CHECK(page.evaluate("document.getElementById('jobs-count').textContent") == "(1)");
+    CHECK(page.evaluate("String(document.getElementById('jobs-pager').hidden)") == "true");
 }

@@ -568,10 +568,10 @@ TEST_CASE("GET api/jobs lists picked jobs first, then queued ones oldest first, 
     CHECK_THAT(answer.body, Catch::Contains("\"entrypoint\": \"emails\", \"status\": \"picked\", \"priority\": 0, "
                                             "\"attempts\": 1,"));
     CHECK_THAT(answer.body, !Catch::Contains("\"id_text\": \"" + std::to_string(report) + "\""));
-    CHECK_THAT(answer.body, Catch::EndsWith("], \"offset\": 0, \"limit\": 100, \"more\": false}\n"));
+    CHECK_THAT(answer.body, Catch::EndsWith("], \"total\": 3, \"offset\": 0, \"limit\": 100, \"more\": false}\n"));
 
     const std::string all = http_request(port, "GET", "/api/jobs?limit=3").body;
-    CHECK_THAT(all, Catch::Contains("\"more\": true"));
+    CHECK_THAT(all, Catch::Contains("\"total\": 4, \"offset\": 0, \"limit\": 3, \"more\": true"));
     CHECK_THAT(all, Catch::Contains("\"id_text\": \"" + std::to_string(picked) + "\""));
     const std::string everything = http_request(port, "GET", "/api/jobs").body;
     CHECK_THAT(everything, Catch::Contains("\"id_text\": \"" + std::to_string(report) + "\""));
@@ -624,7 +624,7 @@ TEST_CASE("GET api/jobs with offset gives the page after the first offset jobs",
     CHECK(body.find("\"id_text\": \"" + std::to_string(ids[1]) + "\"") != std::string::npos);
     CHECK(body.find("\"id_text\": \"" + std::to_string(ids[2]) + "\"") != std::string::npos);
     CHECK(body.find("\"id_text\": \"" + std::to_string(ids[3]) + "\"") == std::string::npos);
-    CHECK_THAT(body, Catch::EndsWith("], \"offset\": 1, \"limit\": 2, \"more\": true}\n"));
+    CHECK_THAT(body, Catch::EndsWith("], \"total\": 4, \"offset\": 1, \"limit\": 2, \"more\": true}\n"));
 }
 
 TEST_CASE("GET api/dead and api/jobs refuse a bad offset, naming it", "[http][errors]") {
