@@ -107,7 +107,7 @@ std::string describe_wrong(const Board& board) {
 
 TEST_CASE("status and wait never pair a finished job with another job's outcome while its slot is reused",
           "[multiprocess][dependencies][last_outcome]") {
-    constexpr int jobs = 60000;
+    constexpr int jobs = 150000;
     constexpr int readers = 2;
     SharedArray<Board> shared(1);
     Board& board = shared[0];
