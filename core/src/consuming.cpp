@@ -332,15 +332,15 @@ bool QueueState::finish_locked(EntrypointId ep, std::uint32_t slot, std::uint64_
     if (!keep && !keep_result && Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
         const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, acting_owner);
         // Before the CAS, like the lock-free ack: a job depending on this one
-        // reads how it ended from them (dependencies.cpp, classify).
-        const std::uint64_t last_job_id = rec.last_job_id;
-        const std::uint32_t last_status = rec.last_status;
-        set_last(rec, rec.job_id, std::uint32_t(final_status));
+        // reads how it ended from it (dependencies.cpp, classify). A claim
+        // until the CAS succeeds (queue_state.hpp, set_last).
+        const JobId id = rec.job_id;
+        const std::uint64_t replaced = set_last(rec, id, std::uint32_t(final_status));
         if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) {
-            rec.last_job_id = last_job_id;
-            rec.last_status = last_status;
+            undo_last(rec, id, std::uint32_t(final_status), replaced);
             return false;
         }
+        commit_last(rec, id, std::uint32_t(final_status)); // reserved by acting_owner: ours until released
         leave_limit(c, slot, word); // a crash before it: the repair recounts (limits.cpp)
         to_release.push_back(slot);
         note_completion(slot);
@@ -486,14 +486,25 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
             rec.limit_mark.load(std::memory_order_relaxed) != limit_mark(job.epoch, LimitMark::counted)) {
             // The state word CAS is the commit point; a reaper requeueing the
             // same pick races on the same CAS and exactly one wins.
-            set_last(rec, rec.job_id, std::uint32_t(final_status));
+            // The last outcome first, a claim until the CAS (queue_state.hpp,
+            // set_last): a job depending on this one reads it once the word
+            // leaves the job. The id the slot holds now, not job.id: if we
+            // were held up here until the slot moved on, the claim names its
+            // current job, which is live (harmless) or ended (undo_last puts
+            // its outcome back), never ours over the slot's newer outcome.
+            const JobId id = rec.job_id;
+            const std::uint64_t replaced = set_last(rec, id, std::uint32_t(final_status));
             const std::uint64_t new_word = StateWord::next(word, SlotState::reserved, my_tag());
             // seq_cst: pairs with Queue::wait through note_completion (results.cpp).
             if (!state.compare_exchange_strong(word, new_word, std::memory_order_seq_cst)) {
+                undo_last(rec, id, std::uint32_t(final_status), replaced);
                 if (throw_on_first) throw Error(Errc::stale_handle, "queue '" + segment_.name() + "': job " + std::to_string(job.id) + " was requeued (lease expired) before it was acked");
                 continue;
             }
+            // Killed here: the claim stands, the reaper frees the slot;
+            // readers take a claim as the outcome (queue_state.hpp).
             shm::crash_point("ack.marked");
+            commit_last(rec, id, std::uint32_t(final_status)); // reserved by us until release_slots
             note_completion(job.slot);
             scratch_release_.push_back(job.slot);
             // A pick made before a limit was set counts against it (I2) but

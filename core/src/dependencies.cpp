@@ -24,7 +24,7 @@
 //
 // Settling is idempotent and works from the truth only: for every waiting
 // job, each pending edge is classified from its dependency's slot (state
-// word, job_id, and last_job_id/last_status, which every finisher and
+// word, job_id, and the last outcome, which every finisher and
 // recycler writes before the state word leaves the job), resolved if the
 // dependency ended, and the job moves when all edges are resolved (queued)
 // or one failed (canceled, with the reason in its outcome area). Passes
@@ -97,7 +97,7 @@ std::string reason_for(const DependencyEdge& edge, EdgeOutcome outcome) {
 // How job `id`, which `slot` holds or held last, stands. linked: the job
 // was published once (an edge's dependency), so a slot that still names it
 // while reserved is a finisher between its CAS and freeing (pending until
-// last_status says otherwise), never a producer writing it.
+// the last outcome says otherwise), never a producer writing it.
 DependencyState classify(const shm::Arena& arena, std::uint32_t slot, JobId id, bool linked,
                          std::uint64_t& word) noexcept {
     if (slot >= arena.slot_count() || id == 0) return DependencyState::unknown;
@@ -106,8 +106,10 @@ DependencyState classify(const shm::Arena& arena, std::uint32_t slot, JobId id, 
         // seq_cst: the linker's re-read after raising `dependents`.
         word = arena.state_word(slot).load(std::memory_order_seq_cst);
         const std::uint64_t job_id = rec.job_id;
-        const std::uint64_t last_job_id = rec.last_job_id;
-        const std::uint32_t last_status = rec.last_status;
+        // One write's outcome or none (layout.hpp, "Last outcome"): never an
+        // id of one finisher with the status of another.
+        std::uint32_t last_status = 0;
+        const bool last_names_id = last_outcome_for(rec, id, last_status);
         DependencyState result = DependencyState::unknown;
         if (job_id == id) {
             switch (StateWord::state(word)) {
@@ -119,15 +121,15 @@ DependencyState classify(const shm::Arena& arena, std::uint32_t slot, JobId id, 
             case SlotState::canceled: result = DependencyState::canceled; break;
             case SlotState::reserved:
             case SlotState::free:
-                // Finishers and recyclers write last_job_id before the word
-                // leaves the job; a producer writing this job has not
+                // Finishers and recyclers write the last outcome before the
+                // word leaves the job; a producer writing this job has not
                 // published it (unknown to an enqueue).
-                result = last_job_id == id ? from_status(last_status)
+                result = last_names_id ? from_status(last_status)
                          : linked          ? DependencyState::pending
                                            : DependencyState::unknown;
                 break;
             }
-        } else if (last_job_id == id) {
+        } else if (last_names_id) {
             result = from_status(last_status); // ended; the slot holds a newer job now
         }
         // Seqlock: the fields belong to the word we read if it did not move.
@@ -141,7 +143,7 @@ DependencyState classify(const shm::Arena& arena, std::uint32_t slot, JobId id, 
 // ------------------------------------------------------------ lookups
 
 // Recent outcomes (layout.hpp). remember_ended (queue_state.hpp) runs
-// before a slot's last_job_id/last_status are overwritten: the entry is
+// before a slot's last outcome is overwritten: the entry is
 // raised first (one word, so a writer killed anywhere leaves the old or the
 // new entry, nothing to repair), then a release fence orders it before the
 // slot's fields are overwritten, so a reader that no longer finds the job
@@ -150,7 +152,7 @@ DependencyState classify(const shm::Arena& arena, std::uint32_t slot, JobId id, 
 // the same entry (more than ended_kept_span ids later) ended in a slot that
 // moved on, or (rarer) such an older one raced it into the entry.
 EndedLookup QueueState::recorded_end(JobId id, JobStatus& status) const noexcept {
-    // The caller looked in the slots first (acquire: their last_job_id
+    // The caller looked in the slots first (acquire: their last outcome's
     // overwrite follows the entry's raise, see remember_ended).
     std::atomic_thread_fence(std::memory_order_acquire);
     if ((id >> 48) != host_id_) return EndedLookup::not_recorded;
@@ -172,7 +174,7 @@ std::uint32_t QueueState::find_job_slot(JobId id) const noexcept {
     const std::uint32_t n = arena_.slot_count();
     auto holds = [&](std::uint32_t slot) {
         const JobRecord& rec = record(slot);
-        return rec.job_id == id || rec.last_job_id == id;
+        return rec.job_id == id || rec.last_job_id.load(std::memory_order_relaxed) == id;
     };
     // This process enqueued it lately: the local hint (checked, the slot may
     // have moved on). Otherwise (another process's job, or an older one):
@@ -182,7 +184,7 @@ std::uint32_t QueueState::find_job_slot(JobId id) const noexcept {
     std::uint32_t found = shm::no_slot;
     for (std::uint32_t slot = 0; slot < n; ++slot) {
         if (record(slot).job_id == id) return slot;
-        if (found == shm::no_slot && record(slot).last_job_id == id) found = slot;
+        if (found == shm::no_slot && record(slot).last_job_id.load(std::memory_order_relaxed) == id) found = slot;
     }
     return found;
 }
@@ -375,6 +377,7 @@ bool QueueState::cancel_waiting_locked(std::uint32_t slot, std::string_view reas
             if (!reason.empty()) write_error_locked(slot, rec.job_id, StateWord::epoch(new_word), reason);
             set_last(rec, rec.job_id, std::uint32_t(JobStatus::canceled));
             state.store(new_word, std::memory_order_seq_cst);
+            commit_last(rec, rec.job_id, std::uint32_t(JobStatus::canceled)); // reserved by us: ours
             shm::crash_point("dependency.canceled"); // reserved by us: our reaper settles, then frees it
             settle_release_.push_back(slot);
         } else {
@@ -684,6 +687,7 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
                 // Still reserved by us: it only needs its status and reason.
                 write_error_locked(slot, self, StateWord::epoch(word) + 1, reason);
                 set_last(rec, self, std::uint32_t(JobStatus::canceled));
+                commit_last(rec, self, std::uint32_t(JobStatus::canceled));
                 settle_release_.push_back(slot);
             } else {
                 const std::uint64_t new_word = StateWord::next(word, SlotState::canceled, 0);

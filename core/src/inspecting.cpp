@@ -26,9 +26,14 @@ std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
         const JobRecord& rec = record(slot);
         const SlotState state = StateWord::state(word);
         const bool live = state != SlotState::free && state != SlotState::reserved;
-        const JobId id = live ? rec.job_id : rec.last_job_id;
+        const JobId id = live ? rec.job_id : rec.last_job_id.load(std::memory_order_relaxed);
         auto found = wanted.find(id);
         if (found == wanted.end() || id == 0) continue;
+        // Not live: the status of the same write as id, if it is still
+        // there (layout.hpp, "Last outcome"); a pair that moved on since
+        // names no job and the recent outcomes are asked below.
+        std::uint32_t last_status = 0;
+        const bool last_names_id = !live && last_outcome_for(rec, id, last_status);
         for (std::size_t i = 0; i < ids.size(); ++i) {
             if (ids[i] != id) continue;
             JobState& out = result[i];
@@ -39,8 +44,9 @@ std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
                 out.attempts = rec.attempts;
                 out.cancel_requested = state == SlotState::picked &&
                                        rec.cancel_epoch.load(std::memory_order_acquire) == StateWord::epoch(word);
-            } else if (out.status == JobStatus::unknown && rec.last_status <= std::uint32_t(JobStatus::canceled)) {
-                out.status = JobStatus(rec.last_status);
+            } else if (out.status == JobStatus::unknown && last_names_id &&
+                       last_status <= std::uint32_t(JobStatus::canceled)) {
+                out.status = JobStatus(last_status);
                 out.entrypoint = rec.entrypoint;
                 out.priority = rec.priority;
                 out.attempts = rec.attempts;

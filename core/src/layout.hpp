@@ -59,12 +59,17 @@ struct JobRecord {
     std::uint32_t lane_next;        // [E] ready lane links (shm::no_slot = none)
     std::uint32_t lane_prev;        // [E]
     std::uint32_t heap_position;    // [E] index in the delayed heap, shm::no_slot if not there
-    // [atomic] Bumped (acq_rel) by each transition that found the log full;
-    // the mirror clears it by CAS from the value it read, so a transition
-    // after its read keeps the mark.
-    std::atomic<std::uint32_t> mirror_dirty;
-    std::uint32_t last_status;      // JobStatus of last_job_id once the slot was freed
-    std::uint64_t last_job_id;      // written by the finisher before the slot is freed
+    // How the job this slot held last ended (see "Last outcome" below):
+    // last_outcome holds the id's low 60 bits and the status in one word,
+    // so a reader never pairs an id with another write's status;
+    // last_job_id is the same write's full id. A pair counts only when
+    // both name the id asked about (last_outcome_for). Written (relaxed,
+    // set_last, commit_last, undo_last in queue_state.hpp) by whoever ends
+    // a job in the slot, before its commit CAS of the state word (which
+    // releases them); read relaxed after an acquire of the state word and
+    // before an acquire fence (the seqlock re-read, or recorded_end's).
+    std::atomic<std::uint64_t> last_outcome;
+    std::atomic<std::uint64_t> last_job_id;
     // Whether this pick counts against the entrypoint's concurrency limit
     // (docs/limits.md): limit_mark(epoch, kind) of the pick's epoch. Written
     // under [E] by the pick only, before the state word's release store, so
@@ -135,9 +140,48 @@ struct JobRecord {
     // truth; the [G] repair recounts it. Reset to 0 by the producer while
     // the slot is reserved (a decrement saturates at 0).
     std::atomic<std::uint32_t> dependents;
-    std::uint32_t unused_dependencies;
+    // [atomic] Bumped (acq_rel) by each transition that found the log full;
+    // the mirror clears it by CAS from the value it read, so a transition
+    // after its read keeps the mark.
+    std::atomic<std::uint32_t> mirror_dirty;
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
+
+// Last outcome (JobRecord::last_outcome, layout 14). The word is
+// (id << 4) | claimed << 3 | status: the low 60 bits of the job id, whether
+// the write is still a claim, and its JobStatus (successful, exception,
+// canceled, or unknown for a purged dead job; all below 8). Ids are 64 bits
+// (host id << 48 | counter), so the word alone cannot name every id
+// exactly; last_job_id beside it holds the full id, and a pair counts only
+// when both name the id asked about: an id read from one write with a
+// status read from another would need two ids equal in their low 60 bits
+// (the same counter under two host ids equal in their low 12 bits) to be
+// written into one slot while the reader looks.
+//
+// Claimed: written before the writer's commit CAS of the state word, which
+// may fail (another finisher took the job); the winner stores the same
+// outcome again without the flag once its CAS succeeded (the slot is then
+// reserved by it). Readers read a claim like any outcome (a claim they
+// find while the slot no longer holds the job live is the winner's, but
+// for the cases in docs/job-dependencies.md, "The last outcome"); a loser
+// puts back only an unclaimed outcome of the same job (undo_last), never a
+// stale claim.
+inline constexpr std::uint64_t last_claimed_bit = 8;
+inline constexpr std::uint64_t last_outcome_word(std::uint64_t id, std::uint32_t status, bool claimed) noexcept {
+    return (id << 4) | (claimed ? last_claimed_bit : 0) | (status & 7);
+}
+// Whether word (with full_id, the slot's last_job_id) records how job id
+// ended, and then status.
+inline bool last_outcome_names(std::uint64_t word, std::uint64_t full_id, std::uint64_t id,
+                               std::uint32_t& status) noexcept {
+    if (id == 0 || full_id != id || (word >> 4) != (id & (~std::uint64_t(0) >> 4))) return false;
+    status = std::uint32_t(word & 7);
+    return true;
+}
+inline bool last_outcome_for(const JobRecord& rec, std::uint64_t id, std::uint32_t& status) noexcept {
+    const std::uint64_t word = rec.last_outcome.load(std::memory_order_relaxed);
+    return last_outcome_names(word, rec.last_job_id.load(std::memory_order_relaxed), id, status);
+}
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
@@ -674,7 +718,7 @@ struct DependencyControl {
 // larger counter, or the same counter with a newer end; two writers racing
 // on one entry may leave the older id, whose younger rival is then "not
 // recorded"), so a writer killed anywhere leaves the old or the new word. Written by whoever overwrites a slot's
-// last_job_id/last_status (the job ending in the slot now moves the one
+// last outcome (the job ending in the slot now moves the one
 // that ended there before into its entry): CAS, then a release fence, then
 // the slot's fields, so a reader that no longer finds a job in its slot
 // (acquire fence after reading the slot) finds it here, unless a younger

@@ -79,10 +79,15 @@ void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint
     // once freed, as a purge of a `memory` one does.
     const bool purged = status == JobStatus::exception &&
                         rec.dead_mark.load(std::memory_order_acquire) == dead_mark(epoch, DeadMark::purged);
-    set_last(rec, rec.job_id, std::uint32_t(purged ? JobStatus::unknown : status));
+    const JobId id = rec.job_id;
+    const std::uint32_t last = std::uint32_t(purged ? JobStatus::unknown : status);
+    const std::uint64_t replaced = set_last(rec, id, last);
     if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
-                                       std::memory_order_acq_rel))
+                                       std::memory_order_acq_rel)) {
+        undo_last(rec, id, last, replaced); // a loser's claim: queue_state.hpp
         return;
+    }
+    commit_last(rec, id, last); // reserved by us until released
     if (rec.mirror_dirty.exchange(0, std::memory_order_acq_rel) != 0)
         entrypoints_[ep].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
     to_release.push_back(slot);

@@ -178,10 +178,15 @@ QueueState::Discard QueueState::discard_dead_locked(EntrypointId ep, std::uint32
     // slots leave `exception` only under it), so the CAS cannot lose; it is
     // a CAS all the same, like every move of a state word that a lock-free
     // reader may be examining.
-    set_last(rec, rec.job_id, std::uint32_t(purged ? JobStatus::unknown : JobStatus::exception));
+    const JobId id = rec.job_id;
+    const std::uint32_t last = std::uint32_t(purged ? JobStatus::unknown : JobStatus::exception);
+    const std::uint64_t replaced = set_last(rec, id, last);
     if (!state.compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, acting_owner),
-                                       std::memory_order_acq_rel))
+                                       std::memory_order_acq_rel)) {
+        undo_last(rec, id, last, replaced);
         return Discard::not_dead;
+    }
+    commit_last(rec, id, last); // reserved by acting_owner: ours until released
     if (rec.mirror_dirty.exchange(0, std::memory_order_acq_rel) != 0)
         c.dirty_slots.fetch_sub(1, std::memory_order_relaxed);
     to_release.push_back(slot);

@@ -114,8 +114,8 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
         auto& rec = arena.record<JobRecord>(slot);
         rec.lane_next = rec.lane_prev = shm::no_slot;
         rec.heap_position = shm::no_slot;
-        rec.last_status = std::uint32_t(JobStatus::unknown);
-        rec.last_job_id = 0;
+        rec.last_outcome.store(0, std::memory_order_relaxed);
+        rec.last_job_id.store(0, std::memory_order_relaxed);
         rec.job_id = 0;
         rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
         rec.mirror_dirty.store(0, std::memory_order_relaxed);

@@ -346,18 +346,57 @@ private:
     void validate_dependencies(const EnqueueOptions& options) const;
     // The slot that holds (or last held) job id, no_slot if none: the hint, else a scan.
     std::uint32_t find_job_slot(JobId id) const noexcept;
-    // Every write of a slot's last_job_id/last_status goes through here:
-    // the job the slot remembered until now goes to the recent outcomes
-    // first (layout.hpp, "Recent outcomes"), so no ended job is forgotten
-    // while fewer than ended_capacity_ ids were handed out after it.
-    void set_last(JobRecord& rec, JobId id, std::uint32_t status) noexcept {
-        if (rec.last_job_id != 0 && rec.last_job_id != id) remember_ended(rec.last_job_id, rec.last_status);
-        rec.last_job_id = id;
-        rec.last_status = status;
+    // Every write of a slot's last outcome goes through here (layout.hpp,
+    // "Last outcome"): the job the slot remembered until now goes to the
+    // recent outcomes first (layout.hpp, "Recent outcomes"), so no ended
+    // job is forgotten while fewer than ended_capacity_ ids were handed out
+    // after it; a pair that does not match (a writer killed between its two
+    // stores, or one storing now) is nobody's outcome: that writer
+    // remembered what it replaced itself. Then the full id, then the word
+    // (relaxed: remember_ended's release fence orders the entry before
+    // them, the caller's CAS of the state word releases them; a reader
+    // between the two stores sees a pair that names no job, so it looks in
+    // the recent outcomes, which already hold the replaced job). Callers
+    // write before their commit CAS, which may fail (readers between the
+    // CAS and a later write would find the job nowhere): a claim, made
+    // final by commit_last after the CAS, or undone by undo_last after a
+    // lost one. Returns the word replaced, for undo_last.
+    std::uint64_t set_last(JobRecord& rec, JobId id, std::uint32_t status) noexcept {
+        const std::uint64_t replaced = rec.last_outcome.load(std::memory_order_relaxed);
+        const JobId replaced_id = rec.last_job_id.load(std::memory_order_relaxed);
+        std::uint32_t replaced_status = 0;
+        if (replaced_id != id && last_outcome_names(replaced, replaced_id, replaced_id, replaced_status))
+            remember_ended(replaced_id, replaced_status);
+        rec.last_job_id.store(id, std::memory_order_relaxed);
+        rec.last_outcome.store(last_outcome_word(id, status, true), std::memory_order_relaxed);
+        return replaced;
+    }
+    // After the commit (the CAS that followed set_last succeeded, or the
+    // state store of a writer no CAS can race): the slot is the writer's
+    // (reserved by it, or under its locks), so a plain store of the same
+    // outcome without the claim flag. Relaxed: it says nothing new to a
+    // reader, it only keeps a loser's undo_last from restoring a claim. A
+    // crash before it leaves the claim, which readers take as the outcome.
+    void commit_last(JobRecord& rec, JobId id, std::uint32_t status) noexcept {
+        rec.last_outcome.store(last_outcome_word(id, status, false), std::memory_order_relaxed);
+    }
+    // After the commit CAS that followed set_last(rec, id, status) failed:
+    // another finisher won. If our claim replaced that winner's committed
+    // outcome of the same job (it committed first, then we claimed), put it
+    // back, by CAS so that nothing written since our claim is undone. Any
+    // other claim is left: the job is live again (requeued; readers go by
+    // the state word while the slot holds it live, and its own end
+    // overwrites the claim before the slot moves on), or the winner wrote
+    // after us (its commit_last overwrites our claim, and our CAS finds
+    // that). A stale claim is never restored. Off the hot path (a lost CAS).
+    void undo_last(JobRecord& rec, JobId id, std::uint32_t status, std::uint64_t replaced) noexcept {
+        std::uint64_t claim = last_outcome_word(id, status, true);
+        if ((replaced >> 4) != (claim >> 4) || (replaced & last_claimed_bit) != 0) return;
+        rec.last_outcome.compare_exchange_strong(claim, replaced, std::memory_order_relaxed);
     }
     // Records that job id ended with JobStatus status (dependencies.cpp,
     // "Recent outcomes"). Inline: every completion that overwrites a
-    // slot's last_job_id runs it. A load, and a plain store only if the
+    // slot's last outcome runs it. A load, and a plain store only if the
     // entry holds an older id (or this id with another end): one word, so
     // a writer killed anywhere leaves the old or the new entry. No CAS (a
     // locked instruction per completion cost plain jobs 6-9%, measured): two

@@ -160,12 +160,17 @@ std::size_t QueueState::recycle_kept_results(std::size_t wanted) noexcept {
             std::uint64_t word = kept[i].word;
             const JobStatus status = status_of(word);
             const EntrypointId ep = rec.entrypoint;
-            // Another recycler may take it first: the state word CAS decides.
-            set_last(rec, rec.job_id, std::uint32_t(status));
+            // Another recycler may take it first: the state word CAS decides
+            // (a loser's claim is undone or harmless, queue_state.hpp).
+            const JobId id = rec.job_id;
+            const std::uint64_t replaced = set_last(rec, id, std::uint32_t(status));
             if (!arena_.state_word(kept[i].slot)
                      .compare_exchange_strong(word, StateWord::next(word, SlotState::reserved, my_tag()),
-                                              std::memory_order_acq_rel))
+                                              std::memory_order_acq_rel)) {
+                undo_last(rec, id, std::uint32_t(status), replaced);
                 continue;
+            }
+            commit_last(rec, id, std::uint32_t(status)); // reserved by us until released
             shm::crash_point("result.recycled"); // reserved by us: our reaper frees it
             if (rec.mirror_dirty.exchange(0, std::memory_order_acq_rel) != 0 && ep < max_entrypoints_)
                 entrypoints_[ep].dirty_slots.fetch_sub(1, std::memory_order_relaxed);
@@ -240,7 +245,7 @@ std::vector<JobOutcome> QueueState::wait(std::span<const JobId> ids, std::int64_
             const JobRecord& rec = record(slot);
             const SlotState state = StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire));
             const bool live = state != SlotState::free && state != SlotState::reserved;
-            const JobId id = live ? rec.job_id : rec.last_job_id;
+            const JobId id = live ? rec.job_id : rec.last_job_id.load(std::memory_order_relaxed);
             if (id == 0) continue;
             auto found = wanted.find(id);
             if (found == wanted.end()) continue;
@@ -296,15 +301,17 @@ std::vector<JobOutcome> QueueState::wait(std::span<const JobId> ids, std::int64_
                 }
                 continue;
             }
-            if (rec.last_job_id == o.id && rec.last_status <= std::uint32_t(JobStatus::canceled) &&
-                rec.last_status >= std::uint32_t(JobStatus::successful)) {
-                o.status = JobStatus(rec.last_status);
+            // One write's outcome (layout.hpp, "Last outcome").
+            std::uint32_t last_status = 0;
+            if (last_outcome_for(rec, o.id, last_status) && last_status <= std::uint32_t(JobStatus::canceled) &&
+                last_status >= std::uint32_t(JobStatus::successful)) {
+                o.status = JobStatus(last_status);
                 o.finished = true;
                 settled[i] = 1;
                 continue;
             }
-            // Reserved by its finisher between its CAS and writing
-            // last_job_id: its completion wake-up follows (or, if it dies,
+            // Reserved by its finisher between its CAS and writing its last
+            // outcome: its completion wake-up follows (or, if it dies,
             // its reaper frees the slot and the death watch wakes us).
             if (state == SlotState::reserved && rec.job_id == o.id) { all = false; continue; }
             from_recent_outcomes(); // recycled and reused

@@ -223,7 +223,7 @@ TEST_CASE("SIGKILL of a repairer at dependency.repair: the next locker repairs a
 TEST_CASE("SIGKILL of a finisher at dependency.remembered: the job its slot forgets stays known to dependents",
           "[crash][dependencies]") {
     // The ack of a job in the slot where job `a` ended before moves a into
-    // the recent outcomes, then overwrites the slot's last_job_id; killed in
+    // the recent outcomes, then overwrites the slot's last outcome; killed in
     // between, both say how a ended, and later dependents of a still see it
     // successful, before and after the slot forgets it (and so does status).
     ScratchQueue scratch("crash-dep-remembered", small_queue(16));

@@ -35,7 +35,11 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     TransitionRecord::flags (purge), Intent::purge.
 // 13: recent outcomes (docs/job-dependencies.md): one word per entry after
 //     the dependency rows, how jobs ended once their slot forgot them.
-inline constexpr std::uint32_t layout_version = 13;
+// 14: a slot's last outcome in one word (docs/job-dependencies.md):
+//     JobRecord::last_outcome (id's low 60 bits, claim flag, status)
+//     replaces last_status, so no reader pairs one finisher's id with
+//     another's status; last_job_id atomic; mirror_dirty moved to the end.
+inline constexpr std::uint32_t layout_version = 14;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
