@@ -14,6 +14,22 @@ namespace currant::detail {
 using shm::SlotState;
 using shm::StateWord;
 
+// Job id's dependencies into out, while the slot's row still belongs to
+// it (dependencies.cpp): fixed once published; outcomes [G], relaxed.
+void QueueState::read_dependencies_of(std::uint32_t slot, JobId id, JobState& out) const {
+    const DependencyRow& row = dependency_row(slot);
+    out.depends_on.clear();
+    out.waiting_on = 0;
+    if (row.job_id.load(std::memory_order_acquire) != id || row.count < 1 || row.count > max_dependencies) return;
+    for (std::uint32_t e = 0; e < row.count; ++e) {
+        out.depends_on.push_back(row.edges[e].job_id);
+        if (out.status == JobStatus::waiting &&
+            EdgeOutcome(row.edges[e].outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending)
+            ++out.waiting_on;
+    }
+    if (out.status == JobStatus::canceled) out.reason = read_error_of(slot, id);
+}
+
 std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
     segment_.check_not_retired();
     std::unordered_map<JobId, std::size_t> wanted;
@@ -26,47 +42,48 @@ std::vector<JobState> QueueState::status(std::span<const JobId> ids) const {
         const JobRecord& rec = record(slot);
         const SlotState state = StateWord::state(word);
         const bool live = state != SlotState::free && state != SlotState::reserved;
-        const JobId id = live ? rec.job_id : rec.last_job_id.load(std::memory_order_relaxed);
-        auto found = wanted.find(id);
-        if (found == wanted.end() || id == 0) continue;
-        // Not live: the status of the same write as id, if it is still
-        // there (layout.hpp, "Last outcome"); a pair that moved on since
-        // names no job and the recent outcomes are asked below.
+        const JobId live_id = live ? rec.job_id : 0;
+        // The slot's last outcome, in any state: a job that ended here and
+        // whose slot a newer job took is still named by it until that job
+        // ends (then the recent outcomes have it). One write's pair or none
+        // (layout.hpp, "Last outcome"); a live record of the same id wins.
+        const JobId last_id = rec.last_job_id.load(std::memory_order_relaxed);
         std::uint32_t last_status = 0;
-        const bool last_names_id = !live && last_outcome_for(rec, id, last_status);
-        for (std::size_t i = 0; i < ids.size(); ++i) {
-            if (ids[i] != id) continue;
-            JobState& out = result[i];
-            if (live) {
-                out.status = status_of_state(state);
-                out.entrypoint = rec.entrypoint;
-                out.priority = rec.priority;
-                out.attempts = rec.attempts;
-                out.cancel_requested = state == SlotState::picked &&
-                                       rec.cancel_epoch.load(std::memory_order_acquire) == StateWord::epoch(word);
-            } else if (out.status == JobStatus::unknown && last_names_id &&
-                       last_status <= std::uint32_t(JobStatus::canceled)) {
+        const bool last_known = last_id != live_id && wanted.contains(last_id) &&
+                                last_outcome_for(rec, last_id, last_status) &&
+                                last_status >= std::uint32_t(JobStatus::successful) &&
+                                last_status <= std::uint32_t(JobStatus::canceled);
+        if (last_known) {
+            // Its other fields are the job's only while the record still
+            // names it (a free slot, or its finisher's reservation);
+            // otherwise only the status is kept, as from the recent outcomes.
+            const bool fields_kept = !live && rec.job_id == last_id;
+            for (std::size_t i = 0; i < ids.size(); ++i) {
+                JobState& out = result[i];
+                if (ids[i] != last_id || out.status != JobStatus::unknown) continue;
                 out.status = JobStatus(last_status);
-                out.entrypoint = rec.entrypoint;
-                out.priority = rec.priority;
-                out.attempts = rec.attempts;
-            } else {
-                continue;
-            }
-            // Its dependencies, while the slot's row still belongs to it
-            // (dependencies.cpp): fixed once published; outcomes [G], relaxed.
-            const DependencyRow& row = dependency_row(slot);
-            out.depends_on.clear();
-            out.waiting_on = 0;
-            if (row.job_id.load(std::memory_order_acquire) == id && row.count >= 1 && row.count <= max_dependencies) {
-                for (std::uint32_t e = 0; e < row.count; ++e) {
-                    out.depends_on.push_back(row.edges[e].job_id);
-                    if (out.status == JobStatus::waiting &&
-                        EdgeOutcome(row.edges[e].outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending)
-                        ++out.waiting_on;
+                out.slot_reused = !fields_kept;
+                if (fields_kept) {
+                    out.entrypoint = rec.entrypoint;
+                    out.priority = rec.priority;
+                    out.attempts = rec.attempts;
+                    read_dependencies_of(slot, last_id, out);
                 }
-                if (out.status == JobStatus::canceled) out.reason = read_error_of(slot, id);
             }
+        }
+        if (!live || live_id == 0 || !wanted.contains(live_id)) continue;
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            if (ids[i] != live_id) continue;
+            JobState& out = result[i];
+            out = JobState{};
+            out.id = live_id;
+            out.status = status_of_state(state);
+            out.entrypoint = rec.entrypoint;
+            out.priority = rec.priority;
+            out.attempts = rec.attempts;
+            out.cancel_requested = state == SlotState::picked &&
+                                   rec.cancel_epoch.load(std::memory_order_acquire) == StateWord::epoch(word);
+            read_dependencies_of(slot, live_id, out);
         }
     }
     // A job no slot names any more (finished, its slot reused): its final

@@ -137,6 +137,7 @@ public:
 
     // --- inspecting ---
     std::vector<JobState> status(std::span<const JobId> ids) const;
+    void read_dependencies_of(std::uint32_t slot, JobId id, JobState& out) const;
     std::vector<ActiveJob> active_jobs(std::optional<EntrypointId> entrypoint, std::size_t limit) const;
     std::vector<EntrypointStats> stats() const;
     std::vector<ParticipantInfo> participants() const;

@@ -245,12 +245,18 @@ std::vector<JobOutcome> QueueState::wait(std::span<const JobId> ids, std::int64_
             const JobRecord& rec = record(slot);
             const SlotState state = StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire));
             const bool live = state != SlotState::free && state != SlotState::reserved;
-            const JobId id = live ? rec.job_id : rec.last_job_id.load(std::memory_order_relaxed);
-            if (id == 0) continue;
-            auto found = wanted.find(id);
-            if (found == wanted.end()) continue;
-            for (std::size_t i : found->second)
-                if (slot_of[i] == shm::no_slot || live) slot_of[i] = slot; // a live record wins
+            // The job the slot holds, and the last one that ended in it
+            // (named until the next one ends there, even while that one is
+            // live; look() reads its outcome by last_outcome_for).
+            const JobId live_id = live ? rec.job_id : 0;
+            const JobId last_id = rec.last_job_id.load(std::memory_order_relaxed);
+            for (const JobId id : {live_id, last_id}) {
+                if (id == 0) continue;
+                auto found = wanted.find(id);
+                if (found == wanted.end()) continue;
+                for (std::size_t i : found->second)
+                    if (slot_of[i] == shm::no_slot || id == live_id) slot_of[i] = slot; // a live record wins
+            }
         }
     }
 

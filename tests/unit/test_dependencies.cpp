@@ -428,6 +428,52 @@ TEST_CASE("status of a purged dead job stays unknown after its slot was reused",
     CHECK_FALSE(state.slot_reused);
 }
 
+// Fills every free slot with a plain job and leaves them queued: every job
+// that ended in a free slot now has a newer job in it that has not ended.
+void hold_every_slot(Queue& queue, EntrypointId ep) {
+    const std::uint32_t free = queue.info().free_slots;
+    for (std::uint32_t i = 0; i < free; ++i) enqueue_text(queue, ep, "holder");
+    REQUIRE(queue.info().free_slots == 0);
+}
+
+TEST_CASE("status of a finished job whose slot a newer job holds, not ended yet, says how it ended",
+          "[dependencies][status]") {
+    ScratchQueue scratch("status-held", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful(1));
+    const JobId ok = enqueue_text(scratch.queue(), ep, "ok");
+    scratch->ack(pick_exactly(scratch.queue(), ep, ok).handle);
+    const JobId dead = enqueue_text(scratch.queue(), ep, "dead");
+    scratch->fail(pick_exactly(scratch.queue(), ep, dead).handle, "boom");
+    const JobId canceled = enqueue_text(scratch.queue(), ep, "canceled");
+    REQUIRE(scratch->cancel(canceled) == CancelOutcome::canceled);
+    hold_every_slot(scratch.queue(), ep);
+    const std::vector<JobId> ids{ok, dead, canceled};
+    const std::vector<JobState> states = scratch->status(ids);
+    CHECK(states[0].status == JobStatus::successful);
+    CHECK(states[1].status == JobStatus::exception);
+    CHECK(states[2].status == JobStatus::canceled);
+    for (const JobState& state : states) {
+        CHECK(state.slot_reused);
+        CHECK(state.attempts == 0); // the slot's fields are the newer job's: not reported
+    }
+}
+
+TEST_CASE("wait for a finished job whose slot a newer job holds returns at once with its final status",
+          "[dependencies][wait]") {
+    ScratchQueue scratch("wait-held", small_options(64));
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful(1));
+    const JobId ok = enqueue_text(scratch.queue(), ep, "ok");
+    scratch->ack(pick_exactly(scratch.queue(), ep, ok).handle);
+    hold_every_slot(scratch.queue(), ep);
+    const std::vector<JobId> ids{ok};
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<JobOutcome> outcomes = scratch->wait(ids, std::chrono::seconds(10));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+    REQUIRE(outcomes.size() == 1);
+    CHECK(outcomes[0].status == JobStatus::successful);
+    CHECK(outcomes[0].finished);
+}
+
 TEST_CASE("wait for a job whose slot was reused returns at once with its final status", "[dependencies][wait]") {
     ScratchQueue scratch("wait-reused", small_options(64));
     const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful(1));
