@@ -1468,8 +1468,10 @@ int main(int argc, char** argv) {
         if (db) {
             if (g_progress) std::fprintf(stderr, "\r\033[Kfloor: bare COPY ..."), std::fflush(stderr);
             db->exec("CREATE TEMP TABLE currant_bench_copy_floor (LIKE currant_log INCLUDING ALL)");
+            // 65,536 rows a transaction: currantd's default --batch, as
+            // bench/daemon's floor uses, so both floors are the same.
             const auto copy = bench::run_copy_floor(*db, "currant_bench_copy_floor", bench::CopyShape::log_row,
-                                                    o.copy_rows, 20'000, o.payload_bytes);
+                                                    o.copy_rows, 65'536, o.payload_bytes);
             db->exec("DROP TABLE currant_bench_copy_floor");
             floors.copy = true, floors.copy_rows = copy.rows, floors.copy_rows_per_second = copy.rows_per_second();
             if (g_progress) std::fprintf(stderr, "\r\033[K"), std::fflush(stderr);
