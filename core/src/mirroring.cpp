@@ -166,14 +166,17 @@ bool QueueState::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const 
     // The result (results.cpp) of a successful job, while its slot holds it.
     out.result = status == JobStatus::successful ? read_result(slot, id, out.epoch) : std::nullopt;
     out.kept_dead = is_kept_dead(slot, word);
-    out.died_at_ns = out.kept_dead ? rec.died_at_ns : 0; // [E]: written before the CAS that published the word
     // A purge (outcomes.cpp, purge_logged_locked) moved the word one epoch
     // past the death it ends; the death's error, tagged with that epoch, is
     // still in the area, for the death's own row if the mirror has it in
-    // the same batch.
+    // the same batch (or only as a dirty purge: the death's row then comes
+    // from this snapshot, docs/dead-jobs.md "Purges").
     out.purged = status == JobStatus::exception &&
                  rec.dead_mark.load(std::memory_order_acquire) == dead_mark(out.epoch, DeadMark::purged);
     if (out.purged) out.error = read_error(slot, id, out.epoch - 1);
+    // [E]: written before the CAS into `exception`, which our acquire load
+    // of the word follows; a purge leaves it.
+    out.died_at_ns = out.kept_dead || out.purged ? rec.died_at_ns : 0;
     // Its dependencies (dependencies.cpp): fixed once published, the row
     // belongs to it while row.job_id names it.
     out.depends_on.clear();

@@ -208,7 +208,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             for (std::size_t i = 0; i < got; ++i) {
                 const Transition& t = transitions_[i];
                 if (t.purged) {
-                    purges_.push_back(Purge{t.id, ep, t.attempts, t.sequence, t.at_ns, false});
+                    purges_.push_back(Purge{t.id, ep, t.attempts, t.sequence, t.at_ns, false, {}, 0});
                     continue;
                 }
                 auto [it, inserted] = folded_.try_emplace(t.id);
@@ -232,7 +232,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     const std::int64_t now = shm::realtime_ns();
     for (const JobSnapshot& job : dirty) {
         if (job.purged) { // a purge that found the log full (or its job dirty already)
-            purges_.push_back(Purge{job.id, job.entrypoint, job.attempts, 0, now, true});
+            purges_.push_back(Purge{job.id, job.entrypoint, job.attempts, 0, now, true, job.error, job.died_at_ns});
             continue;
         }
         auto [it, inserted] = folded_.try_emplace(job.id);
@@ -438,7 +438,28 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     for (const Purge& p : purges_) {
         if ((p.id >> 48) == identity_.host) max_local_id = std::max(max_local_id, p.id);
         purged_ids.push_back(std::to_string(std::int64_t(p.id)));
-        std::string& rows = p.dirty && dirty_may_repeat_ ? dirty_log_rows : log_rows;
+        // A dirty purge may fold a death the log never carried (it found the
+        // log full too): its `exception` row, through the stage, whose
+        // NOT EXISTS skips it if the death was mirrored already; the
+        // `deleted` row follows it there.
+        if (p.dirty) {
+            dirty_log_rows += std::to_string(std::int64_t(p.id));
+            tab(dirty_log_rows);
+            dirty_log_rows += host;
+            tab(dirty_log_rows);
+            dirty_log_rows += incarnation;
+            tab(dirty_log_rows);
+            pg::append_copy_text(dirty_log_rows, names[p.entrypoint]);
+            tab(dirty_log_rows);
+            dirty_log_rows += "exception\t0\t" + std::to_string(p.attempts) + "\t0\t0\t";
+            dirty_log_rows += pg::timestamp_text(p.died_at_ns > 0 ? p.died_at_ns : p.at_ns);
+            tab(dirty_log_rows);
+            if (p.death_error.empty()) dirty_log_rows += "\\N";
+            else pg::append_copy_text(dirty_log_rows, valid_utf8_text(p.death_error));
+            dirty_log_rows.push_back('\n');
+            ++log_row_count;
+        }
+        std::string& rows = p.dirty ? dirty_log_rows : log_rows;
         rows += std::to_string(std::int64_t(p.id));
         tab(rows);
         rows += host;

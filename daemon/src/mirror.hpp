@@ -81,6 +81,10 @@ private:
         std::uint64_t sequence = 0;     // 0: seen dirty
         std::int64_t at_ns = 0;
         bool dirty = false;
+        // dirty: the death's text and time, for its own `exception` row
+        // (the log may never have carried the death).
+        std::string death_error;
+        std::int64_t died_at_ns = 0;
     };
     // Appends the statements that record it to the batch's transaction.
     void record_configuration(std::vector<pg::Connection::Statement>& statements,

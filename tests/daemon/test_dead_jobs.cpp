@@ -328,6 +328,61 @@ TEST_CASE("a purge that finds the feed full reaches PostgreSQL through the dirty
     CHECK(queue.doctor().sound);
 }
 
+TEST_CASE("a death and its purge that both find the feed full reach PostgreSQL as an exception row, then deleted",
+          "[mirror][dead]") {
+    DaemonFixture fixture("dead-death-purge-dirty");
+    QueueOptions options;
+    options.name = fixture.queue_name();
+    options.slots = 256;
+    options.log_capacity = 48;
+    Queue queue = Queue::create(options);
+    DaemonProcess& first = fixture.start_daemon({"--flush-interval-ms", "1"});
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    EnqueueOptions last;
+    last.priority = -1; // picked after every filler: the log is full by then
+    const JobId doomed = queue.enqueue(ep, as_payload("doomed"), last);
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(doomed), 1) == 1);
+    REQUIRE(first.terminate() == 0);
+
+    // Fill the log with other jobs' enqueues, picks and acks.
+    EnqueueOptions no_wait;
+    no_wait.log_wait = 0ms;
+    std::vector<JobId> fillers;
+    for (;;) {
+        try {
+            fillers.push_back(queue.enqueue(ep, as_payload("filler"), no_wait));
+        } catch (const Error& error) {
+            REQUIRE(error.code() == Errc::log_full);
+            break;
+        }
+    }
+    const EntrypointId eps[] = {ep};
+    for (std::size_t i = 0; i < fillers.size(); ++i) {
+        Job job;
+        REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+        queue.ack(job.handle);
+    }
+    REQUIRE(queue.stats().at(ep).log_pending == 48);
+    Job job;
+    REQUIRE(queue.dequeue(eps, std::span(&job, 1), 5s) == 1);
+    REQUIRE(job.handle.id == doomed);
+    queue.fail(job.handle, "the death the log never saw"); // its pick and death go dirty
+    REQUIRE(queue.purge(doomed));
+
+    fixture.start_daemon({"--flush-interval-ms", "1"});
+    const std::string of_doomed = " WHERE job_id = " + std::to_string(doomed);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log" + of_doomed + " AND status = 'deleted'", 1) == 1);
+    CHECK(fixture.count("SELECT count(*) FROM currant_log" + of_doomed + " AND status = 'exception'") == 1);
+    CHECK(traceback_of(fixture, doomed, "exception") == std::optional<std::string>("the death the log never saw"));
+    // In that order, by the log's own id.
+    const pg::Result order =
+        fixture.db().exec("SELECT string_agg(status::text, ',' ORDER BY id) FROM currant_log" + of_doomed);
+    CHECK(std::string(order.text(0, 0)) == "queued,exception,deleted");
+    CHECK(eventually([&] { return status_of(queue, doomed) == JobStatus::unknown; }));
+    CHECK(fixture.count("SELECT count(*) FROM currant_dead") == 0);
+    CHECK(queue.doctor().sound);
+}
+
 TEST_CASE("dead jobs purged while currantd mirrors their deaths all leave currant_dead and free their slots",
           "[mirror][dead]") {
     DaemonFixture fixture("dead-purge-race");

@@ -460,7 +460,7 @@ struct JobSnapshot {
     std::string error;                     // the job's last error text (failed or retried with one), or empty
     std::optional<std::vector<std::byte>> result; // successful with a result (docs/results.md)
     bool kept_dead = false;                // a dead job on its entrypoint's dead list (docs/dead-jobs.md)
-    std::int64_t died_at_ns = 0;           // kept_dead: CLOCK_REALTIME time of death
+    std::int64_t died_at_ns = 0;           // kept_dead or purged: CLOCK_REALTIME time of death
     bool purged = false;                   // exception: a purged dead job the mirror has not committed yet
     std::vector<JobId> depends_on;                // its dependencies (docs/job-dependencies.md; empty: none)
 };
