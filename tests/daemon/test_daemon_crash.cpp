@@ -2,7 +2,9 @@
 // is down, the segment lost: nothing mirrored twice, nothing lost.
 #include "daemon_support.hpp"
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 using namespace currant;
 using namespace currant::daemon_test;
@@ -91,6 +93,50 @@ TEST_CASE("a daemon killed before its COMMIT leaves nothing behind and the resta
 
     fixture.start_daemon();
     check_exactly_once(fixture, queue, 100);
+}
+
+TEST_CASE("a daemon killed between moving the segment's cursor and waking sync enqueuers: the restart wakes them",
+          "[crash][sync]") {
+    DaemonFixture fixture("crash-before-wake");
+    Queue queue = create_queue(fixture.queue_name(), 1024, 1024);
+    EntrypointOptions sync;
+    sync.durability = Durability::sync;
+    const EntrypointId ep = queue.declare_entrypoint("payments", sync);
+    // The enqueue waits (no daemon yet) and is asleep before the daemon
+    // commits its job: only a wake ends that sleep before its deadline.
+    std::atomic<bool> done{false};
+    std::string error;
+    JobId id = 0;
+    std::thread producer([&] {
+        try {
+            Queue mine = Queue::open(fixture.queue_name());
+            EnqueueOptions options;
+            options.sync_wait = 60'000ms;
+            id = mine.enqueue(ep, as_payload("pay"), options);
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        done = true;
+    });
+    std::this_thread::sleep_for(500ms);
+    REQUIRE_FALSE(done.load());
+    setenv("CURRANT_CRASH_POINT", "mirror.before_wake", 1);
+    DaemonProcess& first = fixture.start_daemon();
+    unsetenv("CURRANT_CRASH_POINT");
+    CHECK(first.wait_for_exit() == 128 + SIGKILL);
+    CHECK(queue.stats().at(ep).log_pending == 0); // committed in PostgreSQL and in the segment
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs") == 1);
+    std::this_thread::sleep_for(500ms);
+    CHECK_FALSE(done.load()); // nobody woke it
+
+    const auto restarted = std::chrono::steady_clock::now();
+    fixture.start_daemon();
+    CHECK(eventually([&] { return done.load(); }, 30'000ms));
+    CHECK(std::chrono::steady_clock::now() - restarted < 30s);
+    producer.join();
+    CHECK(error.empty());
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs WHERE id = $1", {std::to_string(id)}) == 1);
+    CHECK(fixture.count("SELECT count(*) FROM currant_log") == 1);
 }
 
 TEST_CASE("SIGKILL of the daemon at random moments under load: every transition mirrored exactly once", "[crash]") {
