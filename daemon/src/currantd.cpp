@@ -3,6 +3,8 @@
 // Threads:
 //   main     the mirror loop: sleeps in the kernel on the segment until the
 //            feed has something (wait_for_feed), writes a batch, commits.
+//   waker    (mirror.cpp) wakes the sync enqueuers a commit covered, off
+//            the mirror's path; touches only the segment's commit futexes.
 //   relay    LISTENs on the host's channel (its own connection and Queue
 //            object), claims remote jobs and cancellations. Idle, it sleeps
 //            in poll() on its socket with no timeout: a connection the
