@@ -473,6 +473,11 @@ struct CoreHeader {
     // and a sync enqueuer about to wait, issue a seq_cst fence and read
     // mirror_waiting: Dekker pairing, so either the mirror sees the record
     // or the appender sees the flag, clears it, bumps the signal and wakes.
+    // A sync enqueuer bumps mirror_signal (seq_cst) whether or not the
+    // mirror waits, then reads the flag: a mirror that read the signal
+    // (Queue::feed_signal) before its feed read compares at its next wait
+    // and does not sleep on a request it may have missed. A counter only:
+    // a process dying around a bump leaves nothing to repair.
     alignas(cache_line) std::atomic<std::uint32_t> mirror_waiting;
     std::atomic<std::uint32_t> mirror_signal;
     // 1 while a rebuild restores jobs: dequeues hand nothing out. Cleared

@@ -93,7 +93,7 @@ void QueueState::recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint
     to_release.push_back(slot);
 }
 
-void QueueState::commit_feed(EntrypointId ep, std::uint64_t sequence) {
+void QueueState::commit_feed(EntrypointId ep, std::uint64_t sequence, bool wake_waiters) {
     check_usable();
     check_entrypoint(ep);
     ensure_registered();
@@ -115,6 +115,16 @@ void QueueState::commit_feed(EntrypointId ep, std::uint64_t sequence) {
            !c.log_committed.compare_exchange_weak(previous, sequence, std::memory_order_acq_rel)) {
     }
     return_to_arena(to_release, my_tag());
+    if (wake_waiters) wake_feed_waiters(ep);
+}
+
+void QueueState::wake_feed_waiters(EntrypointId ep) noexcept {
+    if (ep >= entrypoint_count()) return;
+    // After the log_committed CAS (acq_rel) of the commit it announces: a
+    // waiter loads commit_signal (acquire) before it re-checks
+    // log_committed, so either it sees the new cursor or its futex_wait
+    // finds the signal moved (or is woken by this wake).
+    EntrypointControl& c = entrypoints_[ep];
     c.commit_signal.fetch_add(1, std::memory_order_release);
     shm::futex_wake(c.commit_signal, INT32_MAX);
 }
@@ -259,10 +269,30 @@ void QueueState::wake_feed_waiter() noexcept {
     shm::futex_wake(core_->mirror_signal, INT32_MAX);
 }
 
+void QueueState::ask_mirror_to_commit() noexcept {
+    // After the caller's record is published (its [E] release). The bump
+    // is seq_cst: a mirror whose feed_signal() load (seq_cst) reads an
+    // older value reads the feed after it and sees the record, or compares
+    // at its next wait and does not sleep. Then the Dekker pairing with
+    // wait_for_feed's mirror_waiting store wakes a mirror already asleep
+    // (its futex_wait sees the bumped word, or we see the flag).
+    core_->mirror_signal.fetch_add(1, std::memory_order_seq_cst);
+    if (core_->mirror_waiting.load(std::memory_order_seq_cst) == 0) return;
+    if (core_->mirror_waiting.exchange(0, std::memory_order_acq_rel) == 0) return;
+    shm::futex_wake(core_->mirror_signal, INT32_MAX);
+}
+
+std::uint32_t QueueState::feed_signal() const noexcept {
+    return core_->mirror_signal.load(std::memory_order_seq_cst);
+}
+
 std::uint64_t QueueState::wait_for_feed(std::int64_t flush_after_ns, std::int64_t idle_timeout_ns,
-                                        std::optional<std::uint64_t> configuration_seen) {
+                                        std::optional<std::uint64_t> configuration_seen,
+                                        std::optional<std::uint32_t> signal_seen) {
     segment_.check_not_retired();
-    const std::uint32_t signal = core_->mirror_signal.load(std::memory_order_acquire);
+    // With signal_seen: a bump since then (a sync enqueuer asked while the
+    // caller was mirroring) makes the futex_wait below return at once.
+    const std::uint32_t signal = signal_seen ? *signal_seen : core_->mirror_signal.load(std::memory_order_acquire);
     core_->mirror_waiting.store(1, std::memory_order_seq_cst);
     std::uint64_t pending = feed_pending();
     // After the flag (seq_cst): a changer bumps the generation, fences and

@@ -282,7 +282,10 @@ void QueueState::wait_for_mirror(EntrypointId ep, std::uint64_t sequence, JobId 
     while (c.log_committed.load(std::memory_order_acquire) < sequence) {
         const std::uint32_t signal = c.commit_signal.load(std::memory_order_acquire);
         if (c.log_committed.load(std::memory_order_acquire) >= sequence) break;
-        nudge_mirror(); // group commit: the mirror takes every waiting enqueue in one transaction
+        // Group commit: the mirror takes every waiting enqueue in one
+        // transaction; a request made while it is busy makes it go again
+        // right after, instead of after its flush interval.
+        ask_mirror_to_commit();
         const std::int64_t left = deadline - shm::monotonic_ns();
         if (left <= 0)
             throw Error(Errc::timed_out, describe(ep) + ": job " + std::to_string(id) +

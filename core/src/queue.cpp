@@ -244,14 +244,19 @@ std::size_t Queue::reap() { return state_->reap(); }
 std::size_t Queue::read_feed(EntrypointId entrypoint, std::uint64_t from_sequence, std::span<Transition> out) const {
     return state_->read_feed(entrypoint, from_sequence, out);
 }
-void Queue::commit_feed(EntrypointId entrypoint, std::uint64_t sequence) { state_->commit_feed(entrypoint, sequence); }
+void Queue::commit_feed(EntrypointId entrypoint, std::uint64_t sequence, bool wake_waiters) {
+    state_->commit_feed(entrypoint, sequence, wake_waiters);
+}
+void Queue::wake_feed_waiters(EntrypointId entrypoint) noexcept { state_->wake_feed_waiters(entrypoint); }
 std::uint64_t Queue::feed_committed(EntrypointId entrypoint) const { return state_->feed_committed(entrypoint); }
 EntrypointOptions Queue::entrypoint_options(EntrypointId id) const { return state_->entrypoint_options(id); }
 bool Queue::read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const { return state_->read_job(slot, id, out); }
 std::uint64_t Queue::wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout,
-                                   std::optional<std::uint64_t> configuration_seen) {
-    return state_->wait_for_feed(flush_after.count(), idle_timeout.count(), configuration_seen);
+                                   std::optional<std::uint64_t> configuration_seen,
+                                   std::optional<std::uint32_t> signal_seen) {
+    return state_->wait_for_feed(flush_after.count(), idle_timeout.count(), configuration_seen, signal_seen);
 }
+std::uint32_t Queue::feed_signal() const noexcept { return state_->feed_signal(); }
 std::uint64_t Queue::configuration_generation() const { return state_->configuration_generation(); }
 QueueConfiguration Queue::configuration() { return state_->configuration(); }
 void Queue::restore_schedule(const ScheduleOptions& options, const ScheduleProgress& progress) {

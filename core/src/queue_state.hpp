@@ -147,11 +147,14 @@ public:
 
     // --- feed ---
     std::size_t read_feed(EntrypointId ep, std::uint64_t from, std::span<Transition> out) const;
-    void commit_feed(EntrypointId ep, std::uint64_t sequence);
+    void commit_feed(EntrypointId ep, std::uint64_t sequence, bool wake_waiters);
+    void wake_feed_waiters(EntrypointId ep) noexcept;
     std::uint64_t feed_committed(EntrypointId ep) const;
     bool read_job(std::uint32_t slot, JobId id, JobSnapshot& out) const;
     std::uint64_t wait_for_feed(std::int64_t flush_after_ns, std::int64_t idle_timeout_ns,
-                                std::optional<std::uint64_t> configuration_seen);
+                                std::optional<std::uint64_t> configuration_seen,
+                                std::optional<std::uint32_t> signal_seen = std::nullopt);
+    std::uint32_t feed_signal() const noexcept;
     std::uint64_t configuration_generation() const;
     QueueConfiguration configuration();
     // After a change currantd records (CoreHeader::configuration_generation):
@@ -233,6 +236,9 @@ private:
     void mark_mirror_dirty(EntrypointId ep, std::uint32_t slot) noexcept;
     // Wakes the mirror if it waits (after a seq_cst fence; see CoreHeader).
     void nudge_mirror() noexcept;
+    // A sync enqueuer about to wait: bumps mirror_signal even while the
+    // mirror is busy (it compares at its next wait), wakes it if asleep.
+    void ask_mirror_to_commit() noexcept;
     // commit_feed/settle_dirty: a finished slot whose final state is mirrored goes back to the arena.
     void recycle_finished(EntrypointId ep, std::uint32_t slot, std::uint64_t epoch, JobStatus status,
                           std::vector<std::uint32_t>& to_release) noexcept;

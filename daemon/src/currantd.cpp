@@ -3,6 +3,8 @@
 // Threads:
 //   main     the mirror loop: sleeps in the kernel on the segment until the
 //            feed has something (wait_for_feed), writes a batch, commits.
+//   waker    (mirror.cpp) wakes the sync enqueuers a commit covered, off
+//            the mirror's path; touches only the segment's commit futexes.
 //   relay    LISTENs on the host's channel (its own connection and Queue
 //            object), claims remote jobs and cancellations. Idle, it sleeps
 //            in poll() on its socket with no timeout: a connection the
@@ -437,8 +439,8 @@ int run(const Options& options) {
     std::optional<Mirror> mirror;
     for (Backoff backoff;;) {
         try {
+            mirror.reset(); // first: its waker thread uses the attached queue
             attached.reset();
-            mirror.reset();
             connection.emplace(connect_with_backoff(options, "mirror"));
             schema::require_current(*connection);
             // Lock first by the host the segment has (or will have) so two
@@ -491,10 +493,14 @@ int run(const Options& options) {
     Backoff backoff;
     Health health;
     int status = 0;
+    std::optional<std::uint32_t> signal_seen;
     while (true) {
         const bool stop_now = stopping.load();
         try {
-            // Drain: full batches back to back, then sleep in the kernel.
+            // Drain: full batches back to back, then sleep in the kernel
+            // (not at all if a sync enqueuer asked since this read of the
+            // signal: its job may have missed these batches).
+            signal_seen = queue.feed_signal();
             while (mirror->flush(*connection) >= options.batch) {
             }
             const MirrorCounters& counters = mirror->counters();
@@ -528,7 +534,7 @@ int run(const Options& options) {
         if (stop_now) break;
         // Also woken by a configuration change (pause, limits, schedules,
         // ticks), which the next flush records.
-        queue.wait_for_feed(flush_after, std::chrono::nanoseconds(-1), mirror->configuration_recorded());
+        queue.wait_for_feed(flush_after, std::chrono::nanoseconds(-1), mirror->configuration_recorded(), signal_seen);
     }
     stopping = true;
     if (write(relay_wake_pipe[1], "x", 1) < 0) {

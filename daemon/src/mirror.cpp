@@ -32,6 +32,42 @@ void tab(std::string& out) { out.push_back('\t'); }
 Mirror::Mirror(Queue& queue, HostIdentity identity, std::size_t batch_limit)
     : queue_(queue), identity_(identity), batch_limit_(std::max<std::size_t>(batch_limit, 1)) {
     transitions_.resize(batch_limit_);
+    waker_ = std::thread([this] { wake_loop(); });
+}
+
+Mirror::~Mirror() {
+    {
+        std::lock_guard lock(wake_mutex_);
+        wake_stop_ = true;
+    }
+    wake_ready_.notify_one();
+    waker_.join(); // wakes what is still pending first
+}
+
+void Mirror::wake_loop() {
+    std::vector<char> pending;
+    std::unique_lock lock(wake_mutex_);
+    for (;;) {
+        wake_ready_.wait(lock, [&] { return wake_any_ || wake_stop_; });
+        if (!wake_any_ && wake_stop_) return;
+        pending.swap(wake_pending_);
+        wake_pending_.assign(pending.size(), 0);
+        wake_any_ = false;
+        lock.unlock();
+        for (EntrypointId ep = 0; ep < pending.size(); ++ep)
+            if (pending[ep]) queue_.wake_feed_waiters(ep);
+        lock.lock();
+    }
+}
+
+void Mirror::hand_off_wake(const std::vector<std::uint64_t>& last_sequence) {
+    {
+        std::lock_guard lock(wake_mutex_);
+        if (wake_pending_.size() < last_sequence.size()) wake_pending_.resize(last_sequence.size(), 0);
+        for (EntrypointId ep = 0; ep < last_sequence.size(); ++ep)
+            if (last_sequence[ep]) wake_pending_[ep] = 1, wake_any_ = true;
+    }
+    wake_ready_.notify_one();
 }
 
 void Mirror::resume(pg::Connection& connection) {
@@ -56,6 +92,10 @@ void Mirror::resume(pg::Connection& connection) {
         if (ep >= count) continue;
         if (queue_.feed_committed(ep) < sequence) queue_.commit_feed(ep, sequence);
     }
+    // Sync enqueuers a previous daemon committed without waking (it died
+    // between the commit and the hand-off, or its waker had not run yet):
+    // woken now rather than at their sync_wait deadline.
+    for (EntrypointId ep = 0; ep < count; ++ep) queue_.wake_feed_waiters(ep);
     // The highest id of this host that PostgreSQL may hold a currant_jobs
     // row for: the host record's max_job_id (raised in every batch's
     // transaction) and, to be safe against rows written by anything else,
@@ -611,7 +651,12 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     // wakes sync enqueuers). A crash before this is repaired by resume().
     shm::crash_point("mirror.after_database_commit");
     for (EntrypointId ep = 0; ep < names.size(); ++ep)
-        if (last_sequence[ep]) queue_.commit_feed(ep, last_sequence[ep]);
+        if (last_sequence[ep]) queue_.commit_feed(ep, last_sequence[ep], false);
+    // Cursors moved, sync enqueuers not woken yet: a daemon killed here
+    // leaves them asleep until the restarted mirror's resume() wakes them.
+    if (std::any_of(last_sequence.begin(), last_sequence.end(), [](std::uint64_t s) { return s != 0; }))
+        shm::crash_point("mirror.before_wake");
+    hand_off_wake(last_sequence);
     if (!dirty.empty()) queue_.settle_dirty(dirty);
     dirty_may_repeat_ = false;
     upsert_all_ = false;

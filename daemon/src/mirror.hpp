@@ -14,8 +14,11 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -40,6 +43,9 @@ struct MirrorCounters {
 class Mirror {
 public:
     Mirror(Queue& queue, HostIdentity identity, std::size_t batch_limit);
+    ~Mirror();
+    Mirror(const Mirror&) = delete;
+    Mirror& operator=(const Mirror&) = delete;
 
     // After a (re)connect: brings the segment's cursors up to the ones
     // committed in PostgreSQL (the daemon may have died between its commit
@@ -90,8 +96,22 @@ private:
     void record_configuration(std::vector<pg::Connection::Statement>& statements,
                               const QueueConfiguration& configuration);
 
+    // The waker thread (docs/daemon.md, "Waking"): after a commit the
+    // mirror moves the segment's cursors without waking the sync enqueuers
+    // and hands the wake to this thread, so the futex wake of hundreds of
+    // waiters (and their running on the CPUs) overlaps the next batch
+    // instead of delaying it. Guarded by wake_mutex_.
+    void wake_loop();
+    void hand_off_wake(const std::vector<std::uint64_t>& last_sequence);
+
     Queue& queue_;
     HostIdentity identity_;
+    std::mutex wake_mutex_;
+    std::condition_variable wake_ready_;
+    std::vector<char> wake_pending_; // per entrypoint: committed, waiters not woken yet
+    bool wake_any_ = false;
+    bool wake_stop_ = false;
+    std::thread waker_;
     std::size_t batch_limit_;
     std::optional<std::uint64_t> configuration_recorded_;
     // True from resume() until a batch has been committed and settled: only

@@ -2,7 +2,10 @@
 // is down, the segment lost: nothing mirrored twice, nothing lost.
 #include "daemon_support.hpp"
 
+#include <atomic>
+#include <mutex>
 #include <random>
+#include <thread>
 
 using namespace currant;
 using namespace currant::daemon_test;
@@ -91,6 +94,97 @@ TEST_CASE("a daemon killed before its COMMIT leaves nothing behind and the resta
 
     fixture.start_daemon();
     check_exactly_once(fixture, queue, 100);
+}
+
+TEST_CASE("a daemon killed between moving the segment's cursor and waking sync enqueuers: the restart wakes them",
+          "[crash][sync]") {
+    DaemonFixture fixture("crash-before-wake");
+    Queue queue = create_queue(fixture.queue_name(), 1024, 1024);
+    EntrypointOptions sync;
+    sync.durability = Durability::sync;
+    const EntrypointId ep = queue.declare_entrypoint("payments", sync);
+    // The enqueue waits (no daemon yet) and is asleep before the daemon
+    // commits its job: only a wake ends that sleep before its deadline.
+    std::atomic<bool> done{false};
+    std::string error;
+    JobId id = 0;
+    std::thread producer([&] {
+        try {
+            Queue mine = Queue::open(fixture.queue_name());
+            EnqueueOptions options;
+            options.sync_wait = 60'000ms;
+            id = mine.enqueue(ep, as_payload("pay"), options);
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        done = true;
+    });
+    std::this_thread::sleep_for(500ms);
+    REQUIRE_FALSE(done.load());
+    setenv("CURRANT_CRASH_POINT", "mirror.before_wake", 1);
+    DaemonProcess& first = fixture.start_daemon();
+    unsetenv("CURRANT_CRASH_POINT");
+    CHECK(first.wait_for_exit() == 128 + SIGKILL);
+    CHECK(queue.stats().at(ep).log_pending == 0); // committed in PostgreSQL and in the segment
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs") == 1);
+    std::this_thread::sleep_for(500ms);
+    CHECK_FALSE(done.load()); // nobody woke it
+
+    const auto restarted = std::chrono::steady_clock::now();
+    fixture.start_daemon();
+    CHECK(eventually([&] { return done.load(); }, 30'000ms));
+    CHECK(std::chrono::steady_clock::now() - restarted < 30s);
+    producer.join();
+    CHECK(error.empty());
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs WHERE id = $1", {std::to_string(id)}) == 1);
+    CHECK(fixture.count("SELECT count(*) FROM currant_log") == 1);
+}
+
+TEST_CASE("a sync enqueue made while the daemon is in the middle of a batch is committed without its flush interval",
+          "[operations][sync]") {
+    DaemonFixture fixture("sync-during-batch");
+    Queue queue = create_queue(fixture.queue_name(), 1024, 1024);
+    EntrypointOptions sync;
+    sync.durability = Durability::sync;
+    const EntrypointId ep = queue.declare_entrypoint("payments", sync);
+    std::atomic<int> done{0};
+    std::string errors;
+    std::mutex errors_mutex;
+    auto producer = [&](const char* text) {
+        return std::thread([&, text] {
+            try {
+                Queue mine = Queue::open(fixture.queue_name());
+                EnqueueOptions options;
+                options.sync_wait = 120'000ms;
+                mine.enqueue(ep, as_payload(text), options);
+            } catch (const std::exception& e) {
+                std::lock_guard lock(errors_mutex);
+                errors += e.what();
+            }
+            ++done;
+        });
+    };
+    std::thread first = producer("first"); // waits for a daemon
+    std::this_thread::sleep_for(300ms);
+    // The daemon's first batch holds the first job; it stops itself before
+    // that batch's COMMIT. The flush interval is far beyond the test's limits.
+    setenv("CURRANT_STOP_POINT", "mirror.before_database_commit", 1);
+    DaemonProcess& daemon = fixture.start_daemon({"--flush-interval-ms", "600000"});
+    unsetenv("CURRANT_STOP_POINT");
+    REQUIRE(daemon.wait_until_stopped());
+    // The second asks while the mirror is busy (not waiting): nobody is
+    // woken by its request; the mirror must not sleep over it afterwards.
+    const std::uint32_t before = queue.feed_signal();
+    std::thread second = producer("second");
+    REQUIRE(eventually([&] { return queue.feed_signal() != before; }, 10'000ms));
+    std::this_thread::sleep_for(200ms);
+    CHECK(done.load() == 0);
+    daemon.continue_running();
+    CHECK(eventually([&] { return done.load() == 2; }, 30'000ms));
+    first.join();
+    second.join();
+    CHECK(errors.empty());
+    CHECK(fixture.count("SELECT count(*) FROM currant_jobs") == 2);
 }
 
 TEST_CASE("SIGKILL of the daemon at random moments under load: every transition mirrored exactly once", "[crash]") {

@@ -339,3 +339,89 @@ TEST_CASE("a sync reserve and commit also waits for the mirror", "[feed][sync]")
     CHECK_ERRC(scratch->commit(reservation, 1, options), Errc::timed_out);
     CHECK(status_of(scratch.queue(), reservation.id) == JobStatus::queued);
 }
+
+namespace {
+
+// A sync enqueue of "x" on its own Queue object and thread, waiting up to
+// 30 s for its commit; done once it returned.
+class SyncProducer {
+public:
+    SyncProducer(const std::string& name, EntrypointId ep)
+        : thread_([this, name, ep] {
+              try {
+                  Queue queue = Queue::open(name);
+                  EnqueueOptions options;
+                  options.sync_wait = 30'000ms;
+                  enqueue_text(queue, ep, "x", options);
+                  done_ = true;
+              } catch (const std::exception& error) {
+                  error_ = error.what();
+                  done_ = true;
+              }
+          }) {}
+    ~SyncProducer() {
+        if (thread_.joinable()) thread_.join();
+    }
+    bool done() const { return done_; }
+    std::string error() {
+        if (thread_.joinable()) thread_.join();
+        return error_;
+    }
+
+private:
+    std::atomic<bool> done_{false};
+    std::string error_;
+    std::thread thread_;
+};
+
+template <typename Predicate> bool within(std::chrono::milliseconds limit, Predicate predicate) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!predicate()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("a sync enqueue asking while the mirror is busy makes the mirror's next wait_for_feed return at once",
+          "[feed][sync]") {
+    ScratchQueue scratch("sync-ask", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::sync));
+    // The mirror reads the signal, then (busy with a batch) does not wait.
+    const std::uint32_t seen = scratch->feed_signal();
+    SyncProducer producer(scratch.name(), ep);
+    REQUIRE(within(10'000ms, [&] { return scratch->feed_signal() != seen; }));
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(scratch->wait_for_feed(20s, std::chrono::nanoseconds(-1), std::nullopt, seen) == 1);
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
+    // No request since: the same wait sleeps its flush interval.
+    const auto again = std::chrono::steady_clock::now();
+    CHECK(scratch->wait_for_feed(300ms, std::chrono::nanoseconds(-1), std::nullopt, scratch->feed_signal()) == 1);
+    CHECK(std::chrono::steady_clock::now() - again >= 250ms);
+    CHECK_FALSE(producer.done());
+    const auto feed = read_all(scratch.queue(), ep);
+    REQUIRE(feed.size() == 1);
+    scratch->commit_feed(ep, feed[0].sequence);
+    CHECK(within(10'000ms, [&] { return producer.done(); }));
+    CHECK(producer.error().empty());
+}
+
+TEST_CASE("commit_feed without waking leaves a sync enqueue waiting until wake_feed_waiters", "[feed][sync]") {
+    ScratchQueue scratch("sync-wake", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::sync));
+    const std::uint32_t seen = scratch->feed_signal();
+    SyncProducer producer(scratch.name(), ep);
+    REQUIRE(within(10'000ms, [&] { return scratch->feed_signal() != seen; })); // asked, about to sleep
+    std::this_thread::sleep_for(300ms);                                         // asleep on the commit signal
+    const auto feed = read_all(scratch.queue(), ep);
+    REQUIRE(feed.size() == 1);
+    scratch->commit_feed(ep, feed[0].sequence, false);
+    CHECK(scratch->feed_committed(ep) == feed[0].sequence);
+    std::this_thread::sleep_for(300ms);
+    CHECK_FALSE(producer.done());
+    scratch->wake_feed_waiters(ep);
+    CHECK(within(10'000ms, [&] { return producer.done(); }));
+    CHECK(producer.error().empty());
+}

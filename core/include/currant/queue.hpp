@@ -773,8 +773,17 @@ public:
     // --- change feed (for currantd) ---
     std::size_t read_feed(EntrypointId entrypoint, std::uint64_t from_sequence, std::span<Transition> out) const;
     // Marks transitions up to and including sequence as mirrored: frees log
-    // space, recycles finished slots, wakes sync enqueuers.
-    void commit_feed(EntrypointId entrypoint, std::uint64_t sequence);
+    // space, recycles finished slots, wakes sync enqueuers (unless
+    // wake_waiters is false: then the caller must call wake_feed_waiters
+    // for the entrypoint afterwards, from any thread; until it does, a sync
+    // enqueuer whose job is now committed sleeps on, to its sync_wait
+    // deadline at most, where it finds its job committed and returns).
+    void commit_feed(EntrypointId entrypoint, std::uint64_t sequence, bool wake_waiters = true);
+    // Wakes every sync enqueuer of the entrypoint waiting for a commit
+    // (each checks the committed sequence and sleeps again if its own job is
+    // not covered yet). Thread-safe: atomics and one futex wake, no lock,
+    // no registration.
+    void wake_feed_waiters(EntrypointId entrypoint) noexcept;
     std::uint64_t feed_committed(EntrypointId entrypoint) const;
     // Copies the job in `slot` if it still holds job `id`; false otherwise.
     // A job whose transitions are not yet committed keeps its slot, so the
@@ -786,9 +795,18 @@ public:
     // flush_after while something is pending, idle_timeout (negative:
     // forever) while nothing is. Returns the transitions pending then.
     // With configuration_seen: also returns at once (and is woken) while
-    // configuration_generation() differs from it.
+    // configuration_generation() differs from it. With signal_seen (a
+    // feed_signal() taken before the caller last read the feed): also
+    // returns at once if a sync enqueuer asked for a commit since then, so
+    // a request made while the caller was busy mirroring is not left to
+    // the flush_after timeout.
     std::uint64_t wait_for_feed(std::chrono::nanoseconds flush_after, std::chrono::nanoseconds idle_timeout,
-                                std::optional<std::uint64_t> configuration_seen = std::nullopt);
+                                std::optional<std::uint64_t> configuration_seen = std::nullopt,
+                                std::optional<std::uint32_t> signal_seen = std::nullopt);
+    // The mirror's wake counter: every sync enqueuer about to wait for its
+    // commit bumps it (after its record is published). Read it before
+    // reading the feed and pass it to wait_for_feed.
+    std::uint32_t feed_signal() const noexcept;
     // Ends a wait_for_feed now. Async-signal-safe (atomics and one futex wake).
     void wake_feed_waiter() noexcept;
     // Jobs whose transitions found their log full (they are marked instead
