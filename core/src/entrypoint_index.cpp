@@ -263,7 +263,9 @@ bool QueueState::append_log(EntrypointId ep, std::uint32_t slot, std::uint64_t w
     c.log_written = sequence;
     c.log_head.store(sequence, std::memory_order_release); // publishes the record to the mirror
     // The first record after the mirror caught up, and the half-full mark,
-    // wake a waiting mirror; all other appends cost no fence.
+    // wake a waiting mirror; all other appends cost no fence. Killed here,
+    // under [E]: the entrypoint repair nudges instead (repair_entrypoint).
+    if (pending == 0) shm::crash_point("log.appended");
     if (pending == 0 || pending + 1 == log_capacity_ / 2) nudge_mirror();
     return true;
 }
@@ -338,6 +340,11 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         // 6. Cancel requests whose canceller died before it woke the holder
         //    (cancelling.cpp, cancel.marked): signal every marked pick's holder.
         resignal_marked_picks(ep);
+        // 7. The mirror: an appender that died between publishing the first
+        //    record after the mirror caught up and its nudge (append_log,
+        //    log.appended) left it asleep, and the appenders after it see a
+        //    record pending and do not nudge. Always, being rare and cheap.
+        nudge_mirror();
         return true;
     } catch (...) {
         return false; // allocation failed: the next locker repeats the repair

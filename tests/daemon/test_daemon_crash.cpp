@@ -6,6 +6,10 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "currant/shm/crash_point.hpp"
 
 using namespace currant;
 using namespace currant::daemon_test;
@@ -138,6 +142,49 @@ TEST_CASE("a daemon killed between moving the segment's cursor and waking sync e
     CHECK(error.empty());
     CHECK(fixture.count("SELECT count(*) FROM currant_jobs WHERE id = $1", {std::to_string(id)}) == 1);
     CHECK(fixture.count("SELECT count(*) FROM currant_log") == 1);
+}
+
+TEST_CASE("a consumer killed between logging the first transition after the mirror caught up and waking it: the "
+          "entrypoint's repair wakes the mirror",
+          "[crash]") {
+    DaemonFixture fixture("crash-log-appended");
+    Queue queue = create_queue(fixture.queue_name(), 256, 1024);
+    fixture.start_daemon({"--flush-interval-ms", "1"});
+    const EntrypointId ep = queue.declare_entrypoint("jobs", async_options());
+    const JobId first = queue.enqueue(ep, as_payload("first"));
+    REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(first), 1) == 1);
+    REQUIRE(eventually([&] { return queue.stats().at(ep).log_pending == 0; }));
+    std::this_thread::sleep_for(300ms); // the mirror asleep with nothing pending: only a nudge wakes it
+
+    // The child's pick is the first record after the catch-up; it dies
+    // holding the entrypoint lock, before its nudge.
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        try {
+            Queue mine = Queue::open(fixture.queue_name());
+            shm::arm_crash_point("log.appended");
+            const EntrypointId eps[] = {ep};
+            Job job;
+            mine.dequeue(eps, std::span(&job, 1), 5s);
+        } catch (...) {
+        }
+        _exit(3); // not reached when the crash point fired
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+
+    // The next locker repairs the lock; its own record finds one pending
+    // and does not nudge.
+    const JobId second = queue.enqueue(ep, as_payload("second"));
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(second), 1,
+                             20'000ms) == 1);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_log WHERE job_id = " + std::to_string(first) +
+                                 " AND status = 'picked'",
+                             1, 20'000ms) == 1);
+    CHECK(queue.doctor().sound);
 }
 
 TEST_CASE("a sync enqueue made while the daemon is in the middle of a batch is committed without its flush interval",
