@@ -198,7 +198,14 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
             continue;
         }
 
-        // Going to sleep: make deferred acks facts and check for dead peers first.
+        // Going to sleep: no longer awake for the enqueues (the waking word,
+        // producing.cpp). Any read of ready_count after this seq_cst release
+        // sees every job whose wake-up was skipped because we held it (the
+        // readiness check below is one); from here on the sleeper bits
+        // protocol covers us. Released before the flush and the sweep, so
+        // that a holder delayed there does not delay anybody's job.
+        release_waking(eps);
+        // Make deferred acks facts and check for dead peers first.
         flush();
         maybe_sweep(now_mono);
         // A lock left by a dead owner may hide a published job (ready_count
@@ -220,10 +227,6 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
         const std::uint64_t bit = std::uint64_t(1) << (my_index_ % 64);
         me.wake_word.store(1, std::memory_order_seq_cst);
         for (EntrypointId ep : eps) sleeper_words(ep)[word_index].fetch_or(bit, std::memory_order_seq_cst);
-        // After our bits (an enqueue that reads the word released reads our
-        // bits after it) and before the readiness check below (it follows
-        // every enqueue that skipped its wake because it saw us holding).
-        release_waking(eps);
         const std::int64_t check_real = shm::realtime_ns();
         const std::int64_t check_mono = shm::monotonic_ns();
         // Queue::remove sets retired (seq_cst) and then wakes every sleeper:
