@@ -139,6 +139,17 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
     for (EntrypointId ep : eps) check_entrypoint(ep);
     if (out.empty()) return 0;
     ensure_registered();
+    // Awake in dequeue: hold the waking word of our entrypoints if nobody
+    // does, so enqueues do not wake sleepers for jobs we are about to look
+    // at; every way out releases it and wakes a sleeper for what is still
+    // ready (producing.cpp, wake_for_ready). noexcept: also on a throw.
+    claim_waking(eps);
+    struct LeaveAwake {
+        QueueState& self;
+        std::span<const EntrypointId> eps;
+        ~LeaveAwake() { self.pass_on_ready(eps); }
+    } leave_awake{*this, eps};
+    shm::crash_point("dequeue.awake"); // the waking word possibly held, nothing looked at yet
     const std::int64_t start = shm::monotonic_ns();
     const std::int64_t give_up = timeout_ns < 0 ? no_deadline : start + timeout_ns;
     std::int64_t spin_until = start + spin_before_sleep_ns;
@@ -187,7 +198,14 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
             continue;
         }
 
-        // Going to sleep: make deferred acks facts and check for dead peers first.
+        // Going to sleep: no longer awake for the enqueues (the waking word,
+        // producing.cpp). Any read of ready_count after this seq_cst release
+        // sees every job whose wake-up was skipped because we held it (the
+        // readiness check below is one); from here on the sleeper bits
+        // protocol covers us. Released before the flush and the sweep, so
+        // that a holder delayed there does not delay anybody's job.
+        release_waking(eps);
+        // Make deferred acks facts and check for dead peers first.
         flush();
         maybe_sweep(now_mono);
         // A lock left by a dead owner may hide a published job (ready_count
@@ -196,6 +214,12 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
             EntrypointControl& c = entrypoints_[ep];
             if (c.lock.try_lock([this, ep]() noexcept { return repair_entrypoint(ep); })) c.lock.unlock();
         }
+        // Read before the readiness check, as wait_for_cancel does: a
+        // participant that registers after it (a consumer that may hold a
+        // waking word and die) wakes us to re-arm the death watches with
+        // it included, so its death wakes one of us (producing.cpp,
+        // wake_for_ready).
+        const std::uint32_t registrations = core_->registrations.load(std::memory_order_seq_cst);
         ParticipantEntry& me = participant_entries_[my_index_];
         std::int64_t sleep_ns_override = -1;
         bool signalled = false;
@@ -239,8 +263,9 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
                 // a robust lock dies, so a death is noticed without polling.
                 shm::FutexWaitItem items[shm::futex_wait_any_max];
                 items[0] = {&me.wake_word, 1};
-                const std::optional<std::size_t> watched = watch_other_participants(items, 1);
-                const std::size_t count = watched.value_or(1);
+                items[1] = {&core_->registrations, registrations};
+                const std::optional<std::size_t> watched = watch_other_participants(items, 2);
+                const std::size_t count = watched.value_or(2);
                 if (!watched) sleep_ns_override = 0; // an owner-less active entry: sweep now instead of sleeping
                 if (sleep_ns_override == 0) {
                     last_sweep_ns_ = 0;
@@ -248,13 +273,15 @@ std::size_t QueueState::dequeue(std::span<const EntrypointId> eps, std::span<Job
                     errno = 0;
                     const int woken_by = shm::futex_wait_any({items, count}, sleep_ns);
                     signalled = woken_by < 0 && errno == EINTR; // errno is the system call's
-                    if (woken_by > 0) last_sweep_ns_ = 0; // a watched participant died or left: sweep before sleeping again
+                    if (woken_by > 1) last_sweep_ns_ = 0; // a watched participant died or left: sweep before sleeping again
                 }
                 sleep_ns_override = -1;
             }
         }
         me.wake_word.store(0, std::memory_order_relaxed);
         for (EntrypointId ep : eps) sleeper_words(ep)[word_index].fetch_and(~bit, std::memory_order_relaxed);
+        // Awake again: a waker may have handed us the waking word already.
+        claim_waking(eps);
         if (signalled && dequeue_returns_on_signal) return 0;
         spin_until = shm::monotonic_ns() + spin_before_sleep_ns;
     }

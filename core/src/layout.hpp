@@ -450,8 +450,14 @@ struct CoreHeader {
     std::uint32_t sleeper_words;        // [immutable] 64-bit words per entrypoint
     std::uint64_t entrypoints_offset;   // [immutable] relative to the core region
     std::uint64_t participants_offset;  // [immutable]
-    std::uint64_t sleepers_offset;      // [immutable] uint64[max_entrypoints + 1][sleeper_words]; the
-                                        // last row marks producers waiting for a free slot
+    std::uint64_t sleepers_offset;      // [immutable] uint64[max_entrypoints + 1][sleeper_words + 1]; the
+                                        // last row marks producers waiting for a free slot. Word
+                                        // [sleeper_words] of an entrypoint's row is its waking word:
+                                        // participant index + 1 of a consumer awake in dequeue that
+                                        // looks at the entrypoint again before it sleeps or returns
+                                        // (0: none). Written by that consumer (claim/release, CAS
+                                        // seq_cst), by a waker that hands it to the sleeper it wakes
+                                        // (seq_cst store) and by the reaper of a dead holder (CAS).
     std::uint64_t delayed_offset;       // [immutable] DelayedEntry[max_entrypoints][slot_count]
     std::uint64_t logs_offset;          // [immutable] TransitionRecord[max_entrypoints][log_capacity]
     std::uint64_t counters_offset;      // [immutable] uint64[max_participants][max_entrypoints][counter_kinds]
@@ -791,8 +797,9 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     g.participants_offset = at;
     at = round_up(at + sizeof(ParticipantEntry) * std::uint64_t(p.max_participants), cache_line);
     g.sleepers_offset = at;
-    // Each entrypoint's sleeper words on their own line(s).
-    const std::uint64_t sleeper_stride = round_up(8ull * g.sleeper_words, cache_line);
+    // Each entrypoint's sleeper words on their own line(s), then its waking
+    // word (docs/architecture.md "Waking consumers"): the producer reads both.
+    const std::uint64_t sleeper_stride = round_up(8ull * (g.sleeper_words + 1), cache_line);
     at = round_up(at + sleeper_stride * (std::uint64_t(p.max_entrypoints) + 1), 4096);
     g.delayed_offset = at;
     at = round_up(at + sizeof(DelayedEntry) * std::uint64_t(p.slot_count) * p.max_entrypoints, 4096);

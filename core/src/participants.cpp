@@ -170,6 +170,7 @@ void QueueState::close() noexcept {
     for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
         sleeper_words(ep)[my_index_ / 64].fetch_and(~(std::uint64_t(1) << (my_index_ % 64)),
                                                     std::memory_order_relaxed);
+    drop_waking_of(my_index_); // normally released already (dequeue's every way out)
     closed_ = true;
     // Fold our counters into the entrypoints' totals before the entry is reused.
     for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep)
@@ -262,7 +263,9 @@ bool QueueState::reap_participant(std::uint32_t index) noexcept {
         if (arena_.release_all_reserved_by(tag) > 0) notify_space();
         // It may have died holding an entrypoint lock after publishing a job
         // that no sleeper was told about: taking each lock runs its repair;
-        // then wake sleepers for whatever is ready.
+        // then wake sleepers for whatever is ready. Its waking words first:
+        // enqueues stop counting on it, and its index may be reused.
+        drop_waking_of(index);
         for (EntrypointId ep = 0; ep < entrypoint_count(); ++ep) {
             EntrypointControl& c = entrypoints_[ep];
             if (c.declared.load(std::memory_order_acquire) == 0) continue;

@@ -100,11 +100,89 @@ void QueueState::release_slots(std::span<const std::uint32_t> slots, std::uint32
     return_to_arena(slots, owner);
 }
 
-void QueueState::wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept {
+void QueueState::wake_sleepers(EntrypointId ep, std::uint32_t count, bool hand_waking) noexcept {
     // Pairs with the seq_cst fetch_or of a consumer's sleeper bit followed by
     // its seq_cst load of ready_count: either we see its bit, or it sees our
     // job (the ready_count store happened before this fence).
     std::atomic_thread_fence(std::memory_order_seq_cst);
+    wake_sleepers_after_fence(ep, count, hand_waking);
+}
+
+// Waking consumers (docs/architecture.md). The waking word of ep names a
+// consumer awake in dequeue that reads ep's ready_count again (seq_cst, after
+// it releases the word with a seq_cst CAS) before it sleeps or returns, and
+// that wakes the next sleeper if jobs are still ready when it leaves. An
+// enqueue that published its job (ready_count store, then the fence below)
+// and still reads that consumer's index in the word (seq_cst) precedes the
+// release in the single total order, so the holder's later read sees the
+// job: no wake-up is needed and none is lost. A holder SIGKILLed before its
+// release: its life lock's word carries FUTEX_OWNER_DIED (set by the kernel
+// at its death), so the next enqueue sees it dead, clears the word and
+// wakes as before; jobs already queued whose wake was skipped are found by
+// the sleepers, whose futex_waitv watches every participant's life lock (a
+// death wakes one, which reaps the dead and scans). The reaper clears the
+// word (drop_waking_of) before the index can be reused.
+void QueueState::wake_for_ready(EntrypointId ep, std::uint32_t count) noexcept {
+    std::atomic_thread_fence(std::memory_order_seq_cst); // as in wake_sleepers
+    std::atomic<std::uint64_t>& waking = waking_word(ep);
+    const std::uint64_t holder = waking.load(std::memory_order_seq_cst);
+    if (holder != 0) {
+        const std::uint64_t index = holder - 1;
+        if (index < max_participants_ && !(registered_ && index == my_index_)) {
+            // Read-only liveness test: a live holder's life lock word is its
+            // TID; FUTEX_OWNER_DIED (0x40000000) once the kernel saw it die,
+            // 0 once it left. Anything but a live owner: wake as before.
+            const std::uint32_t life = participant_entries_[index].life_lock.futex_word().load(std::memory_order_relaxed);
+            if (life != 0 && (life & 0x40000000u) == 0) return; // it will look again, and pass on what it leaves
+        }
+        std::uint64_t expected = holder;
+        waking.compare_exchange_strong(expected, 0, std::memory_order_seq_cst);
+    }
+    wake_sleepers_after_fence(ep, count, true);
+}
+
+void QueueState::claim_waking(std::span<const EntrypointId> eps) noexcept {
+    if (!registered_) return;
+    for (EntrypointId ep : eps) {
+        std::atomic<std::uint64_t>& waking = waking_word(ep);
+        std::uint64_t expected = 0;
+        // A plain read first: a held word stays shared in the readers' caches.
+        if (waking.load(std::memory_order_relaxed) == 0)
+            waking.compare_exchange_strong(expected, std::uint64_t(my_index_) + 1, std::memory_order_seq_cst);
+    }
+}
+
+void QueueState::release_waking(std::span<const EntrypointId> eps) noexcept {
+    if (!registered_) return;
+    for (EntrypointId ep : eps) {
+        // seq_cst even when it fails (another holder now): the caller's next
+        // seq_cst read of ready_count must follow every enqueue that skipped
+        // its wake because it saw us (see wake_for_ready).
+        std::uint64_t expected = std::uint64_t(my_index_) + 1;
+        waking_word(ep).compare_exchange_strong(expected, 0, std::memory_order_seq_cst);
+    }
+}
+
+void QueueState::pass_on_ready(std::span<const EntrypointId> eps) noexcept {
+    release_waking(eps);
+    const std::int64_t now_mono = shm::monotonic_ns();
+    for (EntrypointId ep : eps) {
+        const EntrypointControl& c = entrypoints_[ep];
+        if (c.ready_count.load(std::memory_order_seq_cst) == 0) continue;
+        // Paused or at a limit: resume() and freed slots wake (limits.cpp).
+        if (blocked_by_limits(ep, now_mono)) continue;
+        wake_for_ready(ep, 1);
+    }
+}
+
+void QueueState::drop_waking_of(std::uint32_t index) noexcept {
+    for (EntrypointId ep = 0; ep < max_entrypoints_; ++ep) {
+        std::uint64_t expected = std::uint64_t(index) + 1;
+        waking_word(ep).compare_exchange_strong(expected, 0, std::memory_order_seq_cst);
+    }
+}
+
+void QueueState::wake_sleepers_after_fence(EntrypointId ep, std::uint32_t count, bool hand_waking) noexcept {
     std::atomic<std::uint64_t>* words = sleeper_words(ep);
     const std::uint32_t word_count = core_->sleeper_words;
     for (std::uint32_t w = 0; w < word_count && count > 0; ++w) {
@@ -129,6 +207,9 @@ void QueueState::wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept {
             } catch (...) {
                 continue;
             }
+            // Before the wake: the woken consumer holds the waking word from
+            // now on (it releases it before it sleeps again or returns).
+            if (hand_waking) waking_word(ep).store(std::uint64_t(index) + 1, std::memory_order_seq_cst);
             auto& word = entry.wake_word;
             word.store(0, std::memory_order_release);
             shm::futex_wake(word, 1);
@@ -272,7 +353,10 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
     count(ep, counter_enqueued, published);
     // One sleeper per ready job; a new earliest delayed job wakes one so it
     // re-computes its sleep deadline.
-    if (became_ready || new_earliest) wake_sleepers(ep, std::max<std::uint32_t>(became_ready, 1));
+    // No sleeper is woken for ready jobs while a live consumer is awake and
+    // will look again (wake_for_ready).
+    if (became_ready) wake_for_ready(ep, became_ready);
+    else if (new_earliest) wake_sleepers(ep, 1);
     return published;
 }
 

@@ -166,7 +166,7 @@ QueueState::QueueState(shm::Segment segment)
     max_entrypoints_ = core_->max_entrypoints;
     max_participants_ = core_->max_participants;
     log_capacity_ = core_->log_capacity;
-    sleeper_stride_words_ = round_up(8ull * core_->sleeper_words, cache_line) / 8;
+    sleeper_stride_words_ = round_up(8ull * (core_->sleeper_words + 1), cache_line) / 8; // + the waking word
     counter_stride_ = round_up(8ull * counter_kinds * max_entrypoints_, cache_line) / 8;
     latency_base_ = reinterpret_cast<LatencyCells*>(region + expected.latency_offset);
     host_id_ = std::uint16_t(header.parameters.host_id);

@@ -464,8 +464,24 @@ private:
     // The error text written for job id in slot, whatever epoch (status of a canceled job).
     std::string read_error_of(std::uint32_t slot, JobId id) const;
 
-    // Waking.
-    void wake_sleepers(EntrypointId ep, std::uint32_t count) noexcept;
+    // Waking. wake_sleepers wakes up to count sleepers whatever else is
+    // awake (limits, schedules, repairs, broadcasts). wake_for_ready is the
+    // enqueue's wake (producing.cpp): none while a live consumer holds the
+    // entrypoint's waking word, else up to count, the last woken becoming
+    // the holder. A consumer holds the word while it is awake in dequeue
+    // (claim_waking) and gives it up before it sleeps or returns
+    // (release_waking); leaving, it wakes the next sleeper for what is still
+    // ready (pass_on_ready). docs/architecture.md "Waking consumers".
+    void wake_sleepers(EntrypointId ep, std::uint32_t count, bool hand_waking = false) noexcept;
+    void wake_for_ready(EntrypointId ep, std::uint32_t count) noexcept;
+    void wake_sleepers_after_fence(EntrypointId ep, std::uint32_t count, bool hand_waking) noexcept;
+    void claim_waking(std::span<const EntrypointId> eps) noexcept;
+    void release_waking(std::span<const EntrypointId> eps) noexcept;
+    void pass_on_ready(std::span<const EntrypointId> eps) noexcept;
+    void drop_waking_of(std::uint32_t index) noexcept; // a dead or leaving participant's claims
+    std::atomic<std::uint64_t>& waking_word(EntrypointId ep) const noexcept {
+        return sleeper_words(ep)[core_->sleeper_words];
+    }
     bool anything_ready(std::span<const EntrypointId> eps, std::int64_t now_real, std::int64_t now_mono) const noexcept;
 
     // Slots.
