@@ -39,10 +39,10 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     JobRecord::last_outcome (id's low 60 bits, claim flag, status)
 //     replaces last_status, so no reader pairs one finisher's id with
 //     another's status; last_job_id atomic; mirror_dirty moved to the end.
-// 17: a waking word per entrypoint after its sleeper bits (docs/
+// 15: a waking word per entrypoint after its sleeper bits (docs/
 //     architecture.md "Waking consumers"): an enqueue does not wake a
 //     sleeper while a live consumer is awake and will look again.
-inline constexpr std::uint32_t layout_version = 17;
+inline constexpr std::uint32_t layout_version = 15;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
