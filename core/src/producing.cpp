@@ -183,7 +183,7 @@ void QueueState::prepare_record(std::uint32_t slot, EntrypointId ep, JobId id, s
     rec.max_attempts = options.max_attempts ? options.max_attempts
                                             : entrypoints_[ep].max_attempts.load(std::memory_order_relaxed);
     rec.mirror_dirty.store(0, std::memory_order_relaxed);
-    rec.lane_next = rec.lane_prev = rec.heap_position = shm::no_slot;
+    rec.lane_position = rec.lane_ring = rec.heap_position = shm::no_slot;
     // Dependencies (dependencies.cpp): the previous job's pending edges were
     // resolved before its slot was freed; a linker's late decrement saturates.
     rec.dependents.store(0, std::memory_order_relaxed);

@@ -112,7 +112,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     shm::Arena arena(segment);
     for (std::uint32_t slot = 0; slot < parameters.slot_count; ++slot) {
         auto& rec = arena.record<JobRecord>(slot);
-        rec.lane_next = rec.lane_prev = shm::no_slot;
+        rec.lane_position = rec.lane_ring = shm::no_slot;
         rec.heap_position = shm::no_slot;
         rec.last_status = std::uint32_t(JobStatus::unknown);
         rec.last_job_id = 0;
@@ -162,6 +162,8 @@ QueueState::QueueState(shm::Segment segment)
     dependency_rows_ = reinterpret_cast<DependencyRow*>(region + expected.dependency_rows_offset);
     ended_ = reinterpret_cast<std::atomic<std::uint64_t>*>(region + expected.ended_offset);
     ended_capacity_ = expected.ended_capacity;
+    lane_rings_ = reinterpret_cast<std::uint32_t*>(region + expected.lane_rings_offset);
+    lane_ring_mask_ = expected.lane_ring_capacity - 1;
     result_bytes_ = header.parameters.result_bytes;
     max_entrypoints_ = core_->max_entrypoints;
     max_participants_ = core_->max_participants;

@@ -217,6 +217,14 @@ private:
     void lane_append(EntrypointControl& c, PriorityLane& lane, std::uint32_t slot);
     void lane_unlink(EntrypointControl& c, std::uint32_t slot);
     std::uint32_t lane_pop_front(EntrypointControl& c, PriorityLane& lane);
+    // The ring of lane `lane` of the entrypoint whose control is c (entries
+    // at position p: [p & lane_ring_mask_]); the caller checked lane.ring.
+    std::uint32_t* lane_ring(const EntrypointControl& c, const PriorityLane& lane) const noexcept {
+        return lane_rings_ + (std::uint64_t(&c - entrypoints_) * max_priority_lanes + lane.ring) *
+                                 (std::uint64_t(lane_ring_mask_) + 1);
+    }
+    // Moves a lane's jobs together over its holes (an append found its ring full).
+    void lane_compact(EntrypointControl& c, PriorityLane& lane);
     bool remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane);
     void heap_push(EntrypointId ep, std::uint32_t slot);
     void heap_remove(EntrypointId ep, std::uint32_t position);
@@ -606,6 +614,8 @@ private:
     DependencyRow* dependency_rows_ = nullptr;
     std::atomic<std::uint64_t>* ended_ = nullptr; // recent outcomes [ended_capacity_]
     std::uint32_t ended_capacity_ = 0;
+    std::uint32_t* lane_rings_ = nullptr;    // [max_entrypoints][max_priority_lanes][capacity]
+    std::uint32_t lane_ring_mask_ = 0;       // capacity - 1
     std::uint32_t settle_owner_ = 0; // owner of slots a settle cancels in memory durability (0: us)
     bool settle_wanted_ = false;    // a finished job had dependents: settle before freeing slots
     bool settling_ = false;         // inside settle_dependencies (no recursion)

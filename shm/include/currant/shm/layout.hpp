@@ -35,7 +35,11 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     TransitionRecord::flags (purge), Intent::purge.
 // 13: recent outcomes (docs/job-dependencies.md): one word per entry after
 //     the dependency rows, how jobs ended once their slot forgot them.
-inline constexpr std::uint32_t layout_version = 13;
+// 15: ready lanes as rings of slot indices (docs/architecture.md, "Entrypoint
+//     indexes"): PriorityLane::ring, JobRecord::lane_position/lane_ring
+//     instead of lane links, the lane rings after the recent outcomes, no
+//     hint ring of recent appends. (14 is reserved for another change.)
+inline constexpr std::uint32_t layout_version = 15;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
