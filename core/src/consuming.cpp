@@ -41,6 +41,10 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
     const std::int64_t rate_interval = c.rate_interval_ns.load(std::memory_order_relaxed);
     const std::int64_t lease = c.lease_ns.load(std::memory_order_relaxed);
     const std::int64_t deadline = lease_deadline(now_mono, lease);
+    // `memory` writes no log. Read once per batch, like append_log's own
+    // relaxed read (EntrypointControl: a stale read applies the old option
+    // to the rest of this batch only).
+    const bool logged = Durability(c.durability.load(std::memory_order_relaxed)) != Durability::memory;
     // Start the cache misses of the records we are about to pop all at once:
     // the first lane's ring lists them in order, so none waits for another
     // (a list linked through the records cost one miss after the other).
@@ -89,7 +93,7 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
                                 std::memory_order_relaxed);
         state.store(new_word, std::memory_order_release);
         if (counted) shm::crash_point("limit.counted_pick"); // in_flight is raised once after the batch
-        append_log(ep, slot, new_word);
+        if (logged) append_log(ep, slot, new_word);
         c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         c.intent.active = 0;
         shm::crash_point("dequeue.picked_one");

@@ -100,22 +100,7 @@ bool QueueState::remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane) 
     return true;
 }
 
-std::uint32_t QueueState::lane_pop_front(EntrypointControl& c, PriorityLane& lane) {
-    if (lane.count == 0 || lane.ring >= max_priority_lanes) corrupt(c.lock, "lane head out of range");
-    const std::uint32_t* ring = lane_ring(c, lane);
-    std::uint32_t slot = shm::no_slot;
-    while (slot == shm::no_slot) { // skip the holes of unlinked jobs
-        if (lane.head == lane.tail) corrupt(c.lock, "lane ring holds fewer jobs than its count");
-        slot = ring[lane.head++ & lane_ring_mask_];
-    }
-    if (slot >= arena_.slot_count()) corrupt(c.lock, "lane ring entry out of range");
-    JobRecord& rec = record(slot);
-    if (rec.lane_ring != lane.ring || rec.lane_position != lane.head - 1)
-        corrupt(c.lock, "lane ring entry does not match its job's position");
-    rec.lane_position = rec.lane_ring = shm::no_slot;
-    if (--lane.count == 0) lane.head = lane.tail; // only holes left
-    return slot;
-}
+void QueueState::lane_corrupt(EntrypointControl& c, const char* what) { corrupt(c.lock, what); }
 
 void QueueState::lane_unlink(EntrypointControl& c, std::uint32_t slot) {
     JobRecord& rec = record(slot);

@@ -216,7 +216,28 @@ private:
     PriorityLane* lane_for(EntrypointControl& c, std::int32_t priority, bool create);
     void lane_append(EntrypointControl& c, PriorityLane& lane, std::uint32_t slot);
     void lane_unlink(EntrypointControl& c, std::uint32_t slot);
-    std::uint32_t lane_pop_front(EntrypointControl& c, PriorityLane& lane);
+    // Inline: the pick runs it per job. Every index it reads is checked; a
+    // mismatch throws corrupt_segment and asks the next locker to repair.
+    std::uint32_t lane_pop_front(EntrypointControl& c, PriorityLane& lane) {
+        if (lane.count == 0 || lane.ring >= max_priority_lanes) [[unlikely]]
+            lane_corrupt(c, "lane head out of range");
+        const std::uint32_t* ring = lane_ring(c, lane);
+        std::uint32_t slot = shm::no_slot;
+        while (slot == shm::no_slot) { // skip the holes of unlinked jobs
+            if (lane.head == lane.tail) [[unlikely]]
+                lane_corrupt(c, "lane ring holds fewer jobs than its count");
+            slot = ring[lane.head++ & lane_ring_mask_];
+        }
+        if (slot >= arena_.slot_count()) [[unlikely]]
+            lane_corrupt(c, "lane ring entry out of range");
+        JobRecord& rec = record(slot);
+        if (rec.lane_ring != lane.ring || rec.lane_position != lane.head - 1) [[unlikely]]
+            lane_corrupt(c, "lane ring entry does not match its job's position");
+        rec.lane_position = rec.lane_ring = shm::no_slot;
+        if (--lane.count == 0) lane.head = lane.tail; // only holes left
+        return slot;
+    }
+    [[noreturn]] void lane_corrupt(EntrypointControl& c, const char* what);
     // The ring of lane `lane` of the entrypoint whose control is c (entries
     // at position p: [p & lane_ring_mask_]); the caller checked lane.ring.
     std::uint32_t* lane_ring(const EntrypointControl& c, const PriorityLane& lane) const noexcept {
