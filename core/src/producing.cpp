@@ -258,7 +258,7 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
             shm::crash_point("enqueue.linked");
             state.store(new_word, std::memory_order_release);
             shm::crash_point("enqueue.published");
-            append_log(ep, slot, new_word);
+            if (durability != Durability::memory) append_log(ep, slot, new_word);
             if (ready) ++became_ready;
             c.intent.active = 0;
         }
