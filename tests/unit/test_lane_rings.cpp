@@ -161,3 +161,28 @@ TEST_CASE("a pick that meets a torn lane ring refuses with corrupt_segment and t
     CHECK(drain_in_order(scratch.queue(), ep) == std::vector<std::string>{"a", "b", "c"});
     CHECK(scratch->doctor().sound);
 }
+
+TEST_CASE("lane rings are sparse: a queue that used one lane allocates only the ring pages it reached", "[lanes][memory]") {
+    // The default geometry: 65,536 slots and 64 entrypoints, so 32 rings of
+    // 65,536 entries each per entrypoint: 512 MiB of address space in rings.
+    QueueOptions options = small_options(65536);
+    options.max_entrypoints = 64;
+    ScratchQueue scratch("ring-sparse", options);
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    for (int i = 0; i < 2000; ++i) enqueue_text(scratch.queue(), ep, "x");
+    CHECK(drain_in_order(scratch.queue(), ep).size() == 2000);
+    const int fd = ::shm_open(shm::object_name_for(scratch.name()).c_str(), O_RDONLY, 0);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    ::close(fd);
+    const detail::CoreGeometry g = detail::compute_core_geometry(Mapped(scratch.name()).header().parameters);
+    const std::uint64_t ring_bytes = 4ull * g.lane_ring_capacity * detail::max_priority_lanes * 64;
+    CHECK(ring_bytes == 512ull << 20);
+    CHECK(std::uint64_t(st.st_size) > ring_bytes);
+    // Allocated: the arena and the slot-indexed tables the creator writes
+    // (tens of MiB), never the 512 MiB of rings.
+    const std::uint64_t allocated = std::uint64_t(st.st_blocks) * 512;
+    INFO("segment " << st.st_size << " bytes, allocated " << allocated);
+    CHECK(allocated < 128ull << 20);
+}
