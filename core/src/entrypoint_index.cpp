@@ -62,6 +62,9 @@ PriorityLane* QueueState::lane_for(EntrypointControl& c, std::int32_t priority, 
 // repair rebuilds every lane and ring from the state words.
 void QueueState::lane_append(EntrypointControl& c, PriorityLane& lane, std::uint32_t slot) {
     if (lane.ring >= max_priority_lanes) corrupt(c.lock, "lane ring index out of range");
+    // A span longer than the ring is never written: corrupt, and walking it
+    // would loop for up to 2^32 positions.
+    if (lane.tail - lane.head > lane_ring_mask_ + 1) corrupt(c.lock, "lane ring span longer than its ring");
     if (lane.tail - lane.head > lane_ring_mask_) {
         // Full: only possible with holes (a lane holds at most slot_count
         // jobs, and this one is not in it yet). Compaction costs O(ring),
@@ -106,7 +109,7 @@ void QueueState::lane_unlink(EntrypointControl& c, std::uint32_t slot) {
     JobRecord& rec = record(slot);
     PriorityLane* lane = lane_for(c, rec.priority, false);
     if (!lane || lane->count == 0 || lane->ring >= max_priority_lanes || rec.lane_ring != lane->ring ||
-        rec.lane_position - lane->head >= lane->tail - lane->head)
+        lane->tail - lane->head > lane_ring_mask_ + 1 || rec.lane_position - lane->head >= lane->tail - lane->head)
         corrupt(c.lock, "queued job's priority lane is missing");
     std::uint32_t* ring = lane_ring(c, *lane);
     if (ring[rec.lane_position & lane_ring_mask_] != slot) corrupt(c.lock, "lane ring does not list a queued job");

@@ -219,8 +219,8 @@ private:
     // Inline: the pick runs it per job. Every index it reads is checked; a
     // mismatch throws corrupt_segment and asks the next locker to repair.
     std::uint32_t lane_pop_front(EntrypointControl& c, PriorityLane& lane) {
-        if (lane.count == 0 || lane.ring >= max_priority_lanes) [[unlikely]]
-            lane_corrupt(c, "lane head out of range");
+        if (lane.count == 0 || lane.ring >= max_priority_lanes || lane.tail - lane.head > lane_ring_mask_ + 1)
+            [[unlikely]] lane_corrupt(c, "lane head out of range");
         const std::uint32_t* ring = lane_ring(c, lane);
         std::uint32_t slot = shm::no_slot;
         while (slot == shm::no_slot) { // skip the holes of unlinked jobs

@@ -186,3 +186,20 @@ TEST_CASE("lane rings are sparse: a queue that used one lane allocates only the 
     INFO("segment " << st.st_size << " bytes, allocated " << allocated);
     CHECK(allocated < 128ull << 20);
 }
+
+TEST_CASE("a lane whose span is longer than its ring is refused at once, not walked, and rebuilt", "[lanes][repair]") {
+    ScratchQueue scratch("ring-span", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    for (const char* p : {"a", "b"}) enqueue_text(scratch.queue(), ep, p);
+    {
+        Mapped mapped(scratch.name());
+        detail::EntrypointControl& c = mapped.control(ep);
+        REQUIRE(c.lane_count == 1);
+        c.lanes[0].tail = c.lanes[0].head - 1; // a span of 2^32 - 1 positions
+    }
+    CHECK_FALSE(scratch->doctor().sound);
+    // An append (the producer) refuses at once; the next locker rebuilds.
+    CHECK_ERRC(enqueue_text(scratch.queue(), ep, "c"), Errc::corrupt_segment);
+    CHECK(drain_in_order(scratch.queue(), ep) == std::vector<std::string>{"a", "b"});
+    CHECK(scratch->doctor().sound);
+}
