@@ -125,6 +125,9 @@ TEST_CASE("cancels from a third process punch holes into a lane ring being fille
     children.push_back(fork_child([&] { // consumer: one job per call
         Queue queue = Queue::open(scratch.name());
         const EntrypointId eps[] = {ep};
+        // Start once the first cancel was answered: job 1 was queued then,
+        // so at least one hole is certain; later ones race with the picks.
+        expect(wait_until([&] { return outcome[1].load() != 0; }), "the first cancel never happened");
         std::int64_t last = -1;
         while (finished[0].load() < jobs) {
             Job job;
