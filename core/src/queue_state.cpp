@@ -10,19 +10,17 @@
 
 namespace currant::detail {
 
-namespace {
 std::atomic<std::uint64_t> forks_seen{0};
+
+namespace {
 void on_fork_in_child() noexcept { forks_seen.fetch_add(1, std::memory_order_relaxed); }
+// Installed when this object file is initialised; it holds QueueState's
+// constructor, so every program that opens a queue links it.
 const bool fork_handler_installed = [] {
     pthread_atfork(nullptr, nullptr, &on_fork_in_child);
     return true;
 }();
 } // namespace
-
-std::uint64_t fork_generation() noexcept {
-    (void)fork_handler_installed;
-    return forks_seen.load(std::memory_order_relaxed);
-}
 
 std::uint64_t QueueState::core_bytes_for(const shm::SegmentParameters& parameters) {
     return compute_core_geometry(parameters).region_bytes;
@@ -249,7 +247,7 @@ void QueueState::zero_latency(std::uint32_t participant) noexcept {
     }
 }
 
-void QueueState::check_usable() const {
+void QueueState::check_usable_slow() const {
     if (opened_fork_generation_ != fork_generation())
         throw Error(Errc::forked_process, "queue '" + segment_.name() +
                                               "' was opened before fork(): open it again in the child");

@@ -39,7 +39,9 @@ inline JobStatus status_of(std::uint64_t word) noexcept { return status_of_state
 // Process-wide count of fork() calls seen in this process image; a Queue
 // opened under another count is refused (DESIGN: a forked child does not
 // inherit its parent's registration).
-std::uint64_t fork_generation() noexcept;
+// Inline: every enqueue and dequeue checks it (queue_state.cpp bumps it).
+extern std::atomic<std::uint64_t> forks_seen;
+inline std::uint64_t fork_generation() noexcept { return forks_seen.load(std::memory_order_relaxed); }
 
 // FNV-1a of a dedupe key, folded to 32 bits (dedupe.cpp).
 std::uint32_t dedupe_hash(std::string_view key) noexcept;
@@ -62,7 +64,13 @@ public:
     static std::uint64_t core_bytes_for(const shm::SegmentParameters& parameters);
 
     // --- lifecycle ---
-    void check_usable() const;          // retired / forked
+    // Retired / forked / closed. Inline: every enqueue, dequeue_one and
+    // ack_deferred runs it; the slow path words the error.
+    void check_usable() const {
+        if (opened_fork_generation_ != fork_generation() || closed_ || segment_.retired()) [[unlikely]]
+            check_usable_slow();
+    }
+    void check_usable_slow() const;
     void ensure_registered();
     void close() noexcept;
 
