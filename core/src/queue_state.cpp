@@ -196,18 +196,6 @@ TransitionRecord* QueueState::log(EntrypointId ep) const noexcept {
     return base + std::uint64_t(log_capacity_) * ep;
 }
 
-std::atomic<std::uint64_t>* QueueState::counters(std::uint32_t participant, EntrypointId ep) const noexcept {
-    auto* base = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::byte*>(core_) +
-                                                                core_->counters_offset);
-    return base + counter_stride_ * participant + std::uint64_t(counter_kinds) * ep;
-}
-
-void QueueState::count(EntrypointId ep, Counter kind, std::uint64_t by) noexcept {
-    // Single writer (this participant): a plain load/store pair, no RMW.
-    auto& counter = counters(my_index_, ep)[kind];
-    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-}
-
 void QueueState::fold_latency(std::uint32_t participant) noexcept {
     const auto fold = [](std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>& into) noexcept {
         if (from.load(std::memory_order_relaxed) == 0) return; // nothing to move: no write, no crash point
@@ -261,9 +249,8 @@ std::string QueueState::describe(EntrypointId id) const {
     return text;
 }
 
-void QueueState::check_entrypoint(EntrypointId id) const {
-    if (id >= entrypoint_count() || entrypoints_[id].declared.load(std::memory_order_acquire) == 0)
-        throw Error(Errc::not_found, "queue '" + segment_.name() + "': no entrypoint with id " +
+void QueueState::entrypoint_not_found(EntrypointId id) const {
+    throw Error(Errc::not_found, "queue '" + segment_.name() + "': no entrypoint with id " +
                                          std::to_string(id) + " (declare it first)");
 }
 

@@ -83,7 +83,12 @@ public:
         return core_->entrypoint_count.load(std::memory_order_acquire);
     }
     EntrypointControl& control(EntrypointId id) const noexcept { return entrypoints_[id]; }
-    void check_entrypoint(EntrypointId id) const;
+    // Inline: every enqueue checks it; the error is worded out of line.
+    void check_entrypoint(EntrypointId id) const {
+        if (id >= entrypoint_count() || entrypoints_[id].declared.load(std::memory_order_acquire) == 0) [[unlikely]]
+            entrypoint_not_found(id);
+    }
+    [[noreturn]] void entrypoint_not_found(EntrypointId id) const;
     std::string describe(EntrypointId id) const; // "queue 'q', entrypoint 'e'"
 
     // --- pause and limits (limits.cpp) ---
@@ -188,8 +193,16 @@ private:
     std::atomic<std::uint64_t>* sleeper_words(EntrypointId ep) const noexcept;
     DelayedEntry* delayed_heap(EntrypointId ep) const noexcept;
     TransitionRecord* log(EntrypointId ep) const noexcept;
-    std::atomic<std::uint64_t>* counters(std::uint32_t participant, EntrypointId ep) const noexcept;
-    void count(EntrypointId ep, Counter kind, std::uint64_t by = 1) noexcept;
+    std::atomic<std::uint64_t>* counters(std::uint32_t participant, EntrypointId ep) const noexcept {
+        auto* base = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::byte*>(core_) +
+                                                                    core_->counters_offset);
+        return base + counter_stride_ * participant + std::uint64_t(counter_kinds) * ep;
+    }
+    // Single writer (this participant): a plain load/store pair, no RMW.
+    void count(EntrypointId ep, Counter kind, std::uint64_t by = 1) noexcept {
+        auto& counter = counters(my_index_, ep)[kind];
+        counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+    }
     // Latency cells (layout.hpp, LatencyCells): row max_participants_ is the
     // retired row. observe_* write this participant's own row (single writer).
     LatencyCells& latency_cells(std::uint32_t row, EntrypointId ep) const noexcept {
