@@ -5,6 +5,12 @@
 //            ack_deferred (applied every 64 jobs and before it sleeps).
 //   batch    enqueue_batch() of --batch jobs; dequeue() of --batch and ack()
 //            of the whole batch.
+//   drain    the consumer-behind regime, in isolation: the producer process
+//            fills the arena (--jobs, at most 15/16 of --slots) and exits;
+//            then the consumer process drains that backlog one job per call
+//            (dequeue_one + ack_deferred, like single). Reports the drain rate:
+//            what a pick costs when the jobs it pops were written long ago by
+//            another CPU (docs/architecture.md, "Lane rings").
 //   wakeup   the consumer is asleep in dequeue(); the producer waits until the
 //            consumer is marked sleeping, stamps CLOCK_MONOTONIC into the
 //            payload and enqueues one job; the consumer records now - stamp.
@@ -235,6 +241,43 @@ double run_throughput(const Options& options, bool batched) {
     const double seconds = double(shared->consumer_done_ns.load() - shared->start_ns.load()) / 1e9;
     munmap(shared, sizeof(Shared));
     return double(options.jobs) / seconds;
+}
+
+double run_drain(const Options& options) {
+    const std::string name = queue_name();
+    Queue queue = fresh_queue(name, options.slots, options.payload);
+    Shared* shared = map_shared();
+    const std::uint64_t jobs = std::min<std::uint64_t>(options.jobs, options.slots - options.slots / 16);
+    pid_t producer = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        std::vector<std::byte> payload(options.payload, std::byte{7});
+        for (std::uint64_t sent = 0; sent < jobs; ++sent) q.enqueue(ep, payload);
+    }, pin_cpu < 0 ? -1 : 0);
+    bool ok = wait_ok(producer);
+    pid_t consumer = spawn([&] {
+        Queue q = Queue::open(name);
+        const EntrypointId ep = q.entrypoint("bench");
+        q.set_prefetch(options.prefetch);
+        std::uint64_t count = 0;
+        shared->start_ns.store(shm::monotonic_ns());
+        while (count < jobs) {
+            auto job = q.dequeue_one({&ep, 1}, std::chrono::seconds(10));
+            if (!job) throw std::runtime_error("consumer timed out");
+            q.ack_deferred(job->handle);
+            ++count;
+        }
+        q.flush();
+        shared->consumer_done_ns.store(shm::monotonic_ns());
+        shared->consumed.store(count);
+    }, pin_cpu < 0 ? -1 : 1);
+    ok = wait_ok(consumer) && ok;
+    queue.close();
+    Queue::remove(name);
+    if (!ok || shared->consumed.load() != jobs) throw std::runtime_error("a benchmark process failed");
+    const double seconds = double(shared->consumer_done_ns.load() - shared->start_ns.load()) / 1e9;
+    munmap(shared, sizeof(Shared));
+    return double(jobs) / seconds;
 }
 
 struct Latency {
@@ -495,8 +538,8 @@ double run_idle(const Options& options) {
 int main(int argc, char** argv) {
     Options options;
     CLI::App app{"currant two-process benchmark (one producer process, one consumer process)"};
-    app.add_option("--mode", options.mode, "single | batch | wakeup | idle | cancel | wait")
-        ->check(CLI::IsMember({"single", "batch", "wakeup", "idle", "cancel", "wait"}));
+    app.add_option("--mode", options.mode, "single | batch | drain | wakeup | idle | cancel | wait")
+        ->check(CLI::IsMember({"single", "batch", "drain", "wakeup", "idle", "cancel", "wait"}));
     app.add_option("--jobs", options.jobs, "jobs per run (single, batch)");
     app.add_option("--batch", options.batch, "batch size (batch mode)")->check(CLI::Range(1, 4096));
     app.add_option("--payload", options.payload, "payload bytes")->check(CLI::Range(8, 1 << 20));
@@ -510,7 +553,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(std::int64_t(0), std::int64_t(4'000'000'000)));
     app.add_flag("--dedupe-keys", dedupe_keys, "single mode: give every job its own dedupe key");
     bool pin = false;
-    app.add_flag("--pin", pin, "pin the producer to CPU 0 and the consumer to CPU 1 (single, batch)");
+    app.add_flag("--pin", pin, "pin the producer to CPU 0 and the consumer to CPU 1 (single, batch, drain)");
     CLI11_PARSE(app, argc, argv);
     if (pin) pin_cpu = 0;
     try {
@@ -527,6 +570,18 @@ int main(int argc, char** argv) {
                     std::printf("currant two-process %s%s%s: %llu jobs of %u bytes: %.0f jobs/s (enqueue + dequeue + ack)\n",
                                 options.mode.c_str(), batched ? (" " + std::to_string(options.batch)).c_str() : "",
                                 pin ? " pinned" : "", (unsigned long long)options.jobs, options.payload, rate);
+            } else if (options.mode == "drain") {
+                const double rate = run_drain(options);
+                if (options.json)
+                    std::printf("{\"bench\":\"currant_two_process\",\"mode\":\"drain\",\"payload\":%u,"
+                                "\"slots\":%u,\"pinned\":%s,\"jobs_per_second\":%.0f}\n",
+                                options.payload, options.slots, pin ? "true" : "false", rate);
+                else
+                    std::printf("currant two-process drain%s: a backlog of %llu jobs of %u bytes: %.0f jobs/s "
+                                "(dequeue_one + ack_deferred)\n",
+                                pin ? " pinned" : "",
+                                (unsigned long long)std::min<std::uint64_t>(options.jobs, options.slots - options.slots / 16),
+                                options.payload, rate);
             } else if (options.mode == "wakeup") {
                 const Latency latency = run_wakeup(options);
                 if (options.json)

@@ -41,15 +41,29 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
     const std::int64_t rate_interval = c.rate_interval_ns.load(std::memory_order_relaxed);
     const std::int64_t lease = c.lease_ns.load(std::memory_order_relaxed);
     const std::int64_t deadline = lease_deadline(now_mono, lease);
-    // Start the cache misses of the records we are about to pop all at once.
-    const std::uint32_t ahead = std::min<std::uint32_t>(
-        {c.ready_count.load(std::memory_order_relaxed), std::uint32_t(out.size()), 64u});
-    for (std::uint32_t k = 1; k <= ahead; ++k) {
-        const std::uint32_t slot = c.recent[(c.recent_appended - k) % 64];
-        if (slot >= arena_.slot_count()) continue;
-        const std::byte* base = reinterpret_cast<const std::byte*>(&arena_.state_word(slot));
-        __builtin_prefetch(base, 1);
-        __builtin_prefetch(base + 64, 1);
+    // `memory` writes no log. Read once per batch, like append_log's own
+    // relaxed read (EntrypointControl: a stale read applies the old option
+    // to the rest of this batch only).
+    const bool logged = Durability(c.durability.load(std::memory_order_relaxed)) != Durability::memory;
+    // Start the cache misses of the records we are about to pop all at once:
+    // the first lane's ring lists them in order, so none waits for another
+    // (a list linked through the records cost one miss after the other).
+    // The lines the pick and the ack touch: the state word's (attempts,
+    // lease), lane position and limit mark, pick time and dependents.
+    if (c.lane_count > 0 && c.lanes[0].ring < max_priority_lanes) {
+        const PriorityLane& lane = c.lanes[0];
+        const std::uint32_t* ring = lane_ring(c, lane);
+        const std::uint32_t ahead = std::min<std::uint32_t>({lane.count, std::uint32_t(out.size()), 64u});
+        std::uint32_t fetched = 0;
+        for (std::uint32_t p = lane.head; p != lane.tail && fetched < ahead && p - lane.head < 2 * 64; ++p) {
+            const std::uint32_t slot = ring[p & lane_ring_mask_];
+            if (slot >= arena_.slot_count()) continue; // a hole (or corrupt: the pop says so)
+            const std::byte* base = reinterpret_cast<const std::byte*>(&arena_.state_word(slot));
+            __builtin_prefetch(base, 1);
+            __builtin_prefetch(base + 64, 1);
+            __builtin_prefetch(base + 128, 1);
+            ++fetched;
+        }
     }
     std::size_t picked = 0;
     while (picked < out.size() && c.lane_count > 0) {
@@ -79,7 +93,7 @@ std::size_t QueueState::pick_locked(EntrypointId ep, std::span<Job> out, std::in
                                 std::memory_order_relaxed);
         state.store(new_word, std::memory_order_release);
         if (counted) shm::crash_point("limit.counted_pick"); // in_flight is raised once after the batch
-        append_log(ep, slot, new_word);
+        if (logged) append_log(ep, slot, new_word);
         c.ready_count.store(c.ready_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         c.intent.active = 0;
         shm::crash_point("dequeue.picked_one");

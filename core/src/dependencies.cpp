@@ -336,7 +336,7 @@ bool QueueState::release_waiting_locked(std::uint32_t slot) noexcept {
     // repair lists the slot again if it is still waiting.
     begin_intent(c, slot, word, new_word);
     rec.sequence = c.next_sequence++; // FIFO from the moment it may run
-    rec.lane_next = rec.lane_prev = rec.heap_position = shm::no_slot;
+    rec.lane_position = rec.lane_ring = rec.heap_position = shm::no_slot;
     const std::int64_t earliest_before = c.earliest_delayed_ns.load(std::memory_order_relaxed);
     const bool ready = place_queued(ep, slot, now_real);
     state.store(new_word, std::memory_order_release);

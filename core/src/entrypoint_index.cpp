@@ -1,6 +1,7 @@
 // An entrypoint's derived indexes, all guarded by its lock [E]:
-//   * ready lanes: one FIFO list per distinct priority, linked through the
-//     slots' lane_next/lane_prev, lanes sorted by priority (highest first);
+//   * ready lanes: one FIFO per distinct priority, each a ring of slot
+//     indices (a ring per lane, positions recorded in the slots'
+//     lane_position/lane_ring), lanes sorted by priority (highest first);
 //   * the delayed heap: a binary min-heap on (execute_after, sequence) of
 //     queued jobs not yet due, each slot knowing its heap position;
 //   * the transition log (append only while durability is not `memory`).
@@ -45,25 +46,53 @@ PriorityLane* QueueState::lane_for(EntrypointControl& c, std::int32_t priority, 
     while (i < count && c.lanes[i].priority > priority) ++i;
     if (i < count && c.lanes[i].priority == priority) return &c.lanes[i];
     if (!create || count == max_priority_lanes) return nullptr;
+    // The new lane takes a ring no other lane uses (count < 32, so one is free).
+    std::uint32_t used = 0;
+    for (std::uint32_t j = 0; j < count; ++j)
+        if (c.lanes[j].ring < max_priority_lanes) used |= std::uint32_t(1) << c.lanes[j].ring;
+    const std::uint32_t ring = std::uint32_t(__builtin_ctz(~used));
     for (std::uint32_t j = count; j > i; --j) c.lanes[j] = c.lanes[j - 1];
-    c.lanes[i] = PriorityLane{priority, shm::no_slot, shm::no_slot, 0};
+    c.lanes[i] = PriorityLane{priority, ring, 0, 0, 0};
     c.lane_count = count + 1;
     return &c.lanes[i];
 }
 
+// Lane rings. Every index below is read from the segment, so checked
+// before use; a crash anywhere in here leaves [E] owner-dead, and the
+// repair rebuilds every lane and ring from the state words.
 void QueueState::lane_append(EntrypointControl& c, PriorityLane& lane, std::uint32_t slot) {
-    JobRecord& rec = record(slot);
-    rec.lane_next = shm::no_slot;
-    rec.lane_prev = lane.tail;
-    if (lane.tail == shm::no_slot) {
-        lane.head = slot;
-    } else {
-        if (lane.tail >= arena_.slot_count()) corrupt(c.lock, "lane tail out of range");
-        record(lane.tail).lane_next = slot;
+    if (lane.ring >= max_priority_lanes) corrupt(c.lock, "lane ring index out of range");
+    // A span longer than the ring is never written: corrupt, and walking it
+    // would loop for up to 2^32 positions.
+    if (lane.tail - lane.head > lane_ring_mask_ + 1) corrupt(c.lock, "lane ring span longer than its ring");
+    if (lane.tail - lane.head > lane_ring_mask_) {
+        // Full: only possible with holes (a lane holds at most slot_count
+        // jobs, and this one is not in it yet). Compaction costs O(ring),
+        // at most once per hole-making unlink (cancel), itself O(slots).
+        lane_compact(c, lane);
+        if (lane.tail - lane.head > lane_ring_mask_) corrupt(c.lock, "lane ring full");
     }
-    lane.tail = slot;
+    JobRecord& rec = record(slot);
+    lane_ring(c, lane)[lane.tail & lane_ring_mask_] = slot;
+    rec.lane_position = lane.tail;
+    rec.lane_ring = lane.ring;
+    ++lane.tail;
     ++lane.count;
-    c.recent[c.recent_appended++ % 64] = slot;
+}
+
+void QueueState::lane_compact(EntrypointControl& c, PriorityLane& lane) {
+    std::uint32_t* ring = lane_ring(c, lane);
+    std::uint32_t to = lane.head;
+    for (std::uint32_t from = lane.head; from != lane.tail; ++from) {
+        const std::uint32_t slot = ring[from & lane_ring_mask_];
+        if (slot == shm::no_slot) continue;
+        if (slot >= arena_.slot_count()) corrupt(c.lock, "lane ring entry out of range");
+        ring[to & lane_ring_mask_] = slot;
+        record(slot).lane_position = to;
+        ++to;
+        shm::crash_point("lane.compacting"); // half moved: the repair rebuilds the rings
+    }
+    lane.tail = to;
 }
 
 bool QueueState::remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane) {
@@ -74,32 +103,23 @@ bool QueueState::remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane) 
     return true;
 }
 
-std::uint32_t QueueState::lane_pop_front(EntrypointControl& c, PriorityLane& lane) {
-    const std::uint32_t slot = lane.head;
-    if (slot >= arena_.slot_count() || lane.count == 0) corrupt(c.lock, "lane head out of range");
-    JobRecord& rec = record(slot);
-    lane.head = rec.lane_next;
-    if (lane.head == shm::no_slot) lane.tail = shm::no_slot;
-    else if (lane.head < arena_.slot_count()) record(lane.head).lane_prev = shm::no_slot;
-    else corrupt(c.lock, "lane link out of range");
-    rec.lane_next = rec.lane_prev = shm::no_slot;
-    --lane.count;
-    return slot;
-}
+void QueueState::lane_corrupt(EntrypointControl& c, const char* what) { corrupt(c.lock, what); }
 
 void QueueState::lane_unlink(EntrypointControl& c, std::uint32_t slot) {
     JobRecord& rec = record(slot);
     PriorityLane* lane = lane_for(c, rec.priority, false);
-    if (!lane || lane->count == 0) corrupt(c.lock, "queued job's priority lane is missing");
-    const std::uint32_t n = arena_.slot_count();
-    if (rec.lane_prev == shm::no_slot) lane->head = rec.lane_next;
-    else if (rec.lane_prev < n) record(rec.lane_prev).lane_next = rec.lane_next;
-    else corrupt(c.lock, "lane link out of range");
-    if (rec.lane_next == shm::no_slot) lane->tail = rec.lane_prev;
-    else if (rec.lane_next < n) record(rec.lane_next).lane_prev = rec.lane_prev;
-    else corrupt(c.lock, "lane link out of range");
-    rec.lane_next = rec.lane_prev = shm::no_slot;
+    if (!lane || lane->count == 0 || lane->ring >= max_priority_lanes || rec.lane_ring != lane->ring ||
+        lane->tail - lane->head > lane_ring_mask_ + 1 || rec.lane_position - lane->head >= lane->tail - lane->head)
+        corrupt(c.lock, "queued job's priority lane is missing");
+    std::uint32_t* ring = lane_ring(c, *lane);
+    if (ring[rec.lane_position & lane_ring_mask_] != slot) corrupt(c.lock, "lane ring does not list a queued job");
+    // A hole: pops skip it; holes at either end are trimmed now, the others
+    // when the pops reach them or an append compacts the ring.
+    ring[rec.lane_position & lane_ring_mask_] = shm::no_slot;
+    rec.lane_position = rec.lane_ring = shm::no_slot;
     --lane->count;
+    while (lane->head != lane->tail && ring[lane->head & lane_ring_mask_] == shm::no_slot) ++lane->head;
+    while (lane->tail != lane->head && ring[(lane->tail - 1) & lane_ring_mask_] == shm::no_slot) --lane->tail;
     if (remove_lane_if_empty(c, *lane) && c.delayed_count > 0)
         update_earliest_delayed(EntrypointId(&c - entrypoints_)); // a parked job may move now
 }
@@ -324,7 +344,7 @@ bool QueueState::repair_entrypoint(EntrypointId ep) noexcept {
         const std::int64_t now = shm::realtime_ns();
         for (const Queued& q : queued) {
             JobRecord& rec = record(q.slot);
-            rec.lane_next = rec.lane_prev = rec.heap_position = shm::no_slot;
+            rec.lane_position = rec.lane_ring = rec.heap_position = shm::no_slot;
             if (place_queued(ep, q.slot, now)) ++ready;
         }
         update_earliest_delayed(ep);

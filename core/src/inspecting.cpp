@@ -307,27 +307,36 @@ DoctorReport QueueState::doctor() {
         std::vector<std::uint8_t> seen(n, 0);
         std::uint32_t ready = 0;
         if (c.lane_count > max_priority_lanes) { problem(where + "lane count out of range"); continue; }
+        std::uint32_t rings_used = 0;
         for (std::uint32_t l = 0; l < c.lane_count; ++l) {
             const PriorityLane& lane = c.lanes[l];
             if (l > 0 && c.lanes[l - 1].priority <= lane.priority) problem(where + "priority lanes out of order");
-            std::uint32_t walked = 0, previous = shm::no_slot;
+            // Lane rings (entrypoint_index.cpp): a ring per lane, [head, tail)
+            // no longer than the ring, each entry a hole or a queued job of
+            // this lane that records its own position, in FIFO order.
+            if (lane.ring >= max_priority_lanes) { problem(where + "lane ring index out of range"); continue; }
+            if (rings_used & (std::uint32_t(1) << lane.ring)) problem(where + "two lanes share ring " + std::to_string(lane.ring));
+            rings_used |= std::uint32_t(1) << lane.ring;
+            if (lane.tail - lane.head > lane_ring_mask_ + 1) { problem(where + "lane ring span longer than the ring"); continue; }
+            const std::uint32_t* ring = lane_ring(c, lane);
+            std::uint32_t walked = 0;
             std::uint64_t last_sequence = 0;
-            for (std::uint32_t slot = lane.head; slot != shm::no_slot; slot = record(slot).lane_next) {
-                if (slot >= n) { problem(where + "lane link out of range"); break; }
-                if (seen[slot]) { problem(where + "slot " + std::to_string(slot) + " listed twice"); break; }
+            for (std::uint32_t p = lane.head; p != lane.tail; ++p) {
+                const std::uint32_t slot = ring[p & lane_ring_mask_];
+                if (slot == shm::no_slot) continue; // a hole left by an unlink
+                if (slot >= n) { problem(where + "lane ring entry out of range"); continue; }
+                if (seen[slot]) { problem(where + "slot " + std::to_string(slot) + " listed twice"); continue; }
                 seen[slot] = 1;
+                ++walked;
                 const JobRecord& rec = record(slot);
                 const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
                 if (StateWord::state(word) != SlotState::queued) problem(where + "lane lists slot " + std::to_string(slot) + " which is not queued");
                 if (rec.entrypoint != ep || rec.priority != lane.priority) problem(where + "lane lists a job of another entrypoint or priority");
-                if (rec.lane_prev != previous) problem(where + "lane back link broken at slot " + std::to_string(slot));
+                if (rec.lane_ring != lane.ring || rec.lane_position != p) problem(where + "slot " + std::to_string(slot) + " does not record its lane ring position");
                 if (rec.sequence <= last_sequence) problem(where + "lane not in FIFO order at slot " + std::to_string(slot));
                 last_sequence = rec.sequence;
-                previous = slot;
-                if (++walked > n) { problem(where + "lane has a cycle"); break; }
             }
-            if (walked != lane.count) problem(where + "lane count " + std::to_string(lane.count) + " but " + std::to_string(walked) + " linked");
-            if (lane.tail != previous) problem(where + "lane tail is wrong");
+            if (walked != lane.count) problem(where + "lane count " + std::to_string(lane.count) + " but " + std::to_string(walked) + " in its ring");
             ready += walked;
         }
         if (c.ready_count.load(std::memory_order_relaxed) != ready)

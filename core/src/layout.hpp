@@ -56,8 +56,12 @@ struct JobRecord {
     std::uint32_t payload_size;     // written while reserved
     std::uint32_t attempts;         // [E] deliveries so far
     std::uint32_t max_attempts;     // written while reserved
-    std::uint32_t lane_next;        // [E] ready lane links (shm::no_slot = none)
-    std::uint32_t lane_prev;        // [E]
+    // [E] Where this job's entry sits in its ready lane's ring (lane
+    // rings, below): the absolute position and the ring's index; both
+    // shm::no_slot while the job is in no lane. Written by the append, read
+    // by an unlink (cancel) and checked by every pop and by the doctor.
+    std::uint32_t lane_position;
+    std::uint32_t lane_ring;
     std::uint32_t heap_position;    // [E] index in the delayed heap, shm::no_slot if not there
     // How the job this slot held last ended (see "Last outcome" below):
     // last_outcome holds the id's low 60 bits and the status in one word,
@@ -199,11 +203,19 @@ inline constexpr std::uint64_t limit_mark(std::uint64_t epoch, LimitMark kind) n
     return (epoch << 2) | std::uint64_t(kind);
 }
 
+// A ready lane: the jobs of one priority, FIFO, as a ring of slot indices
+// (lane_ring_entries below, one ring per ring index, capacity a power of two
+// >= slot_count). head and tail are absolute positions (uint32, wrapping;
+// entry at position p is ring[p & (capacity - 1)]): [head, tail) holds the
+// lane's jobs in sequence order, and holes (shm::no_slot) left by unlinks
+// (cancel). count: the jobs, holes not counted. All [E]; derived: the
+// entrypoint repair rebuilds lanes and rings from the state words.
 struct PriorityLane {
     std::int32_t priority;
-    std::uint32_t head;   // oldest (lowest sequence)
-    std::uint32_t tail;
-    std::uint32_t count;
+    std::uint32_t ring;   // which ring of the entrypoint (0..max_priority_lanes-1), distinct per lane
+    std::uint32_t head;   // position of the oldest entry (lowest sequence), maybe a hole
+    std::uint32_t tail;   // position after the newest
+    std::uint32_t count;  // jobs in [head, tail)
 };
 
 // An operation in flight under the entrypoint lock. A repairer that finds it
@@ -324,18 +336,10 @@ struct EntrypointControl {
     PriorityLane lanes[max_priority_lanes]; // [E]
     // [E] writer side of the transition log; readers use log_head.
     std::uint64_t log_written;
-    // [E] The last 64 slots appended to any ready lane, newest at
-    // recent_appended - 1: a pick prefetches the records it is about to pop
-    // (when no more than 64 are ready they are exactly these), so their cache
-    // misses overlap instead of following the lane links one by one. A hint
-    // only: nothing reads a slot through it, and a repair just resets it.
-    alignas(cache_line) std::uint32_t recent_appended;
-    std::uint32_t recent[64];
-
     // Bumped under [E] (release, after the picks' state words) by every pick
-    // batch; a lease scan reads it (acquire) before scanning without the lock
+    // batch (on its own line: the lanes above are written by every append); a lease scan reads it (acquire) before scanning without the lock
     // and compares under the lock to learn whether picks happened meanwhile.
-    std::atomic<std::uint64_t> pick_generation;
+    alignas(cache_line) std::atomic<std::uint64_t> pick_generation;
 
     // Read without the lock by consumers deciding whether to lock or sleep.
     // Stored under [E] with release (after the job is published), loaded with
@@ -784,7 +788,21 @@ struct CoreGeometry {
     // Recent outcomes: atomic<uint64>[ended_capacity].
     std::uint64_t ended_offset;
     std::uint32_t ended_capacity;
+    // Lane rings (derived from the parameters): uint32
+    // [max_entrypoints][max_priority_lanes][lane_ring_capacity], [E] of
+    // their entrypoint. Sparse like the delayed heaps: a ring's pages are
+    // allocated only once a lane using it reaches them.
+    std::uint64_t lane_rings_offset;
+    std::uint32_t lane_ring_capacity;
 };
+
+// Entries per lane ring: a power of two >= slot_count, so a lane never
+// holds more jobs than its ring has entries.
+inline std::uint32_t lane_ring_capacity_for(std::uint32_t slot_count) noexcept {
+    std::uint64_t capacity = 1;
+    while (capacity < slot_count) capacity *= 2;
+    return std::uint32_t(capacity);
+}
 
 inline std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
 
@@ -831,6 +849,9 @@ inline CoreGeometry compute_core_geometry(const shm::SegmentParameters& p) {
     g.ended_offset = at;
     g.ended_capacity = ended_capacity_for(p.slot_count);
     at = round_up(at + 8ull * g.ended_capacity, 4096);
+    g.lane_rings_offset = at;
+    g.lane_ring_capacity = lane_ring_capacity_for(p.slot_count);
+    at = round_up(at + 4ull * g.lane_ring_capacity * max_priority_lanes * p.max_entrypoints, 4096);
     g.region_bytes = at;
     return g;
 }

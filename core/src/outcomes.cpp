@@ -275,7 +275,7 @@ QueueState::DeadRequeue QueueState::requeue_dead_locked(EntrypointId ep, std::ui
     rec.sequence = c.next_sequence++;
     rec.lease_deadline_ns.store(0, std::memory_order_relaxed);
     rec.heap_position = shm::no_slot;
-    rec.lane_next = rec.lane_prev = shm::no_slot;
+    rec.lane_position = rec.lane_ring = shm::no_slot;
     const std::int64_t now_real = shm::realtime_ns();
     const bool ready = place_queued(ep, slot, now_real);
     append_log(ep, slot, new_word);

@@ -264,7 +264,7 @@ void QueueState::prepare_record(std::uint32_t slot, EntrypointId ep, JobId id, s
     rec.max_attempts = options.max_attempts ? options.max_attempts
                                             : entrypoints_[ep].max_attempts.load(std::memory_order_relaxed);
     rec.mirror_dirty.store(0, std::memory_order_relaxed);
-    rec.lane_next = rec.lane_prev = rec.heap_position = shm::no_slot;
+    rec.lane_position = rec.lane_ring = rec.heap_position = shm::no_slot;
     // Dependencies (dependencies.cpp): the previous job's pending edges were
     // resolved before its slot was freed; a linker's late decrement saturates.
     rec.dependents.store(0, std::memory_order_relaxed);
@@ -339,7 +339,7 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
             shm::crash_point("enqueue.linked");
             state.store(new_word, std::memory_order_release);
             shm::crash_point("enqueue.published");
-            append_log(ep, slot, new_word);
+            if (durability != Durability::memory) append_log(ep, slot, new_word);
             if (ready) ++became_ready;
             c.intent.active = 0;
         }
@@ -417,8 +417,38 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
 }
 
 JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options) {
-    JobId id = 0;
-    enqueue_batch(ep, {&payload, 1}, {&id, 1}, options);
+    // A job with a dedupe key or dependencies, or one that does not fit,
+    // takes the batch path (which also words every error). The common job
+    // takes the batch's steps for one slot, without its chunk loop: the
+    // single-call enqueue is what the two-process throughput waits for
+    // (BENCHMARKS.md, "Lane rings").
+    if (options.dedupe_key || !options.depends_on.empty() || payload.size() > arena_.payload_bytes()) [[unlikely]] {
+        JobId id = 0;
+        enqueue_batch(ep, {&payload, 1}, {&id, 1}, options);
+        return id;
+    }
+    check_usable();
+    check_entrypoint(ep);
+    validate_enqueue_options(options);
+    last_enqueue_skipped_ = false; // what begin_dedupe resets for a keyless enqueue
+    duplicate_of_ = 0;
+    ensure_registered();
+    const std::int64_t now_real = shm::realtime_ns();
+    const std::uint32_t slot = take_slot(std::int64_t(options.arena_wait.count()) * 1'000'000);
+    // Reserved by us: a crash from here until publish's store leaves it
+    // reserved, and our reaper frees it (as in enqueue_batch).
+    if (!payload.empty()) std::memcpy(arena_.payload(slot), payload.data(), payload.size());
+    const JobId id = next_job_id();
+    prepare_record(slot, ep, id, payload.size(), options, now_real);
+    std::uint64_t sequence = 0;
+    try {
+        publish(ep, {&slot, 1}, options, now_real, sequence); // one keyless slot: publishes it or throws
+    } catch (const Error&) {
+        give_back_slot(slot);
+        throw;
+    }
+    if (Durability(entrypoints_[ep].durability.load(std::memory_order_relaxed)) == Durability::sync)
+        wait_for_mirror(ep, sequence, id, options);
     return id;
 }
 

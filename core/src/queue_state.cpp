@@ -10,19 +10,17 @@
 
 namespace currant::detail {
 
-namespace {
 std::atomic<std::uint64_t> forks_seen{0};
+
+namespace {
 void on_fork_in_child() noexcept { forks_seen.fetch_add(1, std::memory_order_relaxed); }
+// Installed when this object file is initialised; it holds QueueState's
+// constructor, so every program that opens a queue links it.
 const bool fork_handler_installed = [] {
     pthread_atfork(nullptr, nullptr, &on_fork_in_child);
     return true;
 }();
 } // namespace
-
-std::uint64_t fork_generation() noexcept {
-    (void)fork_handler_installed;
-    return forks_seen.load(std::memory_order_relaxed);
-}
 
 std::uint64_t QueueState::core_bytes_for(const shm::SegmentParameters& parameters) {
     return compute_core_geometry(parameters).region_bytes;
@@ -112,7 +110,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     shm::Arena arena(segment);
     for (std::uint32_t slot = 0; slot < parameters.slot_count; ++slot) {
         auto& rec = arena.record<JobRecord>(slot);
-        rec.lane_next = rec.lane_prev = shm::no_slot;
+        rec.lane_position = rec.lane_ring = shm::no_slot;
         rec.heap_position = shm::no_slot;
         rec.last_outcome.store(0, std::memory_order_relaxed);
         rec.last_job_id.store(0, std::memory_order_relaxed);
@@ -162,6 +160,8 @@ QueueState::QueueState(shm::Segment segment)
     dependency_rows_ = reinterpret_cast<DependencyRow*>(region + expected.dependency_rows_offset);
     ended_ = reinterpret_cast<std::atomic<std::uint64_t>*>(region + expected.ended_offset);
     ended_capacity_ = expected.ended_capacity;
+    lane_rings_ = reinterpret_cast<std::uint32_t*>(region + expected.lane_rings_offset);
+    lane_ring_mask_ = expected.lane_ring_capacity - 1;
     result_bytes_ = header.parameters.result_bytes;
     max_entrypoints_ = core_->max_entrypoints;
     max_participants_ = core_->max_participants;
@@ -194,18 +194,6 @@ DelayedEntry* QueueState::delayed_heap(EntrypointId ep) const noexcept {
 TransitionRecord* QueueState::log(EntrypointId ep) const noexcept {
     auto* base = reinterpret_cast<TransitionRecord*>(reinterpret_cast<std::byte*>(core_) + core_->logs_offset);
     return base + std::uint64_t(log_capacity_) * ep;
-}
-
-std::atomic<std::uint64_t>* QueueState::counters(std::uint32_t participant, EntrypointId ep) const noexcept {
-    auto* base = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::byte*>(core_) +
-                                                                core_->counters_offset);
-    return base + counter_stride_ * participant + std::uint64_t(counter_kinds) * ep;
-}
-
-void QueueState::count(EntrypointId ep, Counter kind, std::uint64_t by) noexcept {
-    // Single writer (this participant): a plain load/store pair, no RMW.
-    auto& counter = counters(my_index_, ep)[kind];
-    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
 }
 
 void QueueState::fold_latency(std::uint32_t participant) noexcept {
@@ -247,7 +235,7 @@ void QueueState::zero_latency(std::uint32_t participant) noexcept {
     }
 }
 
-void QueueState::check_usable() const {
+void QueueState::check_usable_slow() const {
     if (opened_fork_generation_ != fork_generation())
         throw Error(Errc::forked_process, "queue '" + segment_.name() +
                                               "' was opened before fork(): open it again in the child");
@@ -261,9 +249,8 @@ std::string QueueState::describe(EntrypointId id) const {
     return text;
 }
 
-void QueueState::check_entrypoint(EntrypointId id) const {
-    if (id >= entrypoint_count() || entrypoints_[id].declared.load(std::memory_order_acquire) == 0)
-        throw Error(Errc::not_found, "queue '" + segment_.name() + "': no entrypoint with id " +
+void QueueState::entrypoint_not_found(EntrypointId id) const {
+    throw Error(Errc::not_found, "queue '" + segment_.name() + "': no entrypoint with id " +
                                          std::to_string(id) + " (declare it first)");
 }
 

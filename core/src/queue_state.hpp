@@ -39,7 +39,9 @@ inline JobStatus status_of(std::uint64_t word) noexcept { return status_of_state
 // Process-wide count of fork() calls seen in this process image; a Queue
 // opened under another count is refused (DESIGN: a forked child does not
 // inherit its parent's registration).
-std::uint64_t fork_generation() noexcept;
+// Inline: every enqueue and dequeue checks it (queue_state.cpp bumps it).
+extern std::atomic<std::uint64_t> forks_seen;
+inline std::uint64_t fork_generation() noexcept { return forks_seen.load(std::memory_order_relaxed); }
 
 // FNV-1a of a dedupe key, folded to 32 bits (dedupe.cpp).
 std::uint32_t dedupe_hash(std::string_view key) noexcept;
@@ -62,7 +64,13 @@ public:
     static std::uint64_t core_bytes_for(const shm::SegmentParameters& parameters);
 
     // --- lifecycle ---
-    void check_usable() const;          // retired / forked
+    // Retired / forked / closed. Inline: every enqueue, dequeue_one and
+    // ack_deferred runs it; the slow path words the error.
+    void check_usable() const {
+        if (opened_fork_generation_ != fork_generation() || closed_ || segment_.retired()) [[unlikely]]
+            check_usable_slow();
+    }
+    void check_usable_slow() const;
     void ensure_registered();
     void close() noexcept;
 
@@ -75,7 +83,12 @@ public:
         return core_->entrypoint_count.load(std::memory_order_acquire);
     }
     EntrypointControl& control(EntrypointId id) const noexcept { return entrypoints_[id]; }
-    void check_entrypoint(EntrypointId id) const;
+    // Inline: every enqueue checks it; the error is worded out of line.
+    void check_entrypoint(EntrypointId id) const {
+        if (id >= entrypoint_count() || entrypoints_[id].declared.load(std::memory_order_acquire) == 0) [[unlikely]]
+            entrypoint_not_found(id);
+    }
+    [[noreturn]] void entrypoint_not_found(EntrypointId id) const;
     std::string describe(EntrypointId id) const; // "queue 'q', entrypoint 'e'"
 
     // --- pause and limits (limits.cpp) ---
@@ -184,8 +197,16 @@ private:
     std::atomic<std::uint64_t>* sleeper_words(EntrypointId ep) const noexcept;
     DelayedEntry* delayed_heap(EntrypointId ep) const noexcept;
     TransitionRecord* log(EntrypointId ep) const noexcept;
-    std::atomic<std::uint64_t>* counters(std::uint32_t participant, EntrypointId ep) const noexcept;
-    void count(EntrypointId ep, Counter kind, std::uint64_t by = 1) noexcept;
+    std::atomic<std::uint64_t>* counters(std::uint32_t participant, EntrypointId ep) const noexcept {
+        auto* base = reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<std::byte*>(core_) +
+                                                                    core_->counters_offset);
+        return base + counter_stride_ * participant + std::uint64_t(counter_kinds) * ep;
+    }
+    // Single writer (this participant): a plain load/store pair, no RMW.
+    void count(EntrypointId ep, Counter kind, std::uint64_t by = 1) noexcept {
+        auto& counter = counters(my_index_, ep)[kind];
+        counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+    }
     // Latency cells (layout.hpp, LatencyCells): row max_participants_ is the
     // retired row. observe_* write this participant's own row (single writer).
     LatencyCells& latency_cells(std::uint32_t row, EntrypointId ep) const noexcept {
@@ -220,7 +241,36 @@ private:
     PriorityLane* lane_for(EntrypointControl& c, std::int32_t priority, bool create);
     void lane_append(EntrypointControl& c, PriorityLane& lane, std::uint32_t slot);
     void lane_unlink(EntrypointControl& c, std::uint32_t slot);
-    std::uint32_t lane_pop_front(EntrypointControl& c, PriorityLane& lane);
+    // Inline: the pick runs it per job. Every index it reads is checked; a
+    // mismatch throws corrupt_segment and asks the next locker to repair.
+    std::uint32_t lane_pop_front(EntrypointControl& c, PriorityLane& lane) {
+        if (lane.count == 0 || lane.ring >= max_priority_lanes || lane.tail - lane.head > lane_ring_mask_ + 1)
+            [[unlikely]] lane_corrupt(c, "lane head out of range");
+        const std::uint32_t* ring = lane_ring(c, lane);
+        std::uint32_t slot = shm::no_slot;
+        while (slot == shm::no_slot) { // skip the holes of unlinked jobs
+            if (lane.head == lane.tail) [[unlikely]]
+                lane_corrupt(c, "lane ring holds fewer jobs than its count");
+            slot = ring[lane.head++ & lane_ring_mask_];
+        }
+        if (slot >= arena_.slot_count()) [[unlikely]]
+            lane_corrupt(c, "lane ring entry out of range");
+        JobRecord& rec = record(slot);
+        if (rec.lane_ring != lane.ring || rec.lane_position != lane.head - 1) [[unlikely]]
+            lane_corrupt(c, "lane ring entry does not match its job's position");
+        rec.lane_position = rec.lane_ring = shm::no_slot;
+        if (--lane.count == 0) lane.head = lane.tail; // only holes left
+        return slot;
+    }
+    [[noreturn]] void lane_corrupt(EntrypointControl& c, const char* what);
+    // The ring of lane `lane` of the entrypoint whose control is c (entries
+    // at position p: [p & lane_ring_mask_]); the caller checked lane.ring.
+    std::uint32_t* lane_ring(const EntrypointControl& c, const PriorityLane& lane) const noexcept {
+        return lane_rings_ + (std::uint64_t(&c - entrypoints_) * max_priority_lanes + lane.ring) *
+                                 (std::uint64_t(lane_ring_mask_) + 1);
+    }
+    // Moves a lane's jobs together over its holes (an append found its ring full).
+    void lane_compact(EntrypointControl& c, PriorityLane& lane);
     bool remove_lane_if_empty(EntrypointControl& c, PriorityLane& lane);
     void heap_push(EntrypointId ep, std::uint32_t slot);
     void heap_remove(EntrypointId ep, std::uint32_t position);
@@ -668,6 +718,8 @@ private:
     DependencyRow* dependency_rows_ = nullptr;
     std::atomic<std::uint64_t>* ended_ = nullptr; // recent outcomes [ended_capacity_]
     std::uint32_t ended_capacity_ = 0;
+    std::uint32_t* lane_rings_ = nullptr;    // [max_entrypoints][max_priority_lanes][capacity]
+    std::uint32_t lane_ring_mask_ = 0;       // capacity - 1
     std::uint32_t settle_owner_ = 0; // owner of slots a settle cancels in memory durability (0: us)
     bool settle_wanted_ = false;    // a finished job had dependents: settle before freeing slots
     bool settling_ = false;         // inside settle_dependencies (no recursion)

@@ -187,6 +187,61 @@ TEST_CASE("SIGKILL inside enqueue's critical section: the interrupted job is all
     }
 }
 
+// --- entrypoint lock: lane ring compaction ---------------------------------
+
+TEST_CASE("SIGKILL while an append compacts a lane ring full of holes (lane.compacting, hit 1..13, then 14 completes)",
+          "[crash][enqueue][lanes]") {
+    // 16 slots, so each lane ring has 16 entries: 16 jobs fill it, three
+    // cancels in the middle leave holes, and the 17th job's append must
+    // move the 13 others together first.
+    constexpr std::uint64_t jobs = 17;
+    for (int hit = 1; hit <= 14; ++hit) {
+        CAPTURE(hit);
+        ScratchQueue scratch("crash-compact", small_queue(16, 4));
+        scratch->declare_entrypoint(ep_name);
+        Ledger ledger(jobs);
+        const std::vector<JobId> ids = produce_here(scratch.name(), ep_name, 0, 16, ledger);
+        {
+            Queue canceller = Queue::open(scratch.name()); // closed at once: its freed slots go back
+            for (std::uint64_t seq : {3, 7, 8}) REQUIRE(canceller.cancel(ids[seq]) == CancelOutcome::canceled);
+        }
+        const pid_t child = fork_child([&] {
+            Queue queue = Queue::open(scratch.name());
+            const EntrypointId ep = queue.entrypoint(ep_name);
+            shm::arm_crash_point("lane.compacting", hit);
+            queue.enqueue(ep, payload_bytes(make_payload(16)));
+            ledger.on_enqueued(16);
+        });
+        const bool completed = hit > 13;
+        if (completed) REQUIRE(wait_child(child) == 0);
+        else require_killed(child);
+        auto fate = [&](std::uint64_t seq) {
+            if (seq == 3 || seq == 7 || seq == 8) return Fate::absent; // canceled before
+            if (seq == 16) return completed ? Fate::completed_once : Fate::absent;
+            return Fate::completed_once;
+        };
+        // The first locker repairs; the jobs come out in FIFO order.
+        std::vector<std::uint64_t> order;
+        {
+            Queue consumer = Queue::open(scratch.name());
+            const EntrypointId eps[] = {consumer.entrypoint(ep_name)};
+            std::vector<Job> out(1);
+            while (consumer.dequeue(eps, out, 0ns) == 1) {
+                const JobPayload payload = read_payload(out[0].payload, ledger.jobs());
+                ledger.on_delivered(payload.seq, out[0].attempts);
+                consumer.ack(out[0].handle);
+                ledger.on_acked(payload.seq);
+                order.push_back(payload.seq);
+            }
+        }
+        std::vector<std::uint64_t> expected;
+        for (std::uint64_t seq = 0; seq < jobs; ++seq)
+            if (fate(seq) == Fate::completed_once) expected.push_back(seq);
+        CHECK(order == expected);
+        final_checks(scratch, ledger, fate);
+    }
+}
+
 // --- entrypoint lock: dequeue ----------------------------------------------
 
 TEST_CASE("SIGKILL after the N-th pick of a batch of 16 (N = 1..16, then 17 completes)", "[crash][dequeue]") {

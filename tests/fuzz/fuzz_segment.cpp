@@ -273,9 +273,9 @@ void make_regions() {
         const std::size_t at = core + ch.entrypoints_offset + ep * sizeof(EntrypointControl);
         add(at, offsetof(EntrypointControl, intent));  // options, name, lock
         add(at + offsetof(EntrypointControl, intent),
-            offsetof(EntrypointControl, recent_appended) - offsetof(EntrypointControl, intent)); // intent, lanes
-        add(at + offsetof(EntrypointControl, recent_appended),
-            sizeof(EntrypointControl) - offsetof(EntrypointControl, recent_appended)); // hints, counts, log positions
+            offsetof(EntrypointControl, pick_generation) - offsetof(EntrypointControl, intent)); // intent, lanes
+        add(at + offsetof(EntrypointControl, pick_generation),
+            sizeof(EntrypointControl) - offsetof(EntrypointControl, pick_generation)); // counts, log positions
         mutexes.push_back(at + offsetof(EntrypointControl, lock));
         add(core + ch.delayed_offset + std::size_t(ep) * template_slots * sizeof(detail::DelayedEntry),
             template_slots * sizeof(detail::DelayedEntry));
@@ -323,6 +323,12 @@ void make_regions() {
         add(core + g.dependency_rows_offset + std::size_t(slot) * sizeof(detail::DependencyRow),
             sizeof(detail::DependencyRow));
     add(core + g.ended_offset, std::size_t(g.ended_capacity) * sizeof(std::uint64_t));
+
+    // Lane rings (layout 16), after the older regions: each entrypoint's
+    // rings, whose entries and positions every pop checks.
+    for (std::uint32_t ep = 0; ep < template_entrypoints; ++ep)
+        add(core + g.lane_rings_offset + std::size_t(ep) * detail::max_priority_lanes * g.lane_ring_capacity * 4,
+            std::size_t(detail::max_priority_lanes) * g.lane_ring_capacity * 4);
 }
 
 void make_template() {

@@ -47,6 +47,21 @@ TEST_CASE("a second enqueue with a held key is skipped and returns the holder's 
     require_sound(q.queue());
 }
 
+TEST_CASE("a keyless enqueue after a skipped one is reported as not skipped", "[dedupe]") {
+    // The keyless single enqueue has its own path (producing.cpp): it must
+    // reset what the skipped keyed enqueue left.
+    ScratchQueue q("dedupe-skip-reset", small_options());
+    const EntrypointId ep = q->declare_entrypoint("work");
+    enqueue_text(q.queue(), ep, "one", keyed("order-1"));
+    enqueue_text(q.queue(), ep, "two", keyed("order-1"));
+    REQUIRE(q->last_enqueue_skipped());
+    const JobId keyless = enqueue_text(q.queue(), ep, "three");
+    CHECK_FALSE(q->last_enqueue_skipped());
+    CHECK(keyless != 0);
+    CHECK(jobs_of(q.queue(), ep) == 2);
+    require_sound(q.queue());
+}
+
 TEST_CASE("refuse throws already_exists naming the key and the holder, and enqueues nothing", "[dedupe]") {
     ScratchQueue q("dedupe-refuse", small_options());
     const EntrypointId ep = q->declare_entrypoint("work");

@@ -42,7 +42,11 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 // 15: a waking word per entrypoint after its sleeper bits (docs/
 //     architecture.md "Waking consumers"): an enqueue does not wake a
 //     sleeper while a live consumer is awake and will look again.
-inline constexpr std::uint32_t layout_version = 15;
+// 16: ready lanes as rings of slot indices (docs/architecture.md, "Entrypoint
+//     indexes"): PriorityLane::ring, JobRecord::lane_position/lane_ring
+//     instead of lane links, the lane rings after the recent outcomes, no
+//     hint ring of recent appends.
+inline constexpr std::uint32_t layout_version = 16;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
