@@ -70,7 +70,13 @@ TEST_CASE("a dead job's last error is its currant_log traceback; a requeue is mi
     CHECK(log_statuses(fixture, id).ends_with("exception,queued"));
     queue.ack(pick(queue, ep, id));
     REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_jobs", 0) == 0);
-    REQUIRE(eventually([&] { return log_statuses(fixture, id).ends_with("exception,queued,successful"); }));
+    // The pick has its own row if a batch fell between it and the ack (a
+    // slow machine), else it is folded into the successful row.
+    REQUIRE(eventually([&] {
+        const std::string statuses = log_statuses(fixture, id);
+        return statuses.ends_with("exception,queued,successful") ||
+               statuses.ends_with("exception,queued,picked,successful");
+    }));
     CHECK_FALSE(traceback_of(fixture, id, "successful").has_value());
     CHECK(queue.dead_jobs(ep).empty());
 }
