@@ -25,7 +25,33 @@ std::string array_text(const std::vector<std::string>& items) {
     return out + "}";
 }
 
-void tab(std::string& out) { out.push_back('\t'); }
+// What a batch writes in every row: this host and its incarnation.
+struct RowSource {
+    std::string host, incarnation;
+};
+
+// A currant_log row, in the order of the COPY's columns (log_columns
+// below). A traceback passes through valid_utf8_text first: one invalid
+// byte would make the whole batch's COPY fail again at every retry,
+// stalling the mirror.
+struct LogRow {
+    JobId id;
+    std::string_view entrypoint, status;
+    std::int64_t priority;
+    std::uint64_t attempts, sequence, transitions;
+    std::int64_t at_ns;
+    std::optional<std::string_view> traceback;
+};
+
+void append_log_row(std::string& rows, const RowSource& source, const LogRow& row) {
+    pg::CopyRow copy(rows);
+    copy.number(std::int64_t(row.id)).formatted(source.host).formatted(source.incarnation).text(row.entrypoint);
+    copy.formatted(row.status).number(row.priority).number(std::int64_t(row.attempts));
+    copy.number(std::int64_t(row.sequence)).number(std::int64_t(row.transitions)).timestamp(row.at_ns);
+    if (row.traceback) copy.text(valid_utf8_text(*row.traceback));
+    else copy.null();
+    copy.end();
+}
 
 } // namespace
 
@@ -294,8 +320,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     if (folded_.empty() && purges_.empty() && !configuration) return 0;
 
     // Rows: COPY text format.
-    const std::string host = std::to_string(identity_.host);
-    const std::string incarnation = std::to_string(std::int64_t(identity_.incarnation));
+    const RowSource source{std::to_string(identity_.host), std::to_string(std::int64_t(identity_.incarnation))};
     std::string log_rows, dirty_log_rows, upsert_rows, new_rows, result_rows, dead_rows;
     // Each entrypoint's result retention (docs/results.md), read when its
     // first finished job of the batch needs it (-1: not read yet).
@@ -310,27 +335,6 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         const std::string& entrypoint = names[f.entrypoint];
         if ((id >> 48) == identity_.host) max_local_id = std::max(max_local_id, id);
 
-        std::string& rows = f.dirty && dirty_may_repeat_ ? dirty_log_rows : log_rows;
-        rows += std::to_string(std::int64_t(id));
-        tab(rows);
-        rows += host;
-        tab(rows);
-        rows += incarnation;
-        tab(rows);
-        pg::append_copy_text(rows, entrypoint);
-        tab(rows);
-        rows += job_status_name(f.status);
-        tab(rows);
-        rows += std::to_string(have_content ? job.priority : 0);
-        tab(rows);
-        rows += std::to_string(f.attempts);
-        tab(rows);
-        rows += std::to_string(f.sequence);
-        tab(rows);
-        rows += std::to_string(f.transitions);
-        tab(rows);
-        rows += pg::timestamp_text(f.at_ns);
-        tab(rows);
         // The job's last error (docs/dead-jobs.md): its text is tagged with
         // the state word epoch it was written for, so it is this status's
         // own (a death's, or a retry's) only if the slot is still at the
@@ -339,13 +343,13 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         // read_job gives with the purge one epoch later.
         const bool purged_death =
             have_content && job.purged && f.status == JobStatus::exception && job.epoch == f.epoch + 1;
-        if (have_content && ((job.epoch == f.epoch && job.status == f.status) || purged_death) && !job.error.empty())
-            // One invalid byte would make the whole batch's COPY fail again at
-            // every retry, stalling the mirror.
-            pg::append_copy_text(rows, valid_utf8_text(job.error));
-        else
-            rows += "\\N";
-        rows.push_back('\n');
+        const bool own_error =
+            have_content && ((job.epoch == f.epoch && job.status == f.status) || purged_death) && !job.error.empty();
+        const std::optional<std::string_view> traceback =
+            own_error ? std::optional<std::string_view>(job.error) : std::nullopt;
+        append_log_row(f.dirty && dirty_may_repeat_ ? dirty_log_rows : log_rows, source,
+                       LogRow{id, entrypoint, job_status_name(f.status), have_content ? job.priority : 0, f.attempts,
+                              f.sequence, f.transitions, f.at_ns, traceback});
         ++log_row_count;
 
         if (is_final(f.status)) {
@@ -356,32 +360,15 @@ std::size_t Mirror::flush(pg::Connection& connection) {
             // newer state in a later row, one purged or evicted is not kept).
             if (f.status == JobStatus::exception && have_content && job.epoch == f.epoch &&
                 job.status == f.status && job.kept_dead) {
-                dead_rows += std::to_string(std::int64_t(id));
-                tab(dead_rows);
-                dead_rows += host;
-                tab(dead_rows);
-                dead_rows += incarnation;
-                tab(dead_rows);
-                pg::append_copy_text(dead_rows, entrypoint);
-                tab(dead_rows);
-                dead_rows += std::to_string(job.priority);
-                tab(dead_rows);
-                pg::append_copy_bytea(dead_rows, job.payload.data(), job.payload.size());
-                tab(dead_rows);
-                dead_rows += std::to_string(f.attempts);
-                tab(dead_rows);
-                dead_rows += std::to_string(job.max_attempts);
-                tab(dead_rows);
-                dead_rows += pg::timestamp_text(job.enqueued_at_ns);
-                tab(dead_rows);
-                dead_rows += pg::timestamp_text(job.died_at_ns > 0 ? job.died_at_ns : f.at_ns);
-                tab(dead_rows);
-                if (!job.error.empty()) pg::append_copy_text(dead_rows, valid_utf8_text(job.error));
-                else dead_rows += "\\N";
-                tab(dead_rows);
-                if (job.dedupe_key) pg::append_copy_text(dead_rows, *job.dedupe_key);
-                else dead_rows += "\\N";
-                dead_rows.push_back('\n');
+                pg::CopyRow row(dead_rows);
+                row.number(std::int64_t(id)).formatted(source.host).formatted(source.incarnation).text(entrypoint);
+                row.number(job.priority).bytea(job.payload.data(), job.payload.size());
+                row.number(f.attempts).number(job.max_attempts).timestamp(job.enqueued_at_ns);
+                row.timestamp(job.died_at_ns > 0 ? job.died_at_ns : f.at_ns);
+                if (job.error.empty()) row.null();
+                else row.text(valid_utf8_text(job.error));
+                row.text_or_null(job.dedupe_key);
+                row.end();
             }
             // currant_results (docs/results.md), for an entrypoint that keeps
             // results: the result and last error are this status's own only
@@ -394,33 +381,19 @@ std::size_t Mirror::flush(pg::Connection& connection) {
                                                  .count();
             const std::int64_t keep_ms = retention_ms[f.entrypoint];
             if (keep_ms > 0) {
-                result_rows += std::to_string(std::int64_t(id));
-                tab(result_rows);
-                result_rows += host;
-                tab(result_rows);
-                result_rows += incarnation;
-                tab(result_rows);
-                pg::append_copy_text(result_rows, entrypoint);
-                tab(result_rows);
-                result_rows += job_status_name(f.status);
-                tab(result_rows);
-                result_rows += std::to_string(f.attempts);
-                tab(result_rows);
-                if (own && job.result) pg::append_copy_bytea(result_rows, job.result->data(), job.result->size());
-                else result_rows += "\\N";
-                tab(result_rows);
-                if (own && !job.error.empty()) pg::append_copy_text(result_rows, valid_utf8_text(job.error));
-                else result_rows += "\\N";
-                tab(result_rows);
-                result_rows += pg::timestamp_text(f.at_ns);
-                tab(result_rows);
-                result_rows += pg::timestamp_text(f.at_ns + keep_ms * 1'000'000);
-                tab(result_rows);
+                pg::CopyRow row(result_rows);
+                row.number(std::int64_t(id)).formatted(source.host).formatted(source.incarnation).text(entrypoint);
+                row.formatted(job_status_name(f.status)).number(f.attempts);
+                if (own && job.result) row.bytea(job.result->data(), job.result->size());
+                else row.null();
+                if (own && !job.error.empty()) row.text(valid_utf8_text(job.error));
+                else row.null();
+                row.timestamp(f.at_ns).timestamp(f.at_ns + keep_ms * 1'000'000);
                 // The job's payload (schema step 7), for a rebuild: fixed
                 // while the slot holds this job id, whatever its epoch.
-                if (have_content) pg::append_copy_bytea(result_rows, job.payload.data(), job.payload.size());
-                else result_rows += "\\N";
-                result_rows.push_back('\n');
+                if (have_content) row.bytea(job.payload.data(), job.payload.size());
+                else row.null();
+                row.end();
             }
             continue;
         }
@@ -431,46 +404,24 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         // restore, a relay claim).
         std::string& live_rows =
             !upsert_all_ && (id >> 48) == identity_.host && id > rows_at_most_ ? new_rows : upsert_rows;
-        live_rows += std::to_string(std::int64_t(id));
-        tab(live_rows);
-        live_rows += host;
-        tab(live_rows);
-        pg::append_copy_text(live_rows, entrypoint);
-        tab(live_rows);
-        live_rows += std::to_string(job.priority);
-        tab(live_rows);
-        live_rows += job_status_name(f.status);
-        tab(live_rows);
-        pg::append_copy_bytea(live_rows, job.payload.data(), job.payload.size());
-        tab(live_rows);
-        live_rows += std::to_string(f.attempts);
-        tab(live_rows);
-        live_rows += std::to_string(job.max_attempts);
-        tab(live_rows);
-        live_rows += pg::timestamp_text(job.enqueued_at_ns);
-        tab(live_rows);
-        live_rows += pg::timestamp_text(f.at_ns);
-        tab(live_rows);
-        live_rows += pg::timestamp_text(job.execute_after_ns > 0 ? job.execute_after_ns : job.enqueued_at_ns);
-        tab(live_rows);
-        if (f.status == JobStatus::picked) live_rows += pg::timestamp_text(f.at_ns);
-        else live_rows += "\\N";
-        tab(live_rows);
-        live_rows += incarnation;
-        tab(live_rows);
-        if (job.dedupe_key) pg::append_copy_text(live_rows, *job.dedupe_key); // restored by a rebuild
-        else live_rows += "\\N";
-        tab(live_rows);
+        pg::CopyRow row(live_rows);
+        row.number(std::int64_t(id)).formatted(source.host).text(entrypoint).number(job.priority);
+        row.formatted(job_status_name(f.status)).bytea(job.payload.data(), job.payload.size());
+        row.number(f.attempts).number(job.max_attempts).timestamp(job.enqueued_at_ns).timestamp(f.at_ns);
+        row.timestamp(job.execute_after_ns > 0 ? job.execute_after_ns : job.enqueued_at_ns);
+        if (f.status == JobStatus::picked) row.timestamp(f.at_ns);
+        else row.null();
+        row.formatted(source.incarnation);
+        row.text_or_null(job.dedupe_key); // restored by a rebuild
         // A waiting job's dependencies, for a rebuild (docs/job-dependencies.md).
         if (job.depends_on.empty()) {
-            live_rows += "\\N";
+            row.null();
         } else {
-            live_rows += '{';
-            for (std::size_t i = 0; i < job.depends_on.size(); ++i)
-                live_rows += (i ? "," : "") + std::to_string(std::int64_t(job.depends_on[i]));
-            live_rows += '}';
+            std::vector<std::string> ids;
+            for (const JobId dependency : job.depends_on) ids.push_back(std::to_string(std::int64_t(dependency)));
+            row.formatted(array_text(ids));
         }
-        live_rows.push_back('\n');
+        row.end();
     }
 
     // Purges: a `deleted` row each, and their currant_dead rows go.
@@ -483,44 +434,16 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         // NOT EXISTS skips it if the death was mirrored already; the
         // `deleted` row follows it there.
         if (p.dirty) {
-            dirty_log_rows += std::to_string(std::int64_t(p.id));
-            tab(dirty_log_rows);
-            dirty_log_rows += host;
-            tab(dirty_log_rows);
-            dirty_log_rows += incarnation;
-            tab(dirty_log_rows);
-            pg::append_copy_text(dirty_log_rows, names[p.entrypoint]);
-            tab(dirty_log_rows);
-            dirty_log_rows += "exception\t0\t" + std::to_string(p.attempts) + "\t0\t0\t";
-            dirty_log_rows += pg::timestamp_text(p.died_at_ns > 0 ? p.died_at_ns : p.at_ns);
-            tab(dirty_log_rows);
-            if (p.death_error.empty()) dirty_log_rows += "\\N";
-            else pg::append_copy_text(dirty_log_rows, valid_utf8_text(p.death_error));
-            dirty_log_rows.push_back('\n');
+            append_log_row(dirty_log_rows, source,
+                           LogRow{p.id, names[p.entrypoint], "exception", 0, p.attempts, 0, 0,
+                                  p.died_at_ns > 0 ? p.died_at_ns : p.at_ns,
+                                  p.death_error.empty() ? std::nullopt
+                                                        : std::optional<std::string_view>(p.death_error)});
             ++log_row_count;
         }
-        std::string& rows = p.dirty ? dirty_log_rows : log_rows;
-        rows += std::to_string(std::int64_t(p.id));
-        tab(rows);
-        rows += host;
-        tab(rows);
-        rows += incarnation;
-        tab(rows);
-        pg::append_copy_text(rows, names[p.entrypoint]);
-        tab(rows);
-        rows += "deleted";
-        tab(rows);
-        rows += "0";
-        tab(rows);
-        rows += std::to_string(p.attempts);
-        tab(rows);
-        rows += std::to_string(p.sequence);
-        tab(rows);
-        rows += p.dirty ? "0" : "1";
-        tab(rows);
-        rows += pg::timestamp_text(p.at_ns);
-        tab(rows);
-        rows += "\\N\n";
+        append_log_row(p.dirty ? dirty_log_rows : log_rows, source,
+                       LogRow{p.id, names[p.entrypoint], "deleted", 0, p.attempts, p.sequence, p.dirty ? 0u : 1u,
+                              p.at_ns, std::nullopt});
         ++log_row_count;
     }
 
@@ -582,14 +505,14 @@ std::size_t Mirror::flush(pg::Connection& connection) {
         tail.push_back({"INSERT INTO currant_cursors (host, incarnation, entrypoint, name, sequence) "
                         "SELECT $1, $2, e, n, s FROM unnest($3::integer[], $4::text[], $5::bigint[]) AS u(e, n, s) "
                         "ON CONFLICT (host, incarnation, entrypoint) DO UPDATE SET sequence = EXCLUDED.sequence",
-                        {host, incarnation, array_text(cursor_entrypoints), quoted_array_text(cursor_names),
+                        {source.host, source.incarnation, array_text(cursor_entrypoints), quoted_array_text(cursor_names),
                          array_text(cursor_sequences)}});
     if (max_local_id)
         tail.push_back({"UPDATE currant_hosts SET max_job_id = GREATEST(max_job_id, $2), updated = now() "
                         "WHERE host = $1",
-                        {host, std::to_string(std::int64_t(max_local_id))}});
+                        {source.host, std::to_string(std::int64_t(max_local_id))}});
     if (now >= next_results_expiry_ns_) // rows past their retention, at most every results_expiry_interval_ns
-        tail.push_back({"DELETE FROM currant_results WHERE host = $1 AND expires < now()", {host}});
+        tail.push_back({"DELETE FROM currant_results WHERE host = $1 AND expires < now()", {source.host}});
     if (!result_rows.empty()) {
         // A job requeued after its end (a dead job) and finished again
         // replaces its row.
@@ -624,7 +547,7 @@ std::size_t Mirror::flush(pg::Connection& connection) {
     // One NOTIFY per batch (payload: the host id): remote waiters then read
     // currant_results (docs/results.md).
     if (!finished_ids.empty())
-        tail.push_back({"SELECT pg_notify($1, $2)", {std::string(schema::finished_channel), host}});
+        tail.push_back({"SELECT pg_notify($1, $2)", {std::string(schema::finished_channel), source.host}});
     if (configuration) record_configuration(tail, *configuration);
     try {
         if (copies.empty()) tail.insert(tail.begin(), pg::Connection::Statement{"BEGIN", {}});

@@ -109,4 +109,39 @@ void append_copy_bytea(std::string& out, const void* data, std::size_t size);
 std::string timestamp_text(std::int64_t realtime_ns);
 std::string hex_bytes(const void* data, std::size_t size); // "\x...." for a bytea parameter
 
+// One row of COPY text format appended to out: each call adds a field (a
+// tab before every field but the first), end() the newline.
+class CopyRow {
+public:
+    explicit CopyRow(std::string& out) : out_(out) {}
+    CopyRow& number(std::int64_t value) { return formatted(std::to_string(value)); }
+    // A field already in COPY text form (a number, a status name).
+    CopyRow& formatted(std::string_view value) {
+        separate();
+        out_ += value;
+        return *this;
+    }
+    CopyRow& text(std::string_view value) {
+        separate();
+        append_copy_text(out_, value);
+        return *this;
+    }
+    CopyRow& bytea(const void* data, std::size_t size) {
+        separate();
+        append_copy_bytea(out_, data, size);
+        return *this;
+    }
+    CopyRow& timestamp(std::int64_t realtime_ns) { return formatted(timestamp_text(realtime_ns)); }
+    CopyRow& null() { return formatted("\\N"); }
+    CopyRow& text_or_null(const std::optional<std::string_view>& value) { return value ? text(*value) : null(); }
+    void end() { out_.push_back('\n'); }
+
+private:
+    void separate() {
+        if (fields_++) out_.push_back('\t');
+    }
+    std::string& out_;
+    std::size_t fields_ = 0;
+};
+
 } // namespace currant::pg

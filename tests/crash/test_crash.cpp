@@ -1095,10 +1095,7 @@ void pin_to_cpu(int cpu) {
 
 // True while pid sleeps in a futex wait (what a blocked pthread_mutex_lock does).
 bool blocked_in_futex(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto paren = text.rfind(')');
-    if (paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'S') return false;
+    if (process_state(pid) != 'S') return false;
     std::ifstream wchan("/proc/" + std::to_string(pid) + "/wchan");
     std::string where;
     wchan >> where;

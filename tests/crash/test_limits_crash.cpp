@@ -7,7 +7,6 @@
 
 #include "currant/shm/crash_point.hpp"
 
-#include <fstream>
 #include <iterator>
 #include <sys/wait.h>
 
@@ -62,34 +61,6 @@ pid_t holder_of(const std::string& name, std::size_t count, Signal& reached, Sig
 // observable state, polled); a child still running then is killed and the
 // result is -1. Used for waiters that wait forever, so that only the
 // wake-up under test can end their wait.
-// True once the process's main thread is blocked in the kernel (state S in
-// /proc/<pid>/stat): after wait_until_sleeping (its wake word set), this
-// means it is inside its futex wait, past its last check of the queue, so
-// only a wake-up can end the wait.
-bool wait_until_blocked_in_kernel(pid_t pid, std::chrono::milliseconds timeout = 60s) {
-    return wait_until([pid] {
-        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-        std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-        const auto close = text.rfind(')');
-        return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'S';
-    }, timeout);
-}
-
-int exit_within(pid_t pid, std::chrono::milliseconds timeout = 60s) {
-    int status = 0;
-    pid_t done = 0;
-    const bool exited = wait_until([&] {
-        done = ::waitpid(pid, &status, WNOHANG);
-        return done == pid;
-    }, timeout);
-    if (!exited) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 } // namespace
 
 TEST_CASE("a consumer SIGKILLed while holding concurrency-limit slots gives them back when reaped",

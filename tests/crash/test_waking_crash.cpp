@@ -1,8 +1,6 @@
 // Waking consumers (docs/architecture.md "Waking consumers"): a consumer
 // killed while it holds an entrypoint's waking word must not leave jobs
 // queued while other consumers sleep without a timeout.
-#include <fstream>
-
 #include "process_harness.hpp"
 
 #include "currant/shm/crash_point.hpp"
@@ -11,14 +9,6 @@ using namespace currant;
 using namespace currant::harness;
 
 namespace {
-
-bool process_stopped(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto close = line.rfind(')');
-    return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T';
-}
 
 // Two consumers asleep in dequeue without timeout, each taking one job.
 std::vector<pid_t> fork_sleepers(ScratchQueue& scratch, Ledger& ledger, int count) {
@@ -89,7 +79,7 @@ TEST_CASE("a consumer killed holding the waking word after an enqueue skipped it
     // The sleepers re-armed after the holder's registration and sleep again.
     REQUIRE(wait_until_sleeping(scratch.queue(), sleepers));
     go.notify();
-    REQUIRE(wait_until([&] { return process_stopped(holder); }, 60s));
+    REQUIRE(wait_until([&] { return process_state(holder) == 'T'; }, 60s));
     scratch->enqueue(scratch->entrypoint("work"), payload_bytes(make_payload(0)));
     ledger.on_enqueued(0);
     ::kill(holder, SIGKILL);

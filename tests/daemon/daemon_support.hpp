@@ -182,6 +182,14 @@ public:
         }));
         return std::move(*queue);
     }
+    // The queue once the daemon has rebuilt it from PostgreSQL: a segment
+    // being rebuilt is sealed (it accepts enqueues but hands nothing out)
+    // until the rebuild is complete.
+    Queue open_rebuilt_queue() {
+        Queue queue = open_queue();
+        REQUIRE(eventually([&] { return !queue.sealed(); }));
+        return queue;
+    }
     std::int64_t count(const std::string& sql, const std::vector<pg::Parameter>& parameters = {}) {
         return db_.exec(sql, parameters).integer(0, 0);
     }

@@ -485,8 +485,7 @@ TEST_CASE("a daemon killed in the middle of a rebuild's restores, then restarted
     }
 
     DaemonProcess& second = fixture.start_daemon({"--host-id", "31", "--flush-interval-ms", "1"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK_THAT(second.log(), Catch::Contains("1 dead jobs and 3 kept results restored"));
     const EntrypointId ep = queue.entrypoint("jobs");
     const auto dead = queue.dead_jobs(ep);
@@ -552,8 +551,7 @@ void purge_killed_around_commit(const std::string& fixture_name, const std::stri
     Queue::remove(fixture.queue_name()); // a reboot
 
     fixture.start_daemon({"--host-id", host});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     const auto dead = queue.dead_jobs(queue.entrypoint("jobs"));
     REQUIRE(dead.size() == 1);
     CHECK(dead[0].id == kept);

@@ -132,8 +132,7 @@ TEST_CASE("a kept dead job survives a segment rebuild with its last error, and r
     Queue::remove(fixture.queue_name()); // a reboot
 
     DaemonProcess& second = fixture.start_daemon({"--host-id", "11", "--flush-interval-ms", "1"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK_THAT(second.log(), Catch::Contains("1 dead jobs and 0 kept results restored"));
     const EntrypointId ep = queue.entrypoint("jobs");
     const auto dead = queue.dead_jobs(ep);
@@ -187,8 +186,7 @@ TEST_CASE("a dead job requeued before the reboot does not come back dead", "[reb
     Queue::remove(fixture.queue_name());
 
     fixture.start_daemon({"--host-id", "12"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     const EntrypointId ep = queue.entrypoint("jobs");
     CHECK(queue.dead_jobs(ep).empty());
     CHECK(status_of(queue, waiting) == JobStatus::queued);
@@ -216,8 +214,7 @@ TEST_CASE("past an entrypoint's max_dead only its newest deaths come back, in or
     Queue::remove(fixture.queue_name());
 
     fixture.start_daemon({"--host-id", "13"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     const EntrypointId ep = queue.entrypoint("jobs");
     CHECK(queue.entrypoint_options(ep).max_dead == std::optional<std::uint32_t>(2));
     const auto dead = queue.dead_jobs(ep);
@@ -253,8 +250,7 @@ TEST_CASE("a purged dead job's currant_dead row is deleted and a rebuild does no
     Queue::remove(fixture.queue_name()); // a reboot
 
     DaemonProcess& second = fixture.start_daemon({"--host-id", "14"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK_THAT(second.log(), Catch::Contains("1 dead jobs and 0 kept results restored"));
     const auto dead = queue.dead_jobs(queue.entrypoint("jobs"));
     REQUIRE(dead.size() == 1);

@@ -76,8 +76,7 @@ TEST_CASE("a rebuilt segment restores a waiting job waiting for its dependency",
     }
     Queue::remove(fixture.queue_name()); // a reboot
     fixture.start_daemon({"--host-id", "9", "--flush-interval-ms", "1"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     const JobId ids[] = {a, b, c};
     const std::vector<JobState> states = queue.status(ids);
     CHECK(states[0].status == JobStatus::queued);

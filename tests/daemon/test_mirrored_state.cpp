@@ -83,8 +83,7 @@ TEST_CASE("pause, limits and schedules survive a segment rebuild; a schedule kee
     Queue::remove(fixture.queue_name()); // a reboot
 
     DaemonProcess& second = fixture.start_daemon({"--host-id", "9"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK_THAT(second.log(), Catch::Contains("2 schedules restored"));
     const EntrypointId paced = queue.entrypoint("paced");
     const EntrypointId held = queue.entrypoint(quoted);

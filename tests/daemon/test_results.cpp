@@ -79,8 +79,7 @@ TEST_CASE("a kept result's job payload is mirrored and comes back with it after 
     CHECK(row.bytes(0, 0) == payload);
 
     fixture.start_daemon({"--host-id", "22", "--flush-interval-ms", "1"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK(payload_in_segment(queue, id) == std::optional<std::string>(payload));
     const JobId ids[] = {id};
     const JobOutcome outcome = queue.wait(ids, 0ns).at(0);
@@ -94,8 +93,7 @@ TEST_CASE("a kept result whose row has no payload (written before schema step 7)
     JobId id = 0;
     kept_result_then_reboot(fixture, "23", "lost", id, "UPDATE currant_results SET payload = NULL");
     fixture.start_daemon({"--host-id", "23", "--flush-interval-ms", "1"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK(payload_in_segment(queue, id) == std::optional<std::string>(""));
     const JobId ids[] = {id};
     const JobOutcome outcome = queue.wait(ids, 0ns).at(0);
@@ -206,8 +204,10 @@ TEST_CASE("currant_results rows past their retention are deleted by a later batc
     CHECK(fixture.count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(old_job)) == 1);
     const JobId new_job = queue.enqueue(ep, as_payload("new"));
     ack_with(queue, ep, new_job, "fresh");
+    // The enqueue and the ack may be mirrored in two batches: the first
+    // deletes the old row, the second writes the new one.
     REQUIRE(fixture.wait_count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(old_job), 0) == 0);
-    CHECK(fixture.count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(new_job)) == 1);
+    CHECK(fixture.wait_count("SELECT count(*) FROM currant_results WHERE job_id = " + std::to_string(new_job), 1) == 1);
 }
 
 TEST_CASE("an entrypoint's result retention survives a segment rebuild", "[rebuild][results]") {
@@ -223,8 +223,7 @@ TEST_CASE("an entrypoint's result retention survives a segment rebuild", "[rebui
     }
     Queue::remove(fixture.queue_name()); // a reboot
     fixture.start_daemon({"--host-id", "9"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK(queue.entrypoint_options(queue.entrypoint("jobs")).result_retention == std::optional(5'000ms));
 }
 
@@ -278,8 +277,7 @@ TEST_CASE("a kept result survives a segment rebuild: wait and currant status ret
     Queue::remove(fixture.queue_name()); // a reboot
 
     DaemonProcess& second = fixture.start_daemon({"--host-id", "21", "--flush-interval-ms", "1"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK_THAT(second.log(), Catch::Contains("0 dead jobs and 1 kept results restored"));
     const JobId ids[] = {id};
     const JobOutcome outcome = queue.wait(ids, 0ns).at(0);
@@ -323,8 +321,7 @@ TEST_CASE("a result whose retention passed while the host was down is not restor
                           std::to_string(expired)) == 1);
 
     fixture.start_daemon({"--host-id", "22"});
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     const JobId ids[] = {expired, kept};
     const auto outcomes = queue.wait(ids, 0ns);
     CHECK(outcomes[0].status == JobStatus::unknown);
@@ -355,8 +352,7 @@ TEST_CASE("a queue's result_bytes survives a segment rebuild with its large resu
     Queue::remove(fixture.queue_name());
 
     fixture.start_daemon();
-    Queue queue = fixture.open_queue();
-    REQUIRE(eventually([&] { return !queue.sealed(); }));
+    Queue queue = fixture.open_rebuilt_queue();
     CHECK(queue.info().result_bytes == 4'096);
     const JobId ids[] = {id};
     const JobOutcome outcome = queue.wait(ids, 0ns).at(0);

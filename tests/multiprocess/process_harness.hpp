@@ -21,13 +21,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <sys/mman.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -189,6 +192,36 @@ inline bool wait_until_sleeping(const Queue& queue, const std::vector<pid_t>& pi
             return asleep == pids.size();
         },
         timeout);
+}
+
+// The scheduler state of pid's main thread from /proc/<pid>/stat ('S'
+// asleep in the kernel, 'T' stopped, 'R' running, ...), '?' if unreadable.
+inline char process_state(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');
+    return close != std::string::npos && close + 2 < text.size() ? text[close + 2] : '?';
+}
+
+// True once pid is blocked in the kernel (state S): after
+// wait_until_sleeping (its wake word set), this means it is inside its
+// futex wait, past its last check of the queue, so only a wake-up can end
+// the wait.
+inline bool wait_until_blocked_in_kernel(pid_t pid, std::chrono::milliseconds timeout = 60s) {
+    return wait_until([pid] { return process_state(pid) == 'S'; }, timeout);
+}
+
+// Waits for pid to exit; its exit code (128 + signal if killed), or -1
+// after SIGKILLing it when it did not exit in time.
+inline int exit_within(pid_t pid, std::chrono::milliseconds timeout = 60s) {
+    int status = 0;
+    const bool exited = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+    if (!exited) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 // Small queue options: a small arena keeps slot scans cheap and the segment small.

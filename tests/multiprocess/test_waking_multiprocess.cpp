@@ -6,7 +6,6 @@
 // delivered (the bounded waits below only turn that hang into a failure).
 #include "process_harness.hpp"
 
-#include <fstream>
 #include <random>
 
 #include "currant/shm/crash_point.hpp"
@@ -15,15 +14,6 @@ using namespace currant;
 using namespace currant::harness;
 
 namespace {
-
-// True once pid is stopped (state T in /proc/PID/stat).
-bool process_stopped(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto close = line.rfind(')');
-    return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T';
-}
 
 // One producer's bursts: enqueue a burst of 1..burst_max jobs with random
 // pauses in between, then wait until every job of the burst was delivered
@@ -189,7 +179,7 @@ TEST_CASE("jobs left by an awake consumer that takes one are passed on to the sl
     REQUIRE(registered.wait(60s));
     REQUIRE(wait_until_sleeping(scratch.queue(), pids));
     go.notify();
-    REQUIRE(wait_until([&] { return process_stopped(slow); }, 60s));
+    REQUIRE(wait_until([&] { return process_state(slow) == 'T'; }, 60s));
     {
         std::vector<JobPayload> payloads;
         for (std::uint64_t s = 0; s <= sleepers; ++s) payloads.push_back(make_payload(s));
