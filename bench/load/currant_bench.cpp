@@ -18,12 +18,20 @@
 //              the kernel (arena_wait) and tries again.
 //   workers    dequeue() up to --batch jobs from all entrypoints, run the job
 //              body for each job (read the payload header; with --work-us,
-//              spin on the clock that long), then ack() the batch.
+//              spin on the clock that long), then ack() the batch. With
+//              --batch 1 and --prefetch N (N > 0) a worker takes one job
+//              per call with dequeue_one() (each pick takes up to N ready
+//              jobs, which stay recorded in the segment as the worker's)
+//              and ends each with ack_deferred() (applied by the next
+//              flush: every 64 jobs and before the worker sleeps): the
+//              one-job-per-call path docs/architecture.md recommends.
 // Latency
 //   enqueue -> start       CLOCK_REALTIME when the body starts minus
 //                          Job::enqueued_at_ns (set by the core at enqueue).
 //   enqueue -> completion  CLOCK_REALTIME after the ack that recorded the
-//                          job as successful, minus Job::enqueued_at_ns.
+//                          job as successful, minus Job::enqueued_at_ns
+//                          (with --prefetch: after ack_deferred returned,
+//                          i.e. the end of the body, as for message_queue).
 // Warm-up
 //   jobs enqueued during the first --warmup-percent of the run (the first
 //   share of each producer's jobs with --jobs; the first share of the
@@ -110,6 +118,7 @@ struct Options {
     double rate = 0;                // jobs/s over all producers; 0 = as fast as possible
     std::string durability = "memory";
     std::uint32_t work_us = 0;
+    std::uint32_t prefetch = 8;     // > 0 with batch 1: dequeue_one + ack_deferred (8: the core's default)
     std::string queue;              // existing queue (needed for async/sync)
     std::uint32_t slots = 65536;
     std::string compare;            // "" or "message_queue"
@@ -518,6 +527,50 @@ void currant_producer(const Plan& plan, const CurrantTarget& target, std::uint32
 }
 
 
+// What a worker does with a job it took: the run's stop job is put back for
+// the next worker and ends this one; a job left by an earlier, stopped run
+// of the same --queue is acked unmeasured; any other job runs its body.
+enum class Taken { stop, stale, job };
+
+Taken take(Queue& q, const Plan& plan, const Job& job, Header& header) {
+    std::memcpy(&header, job.payload.data(), sizeof header);
+    if (!(header.flags & flag_stop)) return Taken::job;
+    if (header.producer != plan.run_token) {
+        q.ack(job.handle);
+        return Taken::stale;
+    }
+    q.retry(job.handle, std::chrono::milliseconds(0));
+    return Taken::stop;
+}
+
+// --batch 1 with --prefetch: one job per call, picks and acks amortized by
+// the core (dequeue_one's prefetch buffer, ack_deferred's flush).
+void currant_worker_prefetching(Queue& q, const Plan& plan, std::span<const EntrypointId> eps,
+                                Counter& counter, std::int64_t start_ns, ChildReport& report) {
+    const Options& o = *plan.options;
+    std::uint64_t completed = 0;
+    for (;;) {
+        std::optional<Job> job = q.dequeue_one(eps, std::chrono::seconds(1));
+        if (!job) {
+            if (plan.control->abort.load()) break;
+            continue;
+        }
+        Header h;
+        const Taken taken = take(q, plan, *job, h);
+        if (taken == Taken::stop) break;
+        if (taken == Taken::stale) continue;
+        const std::int64_t now = realtime_ns();
+        if (h.flags & flag_measured) report.to_start.add(now - job->enqueued_at_ns);
+        spin_for_us(o.work_us);
+        q.ack_deferred(job->handle);
+        const std::int64_t done = o.work_us ? realtime_ns() : now;
+        if (h.flags & flag_measured) report.to_completion.add(done - job->enqueued_at_ns);
+        record_completion(report, start_ns, done, 1);
+        counter.value.store(++completed, std::memory_order_relaxed);
+    }
+    report.jobs = completed;
+}
+
 void currant_worker(const Plan& plan, const CurrantTarget& target, std::uint32_t index, ChildReport& report) {
     const Options& o = *plan.options;
     Queue q = Queue::open(target.queue);
@@ -537,9 +590,11 @@ void currant_worker(const Plan& plan, const CurrantTarget& target, std::uint32_t
         const std::size_t early = q.dequeue(eps, jobs, std::chrono::nanoseconds(0));
         for (std::size_t i = 0; i < early; ++i) q.retry(jobs[i].handle, std::chrono::milliseconds(0));
     }
+    if (o.prefetch > 0 && o.batch == 1) q.set_prefetch(o.prefetch);
     arrive_and_wait(plan.control);
     const std::int64_t start_ns = plan.control->start_ns.load();
     Counter& counter = plan.control->completed[o.producers + index];
+    if (o.prefetch > 0 && o.batch == 1) return currant_worker_prefetching(q, plan, eps, counter, start_ns, report);
     std::uint64_t completed = 0;
     bool stop = false;
     while (!stop) {
@@ -552,17 +607,9 @@ void currant_worker(const Plan& plan, const CurrantTarget& target, std::uint32_t
         std::int64_t now = o.work_us ? 0 : realtime_ns();
         for (std::size_t i = 0; i < got; ++i) {
             Header h;
-            std::memcpy(&h, jobs[i].payload.data(), sizeof h);
-            if (h.flags & flag_stop) {
-                if (h.producer != plan.run_token) {
-                    q.ack(jobs[i].handle);  // left by an earlier run that was stopped
-                    continue;
-                }
-                // The one stop job goes round: put it back for the next worker.
-                q.retry(jobs[i].handle, std::chrono::milliseconds(0));
-                stop = true;
-                continue;
-            }
+            const Taken taken = take(q, plan, jobs[i], h);
+            if (taken == Taken::stop) stop = true;
+            if (taken != Taken::job) continue;
             if (o.work_us) now = realtime_ns();
             if (h.flags & flag_measured) report.to_start.add(now - jobs[i].enqueued_at_ns);
             spin_for_us(o.work_us);
@@ -1226,11 +1273,14 @@ std::string describe_workload(const Options& o) {
     }
     std::snprintf(text, sizeof text,
                   "%u producer%s, %u worker%s, %u entrypoint%s, batch %u, %u-byte payloads, %s, warm-up %g%%, "
-                  "rate %s, durability %s, job body %u us",
+                  "rate %s, durability %s, job body %u us%s",
                   o.producers, o.producers == 1 ? "" : "s", o.workers, o.workers == 1 ? "" : "s", o.entrypoints,
                   o.entrypoints == 1 ? "" : "s", o.batch, o.payload_bytes, amount.c_str(), o.warmup_percent,
                   o.rate > 0 ? (grouped(o.rate) + " jobs/s").c_str() : "as fast as possible", o.durability.c_str(),
-                  o.work_us);
+                  o.work_us,
+                  o.prefetch > 0 && o.batch == 1
+                      ? (", dequeue_one prefetch " + std::to_string(o.prefetch) + " + ack_deferred").c_str()
+                      : "");
     return text;
 }
 
@@ -1298,10 +1348,10 @@ void print_histogram(const Histogram& h) {
 void print_json(const Options& o, const std::vector<Result>& results, const Floors& floors, const LoadAverage& load) {
     std::printf("{\"bench\":\"currant-bench\",\"config\":{\"producers\":%u,\"workers\":%u,\"entrypoints\":%u,"
                 "\"batch\":%u,\"payload_bytes\":%u,\"jobs\":%" PRIu64 ",\"duration_seconds\":%g,"
-                "\"warmup_percent\":%g,\"rate\":%g,\"durability\":\"%s\",\"work_us\":%u},",
+                "\"warmup_percent\":%g,\"rate\":%g,\"durability\":\"%s\",\"work_us\":%u,\"prefetch\":%u},",
                 o.producers, o.workers, o.entrypoints, o.batch, o.payload_bytes,
                 o.duration_s > 0 && !o.jobs_bounded ? 0 : o.jobs, o.duration_s, o.warmup_percent, o.rate,
-                o.durability.c_str(), o.work_us);
+                o.durability.c_str(), o.work_us, o.batch == 1 ? o.prefetch : 0u);
     std::printf("\"load_average\":{\"start\":[%.2f,%.2f,%.2f],\"end\":[%.2f,%.2f,%.2f]},\"cpus\":%ld,", load.start[0],
                 load.start[1], load.start[2], load.end[0], load.end[1], load.end[2], sysconf(_SC_NPROCESSORS_ONLN));
     std::printf("\"results\":[");
@@ -1398,6 +1448,11 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"memory", "async", "sync"}));
     app.add_option("--work-us", o.work_us, "job body: spin this many microseconds per job (0: no-op)")
         ->check(CLI::Range(0u, 10'000'000u));
+    app.add_option("--prefetch", o.prefetch,
+                   "with --batch 1: workers call dequeue_one (each pick takes up to this many ready jobs, kept as "
+                   "the worker's in the segment) and ack_deferred; 0: dequeue() and ack() each job (default 8, the core's "
+                   "default prefetch)")
+        ->check(CLI::Range(0u, 1024u));
     app.add_option("--queue", o.queue, "use this existing queue (e.g. one currantd mirrors) instead of a fresh one");
     app.add_option("--slots", o.slots, "arena slots of the fresh queue (and message_queue depth, at most 65536)")
         ->check(CLI::Range(16u, 1u << 26));
