@@ -45,6 +45,18 @@ def test_json_every_job_once() -> None:
         currant.Queue(name)
 
 
+@pytest.mark.parametrize("prefetch", ["0", "64"])
+def test_every_job_once_whichever_way_workers_take_one_job(prefetch: str) -> None:
+    # 0: dequeue and ack per job; 64: dequeue_one's prefetch and ack_deferred.
+    p = bench("--workers", "3", "--jobs", "500", "--prefetch", prefetch, "--json")
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    (r,) = report["results"]
+    assert report["config"]["prefetch"] == int(prefetch)
+    assert r["jobs"] == 500 and r["never_processed"] == 0 and r["processed_more_than_once"] == 0
+    assert r["queue_picks"] == 500 and r["queue_successful"] == 500
+
+
 def test_table_parses_with_batches_and_two_producers() -> None:
     p = bench("--producers", "2", "--workers", "2", "--jobs", "401", "--batch", "8", "--warmup-percent", "0")
     assert p.returncode == 0, p.stderr
@@ -75,6 +87,7 @@ def test_jobs_spread_over_a_duration() -> None:
     (["--workers", "0", "--jobs", "10"], "--workers"),
     (["--jobs", "10", "--payload-bytes", "4"], "--payload-bytes"),
     (["--jobs", "10", "--duration", "soon"], "--duration"),
+    (["--jobs", "10", "--prefetch", "2000"], "--prefetch"),
 ])
 def test_bad_options_are_named(args: list[str], named: str) -> None:
     p = bench(*args)

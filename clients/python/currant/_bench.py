@@ -13,13 +13,17 @@ until ``--duration`` has passed; with both, the jobs are spread evenly over
 the duration), ``--batch`` jobs per call (``enqueue`` when 1), paced to
 ``--rate`` when given. Each worker dequeues up to ``--batch`` jobs, reads
 the payload's header (the job body is a no-op unless ``--work-us``), acks
-the batch. Jobs enqueued in the first ``--warmup-percent`` of the run are
+the batch; with ``--batch 1`` and ``--prefetch N`` (N > 0, default 8) it
+takes one job per call with ``dequeue_one`` (each pick takes up to N ready
+jobs, kept as the worker's in the segment) and ends it with
+``ack_deferred``, as currant-bench does. Jobs enqueued in the first ``--warmup-percent`` of the run are
 left out of the latency figures and the throughput window, as in
 currant-bench.
 
 Latency: enqueue -> start is ``time.time_ns()`` when the worker starts the
 job minus ``Job.enqueued_at_ns`` (CLOCK_REALTIME, set by the core);
-completion is taken after the ack. Percentiles are exact (sorted samples).
+completion is taken after the ack (``ack_deferred``: after it returned, the
+end of the job body). Percentiles are exact (sorted samples).
 """
 
 from __future__ import annotations
@@ -172,8 +176,15 @@ def worker(plan: Plan, index: int) -> None:
         start_ns = arrive(plan)
         completed = 0
         spin_ns = a.work_us * 1000
+        one_at_a_time = a.batch == 1 and a.prefetch > 0
+        if one_at_a_time:
+            q.set_prefetch(a.prefetch)
         while True:
-            jobs = q.dequeue(ep, a.batch, 0.2)
+            if one_at_a_time:
+                job = q.dequeue_one(ep, 0.2)
+                jobs = [job] if job is not None else []
+            else:
+                jobs = q.dequeue(ep, a.batch, 0.2)
             if not jobs:
                 if plan.stop.value:
                     break
@@ -190,7 +201,9 @@ def worker(plan: Plan, index: int) -> None:
                     while time.time_ns() < until:
                         pass
                 ids.append(job.id)
-            if len(jobs) == 1:
+            if one_at_a_time:
+                q.ack_deferred(jobs[0])
+            elif len(jobs) == 1:
                 q.ack(jobs[0])
             else:
                 q.ack(jobs)
@@ -348,7 +361,7 @@ def summarize(args: argparse.Namespace, reports: list[dict[str, Any]], counters:
     result["seconds"] = last / 1e3
     result["window_seconds"] = window
     config = {k: getattr(args, k) for k in ("producers", "workers", "batch", "payload_bytes", "jobs", "warmup_percent",
-                                            "rate", "work_us")}
+                                            "rate", "work_us", "prefetch")}
     config["duration_seconds"] = args.duration or 0
     config["durability"] = "memory"
     return {"bench": "python -m currant bench", "config": config,
@@ -382,7 +395,8 @@ def describe(args: argparse.Namespace) -> str:
     rate = f"{args.rate:,.0f} jobs/s" if args.rate else "as fast as possible"
     return (f"{plural(args.producers, 'producer')}, {plural(args.workers, 'worker')} (Python processes), "
             f"1 entrypoint, batch {args.batch}, {args.payload_bytes}-byte payloads, {amount}, warm-up "
-            f"{args.warmup_percent:g}%, rate {rate}, durability memory, job body {args.work_us} us")
+            f"{args.warmup_percent:g}%, rate {rate}, durability memory, job body {args.work_us} us"
+            + (f", dequeue_one prefetch {args.prefetch} + ack_deferred" if args.batch == 1 and args.prefetch else ""))
 
 
 def print_table(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -410,6 +424,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--warmup-percent", type=float, default=0.0, help="share of the run left out of the figures")
     ap.add_argument("--rate", type=float, default=0.0, help="target enqueue rate over all producers, jobs/s")
     ap.add_argument("--batch", type=int, default=1, help="jobs per enqueue and per dequeue call (default 1)")
+    ap.add_argument("--prefetch", type=int, default=8, help="with --batch 1: dequeue_one taking up to this many "
+                    "ready jobs per pick, and ack_deferred (default 8, the core's default); 0: dequeue and ack "
+                    "each job")
     ap.add_argument("--payload-bytes", type=int, default=64, help="payload size (at least 8; default 64)")
     ap.add_argument("--work-us", type=int, default=0, help="job body: spin this many microseconds (0: no-op)")
     ap.add_argument("--slots", type=int, default=65536, help="arena slots of the fresh queue")
@@ -423,6 +440,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         problems.append("--producers and --workers must be at least 1")
     if args.batch < 1 or args.batch > 4096:
         problems.append("--batch must be between 1 and 4096")
+    if not 0 <= args.prefetch <= 1024:
+        problems.append("--prefetch must be between 0 and 1024")
     if args.payload_bytes < HEADER.size:
         problems.append(f"--payload-bytes must be at least {HEADER.size} (the header the workers read)")
     if args.jobs is not None and args.jobs < 1:
