@@ -5,8 +5,8 @@
 // opens its own Queue after the fork), releases them together and watches
 // per-process counters in a MAP_SHARED mapping (progress line, end of the
 // run). Each child sends its figures back through a pipe when it ends:
-// latency histograms, a per-millisecond completion timeline and its own CPU
-// time. CPU for the table comes from getrusage(RUSAGE_CHILDREN) around the
+// latency histograms, its completions in the throughput window and the time
+// of its last one, and its own CPU time. CPU for the table comes from getrusage(RUSAGE_CHILDREN) around the
 // run (producers + workers, not the parent).
 //
 // Workload
@@ -241,6 +241,13 @@ struct Control {
     std::atomic<std::uint32_t> ready{0};
     std::atomic<std::uint32_t> go{0};
     std::atomic<std::int64_t> start_ns{0};    // CLOCK_REALTIME of the release
+    // CLOCK_REALTIME from which completions count for throughput (0: not
+    // known yet): the end of the warm-up. Set by the parent before the
+    // release, or (--jobs with a warm-up) lowered by each producer to the
+    // time of its first measured enqueue, before that enqueue. Workers read
+    // it relaxed at each completion: a completion racing the first store
+    // is a warm-up job's and may go uncounted, which only lowers the figure.
+    std::atomic<std::int64_t> window_start_ns{0};
     std::atomic<std::uint32_t> producers_done{0};
     std::atomic<std::uint32_t> abort{0};
     Counter enqueued[max_children];
@@ -262,11 +269,12 @@ struct ChildReport {
     std::int64_t cpu_ns = 0;                 // RUSAGE_SELF at the end
     std::uint64_t arena_waits = 0;           // producer: enqueues that still met a full arena or log after waiting
     Histogram to_start, to_completion;       // worker, measured jobs only
-    std::vector<std::uint32_t> timeline;     // worker: completions per ms after start_ns
+    std::uint64_t window_jobs = 0;           // worker: completions at or after Control::window_start_ns
+    std::int64_t last_completion_ns = 0;     // worker: CLOCK_REALTIME of its last completion
     std::string error;
 };
 
-// Pipe framing: fixed fields, then histograms and timeline as arrays.
+// Pipe framing: fixed fields, then the histograms as arrays.
 class Writer {
 public:
     explicit Writer(int fd) : fd_(fd) {}
@@ -314,10 +322,10 @@ private:
 
 void send_report(int fd, const ChildReport& r) {
     Writer w(fd);
-    w.put(r.role), w.put(r.failed), w.put(r.jobs), w.put(r.first_measured_ns), w.put(r.cpu_ns), w.put(r.arena_waits);
+    w.put(r.role), w.put(r.failed), w.put(r.jobs), w.put(r.cpu_ns), w.put(r.arena_waits);
     w.put(r.to_start.count()), w.put(r.to_start.max()), w.put_vector(r.to_start.raw());
     w.put(r.to_completion.count()), w.put(r.to_completion.max()), w.put_vector(r.to_completion.raw());
-    w.put_vector(r.timeline);
+    w.put(r.window_jobs), w.put(r.last_completion_ns);
     std::vector<char> error(r.error.begin(), r.error.end());
     w.put_vector(error);
 }
@@ -326,14 +334,14 @@ bool receive_report(int fd, ChildReport& r) {
     Reader in(fd);
     std::uint64_t count = 0;
     std::int64_t max = 0;
-    if (!(in.get(r.role) && in.get(r.failed) && in.get(r.jobs) && in.get(r.first_measured_ns) && in.get(r.cpu_ns) &&
+    if (!(in.get(r.role) && in.get(r.failed) && in.get(r.jobs) && in.get(r.cpu_ns) &&
           in.get(r.arena_waits)))
         return false;
     if (!(in.get(count) && in.get(max) && in.get_vector(r.to_start.raw()))) return false;
     r.to_start.set_totals(count, max);
     if (!(in.get(count) && in.get(max) && in.get_vector(r.to_completion.raw()))) return false;
     r.to_completion.set_totals(count, max);
-    if (!in.get_vector(r.timeline)) return false;
+    if (!(in.get(r.window_jobs) && in.get(r.last_completion_ns))) return false;
     std::vector<char> error;
     if (!in.get_vector(error)) return false;
     r.error.assign(error.begin(), error.end());
@@ -419,15 +427,23 @@ void arrive_and_wait(Control* control) {
     while (control->go.load(std::memory_order_acquire) == 0) futex_wait(control->go, 0);
 }
 
-void record_completion(ChildReport& report, std::int64_t start_ns, std::int64_t now, std::uint32_t n) {
-    const std::int64_t ms = std::max<std::int64_t>(0, (now - start_ns) / 1'000'000);
-    if (std::size_t(ms) >= report.timeline.size()) report.timeline.resize(std::size_t(ms) + 1024, 0);
-    report.timeline[std::size_t(ms)] += n;
+void record_completion(ChildReport& report, const Control* control, std::int64_t now, std::uint32_t n) {
+    report.last_completion_ns = std::max(report.last_completion_ns, now);
+    const std::int64_t window_start = control->window_start_ns.load(std::memory_order_relaxed);
+    if (window_start != 0 && now >= window_start) report.window_jobs += n;
 }
 
-// Records the CLOCK_REALTIME of a producer's first measured enqueue.
-void note_first_measured(ChildReport& report, const ProducerLoop& loop, std::uint64_t seq, std::int64_t now) {
-    if (report.first_measured_ns == 0 && loop.measured(seq, now)) report.first_measured_ns = now;
+// Records the CLOCK_REALTIME of a producer's first measured enqueue, called
+// before that enqueue; with --jobs it also opens the throughput window
+// (Control::window_start_ns) at the earliest such time of all producers.
+void note_first_measured(ChildReport& report, const ProducerLoop& loop, Control* control, std::uint64_t seq,
+                         std::int64_t now) {
+    if (report.first_measured_ns != 0 || !loop.measured(seq, now)) return;
+    report.first_measured_ns = now;
+    std::int64_t window_start = control->window_start_ns.load();
+    while ((window_start == 0 || now < window_start) &&
+           !control->window_start_ns.compare_exchange_weak(window_start, now)) {
+    }
 }
 
 // ---------------------------------------------------------------- currant
@@ -493,7 +509,7 @@ void currant_producer(const Plan& plan, const CurrantTarget& target, std::uint32
             Header h{0, loop.measured(sent + i, now) ? flag_measured : 0u, index};
             std::memcpy(buffers[i].data(), &h, sizeof h);
         }
-        for (std::uint64_t i = 0; i < want && report.first_measured_ns == 0; ++i) note_first_measured(report, loop, sent + i, now);
+        for (std::uint64_t i = 0; i < want && report.first_measured_ns == 0; ++i) note_first_measured(report, loop, plan.control, sent + i, now);
         const EntrypointId ep = eps[(index + calls++) % eps.size()];
         std::uint64_t done = 0;
         while (done < want) {
@@ -546,7 +562,7 @@ Taken take(Queue& q, const Plan& plan, const Job& job, Header& header) {
 // --batch 1 with --prefetch: one job per call, picks and acks amortized by
 // the core (dequeue_one's prefetch buffer, ack_deferred's flush).
 void currant_worker_prefetching(Queue& q, const Plan& plan, std::span<const EntrypointId> eps,
-                                Counter& counter, std::int64_t start_ns, ChildReport& report) {
+                                Counter& counter, ChildReport& report) {
     const Options& o = *plan.options;
     std::uint64_t completed = 0;
     for (;;) {
@@ -565,7 +581,7 @@ void currant_worker_prefetching(Queue& q, const Plan& plan, std::span<const Entr
         q.ack_deferred(job->handle);
         const std::int64_t done = o.work_us ? realtime_ns() : now;
         if (h.flags & flag_measured) report.to_completion.add(done - job->enqueued_at_ns);
-        record_completion(report, start_ns, done, 1);
+        record_completion(report, plan.control, done, 1);
         counter.value.store(++completed, std::memory_order_relaxed);
     }
     report.jobs = completed;
@@ -592,9 +608,8 @@ void currant_worker(const Plan& plan, const CurrantTarget& target, std::uint32_t
     }
     if (o.prefetch > 0 && o.batch == 1) q.set_prefetch(o.prefetch);
     arrive_and_wait(plan.control);
-    const std::int64_t start_ns = plan.control->start_ns.load();
     Counter& counter = plan.control->completed[o.producers + index];
-    if (o.prefetch > 0 && o.batch == 1) return currant_worker_prefetching(q, plan, eps, counter, start_ns, report);
+    if (o.prefetch > 0 && o.batch == 1) return currant_worker_prefetching(q, plan, eps, counter, report);
     std::uint64_t completed = 0;
     bool stop = false;
     while (!stop) {
@@ -623,7 +638,7 @@ void currant_worker(const Plan& plan, const CurrantTarget& target, std::uint32_t
         const std::int64_t done = realtime_ns();
         for (std::size_t i = 0; i < n; ++i)
             if (measured[i]) report.to_completion.add(done - enqueued[i]);
-        record_completion(report, start_ns, done, std::uint32_t(n));
+        record_completion(report, plan.control, done, std::uint32_t(n));
         completed += n;
         counter.value.store(completed, std::memory_order_relaxed);
     }
@@ -647,7 +662,7 @@ void mq_producer(const Plan& plan, const std::string& name, std::uint32_t index,
         for (std::uint64_t i = 0; i < want; ++i) {
             const std::int64_t now = realtime_ns();
             Header h{now, loop.measured(sent + i, now) ? flag_measured : 0u, index};
-            note_first_measured(report, loop, sent + i, now);
+            note_first_measured(report, loop, plan.control, sent + i, now);
             std::memcpy(message.data(), &h, sizeof h);
             mq.send(message.data(), message.size(), 0);
         }
@@ -662,7 +677,6 @@ void mq_worker(const Plan& plan, const std::string& name, std::uint32_t index, C
     bip::message_queue mq(bip::open_only, name.c_str());
     std::vector<std::byte> message(o.payload_bytes);
     arrive_and_wait(plan.control);
-    const std::int64_t start_ns = plan.control->start_ns.load();
     Counter& counter = plan.control->completed[o.producers + index];
     std::uint64_t completed = 0;
     for (;;) {
@@ -677,7 +691,7 @@ void mq_worker(const Plan& plan, const std::string& name, std::uint32_t index, C
         spin_for_us(o.work_us);
         const std::int64_t done = o.work_us ? realtime_ns() : now;
         if (h.flags & flag_measured) report.to_completion.add(done - h.stamp_ns);
-        record_completion(report, start_ns, done, 1);
+        record_completion(report, plan.control, done, 1);
         counter.value.store(++completed, std::memory_order_relaxed);
     }
     report.jobs = completed;
@@ -802,6 +816,10 @@ Result run(const std::string& system, const Options& o, Control* control, MakePr
     }
     const std::int64_t start_ns = realtime_ns();
     control->start_ns.store(start_ns);
+    // The end of the warm-up, where it is known now: a share of --duration,
+    // or the start without a warm-up (with --jobs the producers set it).
+    if (o.duration_s > 0 || o.warmup_percent <= 0)
+        control->window_start_ns.store(start_ns + std::int64_t(o.duration_s * 1e9 * o.warmup_percent / 100.0));
     control->go.store(1, std::memory_order_release);
     futex_wake_all(control->go);
 
@@ -851,8 +869,8 @@ Result run(const std::string& system, const Options& o, Control* control, MakePr
     Result result;
     result.system = system;
     result.cpu_seconds = double(cpu_ns(RUSAGE_CHILDREN) - cpu_before) / 1e9;
-    std::vector<std::uint64_t> timeline;
-    std::int64_t first_measured_ns = 0;
+    std::uint64_t window_jobs = 0;
+    std::int64_t last_completion_ns = start_ns;
     for (const auto& c : children) {
         const ChildReport& r = c.report;
         result.to_start.merge(r.to_start);
@@ -861,13 +879,11 @@ Result run(const std::string& system, const Options& o, Control* control, MakePr
             result.enqueued += r.jobs;
             result.producer_cpu_seconds += double(r.cpu_ns) / 1e9;
             result.arena_waits += r.arena_waits;
-            if (r.first_measured_ns && (first_measured_ns == 0 || r.first_measured_ns < first_measured_ns))
-                first_measured_ns = r.first_measured_ns;
         } else {
             result.jobs += r.jobs;
             result.worker_cpu_seconds += double(r.cpu_ns) / 1e9;
-            if (timeline.size() < r.timeline.size()) timeline.resize(r.timeline.size(), 0);
-            for (std::size_t i = 0; i < r.timeline.size(); ++i) timeline[i] += r.timeline[i];
+            window_jobs += r.window_jobs;
+            last_completion_ns = std::max(last_completion_ns, r.last_completion_ns);
         }
     }
     if (result.jobs != result.enqueued)
@@ -876,20 +892,14 @@ Result run(const std::string& system, const Options& o, Control* control, MakePr
     result.measured_jobs = result.to_completion.count();
 
     // Throughput: completions from the end of the warm-up to the last one,
-    // counted per millisecond.
-    std::size_t last = timeline.size();
-    while (last > 0 && timeline[last - 1] == 0) --last;
-    result.seconds = double(last) / 1e3;
-    std::int64_t warm_end_ns = start_ns;
-    if (o.warmup_percent > 0)
-        warm_end_ns = o.duration_s > 0 ? start_ns + std::int64_t(o.duration_s * 1e9 * o.warmup_percent / 100.0)
-                                       : (first_measured_ns ? first_measured_ns : start_ns);
-    const std::size_t from =
-        std::min(last, std::size_t(std::max<std::int64_t>(0, (warm_end_ns - start_ns) / 1'000'000)));
-    std::uint64_t counted = 0;
-    for (std::size_t i = from; i < last; ++i) counted += timeline[i];
-    result.window_seconds = double(last - from) / 1e3;
-    result.throughput = result.window_seconds > 0 ? double(counted) / result.window_seconds : 0;
+    // over that window, both taken to the nanosecond (a 10,000-job run may
+    // last a few milliseconds).
+    result.seconds = double(last_completion_ns - start_ns) / 1e9;
+    const std::int64_t window_start = control->window_start_ns.load();
+    if (window_start != 0 && last_completion_ns > window_start) {
+        result.window_seconds = double(last_completion_ns - window_start) / 1e9;
+        result.throughput = double(window_jobs) / result.window_seconds;
+    }
     return result;
 }
 
@@ -1217,8 +1227,8 @@ std::vector<Line> lines(const std::vector<Result>& results) {
         [](const Result& r) { return r.pg_queries < 0 ? std::nan("") : r.pg_queries; });
     add("jobs completed (warm-up included)", "jobs", -1, [](const Result& r) { return double(r.jobs); });
     add("jobs in the latency figures", "measured_jobs", -1, [](const Result& r) { return double(r.measured_jobs); });
-    add("seconds, start to last completion", "seconds", 3, [](const Result& r) { return r.seconds; });
-    add("seconds counted for throughput", "window_seconds", 3, [](const Result& r) { return r.window_seconds; });
+    add("seconds, start to last completion", "seconds", 6, [](const Result& r) { return r.seconds; });
+    add("seconds counted for throughput", "window_seconds", 6, [](const Result& r) { return r.window_seconds; });
     return out;
 }
 
