@@ -34,6 +34,8 @@ def test_json_every_job_once() -> None:
     assert r["queue_retried"] == 0 and r["queue_failed"] == 0
     assert r["measured_jobs"] == 540  # the first 10% (60 jobs) are the warm-up
     assert r["jobs_per_second"] > 0
+    # The throughput window starts at the end of the warm-up, after the start.
+    assert 0 < r["window_seconds"] < r["seconds"]
     assert 0 <= r["to_start_p50_us"] <= r["to_start_p99_us"] <= r["to_start_max_us"]
     assert r["to_start_p50_us"] <= r["to_completion_p50_us"]  # the same jobs, each started before done
     assert report["config"]["workers"] == 3

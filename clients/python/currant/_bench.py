@@ -85,6 +85,12 @@ class Plan:
         self.ready = ctx.Value("i", 0, lock=True)
         self.go = ctx.Event()
         self.start_ns = ctx.Value("q", 0, lock=False)
+        # CLOCK_REALTIME from which completions count for throughput (0: not
+        # known yet): set by the parent before the release (--duration, or no
+        # warm-up), else lowered by each producer, under the lock, to the time
+        # of its first measured enqueue before that enqueue. Workers read it
+        # without the lock at each completion.
+        self.window_start_ns = ctx.Value("q", 0, lock=True)
         self.stop = ctx.Value("i", 0, lock=False)
         self.enqueued = ctx.Array("Q", n, lock=False)
         self.completed = ctx.Array("Q", args.workers, lock=False)
@@ -136,6 +142,9 @@ def producer(plan: Plan, index: int) -> None:
                 measured = now >= warm_end_ns if plan.timed else sent + i >= warm_jobs
                 if measured and not first_measured_ns:
                     first_measured_ns = now
+                    with plan.window_start_ns.get_lock():
+                        if not plan.window_start_ns.value or now < plan.window_start_ns.value:
+                            plan.window_start_ns.value = now
                 payloads.append(HEADER.pack(FLAG_MEASURED if measured else 0, index) + filler)
             while True:
                 try:
@@ -154,7 +163,7 @@ def producer(plan: Plan, index: int) -> None:
             sent += want
             plan.enqueued[index] = sent
         q.close()
-        report.update(jobs=sent, first_measured_ns=first_measured_ns)
+        report.update(jobs=sent)
     except BaseException as error:  # reported to the parent, which fails the run
         report["error"] = f"{type(error).__name__}: {error}"
     report["cpu_seconds"] = cpu_seconds()
@@ -169,11 +178,13 @@ def worker(plan: Plan, index: int) -> None:
     to_start = array.array("q")
     to_completion = array.array("q")
     ids = array.array("q")
-    timeline: dict[int, int] = {}
+    window_jobs = 0  # completions at or after plan.window_start_ns
+    last_done = 0
+    window_start = plan.window_start_ns.get_obj()  # read without the lock
     try:
         q = currant.Queue(plan.queue)
         ep = q.entrypoint(plan.entrypoint)
-        start_ns = arrive(plan)
+        arrive(plan)
         completed = 0
         spin_ns = a.work_us * 1000
         one_at_a_time = a.batch == 1 and a.prefetch > 0
@@ -210,8 +221,9 @@ def worker(plan: Plan, index: int) -> None:
             done = time.time_ns()
             for enqueued_at in measured:
                 to_completion.append(done - enqueued_at)
-            ms = max(0, (done - start_ns) // 1_000_000)
-            timeline[ms] = timeline.get(ms, 0) + len(jobs)
+            last_done = done
+            if window_start.value and done >= window_start.value:
+                window_jobs += len(jobs)
             completed += len(jobs)
             plan.completed[index] = completed
         q.close()
@@ -219,7 +231,7 @@ def worker(plan: Plan, index: int) -> None:
     except BaseException as error:
         report["error"] = f"{type(error).__name__}: {error}"
     report.update(cpu_seconds=cpu_seconds(), to_start=to_start.tobytes(), to_completion=to_completion.tobytes(),
-                  ids=ids.tobytes(), timeline=timeline)
+                  ids=ids.tobytes(), window_jobs=window_jobs, last_done=last_done)
     plan.results.put(report)
 
 
@@ -256,6 +268,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.001)
         start_ns = time.time_ns()
         plan.start_ns.value = start_ns
+        if args.duration is not None or args.warmup_percent <= 0:  # else the producers set it
+            plan.window_start_ns.value = start_ns + int((args.duration or 0) * 1e9 * args.warmup_percent / 100.0)
         plan.go.set()
         reports: list[dict[str, Any]] = []
         producers_done = 0
@@ -305,41 +319,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         queue.close()
         currant.Queue.remove(name)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return summarize(args, reports, counters, start_ns,
+    return summarize(args, reports, counters, start_ns, plan.window_start_ns.value,
                      (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
                      load_start, os.getloadavg())
 
 
 def summarize(args: argparse.Namespace, reports: list[dict[str, Any]], counters: dict[str, Any], start_ns: int,
-              cpu_total: float,
+              window_start: int, cpu_total: float,
               load_start: tuple, load_end: tuple) -> dict[str, Any]:
     producers = [r for r in reports if r["role"] == "producer"]
     workers = [r for r in reports if r["role"] == "worker"]
     enqueued = sum(r["jobs"] for r in producers)
     completed = sum(r["jobs"] for r in workers)
     to_start, to_completion, ids = array.array("q"), array.array("q"), array.array("q")
-    timeline: dict[int, int] = {}
     for r in workers:
         to_start.frombytes(r["to_start"])
         to_completion.frombytes(r["to_completion"])
         ids.frombytes(r["ids"])
-        for ms, n in r["timeline"].items():
-            timeline[ms] = timeline.get(ms, 0) + n
     distinct = len(set(ids))
     to_start = array.array("q", sorted(to_start))
     to_completion = array.array("q", sorted(to_completion))
-    last = max(timeline) + 1 if timeline else 0
-    if args.warmup_percent > 0:
-        if args.duration is not None:
-            warm_end = start_ns + int(args.duration * 1e9 * args.warmup_percent / 100.0)
-        else:
-            firsts = [r["first_measured_ns"] for r in producers if r.get("first_measured_ns")]
-            warm_end = min(firsts) if firsts else start_ns
-    else:
-        warm_end = start_ns
-    first = min(last, max(0, (warm_end - start_ns) // 1_000_000))
-    counted = sum(n for ms, n in timeline.items() if first <= ms < last)
-    window = (last - first) / 1e3
+    # Throughput: the completions from the end of the warm-up to the last
+    # one, over that window, both to the nanosecond.
+    last_done = max((r["last_done"] for r in workers), default=start_ns)
+    counted = sum(r["window_jobs"] for r in workers)
+    window = (last_done - window_start) / 1e9 if window_start and last_done > window_start else 0.0
     result: dict[str, Any] = {"system": "currant-python"}
     result["jobs_per_second"] = counted / window if window > 0 else 0.0
     for label, values in (("to_start", to_start), ("to_completion", to_completion)):
@@ -358,7 +362,7 @@ def summarize(args: argparse.Namespace, reports: list[dict[str, Any]], counters:
     # The core's own totals for the entrypoint, a second witness to the above.
     for key in ("enqueued", "picks", "successful", "retried", "failed"):
         result[f"queue_{key}"] = counters[key]
-    result["seconds"] = last / 1e3
+    result["seconds"] = (last_done - start_ns) / 1e9
     result["window_seconds"] = window
     config = {k: getattr(args, k) for k in ("producers", "workers", "batch", "payload_bytes", "jobs", "warmup_percent",
                                             "rate", "work_us", "prefetch")}
@@ -381,8 +385,8 @@ LINES += [
     ("jobs in the latency figures", "measured_jobs", -1),
     ("jobs processed more than once", "processed_more_than_once", -1),
     ("jobs never processed", "never_processed", -1),
-    ("seconds, start to last completion", "seconds", 3),
-    ("seconds counted for throughput", "window_seconds", 3),
+    ("seconds, start to last completion", "seconds", 6),
+    ("seconds counted for throughput", "window_seconds", 6),
 ]
 
 
