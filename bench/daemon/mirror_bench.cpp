@@ -51,7 +51,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "cluster.hpp"
+#include "postgres.hpp" // tests/support: the throwaway cluster
+#include "process_cpu.hpp"
 #include "copy_floor.hpp"
 #include "currant/queue.hpp"
 #include "pg.hpp"
@@ -227,7 +228,7 @@ std::vector<std::byte> make_payload(std::uint32_t size) {
 // die with the bench (PR_SET_PDEATHSIG).
 std::mutex cleanup_mutex;
 std::vector<std::string> live_queues;
-bench::BenchPostgres* live_cluster = nullptr;
+testing::ScratchPostgres* live_cluster = nullptr;
 
 void forget_queue(const std::string& name) {
     std::lock_guard lock(cleanup_mutex);
@@ -330,7 +331,7 @@ using StatementSnapshot = std::map<std::string, StatementStats>;
 
 class Bench {
 public:
-    Bench(const Options& options, bench::BenchPostgres& cluster)
+    Bench(const Options& options, testing::ScratchPostgres& cluster)
         : o_(options), cluster_(cluster), admin_(cluster.conninfo()) {
         if (cluster_.has_pg_stat_statements()) admin_.exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
     }
@@ -969,7 +970,7 @@ private:
     }
 
     const Options& o_;
-    bench::BenchPostgres& cluster_;
+    testing::ScratchPostgres& cluster_;
     pg::Connection admin_;
     int run_ = 0;
     std::string database_;
@@ -1084,13 +1085,14 @@ int main(int argc, char** argv) {
         sigwait(&stop_signals, &received);
         std::lock_guard lock(cleanup_mutex);
         for (const std::string& name : live_queues) Queue::remove(name);
-        if (live_cluster) live_cluster->stop_now();
+        if (live_cluster) live_cluster->stop_and_remove();
         std::fprintf(stderr, "currant_mirror_bench: interrupted\n");
         _exit(128 + received);
     }).detach();
 
     try {
-        bench::BenchPostgres cluster(o.base, !o.no_pg_stat_statements, o.keep);
+        testing::ScratchPostgres cluster(testing::PostgresOptions{
+            .parent_directory = o.base, .fsync = true, .pg_stat_statements = !o.no_pg_stat_statements, .keep = o.keep});
         {
             std::lock_guard lock(cleanup_mutex);
             live_cluster = &cluster;

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
 #include <glob.h>
 #include <pwd.h>
 #include <cstdlib>
 #include <stdexcept>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,10 +60,13 @@ int run_program(const std::vector<std::string>& argv, const std::string& output_
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-ScratchPostgres::ScratchPostgres() : bin_(postgres_bin_directory()), owner_pid_(getpid()) {
-    char pattern[] = "/tmp/currant-pg-XXXXXX";
-    if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
-    directory_ = pattern;
+ScratchPostgres::ScratchPostgres(PostgresOptions options)
+    : options_(std::move(options)), bin_(postgres_bin_directory()), owner_pid_(getpid()) {
+    std::string pattern_text = options_.parent_directory + "/currant-pg-XXXXXX";
+    std::vector<char> pattern(pattern_text.begin(), pattern_text.end());
+    pattern.push_back('\0');
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp under " + options_.parent_directory + " failed");
+    directory_ = pattern.data();
     if (running_as_root()) {
         const passwd* user = getpwnam("postgres");
         if (!user) throw std::runtime_error("user postgres missing (install postgresql)");
@@ -69,20 +74,30 @@ ScratchPostgres::ScratchPostgres() : bin_(postgres_bin_directory()), owner_pid_(
             throw std::runtime_error("chown of the cluster directory failed");
     }
     const std::string log = directory_ + "/setup.log";
+    // --no-sync only skips initdb's own final sync of the files it wrote;
+    // the running server's durability is options_.fsync's.
     if (run_program(as_server_user({bin_ + "/initdb", "-D", directory_ + "/data", "-A", "trust", "-U", "postgres",
                                     "--no-sync", "-E", "UTF8", "--locale=C"}),
                     log) != 0)
         throw std::runtime_error("initdb failed (see " + log + ")");
+    struct stat info {};
+    pg_stat_statements_ =
+        options_.pg_stat_statements && stat((bin_ + "/../lib/pg_stat_statements.so").c_str(), &info) == 0;
     start();
 }
 
 ScratchPostgres::~ScratchPostgres() {
     if (getpid() != owner_pid_) return; // a forked child exiting: the cluster is its parent's
+    stop_and_remove();
+}
+
+void ScratchPostgres::stop_and_remove() noexcept {
     try {
         if (running_) pg_ctl({"stop", "-m", "immediate"});
     } catch (...) {
     }
-    if (std::getenv("CURRANT_KEEP_POSTGRES")) return; // for a look at server and daemon logs
+    running_ = false;
+    if (options_.keep || std::getenv("CURRANT_KEEP_POSTGRES")) return; // for a look at server and daemon logs
     std::error_code ignored;
     std::filesystem::remove_all(directory_, ignored);
 }
@@ -95,8 +110,12 @@ void ScratchPostgres::pg_ctl(const std::vector<std::string>& arguments) {
 }
 
 void ScratchPostgres::start() {
-    pg_ctl({"start", "-l", directory_ + "/server.log", "-o",
-            "-k " + directory_ + " -c listen_addresses='' -p 5432 -c fsync=off -c max_connections=200"});
+    std::string settings = "-k " + directory_ + " -c listen_addresses='' -p 5432 -c max_connections=" +
+                           std::to_string(options_.max_connections);
+    if (!options_.fsync) settings += " -c fsync=off";
+    if (pg_stat_statements_)
+        settings += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_utility=on";
+    pg_ctl({"start", "-l", directory_ + "/server.log", "-o", settings});
     running_ = true;
 }
 
@@ -118,6 +137,13 @@ std::string ScratchPostgres::create_database(const std::string& name) {
     if (run_program({bin_ + "/createdb", "-h", directory_, "-p", "5432", "-U", "postgres", name}) != 0)
         throw std::runtime_error("createdb " + name + " failed");
     return conninfo(name);
+}
+
+pid_t ScratchPostgres::postmaster_pid() const {
+    std::ifstream in(directory_ + "/data/postmaster.pid");
+    long pid = 0;
+    in >> pid;
+    return pid_t(pid);
 }
 
 ScratchPostgres& shared_postgres() {
