@@ -118,7 +118,7 @@ struct Options {
     double rate = 0;                // jobs/s over all producers; 0 = as fast as possible
     std::string durability = "memory";
     std::uint32_t work_us = 0;
-    std::uint32_t prefetch = 8;     // > 0 with batch 1: dequeue_one + ack_deferred (8: the core's default)
+    std::uint32_t prefetch = 64;    // > 0 with batch 1: dequeue_one + ack_deferred (as bench/core's single mode)
     std::string queue;              // existing queue (needed for async/sync)
     std::uint32_t slots = 65536;
     std::string compare;            // "" or "message_queue"
@@ -1460,8 +1460,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0u, 10'000'000u));
     app.add_option("--prefetch", o.prefetch,
                    "with --batch 1: workers call dequeue_one (each pick takes up to this many ready jobs, kept as "
-                   "the worker's in the segment) and ack_deferred; 0: dequeue() and ack() each job (default 8, the core's "
-                   "default prefetch)")
+                   "the worker's in the segment) and ack_deferred; 0: dequeue() and ack() each job (default 64, as "
+                   "bench/core's one-job-per-call figure)")
         ->check(CLI::Range(0u, 1024u));
     app.add_option("--queue", o.queue, "use this existing queue (e.g. one currantd mirrors) instead of a fresh one");
     app.add_option("--slots", o.slots, "arena slots of the fresh queue (and message_queue depth, at most 65536)")

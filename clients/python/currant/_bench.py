@@ -13,7 +13,7 @@ until ``--duration`` has passed; with both, the jobs are spread evenly over
 the duration), ``--batch`` jobs per call (``enqueue`` when 1), paced to
 ``--rate`` when given. Each worker dequeues up to ``--batch`` jobs, reads
 the payload's header (the job body is a no-op unless ``--work-us``), acks
-the batch; with ``--batch 1`` and ``--prefetch N`` (N > 0, default 8) it
+the batch; with ``--batch 1`` and ``--prefetch N`` (N > 0, default 64) it
 takes one job per call with ``dequeue_one`` (each pick takes up to N ready
 jobs, kept as the worker's in the segment) and ends it with
 ``ack_deferred``, as currant-bench does. Jobs enqueued in the first ``--warmup-percent`` of the run are
@@ -433,8 +433,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--warmup-percent", type=float, default=0.0, help="share of the run left out of the figures")
     ap.add_argument("--rate", type=float, default=0.0, help="target enqueue rate over all producers, jobs/s")
     ap.add_argument("--batch", type=int, default=1, help="jobs per enqueue and per dequeue call (default 1)")
-    ap.add_argument("--prefetch", type=int, default=8, help="with --batch 1: dequeue_one taking up to this many "
-                    "ready jobs per pick, and ack_deferred (default 8, the core's default); 0: dequeue and ack "
+    ap.add_argument("--prefetch", type=int, default=64, help="with --batch 1: dequeue_one taking up to this many "
+                    "ready jobs per pick, and ack_deferred (default 64, as currant-bench); 0: dequeue and ack "
                     "each job")
     ap.add_argument("--payload-bytes", type=int, default=64, help="payload size (at least 8; default 64)")
     ap.add_argument("--work-us", type=int, default=0, help="job body: spin this many microseconds (0: no-op)")
