@@ -329,7 +329,11 @@ bool QueueState::release_waiting_locked(std::uint32_t slot) noexcept {
     const std::uint64_t word = state.load(std::memory_order_acquire);
     if (StateWord::state(word) != SlotState::waiting) return false;
     waiting_unlink(slot);
-    const std::int64_t now_real = shm::realtime_ns();
+    // A job that was due when it was enqueued (no execute_after, the common
+    // case) is due now: no clock read. (A wall clock stepped back since
+    // then does not make it delayed again.)
+    const std::int64_t now_real =
+        rec.execute_after_ns <= rec.enqueued_at_ns ? rec.enqueued_at_ns : shm::realtime_ns();
     const std::uint64_t new_word = StateWord::next(word, SlotState::queued, 0);
     // A crash from here: the entrypoint repair completes the log append if
     // the word is queued and rebuilds the lanes from the words; the [G]
@@ -404,8 +408,8 @@ void QueueState::settle_locked() noexcept {
         settle_wanted_ = false;
         bool changed = false;
         // Jobs a pass releases are released after the walk in the order
-        // they were enqueued (entrypoint, then the sequence they got when
-        // they started waiting): the list is newest first, and a batch
+        // they were enqueued (entrypoint, then the order in which they
+        // started waiting, DependencyRow::wait_order): the list is newest first, and a batch
         // waiting for one job should run in its order. If collecting fails
         // (allocation), a job is released where the walk finds it.
         settle_ready_.clear();
@@ -474,11 +478,14 @@ void QueueState::settle_locked() noexcept {
             }
             slot = next;
         }
-        std::sort(settle_ready_.begin(), settle_ready_.end(), [this](std::uint32_t a, std::uint32_t b) {
-            const JobRecord& ra = record(a);
-            const JobRecord& rb = record(b);
-            return ra.entrypoint != rb.entrypoint ? ra.entrypoint < rb.entrypoint : ra.sequence < rb.sequence;
-        });
+        // wait_order wraps at 2^32: compared by difference (fewer jobs than
+        // that wait at once).
+        if (settle_ready_.size() > 1)
+            std::sort(settle_ready_.begin(), settle_ready_.end(), [this](std::uint32_t a, std::uint32_t b) {
+                const std::uint32_t ea = record(a).entrypoint, eb = record(b).entrypoint;
+                if (ea != eb) return ea < eb;
+                return std::int32_t(dependency_row(a).wait_order - dependency_row(b).wait_order) < 0;
+            });
         // Still waiting (nobody else moves a job out of `waiting` without
         // [G], which we hold): release_waiting_locked checks the word again.
         for (std::uint32_t ready : settle_ready_) changed |= release_waiting_locked(ready);
@@ -706,7 +713,24 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
         flush_settled();
         return;
     }
-    {
+    // [G]: the order in which jobs started waiting (queue-wide), which a
+    // settle releases jobs of one entrypoint in (settle_locked).
+    row.wait_order = dependencies_->next_wait_order++;
+    if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
+        // No log record to write, and a waiting job is in no entrypoint
+        // index: the move reserved -> waiting needs no [E] (only moves out
+        // of `waiting` do, D1). A crash after the store: the [G] repair
+        // lists the slot and counts its edges, as below. (The durability is
+        // read without [E], as the lock-free ack reads it: an entrypoint
+        // redeclared durable at this instant misses this job's `waiting`
+        // record, and the mirror learns it from its next one.)
+        const std::uint64_t word = state.load(std::memory_order_relaxed);
+        // Release: the row and record were written before. Nothing pairs
+        // with this store through a seq_cst load (no edge names this job
+        // yet; a linker's re-read pairs with finishers' CASes only).
+        state.store(StateWord::next(word, SlotState::waiting, 0), std::memory_order_release);
+        shm::crash_point("dependency.waiting");
+    } else {
         lock_entrypoint(ep);
         shm::LockHolder entrypoint_holder(c.lock);
         const std::uint64_t word = state.load(std::memory_order_relaxed);

@@ -706,7 +706,10 @@ struct DependencyRow {
     // slots whose state word is `waiting`; rebuilt by the [G] repair.
     std::uint32_t waiting_next;
     std::uint32_t waiting_prev;
-    std::uint32_t unused;
+    // [G] When the job started waiting (DependencyControl::next_wait_order,
+    // layout 19): a settle releases the jobs of one entrypoint in this
+    // order. Only compared between waiting jobs, by difference (wraps).
+    std::uint32_t wait_order;
     DependencyEdge edges[max_dependencies];
 };
 static_assert(std::is_standard_layout_v<DependencyRow>);
@@ -715,7 +718,7 @@ static_assert(sizeof(DependencyRow) == 24 + 16 * max_dependencies);
 struct DependencyControl {
     alignas(cache_line) shm::RobustMutex lock; // [G]
     alignas(cache_line) std::uint32_t waiting_head;  // [G] waiting list (no_slot: empty)
-    std::uint32_t unused;
+    std::uint32_t next_wait_order;                   // [G] the next DependencyRow::wait_order (layout 19)
     // [G] writes, relaxed reads: jobs in state `waiting`, all entrypoints. A
     // reaper that reads 0 has nothing to settle. Derived (repair recounts).
     std::atomic<std::uint32_t> waiting_total;

@@ -509,6 +509,52 @@ TEST_CASE("jobs released by one completion run in the order they were enqueued",
     CHECK(scratch->doctor().sound);
 }
 
+TEST_CASE("jobs released by one completion run in the order they were enqueued in async durability too",
+          "[dependencies]") {
+    // async takes the entrypoint lock to start waiting (a log record);
+    // memory (the case above) does not: both release in the wait order.
+    ScratchQueue scratch("dep-release-order-async", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    std::vector<JobId> waiting;
+    for (int i = 0; i < 5; ++i) waiting.push_back(enqueue_text(scratch.queue(), ep, "w", after({a})));
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    const auto jobs = dequeue_now(scratch.queue(), ep, 8);
+    std::vector<JobId> order;
+    for (const Job& job : jobs) order.push_back(job.handle.id);
+    CHECK(order == waiting);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("jobs released by one completion keep their order when the wait order wraps around", "[dependencies]") {
+    ScratchQueue scratch("dep-release-order-wrap", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const int fd = ::shm_open(shm::object_name_for(scratch.name()).c_str(), O_RDWR, 0);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    void* base = ::mmap(nullptr, std::size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    auto* bytes = static_cast<std::byte*>(base);
+    const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+    const detail::CoreGeometry geometry = detail::compute_core_geometry(header.parameters);
+    auto& control =
+        *reinterpret_cast<detail::DependencyControl*>(bytes + header.core_offset + geometry.dependency_control_offset);
+    control.next_wait_order = 0xFFFFFFFEu; // the third waiting job gets 0
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    std::vector<JobId> waiting;
+    for (int i = 0; i < 5; ++i) waiting.push_back(enqueue_text(scratch.queue(), ep, "w", after({a})));
+    CHECK(control.next_wait_order == 3);
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    const auto jobs = dequeue_now(scratch.queue(), ep, 8);
+    std::vector<JobId> order;
+    for (const Job& job : jobs) order.push_back(job.handle.id);
+    CHECK(order == waiting);
+    CHECK(scratch->doctor().sound);
+    ::munmap(base, std::size_t(st.st_size));
+}
+
 TEST_CASE("too many dependencies, id 0 and a dedupe key with dependencies are refused", "[dependencies]") {
     ScratchQueue scratch("dep-bad", small_options());
     const EntrypointId ep = scratch->declare_entrypoint("jobs");
