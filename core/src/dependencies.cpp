@@ -235,6 +235,10 @@ bool QueueState::repair_dependencies() noexcept {
         std::vector<std::uint32_t> counts(n, 0);
         std::vector<std::uint32_t> per_entrypoint(max_entrypoints_, 0);
         std::uint32_t head = shm::no_slot, total = 0;
+        // The dependents lists are rebuilt below from the waiting jobs'
+        // pending edges (every one with a slot in range, also one whose
+        // dependency's slot moved on: the settle resolves it from the truth).
+        for (std::uint32_t slot = 0; slot < n; ++slot) dependency_row(slot).first_dependent = 0;
         for (std::uint32_t slot = n; slot-- > 0;) {
             if (StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire)) != SlotState::waiting)
                 continue;
@@ -251,9 +255,11 @@ bool QueueState::repair_dependencies() noexcept {
                 continue; // the settle cancels it
             for (std::uint32_t i = 0; i < row.count; ++i) {
                 const DependencyEdge& edge = row.edges[i];
-                if (EdgeOutcome(edge.outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending &&
-                    edge.slot < n && record(edge.slot).job_id == edge.job_id)
-                    ++counts[edge.slot];
+                if (EdgeOutcome(edge.outcome.load(std::memory_order_relaxed)) != EdgeOutcome::pending ||
+                    edge.slot >= n)
+                    continue;
+                dependents_push(slot, i);
+                if (record(edge.slot).job_id == edge.job_id) ++counts[edge.slot];
             }
         }
         shm::crash_point("dependency.repair");
@@ -280,6 +286,50 @@ void QueueState::lower_dependents(std::uint32_t slot) noexcept {
     std::uint32_t value = count.load(std::memory_order_relaxed);
     while (value != 0 && !count.compare_exchange_weak(value, value - 1, std::memory_order_seq_cst)) {
     }
+}
+
+DependencyEdge* QueueState::edge_at(std::uint32_t link) const noexcept {
+    // nullptr for 0 and for a link out of range (a corrupt list).
+    if (link == 0) return nullptr;
+    const std::uint32_t slot = (link - 1) / max_dependencies, index = (link - 1) % max_dependencies;
+    if (slot >= arena_.slot_count()) return nullptr;
+    return &dependency_row(slot).edges[index];
+}
+
+void QueueState::dependents_push(std::uint32_t slot, std::uint32_t index) noexcept {
+    // Under [G]: the pending edge `index` of the job in `slot` goes onto the
+    // dependents list of its dependency's slot. A crash anywhere in here or
+    // in dependents_remove leaves [G] to its repair, which rebuilds every
+    // list from the waiting jobs' pending edges.
+    DependencyEdge& edge = dependency_row(slot).edges[index];
+    if (edge.slot >= arena_.slot_count()) return;
+    DependencyRow& owner = dependency_row(edge.slot);
+    const std::uint32_t link = edge_link(slot, index);
+    edge.next = owner.first_dependent;
+    edge.prev = 0;
+    if (DependencyEdge* head = edge_at(owner.first_dependent)) head->prev = link;
+    owner.first_dependent = link;
+}
+
+void QueueState::dependents_remove(std::uint32_t slot, std::uint32_t index) noexcept {
+    // Under [G]: the edge leaves pending (resolved or abandoned), before the
+    // job in `slot` can leave `waiting` (so before its row can be rewritten
+    // by the slot's next producer). An edge not found where its links say
+    // is a corrupt list: the next locker rebuilds them all.
+    DependencyEdge& edge = dependency_row(slot).edges[index];
+    if (edge.slot >= arena_.slot_count()) return;
+    DependencyRow& owner = dependency_row(edge.slot);
+    const std::uint32_t link = edge_link(slot, index);
+    DependencyEdge* prev = edge_at(edge.prev);
+    DependencyEdge* next = edge_at(edge.next);
+    if (prev && prev->next == link) prev->next = edge.next;
+    else if (!prev && owner.first_dependent == link) owner.first_dependent = edge.next;
+    else {
+        dependencies_->lock.request_repair();
+        return;
+    }
+    if (next) next->prev = edge.prev;
+    edge.next = edge.prev = 0;
 }
 
 void QueueState::waiting_unlink(std::uint32_t slot) noexcept {
@@ -309,6 +359,7 @@ void QueueState::abandon_edges(std::uint32_t slot) noexcept {
         DependencyEdge& edge = row.edges[i];
         if (EdgeOutcome(edge.outcome.load(std::memory_order_relaxed)) != EdgeOutcome::pending) continue;
         edge.outcome.store(std::uint32_t(EdgeOutcome::abandoned), std::memory_order_relaxed);
+        dependents_remove(slot, i);
         if (edge.slot < arena_.slot_count() && record(edge.slot).job_id == edge.job_id) lower_dependents(edge.slot);
     }
 }
@@ -322,7 +373,8 @@ bool QueueState::release_waiting_locked(std::uint32_t slot) noexcept {
     try {
         lock_entrypoint(ep);
     } catch (...) {
-        return false; // the next settle tries again
+        settle_all_ = true; // its edges left the lists: the next settle walks every waiting job
+        return false;
     }
     shm::LockHolder holder(c.lock);
     std::atomic<std::uint64_t>& state = arena_.state_word(slot);
@@ -362,6 +414,7 @@ bool QueueState::cancel_waiting_locked(std::uint32_t slot, std::string_view reas
     try {
         lock_entrypoint(ep);
     } catch (...) {
+        settle_all_ = true; // as in release_waiting_locked
         return false;
     }
     {
@@ -404,6 +457,7 @@ void QueueState::settle_locked() noexcept {
     // Under [G]. Bounded: each pass that changes something moves at least
     // one waiting job out of `waiting`.
     const std::uint32_t n = arena_.slot_count();
+    settle_all_ = false; // set again by a move that fails below
     for (std::uint32_t pass = 0; pass <= n; ++pass) {
         settle_wanted_ = false;
         bool changed = false;
@@ -429,6 +483,7 @@ void QueueState::settle_locked() noexcept {
             }
             if (row.job_id.load(std::memory_order_acquire) != rec.job_id || row.count == 0 ||
                 row.count > max_dependencies) {
+                dependencies_->lock.request_repair(); // its edges may sit on dependents lists: rebuild them
                 changed |= cancel_waiting_locked(slot, "canceled: its dependency record is corrupt");
                 slot = next;
                 continue;
@@ -454,7 +509,8 @@ void QueueState::settle_locked() noexcept {
                         continue;
                     }
                     edge.outcome.store(std::uint32_t(outcome), std::memory_order_relaxed);
-                    shm::crash_point("dependency.resolved"); // count too high: the repair recounts
+                    shm::crash_point("dependency.resolved"); // count too high, still listed: the repair rebuilds
+                    dependents_remove(slot, i);
                     if (edge.slot < n && record(edge.slot).job_id == edge.job_id) lower_dependents(edge.slot);
                 }
                 if (outcome != EdgeOutcome::successful && !failed) {
@@ -490,17 +546,134 @@ void QueueState::settle_locked() noexcept {
         // [G], which we hold): release_waiting_locked checks the word again.
         for (std::uint32_t ready : settle_ready_) changed |= release_waiting_locked(ready);
         settle_ready_.clear();
-        if (!changed) return;
+        if (!changed) break;
     }
+    // Every waiting job was looked at: the noted targets are settled too.
+    settle_slots_.clear();
 }
 
-void QueueState::settle_dependencies() noexcept {
+void QueueState::settle_targets_locked() noexcept {
+    // Under [G]. The finishers of the slots in settle_slots_ saw their
+    // `dependents` count above 0 (D3): every pending edge naming their jobs
+    // is on those slots' dependents lists (D6), so resolving the lists'
+    // edges settles what those ends moved, without walking every waiting
+    // job. Jobs it cancels are appended by their note_completion, so a
+    // cancellation cascades through their lists too. Anything unexpected
+    // (an edge still pending, a corrupt list or row, no room to collect)
+    // falls back to settle_locked, which works from every waiting job and
+    // is always right; so is this, only narrower (D5).
+    settle_wanted_ = false;
+    settle_ready_.clear();
+    const std::uint32_t n = arena_.slot_count();
+    bool full = settle_all_;
+    for (std::size_t k = 0; k < settle_slots_.size() && !full; ++k) {
+        const std::uint32_t target = settle_slots_[k];
+        if (target >= n) continue;
+        // Every step resolves the list's first edge and so removes it (or
+        // falls back): start from the head again each time, since a
+        // cancellation may remove other edges of this list too.
+        for (std::uint32_t steps = 0; !full; ++steps) {
+            const std::uint32_t link = dependency_row(target).first_dependent;
+            if (link == 0) {
+                // Its finisher saw a count above 0 but the list held nothing
+                // (a count above the truth, or a list that lost an edge):
+                // look at every waiting job, unless this slot was noted
+                // twice and its list settled already.
+                if (steps == 0 &&
+                    std::find(settle_slots_.begin(), settle_slots_.begin() + std::ptrdiff_t(k), target) ==
+                        settle_slots_.begin() + std::ptrdiff_t(k))
+                    full = true;
+                break;
+            }
+            DependencyEdge* found = edge_at(link);
+            const std::uint32_t slot = (link - 1) / max_dependencies, index = (link - 1) % max_dependencies;
+            DependencyRow& row = dependency_row(slot);
+            const JobRecord& rec = record(slot);
+            if (!found || steps > n * max_dependencies || found->slot != target || found->prev != 0 ||
+                EdgeOutcome(found->outcome.load(std::memory_order_relaxed)) != EdgeOutcome::pending ||
+                StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire)) != SlotState::waiting ||
+                row.job_id.load(std::memory_order_acquire) != rec.job_id || index >= row.count ||
+                row.count > max_dependencies) {
+                dependencies_->lock.request_repair(); // the next locker rebuilds the lists
+                full = true;
+                break;
+            }
+            DependencyEdge& edge = *found;
+            std::uint64_t word = 0;
+            DependencyState how = classify(arena_, edge.slot, edge.job_id, true, word);
+            JobStatus ended = JobStatus::unknown;
+            if (how == DependencyState::unknown && recorded_end(edge.job_id, ended) == EndedLookup::found)
+                how = from_status(std::uint32_t(ended));
+            const EdgeOutcome outcome = outcome_for(how);
+            if (outcome == EdgeOutcome::pending) {
+                // A newer job in the slot (its predecessor's slot moved on
+                // before this settle), or a word moving too fast to read:
+                // the full settle decides the same from the truth, and
+                // looks at everything else as well.
+                full = true;
+                break;
+            }
+            edge.outcome.store(std::uint32_t(outcome), std::memory_order_relaxed);
+            shm::crash_point("dependency.resolved"); // count too high, still listed: the repair rebuilds
+            dependents_remove(slot, index);
+            if (record(target).job_id == edge.job_id) lower_dependents(target);
+            // The dependent: released once nothing is pending, canceled if
+            // an edge failed (as settle_locked decides).
+            std::uint32_t pending = 0;
+            const DependencyEdge* failed = nullptr;
+            EdgeOutcome failed_how = EdgeOutcome::pending;
+            for (std::uint32_t i = 0; i < row.count; ++i) {
+                const EdgeOutcome o = EdgeOutcome(row.edges[i].outcome.load(std::memory_order_relaxed));
+                if (o == EdgeOutcome::pending) ++pending;
+                else if (o != EdgeOutcome::successful && !failed) {
+                    failed = &row.edges[i];
+                    failed_how = o;
+                }
+            }
+            if (failed) {
+                std::string reason;
+                try {
+                    reason = reason_for(*failed, failed_how);
+                } catch (...) {
+                }
+                // Its note_completion appends its slot if others wait for it.
+                if (!cancel_waiting_locked(slot, reason)) full = true;
+            } else if (pending == 0) {
+                try {
+                    settle_ready_.push_back(slot);
+                } catch (...) {
+                    full = true; // settle_locked releases it
+                }
+            }
+        }
+    }
+    if (full) {
+        settle_ready_.clear();
+        settle_locked(); // clears the targets
+        return;
+    }
+    // In the order they started waiting, per entrypoint (as settle_locked).
+    if (settle_ready_.size() > 1)
+        std::sort(settle_ready_.begin(), settle_ready_.end(), [this](std::uint32_t a, std::uint32_t b) {
+            const std::uint32_t ea = record(a).entrypoint, eb = record(b).entrypoint;
+            if (ea != eb) return ea < eb;
+            return std::int32_t(dependency_row(a).wait_order - dependency_row(b).wait_order) < 0;
+        });
+    // (A release that cannot take [E] sets settle_all_: the next settle walks
+    // every waiting job.)
+    for (std::uint32_t ready : settle_ready_) release_waiting_locked(ready);
+    settle_ready_.clear();
+    settle_slots_.clear();
+}
+
+void QueueState::settle_dependencies(bool full) noexcept {
     if (settling_) return; // the running settle loops until nothing moves
     settling_ = true;
     try {
         lock_dependencies();
         shm::LockHolder holder(dependencies_->lock);
-        settle_locked();
+        if (full || settle_all_) settle_locked();
+        else settle_targets_locked();
     } catch (...) {
         // [G] unavailable (repair failed): settle_wanted_ stays set; the
         // next settle, the reaper or doctor do it.
@@ -567,6 +740,7 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
         row.edges[i].job_id = ids[i];
         row.edges[i].slot = shm::no_slot;
         row.edges[i].outcome.store(std::uint32_t(EdgeOutcome::pending), std::memory_order_relaxed);
+        row.edges[i].next = row.edges[i].prev = 0; // on no list until linked under [G]
     }
     row.job_id.store(self, std::memory_order_release);
 
@@ -611,8 +785,10 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
     auto unlink_all = [&]() noexcept {
         for (std::uint32_t i = 0; i < row.count; ++i)
             if (EdgeOutcome(row.edges[i].outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending &&
-                row.edges[i].slot != shm::no_slot)
+                row.edges[i].slot != shm::no_slot) {
+                dependents_remove(slot, i);
                 lower_dependents(row.edges[i].slot);
+            }
         row.job_id.store(0, std::memory_order_relaxed);
     };
     const DependencyEdge* failed = nullptr;
@@ -656,8 +832,9 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
                     continue;
                 }
                 edge.slot = target;
+                dependents_push(slot, i); // D6: a finisher of target settles it from there
                 any_pending = true;
-                shm::crash_point("dependency.linked");
+                shm::crash_point("dependency.linked"); // listed, counted, reserved: the repair drops both
                 break;
             }
         }
@@ -681,6 +858,7 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
             DependencyEdge& edge = row.edges[i];
             if (EdgeOutcome(edge.outcome.load(std::memory_order_relaxed)) != EdgeOutcome::pending) continue;
             edge.outcome.store(std::uint32_t(EdgeOutcome::abandoned), std::memory_order_relaxed);
+            dependents_remove(slot, i);
             lower_dependents(edge.slot);
         }
         const std::string reason = reason_for(*failed, failed_how);
@@ -871,6 +1049,57 @@ void QueueState::check_dependencies(std::vector<std::string>& problems) {
             if (pending == 0)
                 problems.push_back("dependencies: waiting job " + std::to_string(rec.job_id) +
                                    " has no pending dependency left");
+        }
+        // The dependents lists (D6): each holds exactly the pending edges of
+        // waiting jobs that name its slot, with sound back links.
+        std::vector<std::uint8_t> on_list(std::size_t(n) * max_dependencies, 0);
+        for (std::uint32_t owner = 0; owner < n; ++owner) {
+            std::uint32_t previous_link = 0;
+            std::size_t walked = 0;
+            for (std::uint32_t link = dependency_row(owner).first_dependent; link != 0;) {
+                const DependencyEdge* edge = edge_at(link);
+                if (!edge) {
+                    problems.push_back("dependencies: dependents list of slot " + std::to_string(owner) +
+                                       " links out of range");
+                    break;
+                }
+                const std::uint32_t dependent = (link - 1) / max_dependencies, index = (link - 1) % max_dependencies;
+                if (on_list[link - 1] || ++walked > on_list.size()) {
+                    problems.push_back("dependencies: dependents list of slot " + std::to_string(owner) +
+                                       " has a cycle or shares an edge");
+                    break;
+                }
+                on_list[link - 1] = 1;
+                const DependencyRow& row = dependency_row(dependent);
+                const bool sound =
+                    StateWord::state(arena_.state_word(dependent).load(std::memory_order_acquire)) == SlotState::waiting &&
+                    row.job_id.load(std::memory_order_acquire) == record(dependent).job_id && index < row.count &&
+                    row.count <= max_dependencies &&
+                    EdgeOutcome(edge->outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending &&
+                    edge->slot == owner;
+                if (!sound)
+                    problems.push_back("dependencies: dependents list of slot " + std::to_string(owner) +
+                                       " holds an edge of slot " + std::to_string(dependent) +
+                                       " that is not a pending edge naming it");
+                if (edge->prev != previous_link)
+                    problems.push_back("dependencies: dependents list of slot " + std::to_string(owner) +
+                                       " back link broken at an edge of slot " + std::to_string(dependent));
+                previous_link = link;
+                link = edge->next;
+            }
+        }
+        for (std::uint32_t slot = 0; slot < n; ++slot) {
+            if (StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire)) != SlotState::waiting)
+                continue;
+            const DependencyRow& row = dependency_row(slot);
+            if (row.job_id.load(std::memory_order_acquire) != record(slot).job_id || row.count > max_dependencies)
+                continue; // reported above
+            for (std::uint32_t i = 0; i < row.count; ++i)
+                if (EdgeOutcome(row.edges[i].outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending &&
+                    row.edges[i].slot < n && !on_list[std::size_t(slot) * max_dependencies + i])
+                    problems.push_back("dependencies: waiting job " + std::to_string(record(slot).job_id) +
+                                       " waits on job " + std::to_string(row.edges[i].job_id) +
+                                       " but is not on its dependents list");
         }
         for (std::uint32_t slot = 0; slot < n; ++slot)
             if (record(slot).dependents.load(std::memory_order_seq_cst) < pending_on[slot])

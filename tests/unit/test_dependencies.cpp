@@ -643,6 +643,90 @@ TEST_CASE("doctor reports a dependents count below the jobs waiting on it", "[de
     ::munmap(base, std::size_t(st.st_size));
 }
 
+namespace {
+// The segment of a scratch queue mapped writable, for torn states.
+struct MappedSegment {
+    void* base = MAP_FAILED;
+    std::size_t size = 0;
+    explicit MappedSegment(const std::string& name) {
+        const int fd = ::shm_open(shm::object_name_for(name).c_str(), O_RDWR, 0);
+        REQUIRE(fd >= 0);
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        size = std::size_t(st.st_size);
+        base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ::close(fd);
+        REQUIRE(base != MAP_FAILED);
+    }
+    ~MappedSegment() { ::munmap(base, size); }
+    detail::DependencyRow& row(std::uint32_t slot) const {
+        auto* bytes = static_cast<std::byte*>(base);
+        const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+        const detail::CoreGeometry geometry = detail::compute_core_geometry(header.parameters);
+        return reinterpret_cast<detail::DependencyRow*>(bytes + header.core_offset +
+                                                        geometry.dependency_rows_offset)[slot];
+    }
+};
+} // namespace
+
+TEST_CASE("doctor reports a waiting job missing from its dependency's dependents list", "[dependencies][doctor]") {
+    ScratchQueue scratch("dep-torn-list", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const Job job = pick_exactly(scratch.queue(), ep, a);
+    MappedSegment segment(scratch.name());
+    detail::DependencyRow& of_a = segment.row(job.handle.slot);
+    REQUIRE(of_a.first_dependent != 0);
+    CHECK(scratch->doctor().sound);
+    const std::uint32_t saved = of_a.first_dependent;
+    of_a.first_dependent = 0; // b's edge falls off a's list
+    const DoctorReport torn = scratch->doctor();
+    CHECK_FALSE(torn.sound);
+    REQUIRE(torn.problems.size() == 1);
+    CHECK(torn.problems[0].find("waits on job " + std::to_string(a) + " but is not on its dependents list") !=
+          std::string::npos);
+    of_a.first_dependent = saved;
+    CHECK(scratch->doctor().sound);
+    scratch->ack(job.handle);
+    pick_exactly(scratch.queue(), ep, b);
+}
+
+TEST_CASE("a waiting job missing from its dependency's dependents list is still released by the ack",
+          "[dependencies]") {
+    // A finisher's settle looks at its slot's dependents list; one that
+    // finds nothing it can resolve there while jobs wait on it (here: the
+    // list lost b's edge) walks every waiting job, as before the lists.
+    ScratchQueue scratch("dep-lost-list", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const Job job = pick_exactly(scratch.queue(), ep, a);
+    MappedSegment segment(scratch.name());
+    segment.row(job.handle.slot).first_dependent = 0;
+    scratch->ack(job.handle);
+    CHECK(state_of(scratch.queue(), b).status == JobStatus::queued);
+    pick_exactly(scratch.queue(), ep, b);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dependents list linking out of range is rebuilt and its jobs are still released", "[dependencies]") {
+    ScratchQueue scratch("dep-corrupt-list", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const JobId c = enqueue_text(scratch.queue(), ep, "c", after({a}));
+    const Job job = pick_exactly(scratch.queue(), ep, a);
+    MappedSegment segment(scratch.name());
+    segment.row(job.handle.slot).first_dependent = 0xFFFFFFF0u; // beyond the arena
+    scratch->ack(job.handle);
+    auto jobs = dequeue_now(scratch.queue(), ep, 4);
+    std::vector<JobId> order;
+    for (const Job& j : jobs) order.push_back(j.handle.id);
+    CHECK(order == std::vector<JobId>{b, c});
+    CHECK(scratch->doctor().sound);
+}
+
 TEST_CASE("doctor reports a recent outcome entry that does not belong where it sits", "[dependencies][doctor]") {
     ScratchQueue scratch("dep-torn-outcome", small_options(64));
     const EntrypointId ep = scratch->declare_entrypoint("jobs", forgetful());
