@@ -684,7 +684,12 @@ void QueueState::settle_dependencies(bool full) noexcept {
 
 void QueueState::flush_settled() noexcept {
     // After [G]: wake sleepers for released jobs, free canceled memory jobs.
-    if (!settle_wakes_.empty()) {
+    if (settle_wakes_.size() == 1) {
+        // One released job's entrypoint (the common case): no sort, no swap.
+        const EntrypointId ep = settle_wakes_[0];
+        settle_wakes_.clear(); // before the wake: a wake may reap and settle again
+        wake_sleepers(ep, 1);
+    } else if (!settle_wakes_.empty()) {
         std::vector<EntrypointId> wakes;
         wakes.swap(settle_wakes_);
         std::sort(wakes.begin(), wakes.end());
@@ -725,7 +730,7 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
                                                     std::to_string(max_dependencies) + " dependencies");
         sorted[distinct++] = id;
     }
-    std::sort(sorted, sorted + distinct);
+    if (distinct > 1) std::sort(sorted, sorted + distinct);
     const std::span<const JobId> ids(sorted, distinct);
     for (JobId id : ids)
         if (id == self)
@@ -750,7 +755,14 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
     // is no edge to count, nothing to settle and no move out of `waiting`,
     // so the job is published as a plain one. Anything else (pending,
     // failed, unknown, a classification that could not settle) takes the
-    // locked path below, which classifies again from scratch.
+    // locked path below, which classifies again from scratch, except for a
+    // dependency found pending here: its slot and state word are kept, and
+    // the locked path's raise re-reads that word (see the top), so the
+    // classification stands only if the job has not moved since (every
+    // transition bumps the word's 44-bit epoch).
+    std::uint32_t known_target[max_dependencies];
+    std::uint64_t known_word[max_dependencies];
+    bool known_pending[max_dependencies] = {};
     {
         std::uint32_t targets[max_dependencies];
         bool all_succeeded = true;
@@ -767,6 +779,11 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
             }
             all_succeeded = how == DependencyState::successful;
             targets[i] = target;
+            if (how == DependencyState::pending) {
+                known_pending[i] = true;
+                known_target[i] = target;
+                known_word[i] = word;
+            }
         }
         if (all_succeeded) {
             for (std::uint32_t i = 0; i < row.count; ++i) {
@@ -798,10 +815,12 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
         for (std::uint32_t i = 0; i < row.count; ++i) {
             DependencyEdge& edge = row.edges[i];
             for (int attempt = 0;; ++attempt) {
-                std::uint32_t target = find_job_slot(edge.job_id);
-                std::uint64_t word = 0;
-                DependencyState how =
-                    target == shm::no_slot ? DependencyState::unknown : classify(arena_, target, edge.job_id, false, word);
+                const bool known = attempt == 0 && known_pending[i];
+                std::uint32_t target = known ? known_target[i] : find_job_slot(edge.job_id);
+                std::uint64_t word = known ? known_word[i] : 0;
+                DependencyState how = known                     ? DependencyState::pending
+                                      : target == shm::no_slot ? DependencyState::unknown
+                                                               : classify(arena_, target, edge.job_id, false, word);
                 if (how == DependencyState::unknown) {
                     // Not in a slot (any more): the recent outcomes know
                     // how it ended, or say why they cannot.
