@@ -170,7 +170,7 @@ EndedLookup QueueState::recorded_end(JobId id, JobStatus& status) const noexcept
     }
 }
 
-std::uint32_t QueueState::find_job_slot(JobId id) const noexcept {
+std::uint32_t QueueState::find_job_slot(JobId id, JobStatus* ended) const noexcept {
     const std::uint32_t n = arena_.slot_count();
     auto holds = [&](std::uint32_t slot) {
         const JobRecord& rec = record(slot);
@@ -181,6 +181,12 @@ std::uint32_t QueueState::find_job_slot(JobId id) const noexcept {
     // scan, preferring a slot that holds it now.
     const std::uint32_t hint = id_hints_[id & (id_hint_capacity - 1)] - 1;
     if (hint < n && holds(hint)) return hint;
+    // Before the scan: a job the recent outcomes hold has ended, and how
+    // (an entry is written only after its job's end, with that end, and is
+    // final: nothing brings a job back once its slot forgot it), so the
+    // scan could only say the same. Saves the O(slots) scan for a job of
+    // another process, or an old one, that already ended (layout 19).
+    if (ended && recorded_end(id, *ended) == EndedLookup::found) return shm::no_slot;
     std::uint32_t found = shm::no_slot;
     for (std::uint32_t slot = 0; slot < n; ++slot) {
         if (record(slot).job_id == id) return slot;
@@ -768,10 +774,12 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
         bool all_succeeded = true;
         for (std::uint32_t i = 0; i < row.count && all_succeeded; ++i) {
             const JobId id = row.edges[i].job_id;
-            std::uint32_t target = find_job_slot(id);
+            JobStatus ended_early = JobStatus::unknown;
+            std::uint32_t target = find_job_slot(id, &ended_early);
             std::uint64_t word = 0;
-            DependencyState how =
-                target == shm::no_slot ? DependencyState::unknown : classify(arena_, target, id, false, word);
+            DependencyState how = target != shm::no_slot ? classify(arena_, target, id, false, word)
+                                  : ended_early != JobStatus::unknown ? from_status(std::uint32_t(ended_early))
+                                                                      : DependencyState::unknown;
             if (how == DependencyState::unknown) {
                 JobStatus ended = JobStatus::unknown;
                 if (recorded_end(id, ended) == EndedLookup::found) how = from_status(std::uint32_t(ended));
@@ -816,11 +824,13 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
             DependencyEdge& edge = row.edges[i];
             for (int attempt = 0;; ++attempt) {
                 const bool known = attempt == 0 && known_pending[i];
-                std::uint32_t target = known ? known_target[i] : find_job_slot(edge.job_id);
+                JobStatus ended_early = JobStatus::unknown;
+                std::uint32_t target = known ? known_target[i] : find_job_slot(edge.job_id, &ended_early);
                 std::uint64_t word = known ? known_word[i] : 0;
                 DependencyState how = known                     ? DependencyState::pending
-                                      : target == shm::no_slot ? DependencyState::unknown
-                                                               : classify(arena_, target, edge.job_id, false, word);
+                                      : target != shm::no_slot ? classify(arena_, target, edge.job_id, false, word)
+                                      : ended_early != JobStatus::unknown ? from_status(std::uint32_t(ended_early))
+                                                                          : DependencyState::unknown;
                 if (how == DependencyState::unknown) {
                     // Not in a slot (any more): the recent outcomes know
                     // how it ended, or say why they cannot.

@@ -402,7 +402,10 @@ private:
     // Throws invalid_argument for a bad depends_on (count, 0, too large, with a dedupe key).
     void validate_dependencies(const EnqueueOptions& options) const;
     // The slot that holds (or last held) job id, no_slot if none: the hint, else a scan.
-    std::uint32_t find_job_slot(JobId id) const noexcept;
+    // The slot that holds job id or held it last: the local hint, then
+    // (with `ended`) the recent outcomes (no_slot and *ended set: it ended
+    // so), then a scan of the arena. no_slot: no slot names it.
+    std::uint32_t find_job_slot(JobId id, JobStatus* ended = nullptr) const noexcept;
     // Every write of a slot's last outcome goes through here (layout.hpp,
     // "Last outcome"): the job the slot remembered until now goes to the
     // recent outcomes first (layout.hpp, "Recent outcomes"), so no ended
