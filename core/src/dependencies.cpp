@@ -379,7 +379,11 @@ bool QueueState::release_waiting_locked(std::uint32_t slot) noexcept {
     try {
         lock_entrypoint(ep);
     } catch (...) {
-        settle_all_ = true; // its edges left the lists: the next settle walks every waiting job
+        // Its edges left the lists: the next settle here walks every
+        // waiting job, and so does the next [G] locker of any process (the
+        // repair settles after its rebuild).
+        settle_all_ = true;
+        dependencies_->lock.request_repair();
         return false;
     }
     shm::LockHolder holder(c.lock);
@@ -421,6 +425,7 @@ bool QueueState::cancel_waiting_locked(std::uint32_t slot, std::string_view reas
         lock_entrypoint(ep);
     } catch (...) {
         settle_all_ = true; // as in release_waiting_locked
+        dependencies_->lock.request_repair();
         return false;
     }
     {
