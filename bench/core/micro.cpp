@@ -87,9 +87,10 @@ BENCHMARK(enqueue_dequeue_ack_keyed)->ArgName("keyed")->Arg(0)->Arg(1);
 
 // The cost of dependencies (docs/job-dependencies.md), items are jobs:
 // deps:0 is the plain loop; deps:1 makes each job depend on the previous
-// one, already successful (no wait, but the dependency lock and a lookup);
+// one, already successful (no wait: a lookup and the lock-free check);
 // deps:2 enqueues a pair whose second job waits for the first, so each ack
-// of a first job settles and releases its partner.
+// of a first job settles and releases its partner; deps:3 is deps:2 with
+// 1000 unrelated jobs waiting all along.
 void enqueue_dequeue_ack_dependent(benchmark::State& state) {
     Fixture f;
     std::byte payload[64] = {};
@@ -99,8 +100,17 @@ void enqueue_dequeue_ack_dependent(benchmark::State& state) {
     Job job;
     std::int64_t jobs = 0;
     const std::int64_t mode = state.range(0);
+    if (mode == 3) {
+        // deps:3 is deps:2 while 1000 other jobs wait (for a job in another
+        // entrypoint that never runs): what a settle pays for jobs that the
+        // finished one does not concern.
+        const EntrypointId blocked = f.queue.declare_entrypoint("blocked");
+        EnqueueOptions on_blocker;
+        on_blocker.depends_on.assign(1, f.queue.enqueue(blocked, payload));
+        for (int i = 0; i < 1000; ++i) f.queue.enqueue(blocked, payload, on_blocker);
+    }
     for (auto _ : state) {
-        if (mode == 2) {
+        if (mode >= 2) {
             after.depends_on.assign(1, f.queue.enqueue(f.ep, payload));
             f.queue.enqueue(f.ep, payload, after);
             for (int i = 0; i < 2; ++i) {
@@ -118,7 +128,7 @@ void enqueue_dequeue_ack_dependent(benchmark::State& state) {
     }
     state.SetItemsProcessed(jobs);
 }
-BENCHMARK(enqueue_dequeue_ack_dependent)->ArgName("deps")->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK(enqueue_dequeue_ack_dependent)->ArgName("deps")->Arg(0)->Arg(1)->Arg(2)->Arg(3);
 
 void enqueue_dequeue_one_ack_deferred(benchmark::State& state) {
     Fixture f(state.range(0));

@@ -3,6 +3,7 @@
 //   single   enqueue() one job per call; the consumer takes jobs one at a time
 //            (dequeue_one from a prefetch of picked jobs) and acks with
 //            ack_deferred (applied every 64 jobs and before it sleeps).
+//            --dependencies: each job depends on the one enqueued 64 before.
 //   batch    enqueue_batch() of --batch jobs; dequeue() of --batch and ack()
 //            of the whole batch.
 //   drain    the consumer-behind regime, in isolation: the producer process
@@ -152,6 +153,13 @@ std::int64_t concurrency_limit = 0;
 // --dedupe-keys: every job of the single mode carries its own 16-byte
 // dedupe key, to measure what keys cost (docs/dedupe.md, BENCHMARKS.md).
 bool dedupe_keys = false;
+// --dependencies: every job of the single mode after the 64th depends on the
+// job the producer enqueued 64 before it (docs/job-dependencies.md,
+// BENCHMARKS.md "Job dependencies (issue 8)"): a dependency the consumer
+// process already acked costs the lock-free check, one it has not yet makes
+// the job wait until the consumer's ack settles it.
+bool dependencies = false;
+constexpr std::size_t dependency_distance = 64;
 
 // A fresh queue with one entrypoint "bench" for one run.
 Queue fresh_queue(const std::string& name, std::uint32_t slots, std::uint32_t payload_bytes) {
@@ -209,6 +217,9 @@ double run_throughput(const Options& options, bool batched) {
         std::vector<JobId> ids(options.batch);
         EnqueueOptions keyed;
         if (dedupe_keys) keyed.dedupe_key.emplace("key-000000000000");
+        EnqueueOptions after;
+        after.depends_on.reserve(1);
+        std::vector<JobId> recent(dependency_distance, 0); // the last ids, a ring
         while (shared->consumer_ready.load() == 0) std::this_thread::yield();
         shared->start_ns.store(shm::monotonic_ns());
         std::uint64_t sent = 0;
@@ -223,6 +234,11 @@ double run_throughput(const Options& options, bool batched) {
                     char* digits = keyed.dedupe_key->data() + 4;
                     for (int i = 11; i >= 0; --i, n /= 10) digits[i] = char('0' + n % 10);
                     q.enqueue(ep, payload, keyed);
+                    ++sent;
+                } else if (dependencies) {
+                    JobId& slot = recent[sent % dependency_distance];
+                    if (slot != 0) after.depends_on.assign(1, slot);
+                    slot = q.enqueue(ep, payload, after);
                     ++sent;
                 } else {
                     q.enqueue(ep, payload);
@@ -552,6 +568,8 @@ int main(int argc, char** argv) {
     app.add_option("--concurrency-limit", concurrency_limit, "concurrency limit of the bench entrypoint (0: none)")
         ->check(CLI::Range(std::int64_t(0), std::int64_t(4'000'000'000)));
     app.add_flag("--dedupe-keys", dedupe_keys, "single mode: give every job its own dedupe key");
+    app.add_flag("--dependencies", dependencies,
+                 "single mode: every job depends on the one enqueued 64 before it");
     bool pin = false;
     app.add_flag("--pin", pin, "pin the producer to CPU 0 and the consumer to CPU 1 (single, batch, drain)");
     CLI11_PARSE(app, argc, argv);
@@ -563,13 +581,14 @@ int main(int argc, char** argv) {
                 const double rate = run_throughput(options, batched);
                 if (options.json)
                     std::printf("{\"bench\":\"currant_two_process\",\"mode\":\"%s\",\"batch\":%u,\"payload\":%u,"
-                                "\"jobs\":%llu,\"pinned\":%s,\"jobs_per_second\":%.0f}\n",
+                                "\"jobs\":%llu,\"pinned\":%s,\"dependencies\":%s,\"jobs_per_second\":%.0f}\n",
                                 options.mode.c_str(), batched ? options.batch : 1, options.payload,
-                                (unsigned long long)options.jobs, pin ? "true" : "false", rate);
+                                (unsigned long long)options.jobs, pin ? "true" : "false",
+                                dependencies && !batched ? "true" : "false", rate);
                 else
-                    std::printf("currant two-process %s%s%s: %llu jobs of %u bytes: %.0f jobs/s (enqueue + dequeue + ack)\n",
+                    std::printf("currant two-process %s%s%s%s: %llu jobs of %u bytes: %.0f jobs/s (enqueue + dequeue + ack)\n",
                                 options.mode.c_str(), batched ? (" " + std::to_string(options.batch)).c_str() : "",
-                                pin ? " pinned" : "", (unsigned long long)options.jobs, options.payload, rate);
+                                pin ? " pinned" : "", dependencies && !batched ? " dependencies" : "", (unsigned long long)options.jobs, options.payload, rate);
             } else if (options.mode == "drain") {
                 const double rate = run_drain(options);
                 if (options.json)

@@ -170,7 +170,7 @@ EndedLookup QueueState::recorded_end(JobId id, JobStatus& status) const noexcept
     }
 }
 
-std::uint32_t QueueState::find_job_slot(JobId id) const noexcept {
+std::uint32_t QueueState::find_job_slot(JobId id, JobStatus* ended) const noexcept {
     const std::uint32_t n = arena_.slot_count();
     auto holds = [&](std::uint32_t slot) {
         const JobRecord& rec = record(slot);
@@ -181,6 +181,12 @@ std::uint32_t QueueState::find_job_slot(JobId id) const noexcept {
     // scan, preferring a slot that holds it now.
     const std::uint32_t hint = id_hints_[id & (id_hint_capacity - 1)] - 1;
     if (hint < n && holds(hint)) return hint;
+    // Before the scan: a job the recent outcomes hold has ended, and how
+    // (an entry is written only after its job's end, with that end, and is
+    // final: nothing brings a job back once its slot forgot it), so the
+    // scan could only say the same. Saves the O(slots) scan for a job of
+    // another process, or an old one, that already ended (layout 19).
+    if (ended && recorded_end(id, *ended) == EndedLookup::found) return shm::no_slot;
     std::uint32_t found = shm::no_slot;
     for (std::uint32_t slot = 0; slot < n; ++slot) {
         if (record(slot).job_id == id) return slot;
@@ -235,6 +241,10 @@ bool QueueState::repair_dependencies() noexcept {
         std::vector<std::uint32_t> counts(n, 0);
         std::vector<std::uint32_t> per_entrypoint(max_entrypoints_, 0);
         std::uint32_t head = shm::no_slot, total = 0;
+        // The dependents lists are rebuilt below from the waiting jobs'
+        // pending edges (every one with a slot in range, also one whose
+        // dependency's slot moved on: the settle resolves it from the truth).
+        for (std::uint32_t slot = 0; slot < n; ++slot) dependency_row(slot).first_dependent = 0;
         for (std::uint32_t slot = n; slot-- > 0;) {
             if (StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire)) != SlotState::waiting)
                 continue;
@@ -251,9 +261,11 @@ bool QueueState::repair_dependencies() noexcept {
                 continue; // the settle cancels it
             for (std::uint32_t i = 0; i < row.count; ++i) {
                 const DependencyEdge& edge = row.edges[i];
-                if (EdgeOutcome(edge.outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending &&
-                    edge.slot < n && record(edge.slot).job_id == edge.job_id)
-                    ++counts[edge.slot];
+                if (EdgeOutcome(edge.outcome.load(std::memory_order_relaxed)) != EdgeOutcome::pending ||
+                    edge.slot >= n)
+                    continue;
+                dependents_push(slot, i);
+                if (record(edge.slot).job_id == edge.job_id) ++counts[edge.slot];
             }
         }
         shm::crash_point("dependency.repair");
@@ -280,6 +292,50 @@ void QueueState::lower_dependents(std::uint32_t slot) noexcept {
     std::uint32_t value = count.load(std::memory_order_relaxed);
     while (value != 0 && !count.compare_exchange_weak(value, value - 1, std::memory_order_seq_cst)) {
     }
+}
+
+DependencyEdge* QueueState::edge_at(std::uint32_t link) const noexcept {
+    // nullptr for 0 and for a link out of range (a corrupt list).
+    if (link == 0) return nullptr;
+    const std::uint32_t slot = (link - 1) / max_dependencies, index = (link - 1) % max_dependencies;
+    if (slot >= arena_.slot_count()) return nullptr;
+    return &dependency_row(slot).edges[index];
+}
+
+void QueueState::dependents_push(std::uint32_t slot, std::uint32_t index) noexcept {
+    // Under [G]: the pending edge `index` of the job in `slot` goes onto the
+    // dependents list of its dependency's slot. A crash anywhere in here or
+    // in dependents_remove leaves [G] to its repair, which rebuilds every
+    // list from the waiting jobs' pending edges.
+    DependencyEdge& edge = dependency_row(slot).edges[index];
+    if (edge.slot >= arena_.slot_count()) return;
+    DependencyRow& owner = dependency_row(edge.slot);
+    const std::uint32_t link = edge_link(slot, index);
+    edge.next = owner.first_dependent;
+    edge.prev = 0;
+    if (DependencyEdge* head = edge_at(owner.first_dependent)) head->prev = link;
+    owner.first_dependent = link;
+}
+
+void QueueState::dependents_remove(std::uint32_t slot, std::uint32_t index) noexcept {
+    // Under [G]: the edge leaves pending (resolved or abandoned), before the
+    // job in `slot` can leave `waiting` (so before its row can be rewritten
+    // by the slot's next producer). An edge not found where its links say
+    // is a corrupt list: the next locker rebuilds them all.
+    DependencyEdge& edge = dependency_row(slot).edges[index];
+    if (edge.slot >= arena_.slot_count()) return;
+    DependencyRow& owner = dependency_row(edge.slot);
+    const std::uint32_t link = edge_link(slot, index);
+    DependencyEdge* prev = edge_at(edge.prev);
+    DependencyEdge* next = edge_at(edge.next);
+    if (prev && prev->next == link) prev->next = edge.next;
+    else if (!prev && owner.first_dependent == link) owner.first_dependent = edge.next;
+    else {
+        dependencies_->lock.request_repair();
+        return;
+    }
+    if (next) next->prev = edge.prev;
+    edge.next = edge.prev = 0;
 }
 
 void QueueState::waiting_unlink(std::uint32_t slot) noexcept {
@@ -309,6 +365,7 @@ void QueueState::abandon_edges(std::uint32_t slot) noexcept {
         DependencyEdge& edge = row.edges[i];
         if (EdgeOutcome(edge.outcome.load(std::memory_order_relaxed)) != EdgeOutcome::pending) continue;
         edge.outcome.store(std::uint32_t(EdgeOutcome::abandoned), std::memory_order_relaxed);
+        dependents_remove(slot, i);
         if (edge.slot < arena_.slot_count() && record(edge.slot).job_id == edge.job_id) lower_dependents(edge.slot);
     }
 }
@@ -322,14 +379,23 @@ bool QueueState::release_waiting_locked(std::uint32_t slot) noexcept {
     try {
         lock_entrypoint(ep);
     } catch (...) {
-        return false; // the next settle tries again
+        // Its edges left the lists: the next settle here walks every
+        // waiting job, and so does the next [G] locker of any process (the
+        // repair settles after its rebuild).
+        settle_all_ = true;
+        dependencies_->lock.request_repair();
+        return false;
     }
     shm::LockHolder holder(c.lock);
     std::atomic<std::uint64_t>& state = arena_.state_word(slot);
     const std::uint64_t word = state.load(std::memory_order_acquire);
     if (StateWord::state(word) != SlotState::waiting) return false;
     waiting_unlink(slot);
-    const std::int64_t now_real = shm::realtime_ns();
+    // A job that was due when it was enqueued (no execute_after, the common
+    // case) is due now: no clock read. (A wall clock stepped back since
+    // then does not make it delayed again.)
+    const std::int64_t now_real =
+        rec.execute_after_ns <= rec.enqueued_at_ns ? rec.enqueued_at_ns : shm::realtime_ns();
     const std::uint64_t new_word = StateWord::next(word, SlotState::queued, 0);
     // A crash from here: the entrypoint repair completes the log append if
     // the word is queued and rebuilds the lanes from the words; the [G]
@@ -358,6 +424,8 @@ bool QueueState::cancel_waiting_locked(std::uint32_t slot, std::string_view reas
     try {
         lock_entrypoint(ep);
     } catch (...) {
+        settle_all_ = true; // as in release_waiting_locked
+        dependencies_->lock.request_repair();
         return false;
     }
     {
@@ -400,12 +468,13 @@ void QueueState::settle_locked() noexcept {
     // Under [G]. Bounded: each pass that changes something moves at least
     // one waiting job out of `waiting`.
     const std::uint32_t n = arena_.slot_count();
+    settle_all_ = false; // set again by a move that fails below
     for (std::uint32_t pass = 0; pass <= n; ++pass) {
         settle_wanted_ = false;
         bool changed = false;
         // Jobs a pass releases are released after the walk in the order
-        // they were enqueued (entrypoint, then the sequence they got when
-        // they started waiting): the list is newest first, and a batch
+        // they were enqueued (entrypoint, then the order in which they
+        // started waiting, DependencyRow::wait_order): the list is newest first, and a batch
         // waiting for one job should run in its order. If collecting fails
         // (allocation), a job is released where the walk finds it.
         settle_ready_.clear();
@@ -425,6 +494,7 @@ void QueueState::settle_locked() noexcept {
             }
             if (row.job_id.load(std::memory_order_acquire) != rec.job_id || row.count == 0 ||
                 row.count > max_dependencies) {
+                dependencies_->lock.request_repair(); // its edges may sit on dependents lists: rebuild them
                 changed |= cancel_waiting_locked(slot, "canceled: its dependency record is corrupt");
                 slot = next;
                 continue;
@@ -450,7 +520,8 @@ void QueueState::settle_locked() noexcept {
                         continue;
                     }
                     edge.outcome.store(std::uint32_t(outcome), std::memory_order_relaxed);
-                    shm::crash_point("dependency.resolved"); // count too high: the repair recounts
+                    shm::crash_point("dependency.resolved"); // count too high, still listed: the repair rebuilds
+                    dependents_remove(slot, i);
                     if (edge.slot < n && record(edge.slot).job_id == edge.job_id) lower_dependents(edge.slot);
                 }
                 if (outcome != EdgeOutcome::successful && !failed) {
@@ -474,26 +545,146 @@ void QueueState::settle_locked() noexcept {
             }
             slot = next;
         }
-        std::sort(settle_ready_.begin(), settle_ready_.end(), [this](std::uint32_t a, std::uint32_t b) {
-            const JobRecord& ra = record(a);
-            const JobRecord& rb = record(b);
-            return ra.entrypoint != rb.entrypoint ? ra.entrypoint < rb.entrypoint : ra.sequence < rb.sequence;
-        });
+        // wait_order wraps at 2^32: compared by difference (fewer jobs than
+        // that wait at once).
+        if (settle_ready_.size() > 1)
+            std::sort(settle_ready_.begin(), settle_ready_.end(), [this](std::uint32_t a, std::uint32_t b) {
+                const std::uint32_t ea = record(a).entrypoint, eb = record(b).entrypoint;
+                if (ea != eb) return ea < eb;
+                return std::int32_t(dependency_row(a).wait_order - dependency_row(b).wait_order) < 0;
+            });
         // Still waiting (nobody else moves a job out of `waiting` without
         // [G], which we hold): release_waiting_locked checks the word again.
         for (std::uint32_t ready : settle_ready_) changed |= release_waiting_locked(ready);
         settle_ready_.clear();
-        if (!changed) return;
+        if (!changed) break;
     }
+    // Every waiting job was looked at: the noted targets are settled too.
+    settle_slots_.clear();
 }
 
-void QueueState::settle_dependencies() noexcept {
+void QueueState::settle_targets_locked() noexcept {
+    // Under [G]. The finishers of the slots in settle_slots_ saw their
+    // `dependents` count above 0 (D3): every pending edge naming their jobs
+    // is on those slots' dependents lists (D6), so resolving the lists'
+    // edges settles what those ends moved, without walking every waiting
+    // job. Jobs it cancels are appended by their note_completion, so a
+    // cancellation cascades through their lists too. Anything unexpected
+    // (an edge still pending, a corrupt list or row, no room to collect)
+    // falls back to settle_locked, which works from every waiting job and
+    // is always right; so is this, only narrower (D5).
+    settle_wanted_ = false;
+    settle_ready_.clear();
+    const std::uint32_t n = arena_.slot_count();
+    bool full = settle_all_;
+    for (std::size_t k = 0; k < settle_slots_.size() && !full; ++k) {
+        const std::uint32_t target = settle_slots_[k];
+        if (target >= n) continue;
+        // Every step resolves the list's first edge and so removes it (or
+        // falls back): start from the head again each time, since a
+        // cancellation may remove other edges of this list too.
+        for (std::uint32_t steps = 0; !full; ++steps) {
+            const std::uint32_t link = dependency_row(target).first_dependent;
+            if (link == 0) {
+                // Its finisher saw a count above 0 but the list held nothing
+                // (a count above the truth, or a list that lost an edge):
+                // look at every waiting job, unless this slot was noted
+                // twice and its list settled already.
+                if (steps == 0 &&
+                    std::find(settle_slots_.begin(), settle_slots_.begin() + std::ptrdiff_t(k), target) ==
+                        settle_slots_.begin() + std::ptrdiff_t(k))
+                    full = true;
+                break;
+            }
+            DependencyEdge* found = edge_at(link);
+            const std::uint32_t slot = (link - 1) / max_dependencies, index = (link - 1) % max_dependencies;
+            DependencyRow& row = dependency_row(slot);
+            const JobRecord& rec = record(slot);
+            if (!found || steps > n * max_dependencies || found->slot != target || found->prev != 0 ||
+                EdgeOutcome(found->outcome.load(std::memory_order_relaxed)) != EdgeOutcome::pending ||
+                StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire)) != SlotState::waiting ||
+                row.job_id.load(std::memory_order_acquire) != rec.job_id || index >= row.count ||
+                row.count > max_dependencies) {
+                dependencies_->lock.request_repair(); // the next locker rebuilds the lists
+                full = true;
+                break;
+            }
+            DependencyEdge& edge = *found;
+            std::uint64_t word = 0;
+            DependencyState how = classify(arena_, edge.slot, edge.job_id, true, word);
+            JobStatus ended = JobStatus::unknown;
+            if (how == DependencyState::unknown && recorded_end(edge.job_id, ended) == EndedLookup::found)
+                how = from_status(std::uint32_t(ended));
+            const EdgeOutcome outcome = outcome_for(how);
+            if (outcome == EdgeOutcome::pending) {
+                // A newer job in the slot (its predecessor's slot moved on
+                // before this settle), or a word moving too fast to read:
+                // the full settle decides the same from the truth, and
+                // looks at everything else as well.
+                full = true;
+                break;
+            }
+            edge.outcome.store(std::uint32_t(outcome), std::memory_order_relaxed);
+            shm::crash_point("dependency.resolved"); // count too high, still listed: the repair rebuilds
+            dependents_remove(slot, index);
+            if (record(target).job_id == edge.job_id) lower_dependents(target);
+            // The dependent: released once nothing is pending, canceled if
+            // an edge failed (as settle_locked decides).
+            std::uint32_t pending = 0;
+            const DependencyEdge* failed = nullptr;
+            EdgeOutcome failed_how = EdgeOutcome::pending;
+            for (std::uint32_t i = 0; i < row.count; ++i) {
+                const EdgeOutcome o = EdgeOutcome(row.edges[i].outcome.load(std::memory_order_relaxed));
+                if (o == EdgeOutcome::pending) ++pending;
+                else if (o != EdgeOutcome::successful && !failed) {
+                    failed = &row.edges[i];
+                    failed_how = o;
+                }
+            }
+            if (failed) {
+                std::string reason;
+                try {
+                    reason = reason_for(*failed, failed_how);
+                } catch (...) {
+                }
+                // Its note_completion appends its slot if others wait for it.
+                if (!cancel_waiting_locked(slot, reason)) full = true;
+            } else if (pending == 0) {
+                try {
+                    settle_ready_.push_back(slot);
+                } catch (...) {
+                    full = true; // settle_locked releases it
+                }
+            }
+        }
+    }
+    if (full) {
+        settle_ready_.clear();
+        settle_locked(); // clears the targets
+        return;
+    }
+    // In the order they started waiting, per entrypoint (as settle_locked).
+    if (settle_ready_.size() > 1)
+        std::sort(settle_ready_.begin(), settle_ready_.end(), [this](std::uint32_t a, std::uint32_t b) {
+            const std::uint32_t ea = record(a).entrypoint, eb = record(b).entrypoint;
+            if (ea != eb) return ea < eb;
+            return std::int32_t(dependency_row(a).wait_order - dependency_row(b).wait_order) < 0;
+        });
+    // (A release that cannot take [E] sets settle_all_: the next settle walks
+    // every waiting job.)
+    for (std::uint32_t ready : settle_ready_) release_waiting_locked(ready);
+    settle_ready_.clear();
+    settle_slots_.clear();
+}
+
+void QueueState::settle_dependencies(bool full) noexcept {
     if (settling_) return; // the running settle loops until nothing moves
     settling_ = true;
     try {
         lock_dependencies();
         shm::LockHolder holder(dependencies_->lock);
-        settle_locked();
+        if (full || settle_all_) settle_locked();
+        else settle_targets_locked();
     } catch (...) {
         // [G] unavailable (repair failed): settle_wanted_ stays set; the
         // next settle, the reaper or doctor do it.
@@ -504,7 +695,12 @@ void QueueState::settle_dependencies() noexcept {
 
 void QueueState::flush_settled() noexcept {
     // After [G]: wake sleepers for released jobs, free canceled memory jobs.
-    if (!settle_wakes_.empty()) {
+    if (settle_wakes_.size() == 1) {
+        // One released job's entrypoint (the common case): no sort, no swap.
+        const EntrypointId ep = settle_wakes_[0];
+        settle_wakes_.clear(); // before the wake: a wake may reap and settle again
+        wake_sleepers(ep, 1);
+    } else if (!settle_wakes_.empty()) {
         std::vector<EntrypointId> wakes;
         wakes.swap(settle_wakes_);
         std::sort(wakes.begin(), wakes.end());
@@ -545,7 +741,7 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
                                                     std::to_string(max_dependencies) + " dependencies");
         sorted[distinct++] = id;
     }
-    std::sort(sorted, sorted + distinct);
+    if (distinct > 1) std::sort(sorted, sorted + distinct);
     const std::span<const JobId> ids(sorted, distinct);
     for (JobId id : ids)
         if (id == self)
@@ -560,6 +756,7 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
         row.edges[i].job_id = ids[i];
         row.edges[i].slot = shm::no_slot;
         row.edges[i].outcome.store(std::uint32_t(EdgeOutcome::pending), std::memory_order_relaxed);
+        row.edges[i].next = row.edges[i].prev = 0; // on no list until linked under [G]
     }
     row.job_id.store(self, std::memory_order_release);
 
@@ -569,16 +766,25 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
     // is no edge to count, nothing to settle and no move out of `waiting`,
     // so the job is published as a plain one. Anything else (pending,
     // failed, unknown, a classification that could not settle) takes the
-    // locked path below, which classifies again from scratch.
+    // locked path below, which classifies again from scratch, except for a
+    // dependency found pending here: its slot and state word are kept, and
+    // the locked path's raise re-reads that word (see the top), so the
+    // classification stands only if the job has not moved since (every
+    // transition bumps the word's 44-bit epoch).
+    std::uint32_t known_target[max_dependencies];
+    std::uint64_t known_word[max_dependencies];
+    bool known_pending[max_dependencies] = {};
     {
         std::uint32_t targets[max_dependencies];
         bool all_succeeded = true;
         for (std::uint32_t i = 0; i < row.count && all_succeeded; ++i) {
             const JobId id = row.edges[i].job_id;
-            std::uint32_t target = find_job_slot(id);
+            JobStatus ended_early = JobStatus::unknown;
+            std::uint32_t target = find_job_slot(id, &ended_early);
             std::uint64_t word = 0;
-            DependencyState how =
-                target == shm::no_slot ? DependencyState::unknown : classify(arena_, target, id, false, word);
+            DependencyState how = target != shm::no_slot ? classify(arena_, target, id, false, word)
+                                  : ended_early != JobStatus::unknown ? from_status(std::uint32_t(ended_early))
+                                                                      : DependencyState::unknown;
             if (how == DependencyState::unknown) {
                 JobStatus ended = JobStatus::unknown;
                 if (recorded_end(id, ended) == EndedLookup::found) how = from_status(std::uint32_t(ended));
@@ -586,6 +792,11 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
             }
             all_succeeded = how == DependencyState::successful;
             targets[i] = target;
+            if (how == DependencyState::pending) {
+                known_pending[i] = true;
+                known_target[i] = target;
+                known_word[i] = word;
+            }
         }
         if (all_succeeded) {
             for (std::uint32_t i = 0; i < row.count; ++i) {
@@ -604,8 +815,10 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
     auto unlink_all = [&]() noexcept {
         for (std::uint32_t i = 0; i < row.count; ++i)
             if (EdgeOutcome(row.edges[i].outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending &&
-                row.edges[i].slot != shm::no_slot)
+                row.edges[i].slot != shm::no_slot) {
+                dependents_remove(slot, i);
                 lower_dependents(row.edges[i].slot);
+            }
         row.job_id.store(0, std::memory_order_relaxed);
     };
     const DependencyEdge* failed = nullptr;
@@ -615,10 +828,14 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
         for (std::uint32_t i = 0; i < row.count; ++i) {
             DependencyEdge& edge = row.edges[i];
             for (int attempt = 0;; ++attempt) {
-                std::uint32_t target = find_job_slot(edge.job_id);
-                std::uint64_t word = 0;
-                DependencyState how =
-                    target == shm::no_slot ? DependencyState::unknown : classify(arena_, target, edge.job_id, false, word);
+                const bool known = attempt == 0 && known_pending[i];
+                JobStatus ended_early = JobStatus::unknown;
+                std::uint32_t target = known ? known_target[i] : find_job_slot(edge.job_id, &ended_early);
+                std::uint64_t word = known ? known_word[i] : 0;
+                DependencyState how = known                     ? DependencyState::pending
+                                      : target != shm::no_slot ? classify(arena_, target, edge.job_id, false, word)
+                                      : ended_early != JobStatus::unknown ? from_status(std::uint32_t(ended_early))
+                                                                          : DependencyState::unknown;
                 if (how == DependencyState::unknown) {
                     // Not in a slot (any more): the recent outcomes know
                     // how it ended, or say why they cannot.
@@ -649,8 +866,9 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
                     continue;
                 }
                 edge.slot = target;
+                dependents_push(slot, i); // D6: a finisher of target settles it from there
                 any_pending = true;
-                shm::crash_point("dependency.linked");
+                shm::crash_point("dependency.linked"); // listed, counted, reserved: the repair drops both
                 break;
             }
         }
@@ -674,6 +892,7 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
             DependencyEdge& edge = row.edges[i];
             if (EdgeOutcome(edge.outcome.load(std::memory_order_relaxed)) != EdgeOutcome::pending) continue;
             edge.outcome.store(std::uint32_t(EdgeOutcome::abandoned), std::memory_order_relaxed);
+            dependents_remove(slot, i);
             lower_dependents(edge.slot);
         }
         const std::string reason = reason_for(*failed, failed_how);
@@ -706,7 +925,24 @@ void QueueState::publish_dependent(EntrypointId ep, std::uint32_t slot, const En
         flush_settled();
         return;
     }
-    {
+    // [G]: the order in which jobs started waiting (queue-wide), which a
+    // settle releases jobs of one entrypoint in (settle_locked).
+    row.wait_order = dependencies_->next_wait_order++;
+    if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory) {
+        // No log record to write, and a waiting job is in no entrypoint
+        // index: the move reserved -> waiting needs no [E] (only moves out
+        // of `waiting` do, D1). A crash after the store: the [G] repair
+        // lists the slot and counts its edges, as below. (The durability is
+        // read without [E], as the lock-free ack reads it: an entrypoint
+        // redeclared durable at this instant misses this job's `waiting`
+        // record, and the mirror learns it from its next one.)
+        const std::uint64_t word = state.load(std::memory_order_relaxed);
+        // Release: the row and record were written before. Nothing pairs
+        // with this store through a seq_cst load (no edge names this job
+        // yet; a linker's re-read pairs with finishers' CASes only).
+        state.store(StateWord::next(word, SlotState::waiting, 0), std::memory_order_release);
+        shm::crash_point("dependency.waiting");
+    } else {
         lock_entrypoint(ep);
         shm::LockHolder entrypoint_holder(c.lock);
         const std::uint64_t word = state.load(std::memory_order_relaxed);
@@ -847,6 +1083,57 @@ void QueueState::check_dependencies(std::vector<std::string>& problems) {
             if (pending == 0)
                 problems.push_back("dependencies: waiting job " + std::to_string(rec.job_id) +
                                    " has no pending dependency left");
+        }
+        // The dependents lists (D6): each holds exactly the pending edges of
+        // waiting jobs that name its slot, with sound back links.
+        std::vector<std::uint8_t> on_list(std::size_t(n) * max_dependencies, 0);
+        for (std::uint32_t owner = 0; owner < n; ++owner) {
+            std::uint32_t previous_link = 0;
+            std::size_t walked = 0;
+            for (std::uint32_t link = dependency_row(owner).first_dependent; link != 0;) {
+                const DependencyEdge* edge = edge_at(link);
+                if (!edge) {
+                    problems.push_back("dependencies: dependents list of slot " + std::to_string(owner) +
+                                       " links out of range");
+                    break;
+                }
+                const std::uint32_t dependent = (link - 1) / max_dependencies, index = (link - 1) % max_dependencies;
+                if (on_list[link - 1] || ++walked > on_list.size()) {
+                    problems.push_back("dependencies: dependents list of slot " + std::to_string(owner) +
+                                       " has a cycle or shares an edge");
+                    break;
+                }
+                on_list[link - 1] = 1;
+                const DependencyRow& row = dependency_row(dependent);
+                const bool sound =
+                    StateWord::state(arena_.state_word(dependent).load(std::memory_order_acquire)) == SlotState::waiting &&
+                    row.job_id.load(std::memory_order_acquire) == record(dependent).job_id && index < row.count &&
+                    row.count <= max_dependencies &&
+                    EdgeOutcome(edge->outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending &&
+                    edge->slot == owner;
+                if (!sound)
+                    problems.push_back("dependencies: dependents list of slot " + std::to_string(owner) +
+                                       " holds an edge of slot " + std::to_string(dependent) +
+                                       " that is not a pending edge naming it");
+                if (edge->prev != previous_link)
+                    problems.push_back("dependencies: dependents list of slot " + std::to_string(owner) +
+                                       " back link broken at an edge of slot " + std::to_string(dependent));
+                previous_link = link;
+                link = edge->next;
+            }
+        }
+        for (std::uint32_t slot = 0; slot < n; ++slot) {
+            if (StateWord::state(arena_.state_word(slot).load(std::memory_order_acquire)) != SlotState::waiting)
+                continue;
+            const DependencyRow& row = dependency_row(slot);
+            if (row.job_id.load(std::memory_order_acquire) != record(slot).job_id || row.count > max_dependencies)
+                continue; // reported above
+            for (std::uint32_t i = 0; i < row.count; ++i)
+                if (EdgeOutcome(row.edges[i].outcome.load(std::memory_order_relaxed)) == EdgeOutcome::pending &&
+                    row.edges[i].slot < n && !on_list[std::size_t(slot) * max_dependencies + i])
+                    problems.push_back("dependencies: waiting job " + std::to_string(record(slot).job_id) +
+                                       " waits on job " + std::to_string(row.edges[i].job_id) +
+                                       " but is not on its dependents list");
         }
         for (std::uint32_t slot = 0; slot < n; ++slot)
             if (record(slot).dependents.load(std::memory_order_seq_cst) < pending_on[slot])

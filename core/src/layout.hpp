@@ -693,8 +693,22 @@ struct DependencyEdge {
     std::uint64_t job_id;                  // the dependency
     std::uint32_t slot;                    // its slot when linked (checked against job_id at every use)
     std::atomic<std::uint32_t> outcome;    // [G] EdgeOutcome; relaxed reads by status and doctor
+    // [G] The dependents list of `slot` (layout 19): every pending edge of
+    // a waiting job whose `slot` is that slot, doubly linked by edge_link
+    // (0: none). Derived like the waiting list: pushed when the edge is
+    // linked, removed when it leaves pending, rebuilt by the [G] repair.
+    // Meaningless while the edge is not pending.
+    std::uint32_t next;
+    std::uint32_t prev;
 };
-static_assert(sizeof(DependencyEdge) == 16);
+static_assert(sizeof(DependencyEdge) == 24);
+
+// An edge's place in the dependents lists: slot * max_dependencies + edge
+// index + 1 (0: none). Slots are fewer than max_dependency_slots (Queue::create).
+inline constexpr std::uint32_t max_dependency_slots = (1u << 28) - 1;
+inline constexpr std::uint32_t edge_link(std::uint32_t slot, std::uint32_t edge) noexcept {
+    return slot * 16 + edge + 1;
+}
 
 // The dependency row of the job in one slot (one per slot, beside the
 // arena). A row belongs to the slot's job only while job_id equals the
@@ -706,16 +720,26 @@ struct DependencyRow {
     // slots whose state word is `waiting`; rebuilt by the [G] repair.
     std::uint32_t waiting_next;
     std::uint32_t waiting_prev;
+    // [G] When the job started waiting (DependencyControl::next_wait_order,
+    // layout 19): a settle releases the jobs of one entrypoint in this
+    // order. Only compared between waiting jobs, by difference (wraps).
+    std::uint32_t wait_order;
+    // [G] The head of this slot's dependents list (DependencyEdge::next;
+    // layout 19): the pending edges naming the job in this slot, or one it
+    // held before, so a finisher settles only those. Not the row's own
+    // job's data: a producer writing its row leaves it alone.
+    std::uint32_t first_dependent;
     std::uint32_t unused;
     DependencyEdge edges[max_dependencies];
 };
 static_assert(std::is_standard_layout_v<DependencyRow>);
-static_assert(sizeof(DependencyRow) == 24 + 16 * max_dependencies);
+static_assert(sizeof(DependencyRow) == 32 + 24 * max_dependencies);
+static_assert(max_dependencies == 16); // edge_link
 
 struct DependencyControl {
     alignas(cache_line) shm::RobustMutex lock; // [G]
     alignas(cache_line) std::uint32_t waiting_head;  // [G] waiting list (no_slot: empty)
-    std::uint32_t unused;
+    std::uint32_t next_wait_order;                   // [G] the next DependencyRow::wait_order (layout 19)
     // [G] writes, relaxed reads: jobs in state `waiting`, all entrypoints. A
     // reaper that reads 0 has nothing to settle. Derived (repair recounts).
     std::atomic<std::uint32_t> waiting_total;

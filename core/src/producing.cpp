@@ -417,12 +417,14 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
 }
 
 JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options) {
-    // A job with a dedupe key or dependencies, or one that does not fit,
-    // takes the batch path (which also words every error). The common job
-    // takes the batch's steps for one slot, without its chunk loop: the
-    // single-call enqueue is what the two-process throughput waits for
-    // (BENCHMARKS.md, "Lane rings").
-    if (options.dedupe_key || !options.depends_on.empty() || payload.size() > arena_.payload_bytes()) [[unlikely]] {
+    // A job with a dedupe key, or one that does not fit, takes the batch
+    // path (which also words every error). The common job takes the batch's
+    // steps for one slot, without its chunk loop: the single-call enqueue is
+    // what the two-process throughput waits for (BENCHMARKS.md, "Lane
+    // rings"). A job with dependencies takes the same steps and is published
+    // by publish_dependent (the batch's per-job path for them,
+    // enqueue_dependents, does the same for one job with more overhead).
+    if (options.dedupe_key || payload.size() > arena_.payload_bytes()) [[unlikely]] {
         JobId id = 0;
         enqueue_batch(ep, {&payload, 1}, {&id, 1}, options);
         return id;
@@ -430,6 +432,8 @@ JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, c
     check_usable();
     check_entrypoint(ep);
     validate_enqueue_options(options);
+    const bool dependent = !options.depends_on.empty();
+    if (dependent) [[unlikely]] validate_dependencies(options);
     last_enqueue_skipped_ = false; // what begin_dedupe resets for a keyless enqueue
     duplicate_of_ = 0;
     ensure_registered();
@@ -442,7 +446,9 @@ JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, c
     prepare_record(slot, ep, id, payload.size(), options, now_real);
     std::uint64_t sequence = 0;
     try {
-        publish(ep, {&slot, 1}, options, now_real, sequence); // one keyless slot: publishes it or throws
+        // One keyless slot: published (queued, waiting or canceled) or a throw.
+        if (dependent) [[unlikely]] publish_dependent(ep, slot, options, now_real, sequence);
+        else publish(ep, {&slot, 1}, options, now_real, sequence);
     } catch (const Error&) {
         give_back_slot(slot);
         throw;

@@ -105,6 +105,8 @@ std::int64_t to_ns(std::chrono::nanoseconds timeout) noexcept {
 
 Queue Queue::create(const QueueOptions& options) {
     if (options.slots == 0) throw Error(Errc::invalid_argument, "slots must be at least 1");
+    if (options.slots > detail::max_dependency_slots) // dependency edges are linked by slot and index in 32 bits
+        throw Error(Errc::invalid_argument, "slots must be at most " + std::to_string(detail::max_dependency_slots));
     if (options.max_entrypoints == 0 || options.max_entrypoints > 4096)
         throw Error(Errc::invalid_argument, "max entrypoints must be between 1 and 4096");
     if (options.max_participants == 0 || options.max_participants > 65534)

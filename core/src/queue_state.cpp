@@ -102,6 +102,7 @@ void QueueState::initialize_core(shm::Segment& segment, bool sealed) {
     auto* dependencies = reinterpret_cast<DependencyControl*>(region + geometry.dependency_control_offset);
     dependencies->lock.initialize();
     dependencies->waiting_head = shm::no_slot;
+    dependencies->next_wait_order = 0;
     dependencies->waiting_total.store(0, std::memory_order_relaxed);
     // Waiting counts and recent outcomes (all empty) start zeroed; id hints are checked at every use and
     // rows belong to no job (job_id 0): fresh shm pages.

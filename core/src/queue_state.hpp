@@ -402,7 +402,10 @@ private:
     // Throws invalid_argument for a bad depends_on (count, 0, too large, with a dedupe key).
     void validate_dependencies(const EnqueueOptions& options) const;
     // The slot that holds (or last held) job id, no_slot if none: the hint, else a scan.
-    std::uint32_t find_job_slot(JobId id) const noexcept;
+    // The slot that holds job id or held it last: the local hint, then
+    // (with `ended`) the recent outcomes (no_slot and *ended set: it ended
+    // so), then a scan of the arena. no_slot: no slot names it.
+    std::uint32_t find_job_slot(JobId id, JobStatus* ended = nullptr) const noexcept;
     // Every write of a slot's last outcome goes through here (layout.hpp,
     // "Last outcome"): the job the slot remembered until now goes to the
     // recent outcomes first (layout.hpp, "Recent outcomes"), so no ended
@@ -492,15 +495,25 @@ private:
     // Under [G]: resolves the pending edges whose dependency ended and moves
     // the waiting jobs that may move (queued, or canceled transitively).
     void settle_locked() noexcept;
-    // Takes [G] and settles; then wakes and frees what the settle left.
-    void settle_dependencies() noexcept;
+    // Under [G]: resolves only the edges on the dependents lists of the
+    // slots whose finishers asked for a settle (settle_slots_), cascading
+    // through the jobs it cancels; falls back to settle_locked when it meets
+    // anything it cannot resolve there.
+    void settle_targets_locked() noexcept;
+    // Takes [G] and settles (every waiting job if full, else the targets);
+    // then wakes and frees what the settle left.
+    void settle_dependencies(bool full = true) noexcept;
+    // Under [G]: the dependents lists (DependencyEdge::next/prev).
+    DependencyEdge* edge_at(std::uint32_t link) const noexcept;
+    void dependents_push(std::uint32_t slot, std::uint32_t edge) noexcept;
+    void dependents_remove(std::uint32_t slot, std::uint32_t edge) noexcept;
     // After [G] is released: wakes for released jobs, frees canceled memory jobs.
     void flush_settled() noexcept;
     // After the calls that may have finished a depended-on job (its
     // finisher's note_completion saw JobRecord::dependents != 0), before
     // the finished slots go back to the arena.
     void settle_if_wanted() noexcept {
-        if (settle_wanted_) [[unlikely]] settle_dependencies();
+        if (settle_wanted_) [[unlikely]] settle_dependencies(false);
     }
     // Under [G]: moves the waiting job in slot out of `waiting`.
     bool release_waiting_locked(std::uint32_t slot) noexcept;
@@ -727,6 +740,8 @@ private:
     std::vector<std::uint32_t> settle_release_; // slots the settle freed (memory durability)
     std::vector<EntrypointId> settle_wakes_;    // entrypoints that got ready jobs
     std::vector<std::uint32_t> settle_ready_;   // one settle pass's jobs to release, put in enqueue order
+    std::vector<std::uint32_t> settle_slots_;   // finished slots with dependents (note_completion): settle their lists
+    bool settle_all_ = false;                   // a target could not be noted: the next settle walks every waiting job
 };
 
 } // namespace currant::detail

@@ -189,7 +189,16 @@ void QueueState::note_completion(std::uint32_t slot) noexcept {
     // After the caller's seq_cst CAS into a final state. Jobs wait for this
     // one: JobRecord::dependents pairs with the linker's raise and re-read
     // (dependencies.cpp); the settle runs once the caller's locks are gone.
-    if (record(slot).dependents.load(std::memory_order_seq_cst) != 0) [[unlikely]] settle_wanted_ = true;
+    if (record(slot).dependents.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
+        settle_wanted_ = true;
+        // Its dependents list is settled (settle_targets_locked); without
+        // room to note it, every waiting job is.
+        try {
+            settle_slots_.push_back(slot);
+        } catch (...) {
+            settle_all_ = true;
+        }
+    }
     // CoreHeader pairing.
     if (core_->completion_waiters.load(std::memory_order_seq_cst) == 0) return;
     core_->completion_signal.fetch_add(1, std::memory_order_seq_cst);

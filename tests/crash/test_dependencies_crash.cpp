@@ -97,6 +97,36 @@ TEST_CASE("SIGKILL of a producer at dependency.linked: nothing was enqueued and 
     }
 }
 
+TEST_CASE("SIGKILL of a producer at dependency.linked after others linked to the same job: they are still released",
+          "[crash][dependencies]") {
+    // The dead producer's edge heads the dependents list of a, and its slot
+    // goes back to the arena with the reap: the [G] repair rebuilds the
+    // lists before anyone walks them, so the waiting jobs move on exactly as
+    // without the crash (D6), also after the slot's reuse.
+    for (Durability durability : {Durability::memory, Durability::async}) {
+        CAPTURE(durability_name(durability));
+        ScratchQueue scratch("crash-dep-listed", small_queue(64));
+        const EntrypointId ep = scratch->declare_entrypoint("work", with(durability));
+        const JobId a = scratch->enqueue(ep, as_payload("a"));
+        const JobId b = scratch->enqueue(ep, as_payload("b"), after(a));
+        kill_producer(scratch, ep, a, "dependency.linked");
+        scratch->reap();
+        // Reuse the freed slots: plain jobs and a second dependent of a.
+        for (int i = 0; i < 8; ++i) scratch->enqueue(ep, as_payload("plain"));
+        const JobId c = scratch->enqueue(ep, as_payload("c"), after(a));
+        CHECK(scratch->stats().at(ep).waiting == 2);
+        require_doctor_sound(scratch.queue());
+        auto jobs = pick_now(scratch.queue(), ep, 1);
+        REQUIRE(jobs.size() == 1);
+        CHECK(jobs[0].handle.id == a);
+        scratch->ack(jobs[0].handle);
+        CHECK(state_of(scratch.queue(), b).status == JobStatus::queued);
+        CHECK(state_of(scratch.queue(), c).status == JobStatus::queued);
+        CHECK(scratch->stats().at(ep).waiting == 0);
+        require_doctor_sound(scratch.queue());
+    }
+}
+
 TEST_CASE("SIGKILL of a producer at dependency.waiting: the job waits and is released by the ack",
           "[crash][dependencies]") {
     for (Durability durability : {Durability::memory, Durability::async}) {

@@ -509,6 +509,52 @@ TEST_CASE("jobs released by one completion run in the order they were enqueued",
     CHECK(scratch->doctor().sound);
 }
 
+TEST_CASE("jobs released by one completion run in the order they were enqueued in async durability too",
+          "[dependencies]") {
+    // async takes the entrypoint lock to start waiting (a log record);
+    // memory (the case above) does not: both release in the wait order.
+    ScratchQueue scratch("dep-release-order-async", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs", durable(Durability::async));
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    std::vector<JobId> waiting;
+    for (int i = 0; i < 5; ++i) waiting.push_back(enqueue_text(scratch.queue(), ep, "w", after({a})));
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    const auto jobs = dequeue_now(scratch.queue(), ep, 8);
+    std::vector<JobId> order;
+    for (const Job& job : jobs) order.push_back(job.handle.id);
+    CHECK(order == waiting);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("jobs released by one completion keep their order when the wait order wraps around", "[dependencies]") {
+    ScratchQueue scratch("dep-release-order-wrap", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const int fd = ::shm_open(shm::object_name_for(scratch.name()).c_str(), O_RDWR, 0);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    void* base = ::mmap(nullptr, std::size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    auto* bytes = static_cast<std::byte*>(base);
+    const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+    const detail::CoreGeometry geometry = detail::compute_core_geometry(header.parameters);
+    auto& control =
+        *reinterpret_cast<detail::DependencyControl*>(bytes + header.core_offset + geometry.dependency_control_offset);
+    control.next_wait_order = 0xFFFFFFFEu; // the third waiting job gets 0
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    std::vector<JobId> waiting;
+    for (int i = 0; i < 5; ++i) waiting.push_back(enqueue_text(scratch.queue(), ep, "w", after({a})));
+    CHECK(control.next_wait_order == 3);
+    scratch->ack(pick_exactly(scratch.queue(), ep, a).handle);
+    const auto jobs = dequeue_now(scratch.queue(), ep, 8);
+    std::vector<JobId> order;
+    for (const Job& job : jobs) order.push_back(job.handle.id);
+    CHECK(order == waiting);
+    CHECK(scratch->doctor().sound);
+    ::munmap(base, std::size_t(st.st_size));
+}
+
 TEST_CASE("too many dependencies, id 0 and a dedupe key with dependencies are refused", "[dependencies]") {
     ScratchQueue scratch("dep-bad", small_options());
     const EntrypointId ep = scratch->declare_entrypoint("jobs");
@@ -595,6 +641,90 @@ TEST_CASE("doctor reports a dependents count below the jobs waiting on it", "[de
     record.dependents.store(1);
     CHECK(scratch->doctor().sound);
     ::munmap(base, std::size_t(st.st_size));
+}
+
+namespace {
+// The segment of a scratch queue mapped writable, for torn states.
+struct MappedSegment {
+    void* base = MAP_FAILED;
+    std::size_t size = 0;
+    explicit MappedSegment(const std::string& name) {
+        const int fd = ::shm_open(shm::object_name_for(name).c_str(), O_RDWR, 0);
+        REQUIRE(fd >= 0);
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        size = std::size_t(st.st_size);
+        base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ::close(fd);
+        REQUIRE(base != MAP_FAILED);
+    }
+    ~MappedSegment() { ::munmap(base, size); }
+    detail::DependencyRow& row(std::uint32_t slot) const {
+        auto* bytes = static_cast<std::byte*>(base);
+        const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+        const detail::CoreGeometry geometry = detail::compute_core_geometry(header.parameters);
+        return reinterpret_cast<detail::DependencyRow*>(bytes + header.core_offset +
+                                                        geometry.dependency_rows_offset)[slot];
+    }
+};
+} // namespace
+
+TEST_CASE("doctor reports a waiting job missing from its dependency's dependents list", "[dependencies][doctor]") {
+    ScratchQueue scratch("dep-torn-list", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const Job job = pick_exactly(scratch.queue(), ep, a);
+    MappedSegment segment(scratch.name());
+    detail::DependencyRow& of_a = segment.row(job.handle.slot);
+    REQUIRE(of_a.first_dependent != 0);
+    CHECK(scratch->doctor().sound);
+    const std::uint32_t saved = of_a.first_dependent;
+    of_a.first_dependent = 0; // b's edge falls off a's list
+    const DoctorReport torn = scratch->doctor();
+    CHECK_FALSE(torn.sound);
+    REQUIRE(torn.problems.size() == 1);
+    CHECK(torn.problems[0].find("waits on job " + std::to_string(a) + " but is not on its dependents list") !=
+          std::string::npos);
+    of_a.first_dependent = saved;
+    CHECK(scratch->doctor().sound);
+    scratch->ack(job.handle);
+    pick_exactly(scratch.queue(), ep, b);
+}
+
+TEST_CASE("a waiting job missing from its dependency's dependents list is still released by the ack",
+          "[dependencies]") {
+    // A finisher's settle looks at its slot's dependents list; one that
+    // finds nothing it can resolve there while jobs wait on it (here: the
+    // list lost b's edge) walks every waiting job, as before the lists.
+    ScratchQueue scratch("dep-lost-list", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const Job job = pick_exactly(scratch.queue(), ep, a);
+    MappedSegment segment(scratch.name());
+    segment.row(job.handle.slot).first_dependent = 0;
+    scratch->ack(job.handle);
+    CHECK(state_of(scratch.queue(), b).status == JobStatus::queued);
+    pick_exactly(scratch.queue(), ep, b);
+    CHECK(scratch->doctor().sound);
+}
+
+TEST_CASE("a dependents list linking out of range is rebuilt and its jobs are still released", "[dependencies]") {
+    ScratchQueue scratch("dep-corrupt-list", small_options());
+    const EntrypointId ep = scratch->declare_entrypoint("jobs");
+    const JobId a = enqueue_text(scratch.queue(), ep, "a");
+    const JobId b = enqueue_text(scratch.queue(), ep, "b", after({a}));
+    const JobId c = enqueue_text(scratch.queue(), ep, "c", after({a}));
+    const Job job = pick_exactly(scratch.queue(), ep, a);
+    MappedSegment segment(scratch.name());
+    segment.row(job.handle.slot).first_dependent = 0xFFFFFFF0u; // beyond the arena
+    scratch->ack(job.handle);
+    auto jobs = dequeue_now(scratch.queue(), ep, 4);
+    std::vector<JobId> order;
+    for (const Job& j : jobs) order.push_back(j.handle.id);
+    CHECK(order == std::vector<JobId>{b, c});
+    CHECK(scratch->doctor().sound);
 }
 
 TEST_CASE("doctor reports a recent outcome entry that does not belong where it sits", "[dependencies][doctor]") {

@@ -46,7 +46,12 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     indexes"): PriorityLane::ring, JobRecord::lane_position/lane_ring
 //     instead of lane links, the lane rings after the recent outcomes, no
 //     hint ring of recent appends.
-inline constexpr std::uint32_t layout_version = 16;
+// 19: dependencies (docs/job-dependencies.md): DependencyRow::wait_order and
+//     DependencyControl::next_wait_order (in formerly unused words): a
+//     memory-durability job starts waiting without its entrypoint lock, so
+//     its release order no longer comes from JobRecord::sequence. (17 and 18
+//     are taken by other branches.)
+inline constexpr std::uint32_t layout_version = 19;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
