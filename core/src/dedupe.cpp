@@ -39,14 +39,65 @@ namespace currant::detail {
 using shm::SlotState;
 using shm::StateWord;
 
+namespace {
+
+constexpr std::uint64_t byte_ones = 0x0101010101010101ull;
+constexpr std::uint64_t byte_highs = 0x8080808080808080ull;
+
+// One step of the key hash: an 8-byte word folded into the state.
+inline std::uint64_t hash_step(std::uint64_t h, std::uint64_t word) noexcept {
+    h = (h ^ word) * 0x9e6c63d0676a9a99ull;
+    return h ^ (h >> 29);
+}
+
+// Nonzero iff some byte of word is a control character (below 0x20, or
+// 0x7f); bytes from 0x80 up pass. Exact for "some byte": a borrow, the only
+// way a byte's high bit could be set wrongly, starts only at a byte below
+// the bound.
+inline std::uint64_t control_bytes(std::uint64_t word) noexcept {
+    const std::uint64_t del = word ^ (byte_ones * 0x7f);
+    return ((word - byte_ones * 0x20) & ~word & byte_highs) | ((del - byte_ones) & ~del & byte_highs);
+}
+
+} // namespace
+
 std::uint32_t dedupe_hash(std::string_view key) noexcept {
-    // FNV-1a (64 bit), folded to 32: stable across processes and builds.
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (const char ch : key) {
-        h ^= std::uint8_t(ch);
-        h *= 0x100000001b3ull;
+    std::uint32_t hash = 0;
+    scan_dedupe_key(key, hash);
+    return hash;
+}
+
+bool scan_dedupe_key(std::string_view key, std::uint32_t& hash) noexcept {
+    // Part of the segment's format (layout 17): every process that shares a
+    // segment must compute the same hash, and doctor recomputes it. The key
+    // is read as 8-byte words in the host's byte order (a segment never
+    // leaves its host), the last one zero-padded; each word is folded in
+    // with one multiply, and a final mix spreads every byte over the low
+    // bits that choose the index position. About 4x faster than the FNV-1a
+    // byte loop of layouts 5 to 16 for the 16-byte keys of the benchmark.
+    const char* p = key.data();
+    std::size_t n = key.size();
+    std::uint64_t h = 0x2545f4914f6cdd1dull ^ (std::uint64_t(n) * 0x9e3779b97f4a7c15ull);
+    std::uint64_t control = 0;
+    for (; n >= 8; p += 8, n -= 8) {
+        std::uint64_t word;
+        std::memcpy(&word, p, 8);
+        control |= control_bytes(word);
+        h = hash_step(h, word);
     }
-    return std::uint32_t(h ^ (h >> 32));
+    if (n > 0) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, p, n);
+        // The padding bytes are checked as 'A' (0x41), never a control character.
+        const std::uint64_t padding = ~std::uint64_t(0) << (8 * n);
+        control |= control_bytes(word | (padding & (byte_ones * 0x41)));
+        h = hash_step(h, word);
+    }
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    hash = std::uint32_t(h);
+    return control == 0;
 }
 
 DedupeEntry* QueueState::dedupe_index(EntrypointId ep) const noexcept {
@@ -65,13 +116,16 @@ void QueueState::begin_dedupe(EntrypointId ep, const EnqueueOptions& options, st
         throw Error(Errc::invalid_argument, describe(ep) + ": the dedupe key is " + std::to_string(key.size()) +
                                                 " bytes long, more than the limit of " +
                                                 std::to_string(max_dedupe_key_bytes) + " bytes");
-    for (std::size_t i = 0; i < key.size(); ++i) {
-        const unsigned char ch = static_cast<unsigned char>(key[i]);
-        if (ch < 0x20 || ch == 0x7f) {
-            char shown[8];
-            std::snprintf(shown, sizeof shown, "0x%02x", ch);
-            throw Error(Errc::invalid_argument, describe(ep) + ": the dedupe key has a control character (" + shown +
-                                                    ") at byte " + std::to_string(i));
+    if (!scan_dedupe_key(key, dedupe_key_hash_)) [[unlikely]] {
+        // Name the first control character (the scan only says there is one).
+        for (std::size_t i = 0; i < key.size(); ++i) {
+            const unsigned char ch = static_cast<unsigned char>(key[i]);
+            if (ch < 0x20 || ch == 0x7f) {
+                char shown[8];
+                std::snprintf(shown, sizeof shown, "0x%02x", ch);
+                throw Error(Errc::invalid_argument, describe(ep) + ": the dedupe key has a control character (" +
+                                                        shown + ") at byte " + std::to_string(i));
+            }
         }
     }
     if (options.on_duplicate != OnDuplicate::skip && options.on_duplicate != OnDuplicate::refuse)
@@ -83,7 +137,6 @@ void QueueState::begin_dedupe(EntrypointId ep, const EnqueueOptions& options, st
     // dedupe_claim would otherwise take inside the entrypoint lock: ask for
     // it now, while the slot is reserved and the record written. (Only a
     // hint: the index is read under [E] as before.)
-    dedupe_key_hash_ = dedupe_hash(key);
     __builtin_prefetch(dedupe_index(ep) + (dedupe_key_hash_ & (dedupe_capacity_ - 1)), 1);
 }
 
@@ -183,8 +236,13 @@ JobId QueueState::dedupe_claim(EntrypointId ep, std::uint32_t slot) {
             position = hash & mask;
             step = 0;
         }
-        const DedupeProbe probe = classify_dedupe(ep, index[position], hash, key);
-        if (probe.kind == DedupeProbe::empty) break;
+        const DedupeEntry entry = index[position];
+        if (entry.slot_plus_one == 0) break;
+        if (entry.hash != hash) { // the common entry met: skipped unread (classify_dedupe)
+            position = (position + 1) & mask;
+            continue;
+        }
+        const DedupeProbe probe = classify_dedupe(ep, entry, hash, key);
         if (probe.kind == DedupeProbe::match) return probe.job;
         if (probe.kind == DedupeProbe::stale) {
             dedupe_delete(ep, position); // re-examine the entry shifted into this position

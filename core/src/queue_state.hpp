@@ -43,8 +43,11 @@ inline JobStatus status_of(std::uint64_t word) noexcept { return status_of_state
 extern std::atomic<std::uint64_t> forks_seen;
 inline std::uint64_t fork_generation() noexcept { return forks_seen.load(std::memory_order_relaxed); }
 
-// FNV-1a of a dedupe key, folded to 32 bits (dedupe.cpp).
+// The 32-bit hash of a dedupe key (dedupe.cpp; part of the segment's format).
 std::uint32_t dedupe_hash(std::string_view key) noexcept;
+// The same hash, and in one pass over the key whether it is free of control
+// characters (bytes below 0x20 and 0x7f): false if it has one.
+bool scan_dedupe_key(std::string_view key, std::uint32_t& hash) noexcept;
 
 // Queue::set_dequeue_returns_on_signal of the calling thread (consuming.cpp).
 bool dequeue_returns_on_signal_enabled() noexcept;

@@ -6,6 +6,7 @@
 #include "process_harness.hpp"
 
 #include "currant/shm/crash_point.hpp"
+#include "queue_state.hpp"
 
 using namespace currant;
 using namespace currant::harness;
@@ -27,15 +28,10 @@ void require_killed(pid_t pid) {
     REQUIRE(status == killed_by_sigkill);
 }
 
-// The index's home position of a key, as dedupe.cpp computes it (FNV-1a 64
-// folded to 32 bits, then the low bits): lets a test build a collision.
+// The index's home position of a key, as dedupe.cpp computes it (the low
+// bits of its hash): lets a test build a collision.
 std::uint32_t home_of(const std::string& key, std::uint32_t capacity) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (const char ch : key) {
-        h ^= std::uint8_t(ch);
-        h *= 0x100000001b3ull;
-    }
-    return std::uint32_t(h ^ (h >> 32)) & (capacity - 1);
+    return currant::detail::dedupe_hash(key) & (capacity - 1);
 }
 
 std::uint64_t live_jobs(Queue& queue, EntrypointId ep) {

@@ -46,7 +46,10 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     indexes"): PriorityLane::ring, JobRecord::lane_position/lane_ring
 //     instead of lane links, the lane rings after the recent outcomes, no
 //     hint ring of recent appends.
-inline constexpr std::uint32_t layout_version = 16;
+// 17: the dedupe key hash (docs/dedupe.md) reads the key 8 bytes at a time
+//     instead of FNV-1a's byte loop: stored in DedupeKey and the index
+//     entries, so a process of layout 16 would not find this one's keys.
+inline constexpr std::uint32_t layout_version = 17;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
