@@ -626,6 +626,8 @@ private:
     // While the slot is reserved by us. hash: dedupe_hash(key) (begin_dedupe
     // leaves it in dedupe_key_hash_ for options.dedupe_key).
     void write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key, std::uint32_t hash) noexcept;
+    // Loads the home entry of the key begin_dedupe hashed, without [E] (publish, before the lock).
+    void touch_dedupe_home(EntrypointId ep) const noexcept;
     // Under [E], inside publish(): the id of the live job holding the key of
     // `slot` (nothing inserted), or 0 after indexing `slot`.
     JobId dedupe_claim(EntrypointId ep, std::uint32_t slot);
