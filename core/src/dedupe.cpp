@@ -146,10 +146,17 @@ void QueueState::touch_dedupe_home(EntrypointId ep) const noexcept {
     // for it, so dedupe_claim finds the line in the cache instead of missing
     // it while the consumer waits for the lock (begin_dedupe's prefetch
     // alone did not get it there in time: BENCHMARKS.md). Read without [E]
-    // and thrown away: a relaxed atomic load, nothing is decided on it.
+    // and thrown away, nothing is decided on it: a plain machine load
+    // outside the language's memory model (no C++ access to a field other
+    // producers write under [E]); elsewhere only the prefetch remains.
     const DedupeEntry& home = dedupe_index(ep)[dedupe_key_hash_ & (dedupe_capacity_ - 1)];
-    const std::uint32_t seen = std::atomic_ref<const std::uint32_t>(home.slot_plus_one).load(std::memory_order_relaxed);
-    asm volatile("" : : "r"(seen));
+#if defined(__x86_64__)
+    std::uint32_t seen;
+    asm volatile("movl %1, %0" : "=r"(seen) : "m"(home.slot_plus_one));
+    (void)seen;
+#else
+    __builtin_prefetch(&home, 1);
+#endif
 }
 
 void QueueState::write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key, std::uint32_t hash) noexcept {
