@@ -73,8 +73,9 @@ bool scan_dedupe_key(std::string_view key, std::uint32_t& hash) noexcept {
     // is read as 8-byte words in the host's byte order (a segment never
     // leaves its host), the last one zero-padded; each word is folded in
     // with one multiply, and a final mix spreads every byte over the low
-    // bits that choose the index position. About 4x faster than the FNV-1a
-    // byte loop of layouts 5 to 16 for the 16-byte keys of the benchmark.
+    // bits that choose the index position: for the benchmark's 16-byte keys
+    // a chain of 3 multiplies instead of the 16 of layouts 5 to 16's FNV-1a
+    // byte loop, and the control-character check rides along.
     const char* p = key.data();
     std::size_t n = key.size();
     std::uint64_t h = 0x2545f4914f6cdd1dull ^ (std::uint64_t(n) * 0x9e3779b97f4a7c15ull);
