@@ -141,7 +141,7 @@ void QueueState::begin_dedupe(EntrypointId ep, const EnqueueOptions& options, st
     __builtin_prefetch(dedupe_index(ep) + (dedupe_key_hash_ & (dedupe_capacity_ - 1)), 1);
 }
 
-void QueueState::touch_dedupe_home(EntrypointId ep) const noexcept {
+void QueueState::touch_dedupe_home(EntrypointId ep, std::uint32_t slot) const noexcept {
     // Right before publish() takes the entrypoint lock: a load (not a
     // prefetch) of the key's home entry. The lock's atomic instruction waits
     // for it, so dedupe_claim finds the line in the cache instead of missing
@@ -150,13 +150,22 @@ void QueueState::touch_dedupe_home(EntrypointId ep) const noexcept {
     // and thrown away, nothing is decided on it: a plain machine load
     // outside the language's memory model (no C++ access to a field other
     // producers write under [E]); elsewhere only the prefetch remains.
-    const DedupeEntry& home = dedupe_index(ep)[dedupe_key_hash_ & (dedupe_capacity_ - 1)];
+    // The previous key's home line too (dedupe_claim deletes its entry):
+    // both loads are issued together, so their misses overlap.
+    const DedupeEntry* index = dedupe_index(ep);
+    const DedupeEntry& home = index[dedupe_key_hash_ & (dedupe_capacity_ - 1)];
+    const DedupeEntry& previous =
+        index[(dedupe_previous_slot_ == slot ? dedupe_previous_hash_ : dedupe_key_hash_) & (dedupe_capacity_ - 1)];
 #if defined(__x86_64__)
-    std::uint32_t seen;
-    asm volatile("movl %1, %0" : "=r"(seen) : "m"(home.slot_plus_one));
+    std::uint32_t seen, seen_previous;
+    asm volatile("movl %2, %0\n\tmovl %3, %1"
+                 : "=&r"(seen), "=r"(seen_previous)
+                 : "m"(home.slot_plus_one), "m"(previous.slot_plus_one));
     (void)seen;
+    (void)seen_previous;
 #else
     __builtin_prefetch(&home, 1);
+    __builtin_prefetch(&previous, 1);
 #endif
 }
 
@@ -164,6 +173,15 @@ void QueueState::write_dedupe_key(std::uint32_t slot, JobId id, std::string_view
     // The slot is reserved by us; the release store that publishes the job
     // publishes this too.
     DedupeKey& k = dedupe_keys_[slot];
+    // The key of the last keyed job in this slot (any entrypoint, any end):
+    // its index entry, if still there, is stale now that the slot is ours,
+    // and dedupe_claim deletes it. Read from the record's first line, not
+    // from the key area (a miss: BENCHMARKS.md).
+    JobRecord& rec = record(slot);
+    dedupe_previous_slot_ = rec.dedupe_keyed == 1 ? slot : shm::no_slot;
+    dedupe_previous_hash_ = rec.dedupe_hash;
+    rec.dedupe_hash = hash;
+    rec.dedupe_keyed = 1;
     k.job_id = id;
     k.hash = hash;
     k.length = std::uint32_t(key.size());
@@ -238,11 +256,33 @@ JobId QueueState::dedupe_claim(EntrypointId ep, std::uint32_t slot) {
     const DedupeKey& mine = dedupe_keys_[slot]; // reserved by us: stable
     const std::string_view key(mine.bytes, std::min<std::size_t>(mine.length, dedupe_key_bytes));
     const std::uint32_t hash = mine.hash;
+    DedupeEntry* index = dedupe_index(ep);
+    const std::uint32_t mask = dedupe_capacity_ - 1;
+    // The entry of the key this slot held before, if it is still there: it
+    // is stale (the slot is reserved by us, or holds a dead job being
+    // requeued: neither queued nor picked), so it goes now. A producer that
+    // reuses the slots of earlier keyed jobs of its entrypoint thus leaves
+    // no stale entries behind, and the rebuild below (a scan of every slot
+    // inside the lock) does not come round. Entries an ending job leaves
+    // otherwise (its slot reused by another entrypoint, or not at all) still
+    // wait for an insert of their own hash or the rebuild. Deleting an entry
+    // that names a slot which holds no live job is always right, whatever
+    // the hint said.
+    if (dedupe_previous_slot_ == slot) {
+        dedupe_previous_slot_ = shm::no_slot;
+        std::uint32_t at = dedupe_previous_hash_ & mask;
+        for (std::uint32_t step = 0; step < dedupe_capacity_; ++step, at = (at + 1) & mask) {
+            const DedupeEntry entry = index[at];
+            if (entry.slot_plus_one == 0) break;
+            if (entry.slot_plus_one == slot + 1 && entry.hash == dedupe_previous_hash_) {
+                dedupe_delete(ep, at);
+                break;
+            }
+        }
+    }
     // Stale entries of keys no insert walks over accumulate; at three
     // quarters full, start afresh from the slots (live keys fill at most half).
     if (c.dedupe_used > dedupe_capacity_ / 4 * 3) rebuild_dedupe(ep);
-    DedupeEntry* index = dedupe_index(ep);
-    const std::uint32_t mask = dedupe_capacity_ - 1;
     std::uint32_t position = hash & mask;
     bool rebuilt = false;
     for (std::uint64_t step = 0;; ++step) {

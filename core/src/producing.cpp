@@ -282,7 +282,7 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
     std::uint32_t became_ready = 0;
     bool new_earliest = false;
     for (;;) {
-        if (options.dedupe_key) [[unlikely]] touch_dedupe_home(ep); // dedupe.cpp
+        if (options.dedupe_key) [[unlikely]] touch_dedupe_home(ep, slots.empty() ? shm::no_slot : slots[0]); // dedupe.cpp
         lock_entrypoint(ep);
         shm::LockHolder holder(c.lock);
         std::uint64_t log_room = ~std::uint64_t(0);

@@ -627,7 +627,8 @@ private:
     // leaves it in dedupe_key_hash_ for options.dedupe_key).
     void write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key, std::uint32_t hash) noexcept;
     // Loads the home entry of the key begin_dedupe hashed, without [E] (publish, before the lock).
-    void touch_dedupe_home(EntrypointId ep) const noexcept;
+    // And the home of the key `slot` held before (write_dedupe_key).
+    void touch_dedupe_home(EntrypointId ep, std::uint32_t slot) const noexcept;
     // Under [E], inside publish(): the id of the live job holding the key of
     // `slot` (nothing inserted), or 0 after indexing `slot`.
     JobId dedupe_claim(EntrypointId ep, std::uint32_t slot);
@@ -706,6 +707,11 @@ private:
     std::uint32_t dedupe_capacity_ = 0;
     JobId duplicate_of_ = 0;             // set by publish() when the key was held
     std::uint32_t dedupe_key_hash_ = 0;  // dedupe_hash of the key begin_dedupe last validated
+    // The slot write_dedupe_key last wrote if it had held a keyed job, and
+    // that key's hash (JobRecord::dedupe_hash): dedupe_claim of that slot
+    // deletes the key's entry. no_slot: none.
+    std::uint32_t dedupe_previous_slot_ = shm::no_slot;
+    std::uint32_t dedupe_previous_hash_ = 0;
     bool last_enqueue_skipped_ = false;
     // Our participant's cancel_signal as the last dequeue saw it (cancelling.cpp).
     std::uint32_t cancel_signal_seen_ = 0;

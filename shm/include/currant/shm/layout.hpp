@@ -48,7 +48,9 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     hint ring of recent appends.
 // 17: the dedupe key hash (docs/dedupe.md) reads the key 8 bytes at a time
 //     instead of FNV-1a's byte loop: stored in DedupeKey and the index
-//     entries, so a process of layout 16 would not find this one's keys.
+//     entries, so a process of layout 16 would not find this one's keys;
+//     JobRecord::dedupe_hash/dedupe_keyed (the slot's last key, whose stale
+//     index entry the next keyed producer of the slot deletes).
 inline constexpr std::uint32_t layout_version = 17;
 
 // Sizes chosen at creation; immutable afterwards.
