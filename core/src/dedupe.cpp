@@ -169,17 +169,23 @@ void QueueState::touch_dedupe_home(EntrypointId ep, std::uint32_t slot) const no
 #endif
 }
 
+void QueueState::note_previous_key(std::uint32_t slot) noexcept {
+    // The slot is reserved by us: its record is ours to read.
+    const JobRecord& rec = record(slot);
+    dedupe_previous_slot_ = rec.dedupe_keyed == 1 ? slot : shm::no_slot;
+    dedupe_previous_hash_ = rec.dedupe_hash;
+}
+
 void QueueState::write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key, std::uint32_t hash) noexcept {
     // The slot is reserved by us; the release store that publishes the job
     // publishes this too.
     DedupeKey& k = dedupe_keys_[slot];
     // The key of the last keyed job in this slot (any entrypoint, any end):
     // its index entry, if still there, is stale now that the slot is ours,
-    // and dedupe_claim deletes it. Read from the record's first line, not
-    // from the key area (a miss: BENCHMARKS.md).
+    // and dedupe_claim deletes it. Read from the record (note_previous_key),
+    // not from the key area (a miss: BENCHMARKS.md).
+    note_previous_key(slot);
     JobRecord& rec = record(slot);
-    dedupe_previous_slot_ = rec.dedupe_keyed == 1 ? slot : shm::no_slot;
-    dedupe_previous_hash_ = rec.dedupe_hash;
     rec.dedupe_hash = hash;
     rec.dedupe_keyed = 1;
     k.job_id = id;

@@ -448,6 +448,7 @@ JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, c
         if (keyed && find_holder(ep, *options.dedupe_key)) return resolve_duplicate(ep, options);
         throw;
     }
+    if (keyed) note_previous_key(slot); // a miss that overlaps with the record's (dedupe.cpp)
     // Reserved by us: a crash from here until publish's store leaves it
     // reserved, and our reaper frees it (as in enqueue_batch).
     if (!payload.empty()) std::memcpy(arena_.payload(slot), payload.data(), payload.size());

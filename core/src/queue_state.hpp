@@ -626,6 +626,11 @@ private:
     // While the slot is reserved by us. hash: dedupe_hash(key) (begin_dedupe
     // leaves it in dedupe_key_hash_ for options.dedupe_key).
     void write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key, std::uint32_t hash) noexcept;
+    // While the slot is reserved by us: remembers the key it held before
+    // (JobRecord::dedupe_hash) for dedupe_claim; write_dedupe_key calls it
+    // too, the single-call enqueue earlier, so that the read overlaps with
+    // writing the record.
+    void note_previous_key(std::uint32_t slot) noexcept;
     // Loads the home entry of the key begin_dedupe hashed, without [E] (publish, before the lock).
     // And the home of the key `slot` held before (write_dedupe_key).
     void touch_dedupe_home(EntrypointId ep, std::uint32_t slot) const noexcept;
