@@ -14,6 +14,9 @@
 //     deletion keeps every chain unbroken), and skips entries of other
 //     hashes unread, so those stay until the rebuild at three quarters
 //     full (each rebuild leaves at most half, so the index never fills);
+//   * a keyed enqueue deletes the entry of the key its slot held last
+//     (JobRecord::dedupe_hash, a hint: any entry naming a slot we hold
+//     reserved is stale), so reusing keyed slots leaves nothing stale;
 //   * a retry or lease requeue keeps the key (same slot, same job id);
 //   * the index is derivable: rebuild_dedupe() throws it away and re-inserts
 //     every live keyed job of the entrypoint, which is what the entrypoint
