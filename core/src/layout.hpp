@@ -148,6 +148,16 @@ struct JobRecord {
     // the mirror clears it by CAS from the value it read, so a transition
     // after its read keeps the mark.
     std::atomic<std::uint32_t> mirror_dirty;
+    // The dedupe key hash of the last keyed job in this slot, and 1 once
+    // the slot had one (layout 20): written by that job's producer while
+    // reserved, kept by keyless jobs. Read only by the next keyed producer
+    // that reserves the slot, to delete that key's stale index entry
+    // (dedupe.cpp); a hint, so any value is safe. At the end, beside the
+    // fields every producer writes (dependents, mirror_dirty), so that
+    // fields the consumer reads keep their lines; the keyed producer reads
+    // it right after the reservation, while it writes the record.
+    std::uint32_t dedupe_hash;
+    std::uint32_t dedupe_keyed;
 };
 static_assert(std::is_standard_layout_v<JobRecord>);
 

@@ -282,6 +282,7 @@ std::size_t QueueState::publish(EntrypointId ep, std::span<const std::uint32_t> 
     std::uint32_t became_ready = 0;
     bool new_earliest = false;
     for (;;) {
+        if (options.dedupe_key) [[unlikely]] touch_dedupe_home(ep, slots.empty() ? shm::no_slot : slots[0]); // dedupe.cpp
         lock_entrypoint(ep);
         shm::LockHolder holder(c.lock);
         std::uint64_t log_room = ~std::uint64_t(0);
@@ -417,14 +418,15 @@ JobId QueueState::commit(Reservation& reservation, std::size_t size, const Enque
 }
 
 JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, const EnqueueOptions& options) {
-    // A job with a dedupe key, or one that does not fit, takes the batch
-    // path (which also words every error). The common job takes the batch's
-    // steps for one slot, without its chunk loop: the single-call enqueue is
-    // what the two-process throughput waits for (BENCHMARKS.md, "Lane
-    // rings"). A job with dependencies takes the same steps and is published
-    // by publish_dependent (the batch's per-job path for them,
-    // enqueue_dependents, does the same for one job with more overhead).
-    if (options.dedupe_key || payload.size() > arena_.payload_bytes()) [[unlikely]] {
+    // A job that does not fit takes the batch path (which words every
+    // error). The common job, keyed or not, with dependencies or not, takes
+    // the batch's steps for one slot, without its chunk loop: the
+    // single-call enqueue is what the two-process throughput waits for
+    // (BENCHMARKS.md, "Lane rings" and "Dedupe keys"). A job with
+    // dependencies is published by publish_dependent (the batch's per-job
+    // path for them, enqueue_dependents, does the same for one job with more
+    // overhead).
+    if (payload.size() > arena_.payload_bytes()) [[unlikely]] {
         JobId id = 0;
         enqueue_batch(ep, {&payload, 1}, {&id, 1}, options);
         return id;
@@ -434,24 +436,45 @@ JobId QueueState::enqueue(EntrypointId ep, std::span<const std::byte> payload, c
     validate_enqueue_options(options);
     const bool dependent = !options.depends_on.empty();
     if (dependent) [[unlikely]] validate_dependencies(options);
-    last_enqueue_skipped_ = false; // what begin_dedupe resets for a keyless enqueue
-    duplicate_of_ = 0;
+    const bool keyed = options.dedupe_key.has_value();
+    if (keyed) {
+        begin_dedupe(ep, options, 1); // validates the key, hashes it, resets the outcome
+    } else {
+        last_enqueue_skipped_ = false; // what begin_dedupe resets for a keyless enqueue
+        duplicate_of_ = 0;
+    }
     ensure_registered();
     const std::int64_t now_real = shm::realtime_ns();
-    const std::uint32_t slot = take_slot(std::int64_t(options.arena_wait.count()) * 1'000'000);
+    std::uint32_t slot = 0;
+    try {
+        slot = take_slot(std::int64_t(options.arena_wait.count()) * 1'000'000);
+    } catch (const Error&) {
+        // A full arena still answers a duplicate (dedupe.cpp).
+        if (keyed && find_holder(ep, *options.dedupe_key)) return resolve_duplicate(ep, options);
+        throw;
+    }
+    if (keyed) note_previous_key(slot); // a miss that overlaps with the record's (dedupe.cpp)
     // Reserved by us: a crash from here until publish's store leaves it
     // reserved, and our reaper frees it (as in enqueue_batch).
     if (!payload.empty()) std::memcpy(arena_.payload(slot), payload.data(), payload.size());
     const JobId id = next_job_id();
     prepare_record(slot, ep, id, payload.size(), options, now_real);
+    if (keyed) write_dedupe_key(slot, id, *options.dedupe_key, dedupe_key_hash_);
     std::uint64_t sequence = 0;
     try {
-        // One keyless slot: published (queued, waiting or canceled) or a throw.
+        // One slot: published (queued, waiting or canceled), its key found
+        // held, or a throw.
         if (dependent) [[unlikely]] publish_dependent(ep, slot, options, now_real, sequence);
         else publish(ep, {&slot, 1}, options, now_real, sequence);
     } catch (const Error&) {
         give_back_slot(slot);
+        // A full log still answers a duplicate (dedupe.cpp).
+        if (keyed && find_holder(ep, *options.dedupe_key)) return resolve_duplicate(ep, options);
         throw;
+    }
+    if (duplicate_of_) [[unlikely]] { // the key is held (dedupe.cpp): the slot goes back unused
+        give_back_slot(slot);
+        return resolve_duplicate(ep, options);
     }
     if (Durability(entrypoints_[ep].durability.load(std::memory_order_relaxed)) == Durability::sync)
         wait_for_mirror(ep, sequence, id, options);

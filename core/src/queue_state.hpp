@@ -43,8 +43,11 @@ inline JobStatus status_of(std::uint64_t word) noexcept { return status_of_state
 extern std::atomic<std::uint64_t> forks_seen;
 inline std::uint64_t fork_generation() noexcept { return forks_seen.load(std::memory_order_relaxed); }
 
-// FNV-1a of a dedupe key, folded to 32 bits (dedupe.cpp).
+// The 32-bit hash of a dedupe key (dedupe.cpp; part of the segment's format).
 std::uint32_t dedupe_hash(std::string_view key) noexcept;
+// The same hash, and in one pass over the key whether it is free of control
+// characters (bytes below 0x20 and 0x7f): false if it has one.
+bool scan_dedupe_key(std::string_view key, std::uint32_t& hash) noexcept;
 
 // Queue::set_dequeue_returns_on_signal of the calling thread (consuming.cpp).
 bool dequeue_returns_on_signal_enabled() noexcept;
@@ -636,6 +639,14 @@ private:
     // While the slot is reserved by us. hash: dedupe_hash(key) (begin_dedupe
     // leaves it in dedupe_key_hash_ for options.dedupe_key).
     void write_dedupe_key(std::uint32_t slot, JobId id, std::string_view key, std::uint32_t hash) noexcept;
+    // While the slot is reserved by us: remembers the key it held before
+    // (JobRecord::dedupe_hash) for dedupe_claim; write_dedupe_key calls it
+    // too, the single-call enqueue earlier, so that the read overlaps with
+    // writing the record.
+    void note_previous_key(std::uint32_t slot) noexcept;
+    // Loads the home entry of the key begin_dedupe hashed, without [E] (publish, before the lock).
+    // And the home of the key `slot` held before (write_dedupe_key).
+    void touch_dedupe_home(EntrypointId ep, std::uint32_t slot) const noexcept;
     // Under [E], inside publish(): the id of the live job holding the key of
     // `slot` (nothing inserted), or 0 after indexing `slot`.
     JobId dedupe_claim(EntrypointId ep, std::uint32_t slot);
@@ -714,6 +725,11 @@ private:
     std::uint32_t dedupe_capacity_ = 0;
     JobId duplicate_of_ = 0;             // set by publish() when the key was held
     std::uint32_t dedupe_key_hash_ = 0;  // dedupe_hash of the key begin_dedupe last validated
+    // The slot write_dedupe_key last wrote if it had held a keyed job, and
+    // that key's hash (JobRecord::dedupe_hash): dedupe_claim of that slot
+    // deletes the key's entry. no_slot: none.
+    std::uint32_t dedupe_previous_slot_ = shm::no_slot;
+    std::uint32_t dedupe_previous_hash_ = 0;
     bool last_enqueue_skipped_ = false;
     // Our participant's cancel_signal as the last dequeue saw it (cancelling.cpp).
     std::uint32_t cancel_signal_seen_ = 0;

@@ -1,11 +1,13 @@
 // Crash tests for dedupe keys (docs/dedupe.md, docs/crash-points.md): a
 // producer SIGKILLed at each point of a keyed enqueue, an inserter killed in
-// the middle of deleting a stale entry, a repairer killed in the middle of
+// the middle of deleting a stale entry (one it walked over, or the entry of
+// the previous key of the slot it reuses), a repairer killed in the middle of
 // rebuilding the index. Afterwards the key is held by exactly the jobs that
 // were published, a new holder can take a free key, and doctor() is sound.
 #include "process_harness.hpp"
 
 #include "currant/shm/crash_point.hpp"
+#include "queue_state.hpp"
 
 using namespace currant;
 using namespace currant::harness;
@@ -27,15 +29,10 @@ void require_killed(pid_t pid) {
     REQUIRE(status == killed_by_sigkill);
 }
 
-// The index's home position of a key, as dedupe.cpp computes it (FNV-1a 64
-// folded to 32 bits, then the low bits): lets a test build a collision.
+// The index's home position of a key, as dedupe.cpp computes it (the low
+// bits of its hash): lets a test build a collision.
 std::uint32_t home_of(const std::string& key, std::uint32_t capacity) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (const char ch : key) {
-        h ^= std::uint8_t(ch);
-        h *= 0x100000001b3ull;
-    }
-    return std::uint32_t(h ^ (h >> 32)) & (capacity - 1);
+    return currant::detail::dedupe_hash(key) & (capacity - 1);
 }
 
 std::uint64_t live_jobs(Queue& queue, EntrypointId ep) {
@@ -124,6 +121,45 @@ TEST_CASE("SIGKILL in the middle of deleting a stale entry (dedupe.shifted)", "[
     CHECK(again != first_id);
     CHECK(live_jobs(scratch.queue(), ep) == 2);
     scratch->reap();
+    require_doctor_sound(scratch.queue());
+}
+
+TEST_CASE("SIGKILL in the middle of deleting the entry of a reused slot's previous key (dedupe.shifted)",
+          "[crash][dedupe]") {
+    // 4 slots, an index of 16 entries; one slot per cache refill, so the
+    // child reserves the one slot the parent's ack freed.
+    ScratchQueue scratch("crash-dedupe-reuse", small_queue(4));
+    const EntrypointId ep = scratch->declare_entrypoint(ep_name);
+    const std::uint32_t capacity = 16;
+    // Two keys with the same home: the second's entry sits right after the
+    // first's, and deleting the first's shifts it back.
+    const std::string first = "first";
+    std::string second, third;
+    for (int i = 0; second.empty(); ++i)
+        if (const std::string k = "second-" + std::to_string(i); home_of(k, capacity) == home_of(first, capacity))
+            second = k;
+    for (int i = 0; third.empty(); ++i)
+        if (const std::string k = "third-" + std::to_string(i);
+            home_of(k, capacity) != home_of(first, capacity) && home_of(k, capacity) != (home_of(first, capacity) + 1) % capacity)
+            third = k;
+    const JobId first_id = scratch->enqueue(ep, as_payload("1"), keyed(first));
+    const JobId second_id = scratch->enqueue(ep, as_payload("2"), keyed(second));
+    std::vector<Job> out(1);
+    const EntrypointId eps[] = {ep};
+    REQUIRE(scratch->dequeue(eps, out, 0ns) == 1);
+    REQUIRE(out[0].handle.id == first_id);
+    scratch->ack(out[0].handle); // memory durability: lock-free, the entry turns stale, the slot is free
+    // The child's keyed enqueue of a third key reserves that slot and, inside
+    // the entrypoint lock, deletes the first key's entry (its hash is in the
+    // slot's record): it shifts the second key's entry back and dies with
+    // that entry in two places.
+    kill_keyed_enqueue(scratch, "dedupe.shifted", third);
+    scratch->reap();
+    CHECK(scratch->enqueue(ep, as_payload("dup"), keyed(second)) == second_id);
+    CHECK(scratch->last_enqueue_skipped());
+    CHECK(scratch->enqueue(ep, as_payload("1 again"), keyed(first, OnDuplicate::refuse)) != first_id);
+    CHECK(scratch->enqueue(ep, as_payload("3"), keyed(third, OnDuplicate::refuse)) != 0); // the dead one's job never existed
+    CHECK(live_jobs(scratch.queue(), ep) == 3);
     require_doctor_sound(scratch.queue());
 }
 

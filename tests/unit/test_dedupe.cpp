@@ -4,8 +4,20 @@
 // and deaths.
 #include "unit_support.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "currant/shm/segment.hpp"
+#include "queue_state.hpp"
 
 using namespace currant;
 using namespace currant::unit;
@@ -28,6 +40,26 @@ void require_sound(Queue& queue) {
     const DoctorReport report = queue.doctor();
     INFO((report.problems.empty() ? std::string() : report.problems.front()));
     REQUIRE(report.sound);
+}
+
+// The count of used entries of an entrypoint's dedupe index, read from the
+// segment (core's internal layout).
+std::uint32_t index_entries_used(const std::string& queue_name, EntrypointId ep) {
+    const int fd = ::shm_open(shm::object_name_for(queue_name).c_str(), O_RDONLY, 0);
+    REQUIRE(fd >= 0);
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    void* base = ::mmap(nullptr, std::size_t(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    REQUIRE(base != MAP_FAILED);
+    const auto* bytes = static_cast<const std::byte*>(base);
+    const auto& header = *reinterpret_cast<const shm::SegmentHeader*>(bytes);
+    const detail::CoreGeometry g = detail::compute_core_geometry(header.parameters);
+    const std::uint32_t used =
+        reinterpret_cast<const detail::EntrypointControl*>(bytes + header.core_offset + g.entrypoints_offset)[ep]
+            .dedupe_used;
+    ::munmap(base, std::size_t(st.st_size));
+    return used;
 }
 
 } // namespace
@@ -344,5 +376,118 @@ TEST_CASE("restore honours the key (rebuild and remote claims)", "[dedupe][feed]
     job.id = 1002;
     CHECK_ERRC(q->restore(ep, job, keyed("r", OnDuplicate::refuse)), Errc::already_exists);
     CHECK(enqueue_text(q.queue(), ep, "x", keyed("r")) == 1000);
+    CHECK(jobs_of(q.queue(), ep) == 1);
+}
+
+// The key hash (dedupe.cpp) is part of the segment's format: stored in the
+// key area and the index, recomputed by doctor.
+
+TEST_CASE("the key scan reports a control character at any byte of keys of any length", "[dedupe][hash]") {
+    // The scan reads 8 bytes at a time: every position of the first three
+    // words and of a partial last word, against the byte rule.
+    for (std::size_t length = 1; length <= 24; ++length) {
+        for (std::size_t at = 0; at < length; ++at) {
+            for (int value = 0; value < 256; ++value) {
+                std::string key(length, 'k');
+                key[at] = char(value);
+                const bool control = value < 0x20 || value == 0x7f;
+                std::uint32_t hash = 0;
+                INFO("length " << length << ", byte " << at << " = " << value);
+                REQUIRE(detail::scan_dedupe_key(key, hash) == !control);
+            }
+        }
+    }
+}
+
+TEST_CASE("the key hash gives keys one byte apart different hashes, at any byte", "[dedupe][hash]") {
+    const std::string base(max_dedupe_key_bytes, 'k');
+    std::unordered_set<std::uint32_t> seen{detail::dedupe_hash(base)};
+    for (std::size_t at = 0; at < base.size(); ++at) {
+        std::string key = base;
+        key[at] = 'K';
+        INFO("byte " << at);
+        CHECK(seen.insert(detail::dedupe_hash(key)).second);
+    }
+    // A key and its prefix (the zero padding of a last word is not a byte).
+    for (std::size_t length = 1; length < 24; ++length)
+        CHECK(detail::dedupe_hash(base.substr(0, length)) != detail::dedupe_hash(base.substr(0, length + 1)));
+}
+
+TEST_CASE("the key hash spreads sequential keys over the index's home positions", "[dedupe][hash]") {
+    // The index position is the hash's low bits; linear probing needs them
+    // spread like a random function's. 2^17 keys that differ only in their
+    // last digits (the benchmark's keys) into 2^17 positions: a random
+    // function leaves 1/e of them empty (36.8 %) and no position with more
+    // than about 10 keys, and gives about 2 full 32-bit collisions.
+    constexpr std::uint32_t positions = 1u << 17;
+    std::vector<std::uint32_t> load(positions, 0);
+    std::unordered_map<std::uint32_t, int> hashes;
+    char key[32];
+    for (std::uint32_t i = 0; i < positions; ++i) {
+        std::snprintf(key, sizeof key, "key-%012u", i);
+        const std::uint32_t hash = detail::dedupe_hash(key);
+        ++load[hash & (positions - 1)];
+        ++hashes[hash];
+    }
+    const auto empty = std::count(load.begin(), load.end(), 0u);
+    CHECK(double(empty) / positions > 0.35);
+    CHECK(double(empty) / positions < 0.39);
+    CHECK(*std::max_element(load.begin(), load.end()) <= 12);
+    CHECK(positions - hashes.size() <= 12);
+}
+
+TEST_CASE("the key hash keeps its values (changing it needs a layout version)", "[dedupe][hash]") {
+    // Processes of one layout version share a segment: these values are
+    // layout 20's. A different hash must bump shm::layout_version.
+    CHECK(detail::dedupe_hash("a") == 3568155110u);
+    CHECK(detail::dedupe_hash("order-9") == 429456830u);
+    CHECK(detail::dedupe_hash("key-000000000042") == 2660002463u);
+    CHECK(detail::dedupe_hash("caf\xc3\xa9-0123456789-abcdefghij") == 4156603168u);
+}
+
+TEST_CASE("a keyed job in a reused slot deletes the stale entry of the slot's previous key", "[dedupe]") {
+    // 16 slots, an index of 32 entries. Each job is acked without the lock
+    // (its entry turns stale); the next keyed job that reserves its slot
+    // deletes that entry, so the index holds at most one entry per slot and
+    // never reaches the rebuild at three quarters (24 entries), which is
+    // where it would climb without the deletion.
+    ScratchQueue q("dedupe-reuse", small_options(16));
+    const EntrypointId ep = q->declare_entrypoint("work");
+    std::uint32_t most = 0;
+    for (int i = 0; i < 500; ++i) {
+        const JobId id = enqueue_text(q.queue(), ep, "x", keyed("reuse-" + std::to_string(i)));
+        auto jobs = dequeue_now(q.queue(), ep);
+        REQUIRE(jobs.size() == 1);
+        REQUIRE(jobs[0].handle.id == id);
+        q->ack(jobs[0].handle);
+        most = std::max(most, index_entries_used(q.name(), ep));
+    }
+    CHECK(most <= 16);
+    require_sound(q.queue());
+}
+
+TEST_CASE("the deletion on reuse takes only the previous key: keys held elsewhere stay found", "[dedupe]") {
+    // One slot in use at a time: a key's slot is reused by the next job,
+    // keyed on the same or another entrypoint, or keyless.
+    ScratchQueue q("dedupe-reuse-keys", small_options(16));
+    const EntrypointId ep = q->declare_entrypoint("work");
+    const EntrypointId other = q->declare_entrypoint("other");
+    const JobId held = enqueue_text(q.queue(), ep, "held", keyed("held"));
+    REQUIRE(dequeue_now(q.queue(), ep).size() == 1); // picked: it still holds its key
+    for (int i = 0; i < 200; ++i) {
+        const EntrypointId where = i % 3 == 0 ? other : ep;
+        const JobId id = i % 5 == 4 ? enqueue_text(q.queue(), where, "plain")
+                                    : enqueue_text(q.queue(), where, "x", keyed("passing-" + std::to_string(i % 7)));
+        REQUIRE_FALSE(q->last_enqueue_skipped()); // each passing key was freed by its job's end
+        // The held key and this job's key are both found.
+        REQUIRE(enqueue_text(q.queue(), ep, "x", keyed("held")) == held);
+        if (i % 5 != 4) REQUIRE(enqueue_text(q.queue(), where, "x", keyed("passing-" + std::to_string(i % 7))) == id);
+        const EntrypointId eps[] = {where};
+        std::vector<Job> out(1);
+        REQUIRE(q->dequeue(eps, out, 0ms) == 1);
+        REQUIRE(out[0].handle.id == id);
+        q->ack(out[0].handle);
+        require_sound(q.queue());
+    }
     CHECK(jobs_of(q.queue(), ep) == 1);
 }

@@ -50,8 +50,13 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     DependencyControl::next_wait_order (in formerly unused words): a
 //     memory-durability job starts waiting without its entrypoint lock, so
 //     its release order no longer comes from JobRecord::sequence. (17 and 18
-//     are taken by other branches.)
-inline constexpr std::uint32_t layout_version = 19;
+//     were reserved by branches that merged after it, as 20 and 21.)
+// 20: the dedupe key hash (docs/dedupe.md) reads the key 8 bytes at a time
+//     instead of FNV-1a's byte loop: stored in DedupeKey and the index
+//     entries, so a process of an earlier layout would not find this one's
+//     keys; JobRecord::dedupe_hash/dedupe_keyed (the slot's last key, whose
+//     stale index entry the next keyed producer of the slot deletes).
+inline constexpr std::uint32_t layout_version = 20;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
