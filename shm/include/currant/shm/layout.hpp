@@ -46,7 +46,14 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     indexes"): PriorityLane::ring, JobRecord::lane_position/lane_ring
 //     instead of lane links, the lane rings after the recent outcomes, no
 //     hint ring of recent appends.
-inline constexpr std::uint32_t layout_version = 16;
+// 18: a counted pick acked without the lock (docs/limits.md, "How it stays
+//     exact"): a `reserved` slot whose JobRecord::limit_mark still says
+//     counted for the epoch before counts against the concurrency limit
+//     until its owner (or reaper) gives it back; the give-back rewrites the
+//     mark. Same bytes, new meaning: a build of 16 would ack counted picks
+//     under the lock without rewriting the mark, and a recount would count
+//     them twice.
+inline constexpr std::uint32_t layout_version = 18;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
