@@ -469,6 +469,20 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         explicit DeferredCompletionWake(QueueState& s) : self(s) { self.completion_wake_deferred_ = true; }
         ~DeferredCompletionWake() { self.wake_owed_completion_waiters(); }
     } deferred_wake{*this};
+    // Counted picks acked without the lock give their limit slots back in
+    // one [E] section per entrypoint (limits.cpp, I1 b), after `held` is
+    // released (declared before it) and before the slots are freed; on a
+    // throw too (the slots then stay reserved by us, given back).
+    struct PendingReleases {
+        QueueState& self;
+        void apply() noexcept {
+            if (self.scratch_pending_.empty()) return;
+            self.apply_released(self.scratch_pending_, self.my_tag());
+            self.scratch_pending_.clear();
+        }
+        ~PendingReleases() { apply(); }
+    } pending{*this};
+    scratch_pending_.reserve(jobs.size()); // no allocation between a CAS and its entry
     // The locked path keeps [E] across consecutive jobs of one entrypoint, so
     // a batch ack (or a deferred-ack flush) takes each lock once. Released at
     // a change of entrypoint, on a throw and at the end, before the arena
@@ -512,19 +526,20 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         const std::int64_t picked_at = rec.picked_at_ns.load(std::memory_order_relaxed);
         const Counter counter = final_status == JobStatus::successful ? counter_successful
                                : final_status == JobStatus::canceled ? counter_canceled : counter_failed;
-        // memory durability acks without the lock, unless the pick counts
+        // memory durability acks without the lock, also a pick that counts
         // against the concurrency limit (its mark, written by the pick before
-        // the state word we acquired, never changes while it is picked): the
-        // locked path below gives the limit slot back (limits.cpp, I1).
-        // A dead job that is kept goes onto the dead list: the locked path too.
+        // the state word we acquired, never changes while it is picked): its
+        // limit slot is given back after the loop (apply_released; until
+        // then the reserved slot with its counted mark still counts, I1 b).
+        // A dead job that is kept goes onto the dead list: the locked path.
         const bool kept_dead = final_status == JobStatus::exception && c.max_dead.load(std::memory_order_relaxed) != 0;
         // A result, or a finished job kept for its retention, is written
         // under [E] (results.cpp): the locked path too.
         const bool kept_result = final_status != JobStatus::exception &&
                                  c.result_retention_ns.load(std::memory_order_relaxed) > 0;
         if (Durability(c.durability.load(std::memory_order_relaxed)) == Durability::memory && !kept_dead &&
-            !kept_result && !result &&
-            rec.limit_mark.load(std::memory_order_relaxed) != limit_mark(job.epoch, LimitMark::counted)) {
+            !kept_result && !result) {
+            const bool counted = rec.limit_mark.load(std::memory_order_relaxed) == limit_mark(job.epoch, LimitMark::counted);
             // The state word CAS is the commit point; a reaper requeueing the
             // same pick races on the same CAS and exactly one wins.
             // The last outcome first, a claim until the CAS (queue_state.hpp,
@@ -548,11 +563,20 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
             commit_last(rec, id, std::uint32_t(final_status)); // reserved by us until release_slots
             note_completion(job.slot);
             scratch_release_.push_back(job.slot);
-            // A pick made before a limit was set counts against it (I2) but
-            // leaves without the lock: a consumer asleep at the limit rescans
-            // after setting its bit, so after our CAS read the limit (seq_cst,
-            // paired with the setter's store before its scan) and wake one.
-            if (c.concurrency_limit.load(std::memory_order_seq_cst) != 0) uncounted_wakes.push_back(ep);
+            if (counted) {
+                // Reserved by us with its counted mark: it still counts until
+                // apply_released (a recount counts it too). Killed here: our
+                // reaper gives it back before it frees the slot.
+                scratch_pending_.push_back(job.slot);
+                shm::crash_point("limit.release_pending");
+            } else if (c.concurrency_limit.load(std::memory_order_seq_cst) != 0) {
+                // A pick made before a limit was set counts against it (I2)
+                // but leaves without the lock: a consumer asleep at the limit
+                // rescans after setting its bit, so after our CAS read the
+                // limit (seq_cst, paired with the setter's store before its
+                // scan) and wake one.
+                uncounted_wakes.push_back(ep);
+            }
         } else {
             if (!held.held || held.ep != ep) {
                 held.release();
@@ -577,6 +601,7 @@ std::size_t QueueState::finish(std::span<const JobHandle> jobs, JobStatus final_
         ++finished;
     }
     held.release();
+    pending.apply(); // wakes sleepers for the limit slots it gives back
     wake_owed_completion_waiters();
     for (EntrypointId ep : uncounted_wakes) wake_for_freed_limit(ep, 1);
     // Jobs waiting for the ones that ended move on, before those slots can

@@ -76,10 +76,15 @@ struct JobRecord {
     std::atomic<std::uint64_t> last_job_id;
     // Whether this pick counts against the entrypoint's concurrency limit
     // (docs/limits.md): limit_mark(epoch, kind) of the pick's epoch. Written
-    // under [E] by the pick only, before the state word's release store, so
-    // an owner that acquired the state word reads its pick's mark; never
-    // changed while picked. A counted pick leaves `picked` only under [E].
-    // A mark of another epoch is stale and means uncounted.
+    // only under [E]: by the pick, before the state word's release store, so
+    // an owner that acquired the state word reads its pick's mark (never
+    // changed while picked); and, once the slot has left that pick, by
+    // whoever gives the limit slot back (limits.cpp, leave_limit and
+    // apply_released), which rewrites it to uncounted. A slot `reserved` at
+    // epoch e+1 whose mark still says counted(e) is a counted pick acked
+    // without the lock whose limit slot is not yet given back: it still
+    // counts (pending_release_mark; limits.cpp, I1). Any other mark of
+    // another epoch is stale and means uncounted.
     std::atomic<std::uint64_t> limit_mark;
 
     // Kept dead jobs (outcomes.cpp, docs/dead-jobs.md). dead_mark:
@@ -211,6 +216,12 @@ inline constexpr std::uint64_t dead_mark(std::uint64_t epoch, DeadMark kind) noe
 enum class LimitMark : std::uint64_t { uncounted = 0, counted = 1 };
 inline constexpr std::uint64_t limit_mark(std::uint64_t epoch, LimitMark kind) noexcept {
     return (epoch << 2) | std::uint64_t(kind);
+}
+// The mark a `reserved` state word `word` carries while it is a counted
+// pick's lock-free ack whose limit slot is not yet given back: counted for
+// the epoch before (StateWord::next adds one, modulo 2^44).
+inline constexpr std::uint64_t pending_release_mark(std::uint64_t word) noexcept {
+    return limit_mark((shm::StateWord::epoch(word) - 1) & ((std::uint64_t(1) << 44) - 1), LimitMark::counted);
 }
 
 // A ready lane: the jobs of one priority, FIFO, as a ring of slot indices

@@ -5,14 +5,34 @@
 //     rate_interval_ns, rate_burst                     seq_cst/relaxed reads without the lock
 //   EntrypointControl::in_flight, legacy_picks          [E] writes; derived (repair rescans)
 //   EntrypointControl::rate_tat_ns                     [E] writes; the whole token bucket in one word
-//   JobRecord::limit_mark                              per pick, written by the pick: uncounted / counted
+//   JobRecord::limit_mark                              [E] writes: the pick (uncounted / counted),
+//                                                      the give-back (counted -> uncounted)
 //
 // Invariants, each held at every unlock of [E]:
-//   I1  in_flight = number of slots of the entrypoint that are picked and
-//       whose limit_mark is counted(epoch of the pick). A pick under a limit
-//       marks itself counted; a counted pick leaves `picked` only under [E]
-//       (its owner reads the mark and acks under the lock), and the code
-//       that moves it (finish_locked, requeue_locked) decrements in_flight.
+//   I1  in_flight = the entrypoint's slots that are
+//         (a) picked, with limit_mark counted(epoch of the pick), or
+//         (b) reserved at epoch e+1 with limit_mark still counted(e): a
+//             counted pick acked without the lock (`memory` ack, a CAS
+//             picked -> reserved(owner)) whose limit slot is not yet
+//             given back (a "pending release").
+//       A pick under a limit marks itself counted. A counted pick leaves
+//       `picked` either under [E] (finish_locked, requeue_locked: fail,
+//       retry, lease expiry, reaping, close), whose leave_limit rewrites
+//       the mark to uncounted and decrements in_flight in the same section,
+//       or by its owner's lock-free ack, which moves it from (a) to (b)
+//       without changing the count. The owner then gives the slots of a
+//       whole ack batch back in one short [E] section (apply_released:
+//       each mark rewritten, one subtraction) before it frees them; the
+//       reaper of an owner that died first does the same before it frees
+//       the dead owner's reserved slots. So the set (b) is the acking
+//       participant's ledger of releases made but not applied, kept in
+//       the state words and marks themselves: single writer (the owner's
+//       CAS adds to it, [E] sections remove from it), and a pure function
+//       of the segment, so a recount needs nothing else.
+//       Each slot's contribution is decided by one state word load and one
+//       mark load, and the mark only changes under [E]: a recount under
+//       [E] racing with lock-free acks counts every such slot once, before
+//       its CAS (a) or after it (b).
 //   I2  while concurrency_limit != 0, legacy_picks >= the number of picked
 //       slots of the entrypoint that are not counted. Such picks were made
 //       before the limit was set; none is made while it is set, and their
@@ -21,14 +41,22 @@
 //       are gone and the rescans stop.
 //   So under [E] `in_flight + legacy_picks < concurrency_limit`, with a
 //   fresh rescan, is exact: the limit is never exceeded, not even for one
-//   job, in any interleaving. Acks of uncounted picks in `memory`
-//   durability stay lock-free and cost nothing extra.
+//   job, in any interleaving (a pending release only delays a pick until
+//   its owner's give-back, a few hundred nanoseconds later, or its
+//   reaper's). Acks of uncounted picks in `memory` durability stay
+//   lock-free and cost nothing extra.
 //
 // Crash recovery. Every section that writes these fields holds [E]; a
 // process that dies inside one leaves the lock owner-dead, and the next
 // locker's repair (repair_entrypoint -> repair_limits) recounts in_flight
 // and rescans legacy_picks from the state words and marks: a pure function
-// of them, so the repair is idempotent. Nothing else needs repair:
+// of them, so the repair is idempotent. A pick that died between its mark
+// and its state word leaves a queued slot marked counted for the epoch its
+// pick would have had; the repair rewrites such marks to uncounted, so
+// that no later transition of that slot can look like a pending release.
+// A lock-free acker that dies between its CAS and its give-back leaves
+// pending releases (an over-count, never an under-count): its reaper gives
+// them back under [E] before it frees the slots. Nothing else needs repair:
 //   * a dead picker between its rate_tat_ns store and its state word
 //     consumed one start without starting a job (the rate is never
 //     exceeded, one start is lost);
@@ -131,9 +159,14 @@ std::size_t QueueState::pick_allowance(EntrypointId ep, std::size_t wanted, std:
 
 bool QueueState::leave_limit(EntrypointControl& c, std::uint32_t slot, std::uint64_t word) noexcept {
     if (StateWord::state(word) != SlotState::picked) return false;
-    if (record(slot).limit_mark.load(std::memory_order_relaxed) != limit_mark(StateWord::epoch(word), LimitMark::counted))
-        return false;
+    std::atomic<std::uint64_t>& mark = record(slot).limit_mark;
+    if (mark.load(std::memory_order_relaxed) != limit_mark(StateWord::epoch(word), LimitMark::counted)) return false;
+    // Killed here: if the slot went to `reserved` (a memory-durability
+    // finish), the recount takes it for a pending release and our reaper
+    // gives it back (I1 b); any other state is not counted.
     shm::crash_point("limit.released");
+    // Uncounted before the count drops: the slot may be `reserved` now.
+    mark.store(limit_mark(StateWord::epoch(word), LimitMark::uncounted), std::memory_order_relaxed);
     const std::uint32_t in_flight = c.in_flight.load(std::memory_order_relaxed);
     // Paired with the seq_cst fence in wake_sleepers (wake_for_freed_limit),
     // which the caller reaches after unlocking.
@@ -141,6 +174,64 @@ bool QueueState::leave_limit(EntrypointControl& c, std::uint32_t slot, std::uint
     else c.lock.request_repair(); // I1 broken (corrupt segment): the next locker recounts
     ++limit_freed_;
     return true;
+}
+
+void QueueState::apply_released(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept {
+    // Runs of one entrypoint share a lock section (a batch is usually one).
+    std::size_t i = 0;
+    while (i < slots.size()) {
+        const EntrypointId ep = record(slots[i]).entrypoint; // reserved by owner: stable
+        std::size_t end = i + 1;
+        while (end < slots.size() && record(slots[end]).entrypoint == ep) ++end;
+        std::uint32_t freed = 0;
+        if (ep < entrypoint_count()) {
+            EntrypointControl& c = entrypoints_[ep];
+            try {
+                lock_entrypoint(ep);
+                shm::LockHolder holder(c.lock);
+                // Killed anywhere in here: the lock is owner-dead and the
+                // recount takes the marks already rewritten as given back,
+                // the others as pending (our reaper gives those back).
+                for (std::size_t k = i; k < end; ++k) {
+                    const std::uint32_t slot = slots[k];
+                    const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+                    std::atomic<std::uint64_t>& mark = record(slot).limit_mark;
+                    if (StateWord::state(word) != SlotState::reserved || StateWord::owner(word) != owner ||
+                        mark.load(std::memory_order_relaxed) != pending_release_mark(word))
+                        continue; // given back already (a repeated reap), or not ours
+                    mark.store(pending_release_mark(word) & ~std::uint64_t(3), std::memory_order_relaxed);
+                    ++freed;
+                    if (freed == 1) shm::crash_point("limit.release_applying");
+                }
+                // One subtraction for the batch. Paired with the seq_cst
+                // fence in wake_sleepers (wake_for_freed_limit, after unlocking).
+                const std::uint32_t in_flight = c.in_flight.load(std::memory_order_relaxed);
+                if (in_flight >= freed) c.in_flight.store(in_flight - freed, std::memory_order_release);
+                else c.lock.request_repair(); // I1 broken (corrupt segment): the next locker recounts
+            } catch (...) {
+                // The lock's repair failed (lock_entrypoint asked the next
+                // locker to retry it): that repair recounts, so slots freed
+                // meanwhile stop counting then. Until then: an over-count.
+            }
+            wake_for_freed_limit(ep, freed);
+        }
+        i = end;
+    }
+}
+
+void QueueState::apply_released_of(std::uint32_t owner) {
+    // A reaper, before it frees a dead participant's reserved slots: the
+    // releases it made but did not give back (I1 b). Throws only
+    // bad_alloc, before anything changed (the reap fails and is retried).
+    std::vector<std::uint32_t> pending;
+    const std::uint32_t n = arena_.slot_count();
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        if (StateWord::state(word) == SlotState::reserved && StateWord::owner(word) == owner &&
+            record(slot).limit_mark.load(std::memory_order_relaxed) == pending_release_mark(word))
+            pending.push_back(slot);
+    }
+    apply_released(pending, owner);
 }
 
 std::uint32_t QueueState::count_uncounted(EntrypointId ep) const noexcept {
@@ -158,21 +249,45 @@ std::uint32_t QueueState::count_uncounted(EntrypointId ep) const noexcept {
 }
 
 std::uint32_t QueueState::count_in_flight(EntrypointId ep) const noexcept {
+    // One state word load per slot, then its mark (which changes only under
+    // [E], held by our caller): a concurrent lock-free ack moves a slot from
+    // (a) to (b) of I1, and it is counted once either way.
     const std::uint32_t n = arena_.slot_count();
     std::uint32_t counted = 0;
     for (std::uint32_t slot = 0; slot < n; ++slot) {
         const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
-        if (StateWord::state(word) != SlotState::picked) continue;
+        const SlotState state = StateWord::state(word);
         const JobRecord& rec = record(slot);
-        if (rec.entrypoint == ep &&
-            rec.limit_mark.load(std::memory_order_acquire) == limit_mark(StateWord::epoch(word), LimitMark::counted))
-            ++counted;
+        if (state == SlotState::picked) {
+            if (rec.entrypoint == ep &&
+                rec.limit_mark.load(std::memory_order_acquire) == limit_mark(StateWord::epoch(word), LimitMark::counted))
+                ++counted;
+        } else if (state == SlotState::reserved) {
+            // The mark first: only an acked pick's slot matches it, and its
+            // entrypoint field is stable (a producer may be writing the
+            // record of a slot it reserved for an enqueue).
+            if (rec.limit_mark.load(std::memory_order_acquire) == pending_release_mark(word) && rec.entrypoint == ep)
+                ++counted;
+        }
     }
     return counted;
 }
 
 void QueueState::repair_limits(EntrypointId ep) noexcept {
     EntrypointControl& c = entrypoints_[ep];
+    // A pick killed between its mark and its state word left a queued slot
+    // marked counted for the epoch the pick would have had: uncount it, so
+    // that no later transition of the slot looks like a pending release.
+    // Queued slots of ep and all marks change only under [E], which we hold.
+    const std::uint32_t n = arena_.slot_count();
+    for (std::uint32_t slot = 0; slot < n; ++slot) {
+        const std::uint64_t word = arena_.state_word(slot).load(std::memory_order_acquire);
+        if (StateWord::state(word) != SlotState::queued) continue;
+        JobRecord& rec = record(slot);
+        const std::uint64_t mark = rec.limit_mark.load(std::memory_order_relaxed);
+        if (rec.entrypoint == ep && (mark & 3) == std::uint64_t(LimitMark::counted))
+            rec.limit_mark.store(mark & ~std::uint64_t(3), std::memory_order_relaxed);
+    }
     c.in_flight.store(count_in_flight(ep), std::memory_order_release); // I1
     c.legacy_picks.store(c.concurrency_limit.load(std::memory_order_relaxed) != 0 ? count_uncounted(ep) : 0,
                          std::memory_order_release);                   // I2

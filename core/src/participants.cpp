@@ -260,6 +260,10 @@ bool QueueState::reap_participant(std::uint32_t index) noexcept {
         // before its reserved slots (finished memory jobs) are freed.
         if (dependencies_->waiting_total.load(std::memory_order_relaxed) != 0) settle_dependencies();
         settle_owner_ = owner_before;
+        // Counted picks it acked without the lock and had not given back
+        // (limits.cpp, I1 b): given back before their slots are freed.
+        apply_released_of(tag);
+        shm::crash_point("reap.released_applied");
         if (arena_.release_all_reserved_by(tag) > 0) notify_space();
         // It may have died holding an entrypoint lock after publishing a job
         // that no sleeper was told about: taking each lock runs its repair;

@@ -571,6 +571,13 @@ private:
     // Under [E], after a CAS moved `slot` out of the picked word `word`:
     // gives its limit slot back if it was counted (returns true then).
     bool leave_limit(EntrypointControl& c, std::uint32_t slot, std::uint64_t word) noexcept;
+    // Gives back the limit slots of counted picks that `owner` acked without
+    // the lock (slots reserved by owner, mark pending_release_mark; others
+    // are skipped): one [E] section per run of one entrypoint, then wakes
+    // sleepers. Before the slots are freed (limits.cpp, I1 b).
+    void apply_released(std::span<const std::uint32_t> slots, std::uint32_t owner) noexcept;
+    // The same for every such slot of `owner` (a reaper, a dead owner).
+    void apply_released_of(std::uint32_t owner);
     // Without the lock: may a consumer pick from this entrypoint now
     // (pause, concurrency, rate)? Loads seq_cst (the sleep check).
     bool blocked_by_limits(EntrypointId ep, std::int64_t now_mono) const noexcept;
@@ -709,6 +716,9 @@ private:
     std::uint32_t rotation_ = 0;
     std::int64_t last_sweep_ns_ = 0;
     std::vector<std::uint32_t> scratch_release_;
+    // finish(): the counted picks acked without the lock in this call, whose
+    // limit slots it gives back (apply_released) before freeing them.
+    std::vector<std::uint32_t> scratch_pending_;
     std::size_t jobs_requeued_by_reaping_ = 0;   // dead participants' jobs we requeued
     // Schedules: the epoch our last scan saw (~0: never scanned) and the
     // earliest next tick it found (CLOCK_REALTIME).

@@ -138,7 +138,8 @@ TEST_CASE("SIGKILL in a counted pick before the count is raised (limit.counted_p
 
 TEST_CASE("SIGKILL in the ack of a counted job before the count is lowered (limit.released)",
           "[crash][limits]") {
-    for (Durability durability : {Durability::memory, Durability::async}) {
+    // `memory` acks without the lock: limit.release_pending, below.
+    for (Durability durability : {Durability::async}) {
         CAPTURE(durability_name(durability));
         ScratchQueue scratch("crash-limit-ack", small_queue());
         EntrypointOptions options;
@@ -171,6 +172,162 @@ TEST_CASE("SIGKILL in the ack of a counted job before the count is lowered (limi
         scratch->reap();
         require_doctor_sound(scratch.queue());
     }
+}
+
+TEST_CASE("SIGKILL in a memory job's last retry after it left picked, before the count is lowered (limit.released)",
+          "[crash][limits]") {
+    // Its last attempt ends it dead, not kept: the slot goes `reserved` by
+    // the dead process with its counted mark, which the recount counts as a
+    // release not yet given back; the dead process's reaper gives it back.
+    ScratchQueue scratch("crash-limit-retry", small_queue());
+    EntrypointOptions options;
+    options.concurrency_limit = 1;
+    options.durability = Durability::memory;
+    options.max_attempts = 1;
+    options.max_dead = 0;
+    options.lease = std::chrono::minutes(10);
+    const EntrypointId ep = scratch->declare_entrypoint(ep_name, options);
+    const std::vector<JobId> ids = enqueue_n(scratch, ep, 2);
+    const pid_t child = fork_child([&] {
+        Queue queue = Queue::open(scratch.name());
+        std::vector<Job> out(1);
+        expect(pick_now(queue, queue.entrypoint(ep_name), out) == 1, "picked nothing");
+        shm::arm_crash_point("limit.released", 1);
+        queue.retry(out[0].handle);
+        ::_exit(3); // not reached
+    });
+    require_killed(child);
+    scratch->resume(ep); // takes the lock: the repair recounts
+    CHECK(scratch->limits(ep).in_flight == 1); // the dead retry's slot, not given back yet
+    std::vector<Job> out(8);
+    CHECK(pick_now(scratch.queue(), ep, out) == 0);
+    scratch->reap();
+    CHECK(scratch->limits(ep).in_flight == 0);
+    REQUIRE(pick_now(scratch.queue(), ep, out) == 1);
+    CHECK(out[0].handle.id == ids[1]);
+    CHECK(scratch->limits(ep).in_flight == 1);
+    scratch->ack(out[0].handle);
+    CHECK(scratch->limits(ep).in_flight == 0);
+    require_doctor_sound(scratch.queue());
+}
+
+namespace {
+// An entrypoint whose acks are lock-free (`memory`), limited to `limit`.
+EntrypointId declare_memory_limited(ScratchQueue& scratch, std::int64_t limit) {
+    EntrypointOptions options;
+    options.concurrency_limit = limit;
+    options.durability = Durability::memory;
+    options.lease = std::chrono::minutes(10);
+    return scratch->declare_entrypoint(ep_name, options);
+}
+
+// A child that picks `count` jobs and acks them in one call, killed at
+// `point` (its `hit`-th pass).
+pid_t acker_killed_at(const std::string& name, std::size_t count, const char* point, int hit) {
+    return fork_child([=] {
+        Queue queue = Queue::open(name);
+        std::vector<Job> out(count);
+        expect(pick_now(queue, queue.entrypoint(ep_name), out) == count, "picked too few");
+        std::vector<JobHandle> handles;
+        for (const Job& job : out) handles.push_back(job.handle);
+        shm::arm_crash_point(point, hit);
+        queue.ack(handles);
+        ::_exit(3); // not reached
+    });
+}
+} // namespace
+
+TEST_CASE("SIGKILL after a counted lock-free ack, before its limit slot is given back: the reaper gives it back (limit.release_pending)",
+          "[crash][limits]") {
+    ScratchQueue scratch("crash-limit-pending", small_queue());
+    const EntrypointId ep = declare_memory_limited(scratch, 1);
+    const std::vector<JobId> ids = enqueue_n(scratch, ep, 2);
+    require_killed(acker_killed_at(scratch.name(), 1, "limit.release_pending", 1));
+    // The ack happened (the state word moved); the limit slot is still
+    // counted: an over-count, never an extra pick.
+    const JobId first[] = {ids[0]};
+    CHECK(scratch->status(first).at(0).status == JobStatus::successful);
+    CHECK(scratch->limits(ep).in_flight == 1);
+    std::vector<Job> out(8);
+    CHECK(pick_now(scratch.queue(), ep, out) == 0);
+    scratch->resume(ep); // a recount under the lock keeps counting it
+    CHECK(scratch->limits(ep).in_flight == 1);
+    CHECK(scratch->reap() == 0); // nothing was picked any more; the slot is given back
+    CHECK(scratch->limits(ep).in_flight == 0);
+    REQUIRE(pick_now(scratch.queue(), ep, out) == 1);
+    CHECK(out[0].handle.id == ids[1]);
+    scratch->ack(out[0].handle);
+    CHECK(scratch->limits(ep).in_flight == 0);
+    require_doctor_sound(scratch.queue());
+}
+
+TEST_CASE("a consumer waiting at the limit takes the slot of a process killed before giving back its ack (limit.release_pending)",
+          "[crash][limits]") {
+    ScratchQueue scratch("crash-limit-pending-wait", small_queue());
+    const EntrypointId ep = declare_memory_limited(scratch, 1);
+    const std::vector<JobId> ids = enqueue_n(scratch, ep, 2);
+    require_killed(acker_killed_at(scratch.name(), 1, "limit.release_pending", 1));
+    // Nobody calls reap(): the waiting consumer sweeps before it sleeps.
+    const EntrypointId eps[] = {ep};
+    std::vector<Job> out(1);
+    REQUIRE(scratch->dequeue(eps, out, 10s) == 1);
+    CHECK(out[0].handle.id == ids[1]);
+    CHECK(scratch->limits(ep).in_flight == 1);
+    scratch->ack(out[0].handle);
+    CHECK(scratch->limits(ep).in_flight == 0);
+    require_doctor_sound(scratch.queue());
+}
+
+TEST_CASE("SIGKILL while giving back a batch's limit slots: the recount and the reaper give back each once (limit.release_applying)",
+          "[crash][limits]") {
+    ScratchQueue scratch("crash-limit-applying", small_queue());
+    const EntrypointId ep = declare_memory_limited(scratch, 3);
+    const std::vector<JobId> ids = enqueue_n(scratch, ep, 6);
+    // Killed with the first of three marks rewritten, the count not lowered.
+    require_killed(acker_killed_at(scratch.name(), 3, "limit.release_applying", 1));
+    scratch->resume(ep); // the owner-dead lock: the recount
+    CHECK(scratch->limits(ep).in_flight == 2); // two releases not given back
+    const JobId acked[] = {ids[0], ids[1], ids[2]};
+    for (const JobState& state : scratch->status(acked)) CHECK(state.status == JobStatus::successful);
+    scratch->reap();
+    CHECK(scratch->limits(ep).in_flight == 0);
+    std::vector<Job> out(8);
+    REQUIRE(pick_now(scratch.queue(), ep, out) == 3);
+    CHECK(out[0].handle.id == ids[3]);
+    CHECK(scratch->limits(ep).in_flight == 3);
+    std::vector<JobHandle> handles;
+    for (std::size_t i = 0; i < 3; ++i) handles.push_back(out[i].handle);
+    CHECK(scratch->ack(handles) == 3);
+    CHECK(scratch->limits(ep).in_flight == 0);
+    require_doctor_sound(scratch.queue());
+}
+
+TEST_CASE("SIGKILL in a reaper after it gave back a dead acker's limit slot: the next reaper does not give it back twice (reap.released_applied)",
+          "[crash][limits]") {
+    ScratchQueue scratch("crash-limit-reaper", small_queue());
+    const EntrypointId ep = declare_memory_limited(scratch, 2);
+    const std::vector<JobId> ids = enqueue_n(scratch, ep, 4);
+    std::vector<Job> mine(1);
+    REQUIRE(pick_now(scratch.queue(), ep, mine) == 1); // one slot held by us throughout
+    require_killed(acker_killed_at(scratch.name(), 1, "limit.release_pending", 1));
+    CHECK(scratch->limits(ep).in_flight == 2);
+    const pid_t reaper = fork_child([&] {
+        Queue queue = Queue::open(scratch.name());
+        shm::arm_crash_point("reap.released_applied", 1);
+        queue.reap();
+        ::_exit(3); // not reached
+    });
+    require_killed(reaper);
+    CHECK(scratch->limits(ep).in_flight == 1); // given back once: ours remains
+    scratch->reap(); // the dead acker again (its slot still reserved), and the dead reaper
+    CHECK(scratch->limits(ep).in_flight == 1);
+    std::vector<Job> out(8);
+    REQUIRE(pick_now(scratch.queue(), ep, out) == 1);
+    CHECK(scratch->limits(ep).in_flight == 2);
+    scratch->ack(out[0].handle);
+    scratch->ack(mine[0].handle);
+    CHECK(scratch->limits(ep).in_flight == 0);
+    require_doctor_sound(scratch.queue());
 }
 
 TEST_CASE("SIGKILL after a new limit is stored, before the jobs already picked are counted (limit.set)",

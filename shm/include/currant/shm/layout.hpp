@@ -56,7 +56,14 @@ inline constexpr std::uint64_t segment_magic = 0x31544e4152525543ull; // "CURRAN
 //     entries, so a process of an earlier layout would not find this one's
 //     keys; JobRecord::dedupe_hash/dedupe_keyed (the slot's last key, whose
 //     stale index entry the next keyed producer of the slot deletes).
-inline constexpr std::uint32_t layout_version = 20;
+// 21: a counted pick acked without the lock (docs/limits.md, "How it stays
+//     exact"): a `reserved` slot whose JobRecord::limit_mark still says
+//     counted for the epoch before counts against the concurrency limit
+//     until its owner (or reaper) gives it back; the give-back rewrites the
+//     mark. Same bytes, new meaning: an earlier build would ack counted
+//     picks under the lock without rewriting the mark, and a recount would
+//     count them twice.
+inline constexpr std::uint32_t layout_version = 21;
 
 // Sizes chosen at creation; immutable afterwards.
 struct SegmentParameters {
